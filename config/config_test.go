@@ -1,0 +1,243 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func env(vars map[string]string) Lookup {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+}
+
+func load(t *testing.T, vars map[string]string) (*Config, []string, error) {
+	t.Helper()
+	return Load(Options{Lookup: env(vars), DotenvPath: filepath.Join(t.TempDir(), "none.env")})
+}
+
+const goodKey = "0123456789abcdef0123456789abcdef"
+
+func TestDefaults(t *testing.T) {
+	c, warnings, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "http://localhost:8080" || c.Addr != ":8080" || c.DatabaseURL != "./gatehouse.db" ||
+		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if !c.SecretKeyDefaulted || c.SecretKey != DevSecretKey {
+		t.Fatal("development default secret key not applied")
+	}
+	joined := strings.Join(warnings, "\n")
+	for _, want := range []string{"GATEHOUSE_SECRET_KEY", "GATEHOUSE_DEV_LOGIN"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings %q lack %s", joined, want)
+		}
+	}
+}
+
+func TestValidationRules(t *testing.T) {
+	cases := []struct {
+		name  string
+		vars  map[string]string
+		field string
+		msg   string
+	}{
+		{"non-URL issuer", map[string]string{"GATEHOUSE_ISSUER": "auth.example.com"}, "GATEHOUSE_ISSUER", "absolute http(s) URL"},
+		{"issuer with query", map[string]string{"GATEHOUSE_ISSUER": "https://a.example.com/?x=1"}, "GATEHOUSE_ISSUER", "without query"},
+		{"short secret", map[string]string{"GATEHOUSE_SECRET_KEY": "short"}, "GATEHOUSE_SECRET_KEY", "at least 32 bytes (it is 5)"},
+		{"unknown alg", map[string]string{"GATEHOUSE_SIGNING_ALG": "HS256"}, "GATEHOUSE_SIGNING_ALG", `must be RS256, ES256 or EdDSA, not "HS256"`},
+		{"bad env", map[string]string{"GATEHOUSE_ENV": "staging"}, "GATEHOUSE_ENV", "development or production"},
+		{"bad addr", map[string]string{"GATEHOUSE_ADDR": "8080"}, "GATEHOUSE_ADDR", "host:port"},
+		{"bad duration", map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "soon"}, "GATEHOUSE_ACCESS_TOKEN_TTL", "positive duration"},
+		{"negative duration", map[string]string{"GATEHOUSE_AUTH_CODE_TTL": "-1s"}, "GATEHOUSE_AUTH_CODE_TTL", "positive duration"},
+		{"bad bool", map[string]string{"GATEHOUSE_AUTO_MIGRATE": "maybe"}, "GATEHOUSE_AUTO_MIGRATE", "true or false"},
+		{"bad rate", map[string]string{"GATEHOUSE_RATE_LIMIT": "-5"}, "GATEHOUSE_RATE_LIMIT", "at least 0"},
+		{"bad proxy", map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "GATEHOUSE_TRUSTED_PROXIES", `"proxy.local" is neither`},
+		{"bad origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "https://app.example.com/path"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
+		{"wildcard origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "*"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
+		{"bad log level", map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL", "debug, info, warn or error"},
+		{"absolute below idle", map[string]string{"GATEHOUSE_REFRESH_IDLE_TTL": "48h", "GATEHOUSE_REFRESH_ABSOLUTE_TTL": "24h"}, "GATEHOUSE_REFRESH_ABSOLUTE_TTL", "not be shorter"},
+		{"lead below jwks age", map[string]string{"GATEHOUSE_KEY_PUBLISH_LEAD": "1m"}, "GATEHOUSE_KEY_PUBLISH_LEAD", "at least GATEHOUSE_JWKS_MAX_AGE"},
+		{"production without secret", map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com"}, "GATEHOUSE_SECRET_KEY", "not allowed with GATEHOUSE_ENV=production"},
+		{"production with dev login", map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com", "GATEHOUSE_SECRET_KEY": goodKey, "GATEHOUSE_DEV_LOGIN": "true"}, "GATEHOUSE_DEV_LOGIN", "not allowed"},
+		{"production plain-HTTP issuer", map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "http://auth.example.com", "GATEHOUSE_SECRET_KEY": goodKey}, "GATEHOUSE_ISSUER", "plain-HTTP issuer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := load(t, tc.vars)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("err = %v, want ValidationError", err)
+			}
+			for _, p := range ve.Problems {
+				if p.Field == tc.field && strings.Contains(p.Message, tc.msg) {
+					return
+				}
+			}
+			t.Fatalf("no problem %s containing %q in:\n%v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+func TestEveryProblemReportedAtOnce(t *testing.T) {
+	_, _, err := load(t, map[string]string{"GATEHOUSE_ISSUER": "nope", "GATEHOUSE_SIGNING_ALG": "none", "GATEHOUSE_SECRET_KEY": "x"})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 3 {
+		t.Fatalf("want 3 problems, got %v", err)
+	}
+	if lines := strings.Count(err.Error(), "\n"); lines != 3 {
+		t.Fatalf("want one line per problem:\n%s", err)
+	}
+}
+
+func TestProductionAcceptsSafeSettings(t *testing.T) {
+	c, warnings, err := load(t, map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com", "GATEHOUSE_SECRET_KEY": goodKey})
+	if err != nil || len(warnings) != 0 || c.DevLogin {
+		t.Fatalf("c=%+v warnings=%v err=%v", c, warnings, err)
+	}
+}
+
+func TestDotenv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env")
+	write := func(s string) { t.Helper(); os.WriteFile(path, []byte(s), 0o600) }
+
+	write("# comment\nexport GATEHOUSE_ADDR=':9090'\nGATEHOUSE_LOG_LEVEL=debug # trailing\nGATEHOUSE_ISSUER=\"http://localhost:9090\"\n")
+	c, _, err := Load(Options{Lookup: env(map[string]string{"GATEHOUSE_LOG_LEVEL": "warn"}), DotenvPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9090" || c.Issuer != "http://localhost:9090" || c.LogLevel != "warn" {
+		t.Fatalf(".env not applied or overrode the environment: %+v", c)
+	}
+
+	for _, bad := range []struct{ text, want string }{
+		{"GATEHOUSE_ADDR=:1\nthis is not a setting\n", "line 2: expected NAME=value"},
+		{"GATEHOUSE_ISSUER='http://x\n", "line 1: GATEHOUSE_ISSUER has an unterminated quote"},
+		{"1BAD=x\n", "line 1: expected NAME=value"},
+	} {
+		write(bad.text)
+		_, _, err := Load(Options{Lookup: env(nil), DotenvPath: path})
+		if err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: err = %v, want one line containing %q", bad.text, err, bad.want)
+		}
+	}
+
+	// Production ignores .env entirely.
+	write("this is not a setting\n")
+	if _, _, err := Load(Options{Lookup: env(map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://a.example.com", "GATEHOUSE_SECRET_KEY": goodKey}), DotenvPath: path}); err != nil {
+		t.Fatalf("production read .env: %v", err)
+	}
+}
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestYAMLFile(t *testing.T) {
+	p := writeYAML(t, `
+clients:
+  - id: spa
+    public: true
+    redirect_uris: [http://localhost:3000/callback]
+  - id: reports-api
+    secret: ${REPORTS_SECRET}
+    redirect_uris: [https://reports.example.com/cb]
+    grant_types: [authorization_code, client_credentials]
+    access_token_ttl: 5m
+providers:
+  - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc}
+org_sync:
+  rules:
+    - {match: "github:team:acme/*", org: acme, role: member}
+`)
+	c, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": p, "REPORTS_SECRET": "a-very-long-client-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.File
+	if len(f.Clients) != 2 || f.Clients[1].Secret != "" || f.Clients[1].SecretHash == [32]byte{} {
+		t.Fatalf("clients = %+v", f.Clients)
+	}
+	if f.Clients[1].AccessTokenTTL.String() != "5m0s" || f.OrgSync.OnLeave != "remove" {
+		t.Fatalf("file = %+v", f)
+	}
+	var oidc struct {
+		Issuer   string `yaml:"issuer"`
+		ClientID string `yaml:"client_id"`
+	}
+	if err := f.Providers[0].Decode(&oidc); err != nil || oidc.Issuer != "https://idp.example.com" {
+		t.Fatalf("Decode = %+v, %v", oidc, err)
+	}
+	var narrow struct {
+		Issuer string `yaml:"issuer"`
+	}
+	if err := f.Providers[0].Decode(&narrow); err == nil || !strings.Contains(err.Error(), "client_id") {
+		t.Fatalf("unknown provider field accepted: %v", err)
+	}
+}
+
+func TestYAMLProblems(t *testing.T) {
+	cases := []struct{ name, body, want string }{
+		{"unset variable", "clients:\n  - id: a\n    secret: ${NOPE_NOT_SET}\n", "unset environment variables: NOPE_NOT_SET"},
+		{"unknown field", "clients:\n  - id: a\n    redirect_url: [x]\n", "field redirect_url not found"},
+		{"not yaml", "clients: [\n", "is not valid"},
+		{"public with secret", "clients:\n  - {id: a, public: true, secret: abcdefghijklmnopq, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a public client has no secret"},
+		{"short secret", "clients:\n  - {id: a, secret: short, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a confidential client needs a secret"},
+		{"duplicate client", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n", `clients[1].id: "a" is used by another client`},
+		{"relative redirect", "clients:\n  - {id: a, public: true, redirect_uris: [/cb]}\n", `clients[0].redirect_uris: "/cb" is not an absolute URL`},
+		{"fragment redirect", "clients:\n  - {id: a, public: true, redirect_uris: ['https://a.example.com/cb#x']}\n", "must not contain a fragment"},
+		{"unknown grant", "clients:\n  - {id: a, public: true, grant_types: [password]}\n", `unknown grant type "password"`},
+		{"public client credentials", "clients:\n  - {id: a, public: true, grant_types: [client_credentials]}\n", "a public client cannot use client_credentials"},
+		{"bad provider name", "providers:\n  - {name: My IdP, type: oidc}\n", `providers[0].name: "My IdP" must be lowercase`},
+		{"missing provider type", "providers:\n  - {name: x}\n", "providers[0].type: is required"},
+		{"duplicate provider", "providers:\n  - {name: x, type: oidc}\n  - {name: x, type: saml}\n", `providers[1].name: "x" is used by another provider`},
+		{"bad on_leave", "org_sync:\n  on_leave: forget\n", "org_sync.on_leave: must be remove or suspend"},
+		{"bad glob", "org_sync:\n  rules:\n    - {match: 'github:[', org: a, role: member}\n", "not a valid glob pattern"},
+		{"rule without role", "org_sync:\n  rules:\n    - {match: 'x', org: a}\n", "org_sync.rules[0].role: is required"},
+		{"bad ttl", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], access_token_ttl: forever}\n", "not a positive duration"},
+		{"unknown allowed provider", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], allowed_providers: [okta]}\n", `"okta" is not a configured provider`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, tc.body)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	_, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": filepath.Join(t.TempDir(), "missing.yaml")})
+	if err == nil || !strings.Contains(err.Error(), "cannot read") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestEnvExampleDocumentsEverySetting keeps .env.example complete.
+func TestEnvExampleDocumentsEverySetting(t *testing.T) {
+	src, err := os.ReadFile("config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"(GATEHOUSE_[A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+		if !regexp.MustCompile(`(?m)^#?\s*` + m[1] + `=`).Match(example) {
+			t.Errorf(".env.example does not document %s", m[1])
+		}
+	}
+}

@@ -1,0 +1,304 @@
+package config
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// File is the YAML configuration named by GATEHOUSE_CONFIG.
+type File struct {
+	Clients   []Client   `yaml:"clients"`
+	Providers []Provider `yaml:"providers"`
+	OrgSync   OrgSync    `yaml:"org_sync"`
+}
+
+// Grant types a client may be allowed.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// Client is a registered downstream application.
+type Client struct {
+	ID     string `yaml:"id"`
+	Name   string `yaml:"name"`
+	Public bool   `yaml:"public"`
+	// Secret is read from the file and replaced by SecretHash at load, so
+	// the plaintext is not kept in memory longer than needed.
+	Secret                 string   `yaml:"secret"`
+	SecretHash             [32]byte `yaml:"-"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	GrantTypes             []string `yaml:"grant_types"`
+	AllowedProviders       []string `yaml:"allowed_providers"`
+	// Audience is the `aud` of access tokens minted for this client;
+	// empty means the client id.
+	Audience []string `yaml:"audience"`
+	// Scopes a client_credentials token may carry; empty means none beyond the defaults.
+	Scopes []string `yaml:"scopes"`
+	// Permissions granted to client_credentials tokens (resource:action).
+	Permissions        []string `yaml:"permissions"`
+	AccessTokenTTL     Duration `yaml:"access_token_ttl"`
+	IDTokenTTL         Duration `yaml:"id_token_ttl"`
+	RefreshIdleTTL     Duration `yaml:"refresh_idle_ttl"`
+	RefreshAbsoluteTTL Duration `yaml:"refresh_absolute_ttl"`
+}
+
+// AllowsGrant reports whether the client may use the grant type.
+func (c *Client) AllowsGrant(grant string) bool {
+	for _, g := range c.GrantTypes {
+		if g == grant {
+			return true
+		}
+	}
+	return false
+}
+
+// Duration is a YAML duration such as "15m".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("line %d: %q is not a positive duration such as 15m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Provider is one upstream identity provider; the fields beyond name and
+// type belong to its kind, which decodes them with Decode.
+type Provider struct {
+	Name string
+	Type string
+	node yaml.Node
+}
+
+// UnmarshalYAML keeps the whole mapping for the provider kind to decode.
+func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
+	var head struct {
+		Name string `yaml:"name"`
+		Type string `yaml:"type"`
+	}
+	if err := n.Decode(&head); err != nil {
+		return err
+	}
+	p.Name, p.Type, p.node = head.Name, head.Type, *n
+	return nil
+}
+
+// Decode fills a provider kind's settings struct; unknown fields are errors.
+// The struct may declare `name` and `type` fields or not.
+func (p *Provider) Decode(into any) error {
+	if p.node.Kind == 0 {
+		return nil
+	}
+	// Strip name and type so kinds need not declare them.
+	n := p.node
+	n.Content = nil
+	for i := 0; i+1 < len(p.node.Content); i += 2 {
+		switch p.node.Content[i].Value {
+		case "name", "type":
+			continue
+		}
+		n.Content = append(n.Content, p.node.Content[i], p.node.Content[i+1])
+	}
+	raw, err := yaml.Marshal(&n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil && err.Error() != "EOF" {
+		return cleanYAMLError(err)
+	}
+	return nil
+}
+
+// OrgSync maps upstream groups to organization memberships.
+type OrgSync struct {
+	OnLeave        string     `yaml:"on_leave"`
+	AutoCreateOrgs bool       `yaml:"auto_create_orgs"`
+	Rules          []SyncRule `yaml:"rules"`
+}
+
+// SyncRule maps an upstream group (exact or glob) to an org and a role.
+type SyncRule struct {
+	Match string `yaml:"match"`
+	Org   string `yaml:"org"`
+	Role  string `yaml:"role"`
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// readFile loads the YAML file, expanding ${NAME} from the environment.
+// An unset variable is an error: an empty secret must not pass unnoticed.
+func readFile(name string, lookup Lookup) (*File, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_CONFIG: cannot read %s: %v", name, unwrapPathError(err))
+	}
+	var missing []string
+	expanded := envRef.ReplaceAllStringFunc(string(data), func(ref string) string {
+		key := envRef.FindStringSubmatch(ref)[1]
+		v, ok := lookup(key)
+		if !ok {
+			missing = append(missing, key)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("GATEHOUSE_CONFIG: %s refers to unset environment variables: %s", name, strings.Join(missing, ", "))
+	}
+	var f File
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
+		return nil, fmt.Errorf("GATEHOUSE_CONFIG: %s is not valid: %v", name, cleanYAMLError(err))
+	}
+	return &f, nil
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func cleanYAMLError(err error) error {
+	return fmt.Errorf("%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
+}
+
+var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+var knownGrants = map[string]bool{
+	GrantAuthorizationCode: true, GrantRefreshToken: true,
+	GrantClientCredentials: true, GrantTokenExchange: true,
+}
+
+func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
+	f := &c.File
+	seen := map[string]bool{}
+	for i := range f.Clients {
+		cl := &f.Clients[i]
+		field := fmt.Sprintf("clients[%d]", i)
+		if cl.ID == "" {
+			r.fail(field+".id", "is required")
+		} else if seen[cl.ID] {
+			r.fail(field+".id", "%q is used by another client", cl.ID)
+		}
+		seen[cl.ID] = true
+		switch {
+		case cl.Public && cl.Secret != "":
+			r.fail(field+".secret", "a public client has no secret; remove it or set public: false")
+		case !cl.Public && len(cl.Secret) < 16:
+			r.fail(field+".secret", "a confidential client needs a secret of at least 16 characters")
+		}
+		if cl.Secret != "" {
+			cl.SecretHash = sha256.Sum256([]byte(cl.Secret))
+			cl.Secret = ""
+		}
+		if len(cl.GrantTypes) == 0 {
+			cl.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
+		}
+		for _, g := range cl.GrantTypes {
+			if !knownGrants[g] {
+				r.fail(field+".grant_types", "unknown grant type %q", g)
+			}
+			if cl.Public && g == GrantClientCredentials {
+				r.fail(field+".grant_types", "a public client cannot use client_credentials")
+			}
+		}
+		if cl.AllowsGrant(GrantAuthorizationCode) && len(cl.RedirectURIs) == 0 {
+			r.fail(field+".redirect_uris", "at least one redirect URI is needed for authorization_code")
+		}
+		for _, u := range cl.RedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				r.fail(field+".redirect_uris", "%q %s", u, msg)
+			} else if pu, _ := url.Parse(u); pu.Scheme == "http" && !IsLoopbackHost(pu.Hostname()) {
+				unsafe(field+".redirect_uris", fmt.Sprintf("plain-HTTP redirect URI %s", u))
+			}
+		}
+		for _, u := range cl.PostLogoutRedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				r.fail(field+".post_logout_redirect_uris", "%q %s", u, msg)
+			}
+		}
+	}
+	names := map[string]bool{}
+	for i, p := range f.Providers {
+		field := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			r.fail(field+".name", "is required")
+		case !providerName.MatchString(p.Name):
+			r.fail(field+".name", "%q must be lowercase letters, digits and hyphens (it appears in URLs)", p.Name)
+		case names[p.Name]:
+			r.fail(field+".name", "%q is used by another provider", p.Name)
+		}
+		names[p.Name] = true
+		if p.Type == "" {
+			r.fail(field+".type", "is required")
+		}
+		if p.Type == "dev" {
+			unsafe(field+".type", "the dev provider lets anyone sign in as anyone")
+		}
+	}
+	for i, cl := range f.Clients {
+		for _, name := range cl.AllowedProviders {
+			if !names[name] && !(name == "dev" && c.DevLogin) {
+				r.fail(fmt.Sprintf("clients[%d].allowed_providers", i), "%q is not a configured provider", name)
+			}
+		}
+	}
+	switch f.OrgSync.OnLeave {
+	case "":
+		f.OrgSync.OnLeave = "remove"
+	case "remove", "suspend":
+	default:
+		r.fail("org_sync.on_leave", "must be remove or suspend, not %q", f.OrgSync.OnLeave)
+	}
+	for i, rule := range f.OrgSync.Rules {
+		field := fmt.Sprintf("org_sync.rules[%d]", i)
+		if rule.Match == "" {
+			r.fail(field+".match", "is required")
+		} else if _, err := path.Match(rule.Match, ""); err != nil {
+			r.fail(field+".match", "%q is not a valid glob pattern", rule.Match)
+		}
+		if rule.Org == "" {
+			r.fail(field+".org", "is required")
+		}
+		if rule.Role == "" {
+			r.fail(field+".role", "is required")
+		}
+	}
+}
+
+// checkRedirectURI returns why u cannot be a registered redirect URI, or "".
+func checkRedirectURI(u string) string {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil || pu.Scheme == "" || (pu.Host == "" && pu.Opaque == ""):
+		return "is not an absolute URL"
+	case pu.Fragment != "" || strings.Contains(u, "#"):
+		return "must not contain a fragment"
+	case pu.Scheme == "javascript" || pu.Scheme == "data":
+		return "uses a forbidden scheme"
+	}
+	return ""
+}
+
+// String prints the duration in Go syntax.
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,105 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/migrations"
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/models/dbtest"
+)
+
+func targets(t *testing.T, fn func(t *testing.T, db *models.DB)) {
+	open := func(t *testing.T, target models.Target) *models.DB {
+		db, err := models.Open(context.Background(), target, models.PoolSettings{MaxOpenConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
+	t.Run("sqlite", func(t *testing.T) { fn(t, open(t, dbtest.SQLiteTarget(t))) })
+	t.Run("postgres", func(t *testing.T) { fn(t, open(t, dbtest.PostgresTarget(t))) })
+}
+
+func TestUpDownUp(t *testing.T) {
+	targets(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		m, err := migrations.New(db.SQL, db.Dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.CheckCurrent(ctx); !errors.Is(err, migrations.ErrPending) {
+			t.Fatalf("fresh database: CheckCurrent = %v, want ErrPending", err)
+		}
+		applied, err := m.Up(ctx)
+		if err != nil || len(applied) == 0 {
+			t.Fatalf("Up = %v, %v", applied, err)
+		}
+		if err := m.CheckCurrent(ctx); err != nil {
+			t.Fatalf("after Up: %v", err)
+		}
+		if again, err := m.Up(ctx); err != nil || len(again) != 0 {
+			t.Fatalf("second Up = %v, %v; want nothing to do", again, err)
+		}
+		for cur := m.Latest(); cur > 0; {
+			v, err := m.Down(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != cur {
+				t.Fatalf("Down rolled back %d, want %d", v, cur)
+			}
+			if cur, err = m.Current(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if db.Migrator().HasTable("users") {
+			t.Fatal("users table survives a full roll-back")
+		}
+		if _, err := m.Up(ctx); err != nil {
+			t.Fatalf("Up after Down: %v", err)
+		}
+		if !db.Migrator().HasTable("users") {
+			t.Fatal("users table missing after Up")
+		}
+		st, err := m.Status(ctx)
+		if err != nil || len(st) == 0 || !st[len(st)-1].Applied {
+			t.Fatalf("Status = %+v, %v", st, err)
+		}
+	})
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	targets(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		m, err := migrations.New(db.SQL, db.Dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Up(ctx); err != nil {
+			t.Fatal(err)
+		}
+		future := m.Latest() + 100
+		if err := db.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)", future, true).Error; err != nil {
+			t.Fatal(err)
+		}
+		var before int64
+		db.Raw("SELECT COUNT(*) FROM goose_db_version").Scan(&before)
+		for name, run := range map[string]func() error{
+			"up":    func() error { _, err := m.Up(ctx); return err },
+			"down":  func() error { _, err := m.Down(ctx); return err },
+			"check": func() error { return m.CheckCurrent(ctx) },
+		} {
+			if err := run(); !errors.Is(err, migrations.ErrSchemaTooNew) {
+				t.Errorf("%s: err = %v, want ErrSchemaTooNew", name, err)
+			}
+		}
+		var after int64
+		db.Raw("SELECT COUNT(*) FROM goose_db_version").Scan(&after)
+		if after != before || !db.Migrator().HasTable("users") {
+			t.Fatal("a refused run changed the database")
+		}
+	})
+}

@@ -1,0 +1,242 @@
+// Package models holds Gatehouse's GORM models, which mirror the SQL schema
+// in migrations/, and the queries the services need.
+package models
+
+import "time"
+
+// Membership statuses: only active memberships grant anything.
+const (
+	MembershipActive    = "active"
+	MembershipInvited   = "invited"
+	MembershipSuspended = "suspended"
+)
+
+// SourceManual marks a membership made by hand; sync never touches it.
+// Sync-made memberships carry "sync:<provider>".
+const SourceManual = "manual"
+
+// SyncSource is the membership source for memberships created by org sync
+// from the given provider.
+func SyncSource(provider string) string { return "sync:" + provider }
+
+// User is a person known to Gatehouse; its ID is the `sub` of minted tokens.
+type User struct {
+	ID            string `gorm:"primaryKey"`
+	Email         string
+	EmailVerified bool
+	Name          string
+	AvatarURL     string
+	Disabled      bool
+	DefaultOrgID  *string
+	LastLoginAt   *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Identity links a user to one upstream account, unique on (Provider, Subject).
+type Identity struct {
+	ID            string `gorm:"primaryKey"`
+	UserID        string
+	Provider      string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	AvatarURL     string
+	RawClaims     string
+	LastLoginAt   *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Organization is a tenant; memberships tie users to it.
+type Organization struct {
+	ID        string `gorm:"primaryKey"`
+	Slug      string
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// OrganizationExternalID maps an upstream organization (for example an
+// Auth0 org_id) to a Gatehouse organization.
+type OrganizationExternalID struct {
+	ID             string `gorm:"primaryKey"`
+	OrganizationID string
+	Provider       string
+	ExternalID     string
+	CreatedAt      time.Time
+}
+
+// Role carries permissions within an organization; a nil OrganizationID
+// marks a seeded system role shared by every organization.
+type Role struct {
+	ID             string `gorm:"primaryKey"`
+	OrganizationID *string
+	Name           string
+	Description    string
+	Level          int
+	System         bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Permission is a `resource:action` grant, possibly with wildcards.
+type Permission struct {
+	ID          string `gorm:"primaryKey"`
+	Name        string
+	Description string
+	CreatedAt   time.Time
+}
+
+// RolePermission assigns a permission to a role.
+type RolePermission struct {
+	RoleID       string `gorm:"primaryKey"`
+	PermissionID string `gorm:"primaryKey"`
+}
+
+// Membership is a user's role in an organization.
+type Membership struct {
+	ID             string `gorm:"primaryKey"`
+	UserID         string
+	OrganizationID string
+	RoleID         string
+	Status         string
+	Source         string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Invitation offers an email address a role in an organization; the first
+// login with that verified email activates it.
+type Invitation struct {
+	ID             string `gorm:"primaryKey"`
+	OrganizationID string
+	Email          string
+	RoleID         string
+	InvitedBy      *string
+	Status         string
+	ExpiresAt      time.Time
+	AcceptedAt     *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Session is one sign-in of a user at a client; its refresh tokens form a
+// family that is revoked together.
+type Session struct {
+	ID           string `gorm:"primaryKey"`
+	UserID       string
+	ClientID     string
+	Provider     string
+	ActiveOrgID  *string
+	Scope        string
+	AMR          string `gorm:"column:amr"`
+	AuthTime     time.Time
+	LastUsedAt   time.Time
+	ExpiresAt    time.Time
+	RevokedAt    *time.Time
+	RevokeReason string
+	CreatedAt    time.Time
+}
+
+// RefreshToken is stored only as a hash; RotatedAt marks a token already
+// exchanged for its successor (ReplacedBy).
+type RefreshToken struct {
+	ID         string `gorm:"primaryKey"`
+	SessionID  string
+	TokenHash  string
+	ClientID   string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RotatedAt  *time.Time
+	ReplacedBy *string
+	RevokedAt  *time.Time
+}
+
+// AuthorizationCode is a single-use code, stored only as a hash.
+type AuthorizationCode struct {
+	ID                  string `gorm:"primaryKey"`
+	CodeHash            string
+	ClientID            string
+	UserID              string
+	SessionID           string
+	RedirectURI         string
+	Scope               string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	UsedAt              *time.Time
+}
+
+// SigningKey is one of Gatehouse's token signing keys; the private half is
+// encrypted under a key derived from GATEHOUSE_SECRET_KEY.
+type SigningKey struct {
+	ID                  string `gorm:"primaryKey"`
+	Algorithm           string
+	PublicJWK           string `gorm:"column:public_jwk"`
+	PrivateKeyEncrypted []byte
+	CreatedAt           time.Time
+	ActivatesAt         time.Time
+	RetiredAt           *time.Time
+	DeleteAfter         *time.Time
+}
+
+// APIKey is an organization-scoped credential, stored as a hash with a
+// visible prefix.
+type APIKey struct {
+	ID             string `gorm:"primaryKey"`
+	OrganizationID string
+	Name           string
+	Prefix         string
+	KeyHash        string
+	Permissions    string
+	CreatedBy      *string
+	Disabled       bool
+	ExpiresAt      *time.Time
+	LastUsedAt     *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// TableName keeps GORM from naming the table "api_keys" differently.
+func (APIKey) TableName() string { return "api_keys" }
+
+// AuditEvent records a security-relevant decision.
+type AuditEvent struct {
+	ID             int64 `gorm:"primaryKey;autoIncrement"`
+	OccurredAt     time.Time
+	Type           string
+	Outcome        string
+	ActorUserID    *string
+	SubjectUserID  *string
+	OrganizationID *string
+	ClientID       string
+	Provider       string
+	IP             string `gorm:"column:ip"`
+	RequestID      string
+	Details        string
+}
+
+// SAMLReplay remembers an accepted SAML assertion ID until it expires.
+type SAMLReplay struct {
+	Provider    string `gorm:"primaryKey"`
+	AssertionID string `gorm:"primaryKey"`
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
+// TableName is the plural used by the migration.
+func (SAMLReplay) TableName() string { return "saml_replays" }
+
+// All lists every model, for schema checks.
+func All() []any {
+	return []any{
+		&User{}, &Identity{}, &Organization{}, &OrganizationExternalID{}, &Role{},
+		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
+		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
+		&SAMLReplay{},
+	}
+}
