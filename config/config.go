@@ -261,7 +261,7 @@ func validate(c *Config, r *reader) []string {
 	var warnings []string
 	unsafe := func(field, msg string) {
 		if c.Production() {
-			r.fail(field, "%s (not allowed with GATEHOUSE_ENV=production)", msg)
+			r.fail(field, "%s: not allowed with GATEHOUSE_ENV=production", msg)
 		} else {
 			warnings = append(warnings, field+": "+msg)
 		}
@@ -279,7 +279,7 @@ func validate(c *Config, r *reader) []string {
 	}
 	switch {
 	case c.SecretKey == "":
-		unsafe("GATEHOUSE_SECRET_KEY", "unset, using the public development key")
+		unsafe("GATEHOUSE_SECRET_KEY", "unset (the public development key is used)")
 		c.SecretKey, c.SecretKeyDefaulted = DevSecretKey, true
 	case len(c.SecretKey) < 32:
 		r.fail("GATEHOUSE_SECRET_KEY", "must be at least 32 bytes (it is %d); generate one with `openssl rand -base64 48`", len(c.SecretKey))

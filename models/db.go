@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -99,6 +102,12 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 	case migrations.Postgres:
 		dialector = postgres.Open(t.DSN)
 	default:
+		// SQLite reports a missing folder as "out of memory"; say it plainly.
+		if dir := filepath.Dir(t.Display); dir != "" {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return nil, fmt.Errorf("cannot open sqlite database %s: folder %s does not exist", t.Display, dir)
+			}
+		}
 		dialector = sqlite.Open(t.DSN)
 	}
 	g, err := gorm.Open(dialector, &gorm.Config{
@@ -108,7 +117,7 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 		SkipDefaultTransaction: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s database %s: %w", t.Dialect, t.Display, err)
+		return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, rootCause(err))
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
@@ -127,7 +136,7 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		_ = sqlDB.Close()
-		return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, firstLine(err))
+		return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, rootCause(err))
 	}
 	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB}, nil
 }
@@ -135,8 +144,13 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 // Close releases the connection pool.
 func (d *DB) Close() error { return d.SQL.Close() }
 
-// firstLine keeps driver errors to one line for start-up messages.
-func firstLine(err error) error {
+// rootCause keeps driver errors short for start-up messages: the network
+// error when there is one, else the first line.
+func rootCause(err error) error {
+	var netErr *net.OpError
+	if errors.As(err, &netErr) {
+		return netErr
+	}
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		return errors.New(msg[:i])

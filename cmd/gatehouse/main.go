@@ -1,0 +1,171 @@
+// Command gatehouse runs the Gatehouse server and its maintenance tasks.
+//
+//	gatehouse [serve]              run the server (the default)
+//	gatehouse migrate up|down|status
+//	gatehouse keys rotate|list
+//	gatehouse version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/gatehouse-id/gatehouse/app"
+	"github.com/gatehouse-id/gatehouse/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+const usage = `usage: gatehouse [command]
+
+commands:
+  serve                   run the server (default)
+  migrate up|down|status  apply, roll back one, or list schema migrations
+  keys rotate|list        rotate the token signing key, or list keys
+  version                 print the version
+
+Settings come from the environment (see .env.example).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(stderr)
+	case "migrate":
+		err = migrate(args, stdout, stderr)
+	case "keys":
+		err = keys(args, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "gatehouse", buildVersion())
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", app.OneLine(err))
+		return 1
+	}
+	return 0
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "dev"
+}
+
+func loadConfig(stderr io.Writer) (*config.Config, error) {
+	cfg, warnings, err := config.Load(config.Options{})
+	if err != nil {
+		return nil, err
+	}
+	log := app.NewLogger(stderr, cfg.LogLevel)
+	for _, w := range warnings {
+		log.Warn("unsafe development default", "setting", w)
+	}
+	return cfg, nil
+}
+
+func serve(stderr io.Writer) error {
+	cfg, err := loadConfig(stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := app.NewLogger(stderr, cfg.LogLevel)
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := app.Listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return a.Serve(ctx, ln)
+}
+
+func migrate(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: gatehouse migrate up|down|status")
+	}
+	cfg, err := loadConfig(stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, m, err := app.OpenDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch args[0] {
+	case "up":
+		applied, err := m.Up(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintf(stdout, "schema is current (version %d)\n", m.Latest())
+		}
+		for _, v := range applied {
+			fmt.Fprintf(stdout, "applied %05d\n", v)
+		}
+	case "down":
+		v, err := m.Down(ctx)
+		if err != nil {
+			return err
+		}
+		if v == 0 {
+			fmt.Fprintln(stdout, "nothing to roll back")
+		} else {
+			fmt.Fprintf(stdout, "rolled back %05d\n", v)
+		}
+	case "status":
+		st, err := m.Status(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+		for _, s := range st {
+			state := "pending"
+			if s.Applied {
+				state = "applied"
+			}
+			fmt.Fprintf(tw, "%05d\t%s\t%s\t%s\n", s.Version, state, s.AppliedAt, s.Name)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown migrate command %q: use up, down or status", args[0])
+	}
+	return nil
+}
+
+func keys(args []string, stdout, stderr io.Writer) error {
+	return errors.New("keys: not available yet")
+}
