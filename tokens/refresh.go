@@ -1,0 +1,376 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+)
+
+// Refresh tokens (DESIGN.md §5): opaque "ghr_" secrets stored only as
+// SHA-256 hashes, bound to a session (the family), rotated on every use.
+//
+// Reuse policy. Rotation marks the presented row rotated_at/replaced_by and
+// inserts one successor, with a conditional UPDATE (… WHERE rotated_at IS
+// NULL) inside a transaction that first locks the session row, so of
+// concurrent redemptions exactly one rotates. A rotated token presented
+// again:
+//   - less than ReuseGrace after its rotation (two tabs refreshing at once)
+//     is exchanged for an additional, independent successor. The first
+//     successor stays valid and replaced_by keeps naming it; the extra
+//     token is a sibling in the same family, so a later reuse of any of them
+//     still revokes everything. (Rotating the first successor instead would
+//     make the tab that won the race look like a thief on its next refresh.)
+//   - later revokes the whole session with all its tokens (reason
+//     "refresh_token_reuse"), records one "refresh_token.reuse" audit event
+//     (only the call that actually revoked the session records it, so a
+//     burst of replays yields one event), and fails with
+//     ErrRefreshTokenReuse. This check runs before the idle-expiry check:
+//     replaying an old rotated token signals theft even if it would have
+//     expired anyway.
+
+// Redeemed is the outcome of a successful refresh.
+type Redeemed struct {
+	// Session is the family's session as updated by this redemption
+	// (last_used_at bumped); mint access tokens from its scope and active org.
+	Session *models.Session
+	// User is the session's user (not disabled at redemption).
+	User *models.User
+	// UserID is Session.UserID, the access token's sub.
+	UserID string
+	// RefreshToken is the new refresh token to hand to the client. It is
+	// redacted when the value is printed or logged.
+	RefreshToken string
+	// RefreshTokenExpiresAt is the new token's expiry (idle, capped at the
+	// session's absolute expiry).
+	RefreshTokenExpiresAt time.Time
+	// Reissued reports that the presented token had already been rotated
+	// and this token was issued within the reuse grace window.
+	Reissued bool
+}
+
+// String keeps the refresh token out of fmt output.
+func (r Redeemed) String() string {
+	return fmt.Sprintf("Redeemed{session=%s user=%s refresh_token=[redacted] expires=%s reissued=%t}",
+		sessionIDOf(r.Session), r.UserID, r.RefreshTokenExpiresAt.Format(time.RFC3339), r.Reissued)
+}
+
+// LogValue keeps the refresh token out of slog output.
+func (r Redeemed) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("session_id", sessionIDOf(r.Session)),
+		slog.String("user_id", r.UserID),
+		slog.Bool("reissued", r.Reissued),
+	)
+}
+
+func sessionIDOf(s *models.Session) string {
+	if s == nil {
+		return ""
+	}
+	return s.ID
+}
+
+// RefreshInfo describes a refresh token for introspection (RFC 7662).
+type RefreshInfo struct {
+	// Active: the token would be accepted by a normal (non-grace)
+	// redemption now: known, not rotated, not revoked, not expired, session
+	// live, user not disabled. A rotated token is inactive even inside the
+	// grace window.
+	Active bool
+	// The remaining fields are filled whenever the token is known, active
+	// or not; RFC 7662 says to reveal nothing but active=false for an
+	// inactive token, which is the caller's job.
+	SessionID   string
+	ClientID    string
+	UserID      string
+	Scope       string
+	ActiveOrgID *string
+	IssuedAt    time.Time
+	// ExpiresAt is the earlier of the token's idle and the session's
+	// absolute expiry.
+	ExpiresAt time.Time
+}
+
+// Refusal reasons, phrased for error_description.
+const (
+	reasonRefreshUnknown  = "refresh token is invalid"
+	reasonRefreshExpired  = "refresh token expired"
+	reasonSessionExpired  = "session expired"
+	reasonRefreshRevoked  = "refresh token was revoked"
+	reasonRefreshClient   = "refresh token belongs to another client"
+	reasonRefreshReuse    = "refresh token reuse detected; the session was revoked"
+	reasonUserDisabled    = "user is disabled"
+	reasonSessionRevoked  = "session was revoked"
+	reasonSessionOfClient = "session belongs to another client"
+)
+
+// newRefreshRow builds a refresh token row of sess and its secret. Its
+// expiry is the idle expiry, capped at the session's absolute expiry.
+func (s *SessionService) newRefreshRow(sess *models.Session, now time.Time) (*models.RefreshToken, string, error) {
+	secret, hash, err := opaqueNew(RefreshTokenPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	exp := now.Add(s.opts.IdleTTL)
+	if sess.ExpiresAt.Before(exp) {
+		// UTC again: a time read back from the database may carry another
+		// location, and SQLite compares times as text.
+		exp = sess.ExpiresAt.UTC()
+	}
+	return &models.RefreshToken{
+		ID:        models.NewID(),
+		SessionID: sess.ID,
+		TokenHash: hash,
+		ClientID:  sess.ClientID,
+		CreatedAt: now,
+		ExpiresAt: exp,
+	}, secret, nil
+}
+
+// IssueRefreshToken starts (or extends) the refresh-token family of a live
+// session of clientID and returns the new token; the database keeps only
+// its hash. An unknown session matches models.ErrNotFound; a session of
+// another client, revoked, expired, or of a disabled user is a *GrantError.
+func (s *SessionService) IssueRefreshToken(ctx context.Context, sessionID, clientID string) (string, error) {
+	sess, err := s.store.FindSession(ctx, sessionID)
+	if err != nil {
+		return "", err
+	}
+	if sess.ClientID != clientID {
+		return "", grantErr(ErrGrantClientMismatch, reasonSessionOfClient)
+	}
+	now := s.now()
+	row, secret, err := s.newRefreshRow(sess, now)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.store.AddRefreshToken(ctx, row, now); err != nil {
+		if errors.Is(err, models.ErrSessionInactive) {
+			return "", s.inactiveSessionError(ctx, sess.ID, now)
+		}
+		return "", err
+	}
+	return secret, nil
+}
+
+// RedeemRefreshToken exchanges a refresh token of clientID for a new one
+// (rotation) and returns the session to mint access tokens from. Failures
+// are *GrantError (map to invalid_grant): unknown token, another client,
+// revoked token or session, idle or absolute expiry, disabled user, and
+// reuse of a rotated token after the grace window (which revokes the
+// session, see the reuse policy above). It is race-safe: concurrent
+// redemptions of one token yield one rotation plus, only within the grace
+// window, re-issued siblings; outside it the losers trigger reuse detection.
+func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID string) (*Redeemed, error) {
+	if !opaqueWellFormed(RefreshTokenPrefix, token) {
+		return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
+	}
+	hash := opaqueHash(token)
+	// A lost rotation race changes the row's state; read and classify it
+	// again. Two passes suffice (after a lost race the row is rotated or
+	// revoked for good); the third is slack.
+	for range 3 {
+		// Read the clock per pass: after a lost race it must not be earlier
+		// than the winner's rotated_at, or a zero grace window would let the
+		// loser through.
+		now := s.now()
+		tok, err := s.store.FindRefreshTokenByHash(ctx, hash)
+		if errors.Is(err, models.ErrNotFound) {
+			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
+		} else if err != nil {
+			return nil, err
+		}
+		if tok.ClientID != clientID {
+			return nil, grantErr(ErrGrantClientMismatch, reasonRefreshClient)
+		}
+		sess, err := s.store.FindSession(ctx, tok.SessionID)
+		if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
+			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
+		} else if err != nil {
+			return nil, err
+		}
+		user, err := s.store.FindUser(ctx, sess.UserID)
+		if errors.Is(err, models.ErrNotFound) { // deleted meanwhile (cascades)
+			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
+		} else if err != nil {
+			return nil, err
+		}
+		switch {
+		case tok.RevokedAt != nil || sess.RevokedAt != nil:
+			return nil, grantErr(ErrGrantRevoked, reasonRefreshRevoked)
+		case !now.Before(sess.ExpiresAt):
+			return nil, grantErr(ErrGrantExpired, reasonSessionExpired)
+		case user.Disabled:
+			return nil, grantErr(ErrGrantUserDisabled, reasonUserDisabled)
+		}
+
+		if tok.RotatedAt != nil {
+			if s.opts.ReuseGrace > 0 && now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
+				return s.reissue(ctx, sess, user, now)
+			}
+			return nil, s.refreshReuse(ctx, tok, sess, now)
+		}
+		if !now.Before(tok.ExpiresAt) {
+			return nil, grantErr(ErrGrantExpired, reasonRefreshExpired)
+		}
+
+		next, secret, err := s.newRefreshRow(sess, now)
+		if err != nil {
+			return nil, err
+		}
+		fresh, err := s.store.RotateRefreshToken(ctx, tok.ID, next, now)
+		switch {
+		case err == nil:
+			return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
+				RefreshToken: secret, RefreshTokenExpiresAt: next.ExpiresAt}, nil
+		case errors.Is(err, models.ErrConflict):
+			continue
+		case errors.Is(err, models.ErrSessionInactive):
+			return nil, s.inactiveSessionError(ctx, sess.ID, now)
+		default:
+			return nil, err
+		}
+	}
+	return nil, errors.New("redeem refresh token: state kept changing under concurrent redemptions")
+}
+
+// reissue serves a rotated token inside the grace window with a sibling.
+func (s *SessionService) reissue(ctx context.Context, sess *models.Session, user *models.User, now time.Time) (*Redeemed, error) {
+	next, secret, err := s.newRefreshRow(sess, now)
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := s.store.AddRefreshToken(ctx, next, now)
+	if errors.Is(err, models.ErrSessionInactive) {
+		return nil, s.inactiveSessionError(ctx, sess.ID, now)
+	} else if err != nil {
+		return nil, err
+	}
+	return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
+		RefreshToken: secret, RefreshTokenExpiresAt: next.ExpiresAt, Reissued: true}, nil
+}
+
+// refreshReuse revokes the family of a replayed token and audits it.
+func (s *SessionService) refreshReuse(ctx context.Context, tok *models.RefreshToken, sess *models.Session, now time.Time) error {
+	// The client hanging up must not abort the revocation or its record.
+	ctx = context.WithoutCancel(ctx)
+	revoked, err := s.store.RevokeSession(ctx, sess.ID, RevokeReasonRefreshReuse, now)
+	if err != nil {
+		return fmt.Errorf("revoke session after refresh token reuse: %w", err)
+	}
+	if revoked {
+		s.opts.Audit(ctx, &models.AuditEvent{
+			OccurredAt:     now,
+			Type:           AuditRefreshTokenReuse,
+			Outcome:        models.OutcomeFailure,
+			SubjectUserID:  &sess.UserID,
+			OrganizationID: sess.ActiveOrgID,
+			ClientID:       sess.ClientID,
+			Provider:       sess.Provider,
+		}, map[string]any{
+			"session_id":       sess.ID,
+			"refresh_token_id": tok.ID,
+			"rotated_at":       tok.RotatedAt.Format(time.RFC3339Nano),
+			"grace_seconds":    s.opts.ReuseGrace.Seconds(),
+			"revoke_reason":    RevokeReasonRefreshReuse,
+		})
+	}
+	return grantErr(ErrRefreshTokenReuse, reasonRefreshReuse)
+}
+
+// inactiveSessionError explains why the store refused to extend a session
+// that looked live a moment earlier.
+func (s *SessionService) inactiveSessionError(ctx context.Context, sessionID string, now time.Time) error {
+	sess, err := s.store.FindSession(ctx, sessionID)
+	if errors.Is(err, models.ErrNotFound) {
+		return grantErr(ErrGrantUnknown, reasonRefreshUnknown)
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case sess.RevokedAt != nil:
+		return grantErr(ErrGrantRevoked, reasonSessionRevoked)
+	case !now.Before(sess.ExpiresAt):
+		return grantErr(ErrGrantExpired, reasonSessionExpired)
+	}
+	if user, err := s.store.FindUser(ctx, sess.UserID); err == nil && user.Disabled {
+		return grantErr(ErrGrantUserDisabled, reasonUserDisabled)
+	}
+	return grantErr(ErrGrantRevoked, reasonSessionRevoked)
+}
+
+// RevokeRefreshToken implements RFC 7009 for refresh tokens: it revokes the
+// token's whole session (every refresh token of the family; access tokens
+// of the session become inactive at introspection). An unknown, malformed
+// or already revoked token is not an error (RFC 7009 §2.2). A token issued
+// to another client is a *GrantError matching ErrGrantClientMismatch and
+// revokes nothing; the endpoint should answer it exactly like success (200,
+// empty body) so that it reveals nothing about other clients' tokens.
+func (s *SessionService) RevokeRefreshToken(ctx context.Context, token, clientID string) error {
+	if !opaqueWellFormed(RefreshTokenPrefix, token) {
+		return nil
+	}
+	tok, err := s.store.FindRefreshTokenByHash(ctx, opaqueHash(token))
+	if errors.Is(err, models.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if tok.ClientID != clientID {
+		return grantErr(ErrGrantClientMismatch, reasonRefreshClient)
+	}
+	_, err = s.store.RevokeSession(ctx, tok.SessionID, RevokeReasonTokenRevocation, s.now())
+	if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
+		return nil
+	}
+	return err
+}
+
+// LookupRefreshToken describes a refresh token for introspection. An
+// unknown or malformed token yields an inactive RefreshInfo with empty
+// fields and a nil error. It changes nothing.
+func (s *SessionService) LookupRefreshToken(ctx context.Context, token string) (*RefreshInfo, error) {
+	info := &RefreshInfo{}
+	if !opaqueWellFormed(RefreshTokenPrefix, token) {
+		return info, nil
+	}
+	tok, err := s.store.FindRefreshTokenByHash(ctx, opaqueHash(token))
+	if errors.Is(err, models.ErrNotFound) {
+		return info, nil
+	} else if err != nil {
+		return nil, err
+	}
+	sess, err := s.store.FindSession(ctx, tok.SessionID)
+	if errors.Is(err, models.ErrNotFound) {
+		return info, nil
+	} else if err != nil {
+		return nil, err
+	}
+	user, err := s.store.FindUser(ctx, sess.UserID)
+	if errors.Is(err, models.ErrNotFound) {
+		return &RefreshInfo{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	exp := tok.ExpiresAt
+	if sess.ExpiresAt.Before(exp) {
+		exp = sess.ExpiresAt
+	}
+	now := s.now()
+	*info = RefreshInfo{
+		Active: tok.RotatedAt == nil && tok.RevokedAt == nil && sess.RevokedAt == nil &&
+			now.Before(exp) && !user.Disabled,
+		SessionID:   sess.ID,
+		ClientID:    tok.ClientID,
+		UserID:      sess.UserID,
+		Scope:       sess.Scope,
+		ActiveOrgID: sess.ActiveOrgID,
+		IssuedAt:    tok.CreatedAt,
+		ExpiresAt:   exp,
+	}
+	return info, nil
+}
