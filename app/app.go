@@ -21,6 +21,10 @@ import (
 	"github.com/gatehouse-id/gatehouse/handlers"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+	"github.com/gatehouse-id/gatehouse/tokens"
+	"github.com/gatehouse-id/gatehouse/web"
 )
 
 // App is a running Gatehouse: its database, services and HTTP handler.
@@ -32,6 +36,11 @@ type App struct {
 	Metrics *handlers.Metrics
 	// Engine is the router; tests may add routes before serving.
 	Engine *gin.Engine
+	// Keys are the token signing keys; Sessions the sessions, refresh
+	// tokens and codes; OAuth the authorization server.
+	Keys     *tokens.KeyManager
+	Sessions *tokens.SessionService
+	OAuth    *oauth.Service
 
 	migrator *migrations.Migrator
 }
@@ -78,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		_ = db.Close()
 		return nil, err
 	}
-	if err := a.build(); err != nil {
+	if err := a.build(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -99,8 +108,41 @@ func (a *App) prepareSchema(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) build() error {
+func (a *App) build(ctx context.Context) error {
+	cfg := a.Config
 	a.Metrics = handlers.NewMetrics()
+	keys, err := OpenKeys(ctx, cfg, a.Store)
+	if err != nil {
+		return err
+	}
+	a.Keys = keys
+	a.Sessions = tokens.NewSessionService(a.Store, tokens.SessionOptions{
+		IdleTTL: cfg.RefreshIdleTTL, AbsoluteTTL: cfg.RefreshAbsoluteTTL, ReuseGrace: cfg.RefreshReuseGrace,
+		CodeTTL: cfg.AuthCodeTTL, Now: nowUTC,
+		Audit: func(ctx context.Context, e *models.AuditEvent, details map[string]any) {
+			if err := a.Store.RecordAudit(ctx, e, details); err != nil {
+				a.Log.ErrorContext(ctx, "audit event not recorded", slog.String("type", e.Type), slog.String("error", err.Error()))
+			}
+		},
+	})
+	addDemoClient(cfg)
+	provs, err := buildProviders(cfg)
+	if err != nil {
+		return err
+	}
+	a.OAuth = oauth.New(oauth.Options{
+		Config: cfg, Providers: provs, Keys: keys, Sessions: a.Sessions,
+		Provisioner: provisioning.New(a.Store, nowUTC), Store: a.Store, Log: a.Log, Now: nowUTC,
+		Hooks: oauth.Hooks{
+			Login:        func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() },
+			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
+			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
+		},
+	})
+	pages, err := web.Load()
+	if err != nil {
+		return err
+	}
 	issuer, _ := url.Parse(a.Config.Issuer)
 	engine, err := handlers.NewRouter(handlers.RouterOptions{
 		Log:            a.Log,
@@ -112,13 +154,40 @@ func (a *App) build() error {
 		Ready: []handlers.ReadinessCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
 			{Name: "migrations", Check: a.migrator.CheckCurrent},
+			{Name: "signing_keys", Check: func(context.Context) error { return a.Keys.Ready() }},
 		},
 	})
 	if err != nil {
 		return err
 	}
+	(&handlers.OAuth{
+		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
+		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(cfg.RateLimit),
+	}).Register(engine)
 	a.Engine = engine
 	return nil
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
+
+// OpenKeys loads the signing keys, creating the first one on a new
+// database. A secret key that cannot decrypt them stops start-up.
+func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
+	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
+	for _, c := range cfg.File.Clients {
+		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
+	}
+	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
+		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
+		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.Init(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	return keys, nil
 }
 
 // Serve answers requests on ln until ctx is cancelled, then stops
@@ -135,6 +204,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	maintCtx, stopMaint := context.WithCancel(context.Background())
+	defer stopMaint()
+	go a.maintain(maintCtx)
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
 	select {
 	case err := <-errc:
@@ -152,6 +224,28 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.Log.Info("stopped")
 	return nil
+}
+
+// maintain reloads signing keys (scheduled rotation, retirement) every
+// minute and prunes expired codes and sessions every ten.
+func (a *App) maintain(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := a.Keys.Reload(ctx); err != nil {
+			a.Log.Error("reload signing keys", slog.String("error", err.Error()))
+		}
+		if n%10 == 0 {
+			if _, err := a.Sessions.PruneExpired(ctx); err != nil {
+				a.Log.Error("prune expired sessions", slog.String("error", err.Error()))
+			}
+		}
+	}
 }
 
 // Close releases the database.

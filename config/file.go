@@ -47,11 +47,9 @@ type Client struct {
 	// Scopes a client_credentials token may carry; empty means none beyond the defaults.
 	Scopes []string `yaml:"scopes"`
 	// Permissions granted to client_credentials tokens (resource:action).
-	Permissions        []string `yaml:"permissions"`
-	AccessTokenTTL     Duration `yaml:"access_token_ttl"`
-	IDTokenTTL         Duration `yaml:"id_token_ttl"`
-	RefreshIdleTTL     Duration `yaml:"refresh_idle_ttl"`
-	RefreshAbsoluteTTL Duration `yaml:"refresh_absolute_ttl"`
+	Permissions    []string `yaml:"permissions"`
+	AccessTokenTTL Duration `yaml:"access_token_ttl"`
+	IDTokenTTL     Duration `yaml:"id_token_ttl"`
 }
 
 // AllowsGrant reports whether the client may use the grant type.

@@ -31,6 +31,7 @@ var ErrPending = errors.New("database migrations are pending")
 type Migrator struct {
 	provider *goose.Provider
 	dialect  Dialect
+	db       *sql.DB
 }
 
 // New prepares a Migrator for db. On PostgreSQL every run holds a session
@@ -44,7 +45,7 @@ func New(db *sql.DB, dialect Dialect) (*Migrator, error) {
 	gooseDialect := goose.DialectSQLite3
 	if dialect == Postgres {
 		gooseDialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 600))
 		if err != nil {
 			return nil, fmt.Errorf("migration lock: %w", err)
 		}
@@ -54,7 +55,7 @@ func New(db *sql.DB, dialect Dialect) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return &Migrator{provider: p, dialect: dialect}, nil
+	return &Migrator{provider: p, dialect: dialect, db: db}, nil
 }
 
 // Latest is the highest migration version this binary knows.
@@ -67,12 +68,27 @@ func (m *Migrator) Latest() int64 {
 }
 
 // Current is the version the database is at (0 when nothing is applied).
+// It only reads: no lock, no version table created, so readiness probes
+// and refusals leave the database as it was.
 func (m *Migrator) Current(ctx context.Context) (int64, error) {
-	v, err := m.provider.GetDBVersion(ctx)
+	var exists bool
+	var err error
+	if m.dialect == Postgres {
+		err = m.db.QueryRowContext(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&exists)
+	} else {
+		err = m.db.QueryRowContext(ctx, "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version'").Scan(&exists)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
-	return v, nil
+	if !exists {
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := m.db.QueryRowContext(ctx, "SELECT MAX(version_id) FROM goose_db_version WHERE is_applied").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v.Int64, nil
 }
 
 // checkNotNewer refuses databases migrated past what this binary knows.

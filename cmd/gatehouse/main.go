@@ -16,9 +16,12 @@ import (
 	"runtime/debug"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/migrations"
+	"github.com/gatehouse-id/gatehouse/models"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -109,16 +112,22 @@ func serve(stderr io.Writer) error {
 	return a.Serve(ctx, ln)
 }
 
+// openDatabase loads the configuration and connects, applying nothing.
+func openDatabase(ctx context.Context, stderr io.Writer) (*config.Config, *models.DB, *migrations.Migrator, error) {
+	cfg, err := loadConfig(stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, m, err := app.OpenDatabase(ctx, cfg)
+	return cfg, db, m, err
+}
+
 func migrate(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: gatehouse migrate up|down|status")
 	}
-	cfg, err := loadConfig(stderr)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	db, m, err := app.OpenDatabase(ctx, cfg)
+	_, db, m, err := openDatabase(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -167,5 +176,46 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 }
 
 func keys(args []string, stdout, stderr io.Writer) error {
-	return errors.New("keys: not available yet")
+	if len(args) != 1 || (args[0] != "rotate" && args[0] != "list") {
+		return errors.New("usage: gatehouse keys rotate|list")
+	}
+	ctx := context.Background()
+	cfg, db, m, err := openDatabase(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := m.CheckCurrent(ctx); err != nil {
+		return err
+	}
+	km, err := app.OpenKeys(ctx, cfg, models.NewStore(db))
+	if err != nil {
+		return err
+	}
+	if args[0] == "rotate" {
+		k, err := km.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "new key %s (%s) published now, signs from %s\n", k.KID, k.Algorithm, k.ActivatesAt.UTC().Format(time.RFC3339))
+		return nil
+	}
+	list, err := km.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tSIGNS FROM\tRETIRED\tUNPUBLISHED AFTER")
+	for _, k := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Algorithm, k.State,
+			k.ActivatesAt.UTC().Format(time.RFC3339), timeOrDash(k.RetiredAt), timeOrDash(k.DeleteAfter))
+	}
+	return tw.Flush()
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

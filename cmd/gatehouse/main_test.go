@@ -193,3 +193,30 @@ func TestBadInputStopsStartUp(t *testing.T) {
 		})
 	}
 }
+
+func TestKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"GATEHOUSE_DATABASE_URL": filepath.Join(dir, "g.db"), "GATEHOUSE_SECRET_KEY": strings.Repeat("k", 40)}
+	if out, err := command(t, dir, env, "migrate", "up").CombinedOutput(); err != nil {
+		t.Fatalf("%s", out)
+	}
+	out, err := command(t, dir, env, "keys", "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "active") || !strings.Contains(string(out), "RS256") {
+		t.Fatalf("keys list = %s, %v", out, err)
+	}
+	out, err = command(t, dir, env, "keys", "rotate").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "published now, signs from") {
+		t.Fatalf("keys rotate = %s, %v", out, err)
+	}
+	out, _ = command(t, dir, env, "keys", "list").CombinedOutput()
+	if !strings.Contains(string(out), "pending") {
+		t.Fatalf("rotated key not pending:\n%s", out)
+	}
+	// Another secret key cannot decrypt the keys: a clear refusal, no new key.
+	env["GATEHOUSE_SECRET_KEY"] = strings.Repeat("x", 40)
+	env["GATEHOUSE_ADDR"] = "127.0.0.1:0"
+	out, _ = command(t, dir, env).CombinedOutput()
+	if !strings.Contains(string(out), "cannot be decrypted with this GATEHOUSE_SECRET_KEY") {
+		t.Fatalf("wrong secret key: %s", out)
+	}
+}

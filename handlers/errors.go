@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/web"
+)
+
+// This file is the one place errors become HTTP: OAuth JSON errors,
+// bearer-token challenges, and pages for browser flows. The person or
+// client sees a generic message; the detail goes to the log with the
+// request id.
+
+// writeOAuthError answers a JSON endpoint (RFC 6749 §5.2).
+func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &oe):
+		if oe.Cause != nil {
+			logDetail(c, log, slog.LevelInfo, "oauth request refused", err)
+		}
+		if oe.Status == http.StatusUnauthorized {
+			c.Header("WWW-Authenticate", `Basic realm="gatehouse"`)
+		}
+		c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
+	case IsBodyTooLarge(err):
+		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
+	default:
+		logDetail(c, log, slog.LevelError, "internal error", err)
+		c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
+			"request_id": RequestID(c.Request.Context())})
+	}
+}
+
+// writeBearerError answers a protected resource (RFC 6750 §3).
+func writeBearerError(c *gin.Context, log *slog.Logger, err error) {
+	switch {
+	case errors.Is(err, errNoBearer):
+		c.Header("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "a bearer access token is required"})
+	case errors.Is(err, oauth.ErrInvalidToken):
+		logDetail(c, log, slog.LevelInfo, "bearer token refused", err)
+		c.Header("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
+	default:
+		writeOAuthError(c, log, err)
+	}
+}
+
+var errNoBearer = errors.New("no bearer token")
+
+// bearerToken reads "Authorization: Bearer <token>" (scheme
+// case-insensitive, one space, RFC 6750 §2.1).
+func bearerToken(c *gin.Context) (string, error) {
+	h := c.GetHeader("Authorization")
+	if len(h) < 8 || !equalFoldASCII(h[:7], "bearer ") || h[7:] == "" {
+		return "", errNoBearer
+	}
+	return h[7:], nil
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// pageData is what error.html shows.
+type pageData struct {
+	Title     string
+	Message   string
+	StartOver string
+	RequestID string
+}
+
+// renderPage answers a browser flow: a redirect to the client for
+// authorization errors, a readable page for everything else.
+func renderPage(c *gin.Context, log *slog.Logger, pages *web.Pages, err error) {
+	var re *oauth.RedirectError
+	var pe *oauth.PageError
+	rid := RequestID(c.Request.Context())
+	switch {
+	case errors.As(err, &re):
+		logDetail(c, log, slog.LevelInfo, "authorization request refused", err)
+		c.Redirect(http.StatusFound, re.RedirectURL)
+	case errors.As(err, &pe):
+		logDetail(c, log, slog.LevelInfo, "browser flow refused", err)
+		showPage(c, log, pages, pe.Status, "error.html", pageData{Title: pe.Title, Message: pe.Message, StartOver: pe.StartOver, RequestID: rid})
+	case IsBodyTooLarge(err):
+		showPage(c, log, pages, http.StatusRequestEntityTooLarge, "error.html", pageData{Title: "Request too large",
+			Message: "What was sent is too large.", RequestID: rid})
+	default:
+		logDetail(c, log, slog.LevelError, "internal error", err)
+		showPage(c, log, pages, http.StatusInternalServerError, "error.html", pageData{Title: "Something went wrong",
+			Message: "Sign-in failed because of a problem on our side. Please try again; if it keeps happening, quote the reference below.", RequestID: rid})
+	}
+}
+
+func showPage(c *gin.Context, log *slog.Logger, pages *web.Pages, status int, name string, data any) {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Status(status)
+	if err := pages.Render(c.Writer, name, data); err != nil {
+		logDetail(c, log, slog.LevelError, "render page", err)
+	}
+}
+
+func logDetail(c *gin.Context, log *slog.Logger, level slog.Level, msg string, err error) {
+	log.Log(c.Request.Context(), level, msg, slog.String("request_id", RequestID(c.Request.Context())),
+		slog.String("route", c.FullPath()), slog.String("error", fmt.Sprint(err)))
+	_ = c.Error(err)
+}

@@ -1,0 +1,332 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/web"
+)
+
+// JWKSource publishes the public signing keys.
+type JWKSource interface {
+	JWKS() jose.JSONWebKeySet
+}
+
+// OAuth serves the OpenID Provider endpoints.
+type OAuth struct {
+	Svc        *oauth.Service
+	Keys       JWKSource
+	SigningAlg string
+	JWKSMaxAge time.Duration
+	Pages      *web.Pages
+	Log        *slog.Logger
+	Limiter    *RateLimiter
+}
+
+// Register adds the endpoints to r.
+func (h *OAuth) Register(r *gin.Engine) {
+	r.GET("/.well-known/openid-configuration", h.discovery)
+	r.GET("/.well-known/jwks.json", h.jwks)
+	r.GET("/auth/login", h.Limiter.PerIP("login"), h.login)
+	r.GET("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
+	r.POST("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
+	r.POST("/auth/token", h.Limiter.PerIP("token"), h.token)
+	r.POST("/auth/revoke", h.Limiter.PerIP("token"), h.revoke)
+	r.POST("/auth/introspect", h.introspect)
+	r.GET("/auth/userinfo", h.userinfo)
+	r.POST("/auth/userinfo", h.userinfo)
+	r.GET("/auth/me", h.me)
+	r.GET("/auth/logout", h.logout)
+	r.POST("/auth/logout", h.logout)
+	r.StaticFS("/static", http.FS(web.Static()))
+}
+
+func (h *OAuth) discovery(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=3600")
+	algs := []string{}
+	for _, k := range h.Keys.JWKS().Keys {
+		if !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	if len(algs) == 0 {
+		algs = append(algs, h.SigningAlg)
+	}
+	c.JSON(http.StatusOK, h.Svc.Discovery(algs))
+}
+
+func (h *OAuth) jwks(c *gin.Context) {
+	c.Header("Cache-Control", fmt.Sprintf("public, max-age=%d", int(h.JWKSMaxAge.Seconds())))
+	c.Header("Content-Type", "application/jwk-set+json")
+	c.JSON(http.StatusOK, h.Keys.JWKS())
+}
+
+func meta(c *gin.Context) oauth.RequestMeta {
+	return oauth.RequestMeta{IP: c.ClientIP(), RequestID: RequestID(c.Request.Context())}
+}
+
+type chooserEntry struct {
+	DisplayName string
+	URL         string
+}
+
+// login is the authorization endpoint.
+func (h *OAuth) login(c *gin.Context) {
+	p, err := h.Svc.ParseAuthorize(c.Request.URL.Query())
+	if err != nil {
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	name := p.Provider
+	if name == "" {
+		list := h.Svc.ProvidersFor(p)
+		switch len(list) {
+		case 0:
+			renderPage(c, h.Log, h.Pages, &oauth.PageError{Status: http.StatusServiceUnavailable, Title: "No sign-in method",
+				Message: "No way to sign in is configured for this application yet."})
+			return
+		case 1:
+			name = list[0].Name()
+		default:
+			entries := make([]chooserEntry, 0, len(list))
+			for _, prov := range list {
+				q := c.Request.URL.Query()
+				q.Set("provider", prov.Name())
+				entries = append(entries, chooserEntry{DisplayName: prov.DisplayName(), URL: "/auth/login?" + q.Encode()})
+			}
+			client, _ := h.Svc.Client(p.ClientID)
+			showPage(c, h.Log, h.Pages, http.StatusOK, "chooser.html", gin.H{"Providers": entries, "Client": client.Name})
+			return
+		}
+	}
+	ch, cookie, err := h.Svc.BeginLogin(c.Request.Context(), p, name)
+	if err != nil {
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	http.SetCookie(c.Writer, cookie)
+	if ch.Form != nil {
+		showPage(c, h.Log, h.Pages, http.StatusOK, "autopost.html", ch.Form)
+		return
+	}
+	c.Redirect(http.StatusFound, ch.RedirectURL)
+}
+
+// callback receives the upstream's answer (and shows the dev form).
+func (h *OAuth) callback(c *gin.Context) {
+	name := c.Param("provider")
+	prov, ok := h.Svc.Provider(name)
+	if !ok {
+		renderPage(c, h.Log, h.Pages, &oauth.PageError{Status: http.StatusNotFound, Title: "Unknown sign-in method",
+			Message: "This sign-in method does not exist."})
+		return
+	}
+	state := c.Query("state")
+	if c.Request.Method == http.MethodPost {
+		if err := c.Request.ParseForm(); err != nil {
+			renderPage(c, h.Log, h.Pages, err)
+			return
+		}
+		state = c.Request.PostForm.Get("state")
+	}
+	cookie, _ := c.Cookie(oauth.CookieName(state))
+	ls, err := h.Svc.OpenLoginState(cookie, state)
+	if err == nil && ls.Provider != name {
+		_, err = h.Svc.OpenLoginState("", "")
+	}
+	if err != nil {
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	_, localForm := prov.(providers.LocalForm)
+	if localForm && c.Request.Method == http.MethodGet {
+		h.devForm(c, http.StatusOK, state, "", c.Query("login_hint"), "", "")
+		return
+	}
+	if upstreamErr := c.Query("error"); upstreamErr != "" && !localForm {
+		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
+		c.Redirect(http.StatusFound, h.Svc.UpstreamRefused(c.Request.Context(), ls, upstreamErr, meta(c)))
+		return
+	}
+	id, err := prov.Complete(c.Request.Context(), providers.CompleteRequest{
+		HTTP: c.Request, CallbackURL: h.Svc.CallbackURL(name), Saved: ls.Saved})
+	if err != nil {
+		var ue *providers.UserError
+		if localForm && errors.As(err, &ue) {
+			f := c.Request.PostForm
+			h.devForm(c, http.StatusBadRequest, state, ue.Message, f.Get("email"), f.Get("name"), f.Get("groups"))
+			return
+		}
+		h.Svc.LoginFailed(c.Request.Context(), ls, err, meta(c))
+		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
+		renderPage(c, h.Log, h.Pages, providerPageError(err))
+		return
+	}
+	target, err := h.Svc.FinishLogin(c.Request.Context(), ls, id, meta(c))
+	http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
+	if err != nil {
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, target)
+}
+
+func (h *OAuth) devForm(c *gin.Context, status int, state, errMsg, email, name, groups string) {
+	showPage(c, h.Log, h.Pages, status, "devlogin.html", gin.H{
+		"Action": c.Request.URL.Path, "State": state, "Error": errMsg, "Email": email, "Name": name, "Groups": groups})
+}
+
+func providerPageError(err error) error {
+	msg := "The identity provider could not sign you in. Please try again."
+	var ue *providers.UserError
+	if errors.As(err, &ue) {
+		msg = ue.Message
+	}
+	return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: msg, Cause: err}
+}
+
+// postForm parses an application/x-www-form-urlencoded POST body only:
+// credentials and tokens in the query string are not accepted.
+func postForm(c *gin.Context) (url.Values, error) {
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		return nil, &oauth.Error{Code: "invalid_request", Status: http.StatusBadRequest,
+			Description: "the body must be application/x-www-form-urlencoded"}
+	}
+	if err := c.Request.ParseForm(); err != nil {
+		if IsBodyTooLarge(err) {
+			return nil, err
+		}
+		return nil, &oauth.Error{Code: "invalid_request", Status: http.StatusBadRequest, Description: "malformed form body"}
+	}
+	return c.Request.PostForm, nil
+}
+
+// clientCredentials reads client_secret_basic or client_secret_post.
+func clientCredentials(c *gin.Context, form url.Values) oauth.ClientCredentials {
+	cred := oauth.ClientCredentials{ID: form.Get("client_id"), Secret: form.Get("client_secret")}
+	if user, pass, ok := c.Request.BasicAuth(); ok {
+		id, secret, ok := oauth.ParseBasicAuth(user, pass)
+		if !ok {
+			return oauth.ClientCredentials{}
+		}
+		cred.BothMethods = form.Get("client_secret") != "" || (cred.ID != "" && cred.ID != id)
+		cred.ID, cred.Secret, cred.Basic = id, secret, true
+	}
+	return cred
+}
+
+func (h *OAuth) token(c *gin.Context) {
+	form, err := postForm(c)
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	cred := clientCredentials(c, form)
+	if cred.ID != "" && !h.Limiter.check(c, "token|client|"+cred.ID) {
+		return
+	}
+	resp, err := h.Svc.Token(c.Request.Context(), cred, form)
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (h *OAuth) revoke(c *gin.Context) {
+	form, err := postForm(c)
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	if err := h.Svc.Revoke(c.Request.Context(), clientCredentials(c, form), form); err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (h *OAuth) introspect(c *gin.Context) {
+	form, err := postForm(c)
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	out, err := h.Svc.Introspect(c.Request.Context(), clientCredentials(c, form), form)
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *OAuth) userinfo(c *gin.Context) {
+	token, err := bearerToken(c)
+	if err != nil {
+		writeBearerError(c, h.Log, err)
+		return
+	}
+	out, err := h.Svc.UserInfo(c.Request.Context(), token)
+	if err != nil {
+		writeBearerError(c, h.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *OAuth) me(c *gin.Context) {
+	token, err := bearerToken(c)
+	if err != nil {
+		writeBearerError(c, h.Log, err)
+		return
+	}
+	out, err := h.Svc.Me(c.Request.Context(), token)
+	if err != nil {
+		writeBearerError(c, h.Log, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *OAuth) logout(c *gin.Context) {
+	q := c.Request.URL.Query()
+	if c.Request.Method == http.MethodPost {
+		if err := c.Request.ParseForm(); err != nil {
+			renderPage(c, h.Log, h.Pages, err)
+			return
+		}
+		q = c.Request.PostForm
+	}
+	req := oauth.LogoutRequest{IDTokenHint: q.Get("id_token_hint"), ClientID: q.Get("client_id"),
+		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
+	if token, err := bearerToken(c); err == nil {
+		req.Bearer = token
+	}
+	res, err := h.Svc.Logout(c.Request.Context(), req, meta(c))
+	if err != nil {
+		if strings.Contains(c.GetHeader("Accept"), "application/json") || req.Bearer != "" {
+			writeBearerError(c, h.Log, err)
+			return
+		}
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	if res.RedirectURL != "" {
+		c.Redirect(http.StatusFound, res.RedirectURL)
+		return
+	}
+	showPage(c, h.Log, h.Pages, http.StatusOK, "signedout.html", nil)
+}

@@ -1,0 +1,300 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// AuthorizeParams is a validated authorization request.
+type AuthorizeParams struct {
+	ClientID            string `json:"c"`
+	RedirectURI         string `json:"u"`
+	State               string `json:"s,omitempty"`
+	Nonce               string `json:"n,omitempty"`
+	Scope               string `json:"sc,omitempty"`
+	CodeChallenge       string `json:"cc,omitempty"`
+	CodeChallengeMethod string `json:"cm,omitempty"`
+	Organization        string `json:"o,omitempty"`
+	LoginHint           string `json:"h,omitempty"`
+	Prompt              string `json:"pr,omitempty"`
+	Provider            string `json:"p,omitempty"`
+}
+
+// RequestMeta describes the browser request, for audit events.
+type RequestMeta struct {
+	IP        string
+	RequestID string
+}
+
+var codeChallengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// maxParamLen bounds every authorization parameter; real values are short.
+const maxParamLen = 2048
+
+// ParseAuthorize validates an authorization request. Problems with the
+// client or redirect URI are *PageError (never redirected: no open
+// redirects); the rest are *RedirectError for the client.
+func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
+	for k, v := range q {
+		if len(v) > 1 {
+			// RFC 6749 §3.1: parameters must not be repeated. Checked
+			// before anything else, so a repeated redirect_uri cannot be
+			// used to smuggle a second value.
+			if k == "client_id" || k == "redirect_uri" {
+				return nil, pageErr(http.StatusBadRequest, "Invalid sign-in request",
+					"The application sent a malformed sign-in request.", fmt.Errorf("repeated %s", k))
+			}
+		}
+		for _, one := range v {
+			if len(one) > maxParamLen {
+				return nil, pageErr(http.StatusBadRequest, "Invalid sign-in request",
+					"The application sent a malformed sign-in request.", fmt.Errorf("%s too long", k))
+			}
+		}
+	}
+	p := &AuthorizeParams{
+		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
+		Nonce: q.Get("nonce"), Scope: strings.Join(strings.Fields(q.Get("scope")), " "),
+		CodeChallenge: q.Get("code_challenge"), CodeChallengeMethod: q.Get("code_challenge_method"),
+		Organization: q.Get("organization"), LoginHint: q.Get("login_hint"), Prompt: q.Get("prompt"),
+		Provider: q.Get("provider"),
+	}
+	client, ok := s.clients[p.ClientID]
+	if !ok {
+		return nil, pageErr(http.StatusBadRequest, "Unknown application",
+			"The application that sent you here is not registered with this sign-in service.",
+			fmt.Errorf("unknown client_id"))
+	}
+	if p.RedirectURI == "" && len(client.RedirectURIs) == 1 {
+		p.RedirectURI = client.RedirectURIs[0]
+	}
+	if !client.RegisteredRedirect(p.RedirectURI) {
+		return nil, pageErr(http.StatusBadRequest, "Invalid redirect address",
+			"The application asked to return you to an address it has not registered, so the sign-in was stopped.",
+			fmt.Errorf("unregistered redirect_uri for client %s", client.ID))
+	}
+	fail := func(e *Error) error { return &RedirectError{Err: e, RedirectURL: s.errorRedirect(p, e)} }
+	for k, v := range q {
+		if len(v) > 1 {
+			return nil, fail(invalidRequest("parameter %s is repeated", k))
+		}
+	}
+	if rt := q.Get("response_type"); rt != "code" {
+		if rt == "" {
+			return nil, fail(invalidRequest("response_type is required"))
+		}
+		return nil, fail(oauthErr(http.StatusBadRequest, "unsupported_response_type", "only response_type=code is supported"))
+	}
+	if !client.AllowsGrant("authorization_code") {
+		return nil, fail(unauthorizedClient("this client may not use the authorization code flow"))
+	}
+	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
+		return nil, fail(invalidRequest("only response_mode=query is supported"))
+	}
+	switch {
+	case p.CodeChallenge == "" && client.Public:
+		return nil, fail(invalidRequest("code_challenge is required: public clients must use PKCE with S256"))
+	case p.CodeChallenge == "" && p.CodeChallengeMethod != "":
+		return nil, fail(invalidRequest("code_challenge_method without code_challenge"))
+	case p.CodeChallenge != "" && p.CodeChallengeMethod != "S256":
+		return nil, fail(invalidRequest("code_challenge_method must be S256"))
+	case p.CodeChallenge != "" && !codeChallengeSyntax.MatchString(p.CodeChallenge):
+		return nil, fail(invalidRequest("code_challenge must be the base64url SHA-256 of the verifier (43 characters)"))
+	}
+	for _, pr := range strings.Fields(p.Prompt) {
+		switch pr {
+		case "none":
+			// Gatehouse keeps no browser session of its own to sign in silently with.
+			return nil, fail(oauthErr(http.StatusBadRequest, "login_required", "sign-in requires user interaction"))
+		case "login", "consent", "select_account":
+		default:
+			return nil, fail(invalidRequest("unsupported prompt value %q", pr))
+		}
+	}
+	if p.Provider != "" {
+		if _, ok := s.providers[p.Provider]; !ok || !client.AllowsProvider(p.Provider) {
+			return nil, fail(invalidRequest("unknown provider %q", p.Provider))
+		}
+	}
+	return p, nil
+}
+
+// ProvidersFor lists the providers a client may use, in configuration order.
+func (s *Service) ProvidersFor(p *AuthorizeParams) []providers.Provider {
+	client := s.clients[p.ClientID]
+	var out []providers.Provider
+	for _, prov := range s.providerOrder {
+		if client.AllowsProvider(prov.Name()) {
+			out = append(out, prov)
+		}
+	}
+	return out
+}
+
+// BeginLogin starts sign-in at a provider: it returns where to send the
+// browser and the sealed login-state cookie to set.
+func (s *Service) BeginLogin(ctx context.Context, p *AuthorizeParams, providerName string) (*providers.Challenge, *http.Cookie, error) {
+	client := s.clients[p.ClientID]
+	prov, ok := s.providers[providerName]
+	if !ok || !client.AllowsProvider(providerName) {
+		e := invalidRequest("unknown provider %q", providerName)
+		return nil, nil, &RedirectError{Err: e, RedirectURL: s.errorRedirect(p, e)}
+	}
+	state := randomToken(32)
+	ch, err := prov.Begin(ctx, providers.BeginRequest{
+		State: state, CallbackURL: s.CallbackURL(providerName),
+		LoginHint: p.LoginHint, Prompt: p.Prompt, Organization: p.Organization,
+	})
+	if err != nil {
+		return nil, nil, s.providerFailure(providerName, err)
+	}
+	ls := &LoginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
+		ExpiresAt: s.now().Add(s.cfg.LoginStateTTL).Unix()}
+	cookie, err := s.sealLoginState(ls)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ch, cookie, nil
+}
+
+// UpstreamRefused sends the browser back to the client when the person
+// cancelled or the upstream refused (an `error` on the callback).
+func (s *Service) UpstreamRefused(ctx context.Context, ls *LoginState, upstreamCode string, meta RequestMeta) string {
+	s.countLogin(ls.Provider, "cancelled")
+	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
+		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
+	e := oauthErr(http.StatusBadRequest, "access_denied", "the sign-in was cancelled or refused at the identity provider")
+	return s.errorRedirect(&ls.Request, e)
+}
+
+// FinishLogin completes a sign-in with the identity the provider yielded:
+// it provisions the user, opens a session and returns the client redirect
+// carrying a single-use authorization code.
+func (s *Service) FinishLogin(ctx context.Context, ls *LoginState, id *providers.Identity, meta RequestMeta) (string, error) {
+	p := &ls.Request
+	user, err := s.provisioner.Provision(ctx, id)
+	if errors.Is(err, provisioning.ErrUserDisabled) {
+		s.countLogin(ls.Provider, "refused")
+		s.audit(ctx, models.AuditEvent{Type: "login.refused", Outcome: models.OutcomeFailure, Provider: ls.Provider,
+			SubjectUserID: ptr(user.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
+			map[string]any{"reason": "user disabled"})
+		return "", pageErr(http.StatusForbidden, "Account disabled",
+			"Your account is disabled. Contact your administrator.", err)
+	}
+	if err != nil {
+		s.countLogin(ls.Provider, "error")
+		return "", err
+	}
+	amr := id.AMR
+	if len(amr) == 0 {
+		amr = []string{"ext"}
+	}
+	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
+		UserID: user.ID, ClientID: p.ClientID, Provider: ls.Provider, ActiveOrgID: s.initialOrg(ctx, user, p.Organization),
+		Scope: p.Scope, AMR: amr, AuthTime: s.now(),
+	})
+	if err != nil {
+		return "", err
+	}
+	code, err := s.sessions.IssueCode(ctx, tokens.NewCode{
+		ClientID: p.ClientID, UserID: user.ID, SessionID: sess.ID, RedirectURI: p.RedirectURI,
+		Scope: p.Scope, Nonce: p.Nonce, CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
+	})
+	if err != nil {
+		return "", err
+	}
+	s.countLogin(ls.Provider, "success")
+	s.audit(ctx, models.AuditEvent{Type: "login.success", Provider: ls.Provider, SubjectUserID: ptr(user.ID),
+		ActorUserID: ptr(user.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
+		map[string]any{"session_id": sess.ID})
+	u, _ := url.Parse(p.RedirectURI)
+	q := u.Query()
+	q.Set("code", code)
+	if p.State != "" {
+		q.Set("state", p.State)
+	}
+	q.Set("iss", s.issuer) // RFC 9207
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// LoginFailed records a failed completion at a provider.
+func (s *Service) LoginFailed(ctx context.Context, ls *LoginState, err error, meta RequestMeta) {
+	outcome := "error"
+	if errors.Is(err, providers.ErrDenied) {
+		outcome = "refused"
+	}
+	s.countLogin(ls.Provider, outcome)
+	s.audit(ctx, models.AuditEvent{Type: "login.failed", Outcome: models.OutcomeFailure, Provider: ls.Provider,
+		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(err.Error(), 300)})
+}
+
+// initialOrg picks the active org of a new session: the requested one if
+// the user is an active member, else the user's default.
+func (s *Service) initialOrg(ctx context.Context, user *models.User, requested string) *string {
+	if requested != "" {
+		if _, err := s.store.ActiveGrants(ctx, user.ID, requested); err == nil {
+			return &requested
+		}
+	}
+	if user.DefaultOrgID != nil {
+		if _, err := s.store.ActiveGrants(ctx, user.ID, *user.DefaultOrgID); err == nil {
+			return user.DefaultOrgID
+		}
+	}
+	ms, err := s.store.ListMemberships(ctx, user.ID)
+	if err == nil {
+		for _, m := range ms {
+			if m.Status == models.MembershipActive {
+				return &m.OrganizationID
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) providerFailure(name string, err error) error {
+	var ue *providers.UserError
+	if errors.As(err, &ue) {
+		return &PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: ue.Message, Cause: err}
+	}
+	return &PageError{Status: http.StatusBadGateway, Title: "Sign-in unavailable",
+		Message: "The identity provider cannot be reached right now, please try again in a moment.", Cause: fmt.Errorf("provider %s: %w", name, err)}
+}
+
+// errorRedirect builds the client redirect for an authorization error.
+func (s *Service) errorRedirect(p *AuthorizeParams, e *Error) string {
+	u, _ := url.Parse(p.RedirectURI)
+	q := u.Query()
+	q.Set("error", e.Code)
+	q.Set("error_description", e.Description)
+	if p.State != "" {
+		q.Set("state", p.State)
+	}
+	q.Set("iss", s.issuer)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func (s *Service) countLogin(provider, outcome string) {
+	if s.hooks.Login != nil {
+		s.hooks.Login(provider, outcome)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,89 @@
+// Package oauth is Gatehouse's authorization server: it validates
+// authorization requests, drives sign-in through a provider, issues codes,
+// and answers the token, revocation, introspection, UserInfo and logout
+// endpoints (RFC 6749, 7009, 7636, 7662, 9068, OpenID Connect Core).
+package oauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is an OAuth error response (RFC 6749 §5.2). Description is shown
+// to the client and never holds a token, code or secret.
+type Error struct {
+	Code        string
+	Description string
+	Status      int
+	// Cause is for logs only.
+	Cause error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s (%v)", e.Code, e.Description, e.Cause)
+	}
+	return e.Code + ": " + e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+func oauthErr(status int, code, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
+}
+
+func invalidRequest(format string, args ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_request", format, args...)
+}
+
+func invalidGrant(format string, args ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_grant", format, args...)
+}
+
+func invalidClient(format string, args ...any) *Error {
+	return oauthErr(http.StatusUnauthorized, "invalid_client", format, args...)
+}
+
+func unauthorizedClient(format string, args ...any) *Error {
+	return oauthErr(http.StatusBadRequest, "unauthorized_client", format, args...)
+}
+
+// ErrInvalidToken is a bearer-token failure (RFC 6750 §3.1): the caller
+// answers 401 with WWW-Authenticate.
+var ErrInvalidToken = errors.New("invalid_token")
+
+// PageError is a failure in a browser flow that must not redirect (an
+// unknown client or redirect URI, an expired or forged login state). It is
+// shown as a page: Title and Message are for the person, Cause for logs.
+type PageError struct {
+	Status  int
+	Title   string
+	Message string
+	Cause   error
+	// StartOver, when set, is a URL the page offers to begin again.
+	StartOver string
+}
+
+func (e *PageError) Error() string {
+	if e.Cause != nil {
+		return e.Title + ": " + e.Cause.Error()
+	}
+	return e.Title
+}
+
+func (e *PageError) Unwrap() error { return e.Cause }
+
+func pageErr(status int, title, message string, cause error) *PageError {
+	return &PageError{Status: status, Title: title, Message: message, Cause: cause}
+}
+
+// RedirectError is an authorization error delivered to the client's
+// registered redirect URI (RFC 6749 §4.1.2.1).
+type RedirectError struct {
+	Err         *Error
+	RedirectURL string
+}
+
+func (e *RedirectError) Error() string { return e.Err.Error() }
+func (e *RedirectError) Unwrap() error { return e.Err }

@@ -1,0 +1,332 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// refreshPrefix marks Gatehouse refresh tokens, so revocation and
+// introspection know what they hold without a hint.
+const refreshPrefix = "ghr_"
+
+// Revoke implements RFC 7009: revoking a refresh token or an access token
+// ends its whole session. Unknown or already invalid tokens are not an
+// error (§2.2); tokens of another client are left alone, silently.
+func (s *Service) Revoke(ctx context.Context, cred ClientCredentials, form url.Values) error {
+	client, err := s.authenticateClient(cred)
+	if err != nil {
+		return err
+	}
+	token := form.Get("token")
+	if token == "" {
+		return invalidRequest("token is required")
+	}
+	if strings.HasPrefix(token, refreshPrefix) {
+		if err := s.sessions.RevokeRefreshToken(ctx, token, client.ID); err != nil && !errors.Is(err, tokens.ErrGrantInvalid) {
+			return err
+		}
+		return nil
+	}
+	claims, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
+	if err != nil || claims.ClientID != client.ID || claims.SessionID == "" {
+		return nil
+	}
+	return s.sessions.RevokeSession(ctx, claims.SessionID, "revoked_by_client")
+}
+
+// Introspection is an RFC 7662 response.
+type Introspection struct {
+	Active      bool     `json:"active"`
+	Scope       string   `json:"scope,omitempty"`
+	ClientID    string   `json:"client_id,omitempty"`
+	Username    string   `json:"username,omitempty"`
+	TokenType   string   `json:"token_type,omitempty"`
+	Exp         int64    `json:"exp,omitempty"`
+	Iat         int64    `json:"iat,omitempty"`
+	Nbf         int64    `json:"nbf,omitempty"`
+	Sub         string   `json:"sub,omitempty"`
+	Aud         []string `json:"aud,omitempty"`
+	Iss         string   `json:"iss,omitempty"`
+	Jti         string   `json:"jti,omitempty"`
+	SessionID   string   `json:"sid,omitempty"`
+	OrgID       string   `json:"org_id,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+// Introspect implements RFC 7662 for confidential clients. Revocation is
+// seen at once: an access token of a revoked session is inactive.
+func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form url.Values) (*Introspection, error) {
+	client, err := s.authenticateClient(cred)
+	if err != nil {
+		return nil, err
+	}
+	if client.Public {
+		return nil, unauthorizedClient("introspection requires a confidential client")
+	}
+	token := form.Get("token")
+	if token == "" {
+		return nil, invalidRequest("token is required")
+	}
+	inactive := &Introspection{Active: false}
+	if strings.HasPrefix(token, refreshPrefix) {
+		info, err := s.sessions.LookupRefreshToken(ctx, token)
+		if err != nil || info == nil || !info.Active {
+			return inactive, nil
+		}
+		out := &Introspection{Active: true, TokenType: "refresh_token", ClientID: info.ClientID, Sub: info.UserID,
+			Scope: info.Scope, Iat: info.IssuedAt.Unix(), Exp: info.ExpiresAt.Unix(), Iss: s.issuer, SessionID: info.SessionID}
+		if info.ActiveOrgID != nil {
+			out.OrgID = *info.ActiveOrgID
+		}
+		return out, nil
+	}
+	claims, err := s.verifyLive(ctx, token)
+	if err != nil {
+		return inactive, nil
+	}
+	out := &Introspection{Active: true, TokenType: "access_token", Scope: claims.Scope, ClientID: claims.ClientID,
+		Exp: claims.Expiry, Iat: claims.IssuedAt, Nbf: claims.NotBefore, Sub: claims.Subject, Aud: claims.Audience,
+		Iss: claims.Issuer, Jti: claims.ID, SessionID: claims.SessionID, OrgID: claims.OrgID, Roles: claims.Roles,
+		Permissions: claims.Permissions, Username: claims.Email}
+	return out, nil
+}
+
+// verifyLive verifies an access token and that its session is still
+// live (tokens without a session, from client_credentials, need none).
+func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessClaims, error) {
+	claims, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if claims.SessionID != "" {
+		ok, err := s.sessions.SessionActive(ctx, claims.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+		}
+	}
+	return claims, nil
+}
+
+// userFor verifies a bearer token and loads its (enabled) user.
+func (s *Service) userFor(ctx context.Context, bearer string) (*tokens.AccessClaims, *models.User, error) {
+	claims, err := s.verifyLive(ctx, bearer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if claims.SessionID == "" {
+		return nil, nil, fmt.Errorf("%w: the token does not represent a user", ErrInvalidToken)
+	}
+	user, err := s.store.FindUser(ctx, claims.Subject)
+	if errors.Is(err, models.ErrNotFound) || (err == nil && user.Disabled) {
+		return nil, nil, fmt.Errorf("%w: user unknown or disabled", ErrInvalidToken)
+	}
+	return claims, user, err
+}
+
+// UserInfo answers the OIDC UserInfo endpoint; claims follow the scopes.
+func (s *Service) UserInfo(ctx context.Context, bearer string) (map[string]any, error) {
+	claims, user, err := s.userFor(ctx, bearer)
+	if err != nil {
+		return nil, err
+	}
+	scopes := strings.Fields(claims.Scope)
+	out := map[string]any{"sub": user.ID}
+	if slices.Contains(scopes, "email") {
+		out["email"], out["email_verified"] = user.Email, user.EmailVerified
+	}
+	if slices.Contains(scopes, "profile") {
+		out["name"] = user.Name
+		if user.AvatarURL != "" {
+			out["picture"] = user.AvatarURL
+		}
+	}
+	return out, nil
+}
+
+// Me describes the signed-in user for /auth/me.
+type Me struct {
+	ID            string           `json:"id"`
+	Email         string           `json:"email"`
+	EmailVerified bool             `json:"email_verified"`
+	Name          string           `json:"name"`
+	AvatarURL     string           `json:"avatar_url,omitempty"`
+	Identities    []MeIdentity     `json:"identities"`
+	Organizations []MeOrganization `json:"organizations"`
+	ActiveOrgID   string           `json:"active_org_id,omitempty"`
+	Roles         []string         `json:"roles"`
+	Permissions   []string         `json:"permissions"`
+	SessionID     string           `json:"session_id"`
+}
+
+// MeIdentity is one linked upstream account.
+type MeIdentity struct {
+	Provider      string `json:"provider"`
+	Subject       string `json:"subject"`
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified"`
+	LastLoginAt   string `json:"last_login_at,omitempty"`
+}
+
+// MeOrganization is one membership.
+type MeOrganization struct {
+	ID     string `json:"id"`
+	Slug   string `json:"slug"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Source string `json:"source"`
+	Active bool   `json:"active"`
+}
+
+// Me returns the user, identities, organizations and current grants.
+func (s *Service) Me(ctx context.Context, bearer string) (*Me, error) {
+	claims, user, err := s.userFor(ctx, bearer)
+	if err != nil {
+		return nil, err
+	}
+	me := &Me{ID: user.ID, Email: user.Email, EmailVerified: user.EmailVerified, Name: user.Name, AvatarURL: user.AvatarURL,
+		Identities: []MeIdentity{}, Organizations: []MeOrganization{}, Roles: []string{}, Permissions: []string{}, SessionID: claims.SessionID}
+	ids, err := s.store.ListIdentities(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		mi := MeIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified}
+		if id.LastLoginAt != nil {
+			mi.LastLoginAt = id.LastLoginAt.UTC().Format("2006-01-02T15:04:05Z")
+		}
+		me.Identities = append(me.Identities, mi)
+	}
+	sess, err := s.sessions.GetSession(ctx, claims.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.store.ListMemberships(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		org, err := s.store.FindOrganization(ctx, m.OrganizationID)
+		if err != nil {
+			return nil, err
+		}
+		active := sess.ActiveOrgID != nil && *sess.ActiveOrgID == org.ID
+		me.Organizations = append(me.Organizations, MeOrganization{ID: org.ID, Slug: org.Slug, Name: org.Name,
+			Status: m.Status, Source: m.Source, Active: active})
+	}
+	if sess.ActiveOrgID != nil {
+		me.ActiveOrgID = *sess.ActiveOrgID
+		if g, err := s.store.ActiveGrants(ctx, user.ID, *sess.ActiveOrgID); err == nil {
+			me.Roles, me.Permissions = g.Roles, g.Permissions
+		}
+	}
+	return me, nil
+}
+
+// LogoutRequest is an RP-initiated logout (OIDC RP-Initiated Logout 1.0).
+type LogoutRequest struct {
+	IDTokenHint           string
+	ClientID              string
+	PostLogoutRedirectURI string
+	State                 string
+	// Bearer is an access token presented instead of an ID token hint.
+	Bearer string
+}
+
+// LogoutResult says where to send the browser ("" shows a signed-out page).
+type LogoutResult struct {
+	RedirectURL string
+}
+
+// Logout ends the session named by the ID token hint (or bearer access
+// token) and returns the post-logout redirect when it is registered for
+// the client. An unregistered redirect is never followed.
+func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMeta) (*LogoutResult, error) {
+	var sid, clientID, userID string
+	switch {
+	case req.IDTokenHint != "":
+		claims, err := s.keys.VerifyIDTokenHint(req.IDTokenHint, s.issuer)
+		if err != nil {
+			return nil, pageErr(400, "Sign-out failed", "The sign-out request could not be verified.", err)
+		}
+		sid, userID = claims.SessionID, claims.Subject
+		if len(claims.Audience) > 0 {
+			clientID = claims.Audience[0]
+		}
+	case req.Bearer != "":
+		claims, err := s.keys.VerifyAccessToken(req.Bearer, s.issuer, s.now())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
+		sid, clientID, userID = claims.SessionID, claims.ClientID, claims.Subject
+	}
+	if req.ClientID != "" {
+		if clientID != "" && req.ClientID != clientID {
+			return nil, pageErr(400, "Sign-out failed", "The sign-out request names another application than the one you signed in to.", errors.New("client_id does not match id_token_hint"))
+		}
+		clientID = req.ClientID
+	}
+	if sid != "" {
+		if err := s.sessions.RevokeSession(ctx, sid, "logout"); err != nil {
+			return nil, err
+		}
+		s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
+			ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+	}
+	if req.PostLogoutRedirectURI == "" {
+		return &LogoutResult{}, nil
+	}
+	client, ok := s.clients[clientID]
+	if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {
+		return nil, pageErr(400, "Signed out",
+			"You are signed out. The application asked to send you to an address it has not registered, so you stay here.",
+			errors.New("unregistered post_logout_redirect_uri"))
+	}
+	u, _ := url.Parse(req.PostLogoutRedirectURI)
+	if req.State != "" {
+		q := u.Query()
+		q.Set("state", req.State)
+		u.RawQuery = q.Encode()
+	}
+	return &LogoutResult{RedirectURL: u.String()}, nil
+}
+
+// Discovery is the OpenID Provider metadata document; signingAlgs are the
+// algorithms of the published keys (two while an algorithm change rolls out).
+func (s *Service) Discovery(signingAlgs []string) map[string]any {
+	return map[string]any{
+		"issuer":                                        s.issuer,
+		"authorization_endpoint":                        s.endpoint("/auth/login"),
+		"token_endpoint":                                s.endpoint("/auth/token"),
+		"jwks_uri":                                      s.endpoint("/.well-known/jwks.json"),
+		"userinfo_endpoint":                             s.endpoint("/auth/userinfo"),
+		"revocation_endpoint":                           s.endpoint("/auth/revoke"),
+		"introspection_endpoint":                        s.endpoint("/auth/introspect"),
+		"end_session_endpoint":                          s.endpoint("/auth/logout"),
+		"response_types_supported":                      []string{"code"},
+		"response_modes_supported":                      []string{"query"},
+		"grant_types_supported":                         []string{config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials},
+		"subject_types_supported":                       []string{"public"},
+		"id_token_signing_alg_values_supported":         signingAlgs,
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "sid",
+			"email", "email_verified", "name", "picture"},
+		"authorization_response_iss_parameter_supported": true,
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+	}
+}

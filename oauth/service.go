@@ -1,0 +1,152 @@
+package oauth
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// Keys signs and verifies Gatehouse's own tokens.
+type Keys interface {
+	Sign(claims any, typ string) (string, error)
+	SignIDToken(claims tokens.IDClaims, accessToken string) (string, error)
+	VerifyAccessToken(token, issuer string, now time.Time) (*tokens.AccessClaims, error)
+	VerifyIDTokenHint(token, issuer string) (*tokens.IDClaims, error)
+}
+
+// Sessions keeps sessions, refresh tokens and authorization codes.
+type Sessions interface {
+	CreateSession(ctx context.Context, ns tokens.NewSession) (*models.Session, error)
+	IssueRefreshToken(ctx context.Context, sessionID, clientID string) (string, error)
+	RedeemRefreshToken(ctx context.Context, token, clientID string) (*tokens.Redeemed, error)
+	RevokeSession(ctx context.Context, sessionID, reason string) error
+	RevokeRefreshToken(ctx context.Context, token, clientID string) error
+	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	LookupRefreshToken(ctx context.Context, token string) (*tokens.RefreshInfo, error)
+	SetActiveOrg(ctx context.Context, sessionID string, orgID *string) error
+	GetSession(ctx context.Context, id string) (*models.Session, error)
+	IssueCode(ctx context.Context, nc tokens.NewCode) (string, error)
+	RedeemCode(ctx context.Context, code, clientID, redirectURI string) (*models.AuthorizationCode, error)
+}
+
+// Provisioner turns an upstream identity into a user.
+type Provisioner interface {
+	Provision(ctx context.Context, id *providers.Identity) (*models.User, error)
+}
+
+// Store is the storage the authorization server reads directly.
+type Store interface {
+	FindUser(ctx context.Context, id string) (*models.User, error)
+	ActiveGrants(ctx context.Context, userID, orgID string) (*models.Grants, error)
+	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
+	ListMemberships(ctx context.Context, userID string) ([]models.Membership, error)
+	FindOrganization(ctx context.Context, id string) (*models.Organization, error)
+	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
+}
+
+// Hooks observe outcomes (metrics); every field may be nil.
+type Hooks struct {
+	Login        func(provider, outcome string)
+	TokenIssued  func(grantType string)
+	RefreshReuse func()
+}
+
+// Options assemble a Service.
+type Options struct {
+	Config      *config.Config
+	Providers   []providers.Provider
+	Keys        Keys
+	Sessions    Sessions
+	Provisioner Provisioner
+	Store       Store
+	Log         *slog.Logger
+	Hooks       Hooks
+	Now         func() time.Time
+}
+
+// Service is the authorization server.
+type Service struct {
+	issuer        string
+	cfg           *config.Config
+	clients       map[string]*Client
+	providers     map[string]providers.Provider
+	providerOrder []providers.Provider
+	keys          Keys
+	sessions      Sessions
+	provisioner   Provisioner
+	store         Store
+	log           *slog.Logger
+	hooks         Hooks
+	now           func() time.Time
+	loginKey      []byte
+	secureCookies bool
+}
+
+// New builds the authorization server.
+func New(opts Options) *Service {
+	s := &Service{
+		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{},
+		providers: map[string]providers.Provider{}, providerOrder: opts.Providers,
+		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store,
+		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
+		loginKey:      tokens.DeriveKey(opts.Config.SecretKey, "login-state"),
+		secureCookies: strings.HasPrefix(opts.Config.Issuer, "https://"),
+	}
+	if s.now == nil {
+		s.now = func() time.Time { return time.Now().UTC() }
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, c := range opts.Config.File.Clients {
+		s.clients[c.ID] = newClient(c, opts.Config)
+	}
+	for _, p := range opts.Providers {
+		s.providers[p.Name()] = p
+	}
+	return s
+}
+
+// Issuer is the `iss` of every token.
+func (s *Service) Issuer() string { return s.issuer }
+
+// Client returns a registered client.
+func (s *Service) Client(id string) (*Client, bool) {
+	c, ok := s.clients[id]
+	return c, ok
+}
+
+// Provider returns a configured provider.
+func (s *Service) Provider(name string) (providers.Provider, bool) {
+	p, ok := s.providers[name]
+	return p, ok
+}
+
+// Providers lists the configured providers in configuration order.
+func (s *Service) Providers() []providers.Provider { return s.providerOrder }
+
+// CallbackURL is where an upstream returns the browser for provider.
+func (s *Service) CallbackURL(provider string) string {
+	return strings.TrimSuffix(s.issuer, "/") + "/auth/callback/" + url.PathEscape(provider)
+}
+
+func (s *Service) endpoint(path string) string {
+	return strings.TrimSuffix(s.issuer, "/") + path
+}
+
+// audit records an event; failures are logged, never returned, so an
+// audit outage cannot turn into a login outage.
+func (s *Service) audit(ctx context.Context, e models.AuditEvent, details map[string]any) {
+	if err := s.store.RecordAudit(ctx, &e, details); err != nil {
+		s.log.ErrorContext(ctx, "audit event not recorded", slog.String("type", e.Type), slog.String("error", err.Error()))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

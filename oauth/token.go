@@ -1,0 +1,252 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// TokenResponse is a successful token endpoint answer (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	IDToken         string `json:"id_token,omitempty"`
+	Scope           string `json:"scope,omitempty"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// Token answers the token endpoint for an authenticated client.
+func (s *Service) Token(ctx context.Context, cred ClientCredentials, form url.Values) (*TokenResponse, error) {
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, invalidRequest("parameter %s is repeated", k)
+		}
+	}
+	client, err := s.authenticateClient(cred)
+	if err != nil {
+		return nil, err
+	}
+	grant := form.Get("grant_type")
+	if grant == "" {
+		return nil, invalidRequest("grant_type is required")
+	}
+	if !client.AllowsGrant(grant) {
+		switch grant {
+		case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantTokenExchange:
+			return nil, unauthorizedClient("this client may not use grant_type %s", grant)
+		}
+		return nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported", truncate(grant, 80))
+	}
+	var resp *TokenResponse
+	switch grant {
+	case config.GrantAuthorizationCode:
+		resp, err = s.codeGrant(ctx, client, form)
+	case config.GrantRefreshToken:
+		resp, err = s.refreshGrant(ctx, client, form)
+	case config.GrantClientCredentials:
+		resp, err = s.clientCredentialsGrant(client, form)
+	default:
+		return nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported yet", truncate(grant, 80))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.hooks.TokenIssued != nil {
+		s.hooks.TokenIssued(grant)
+	}
+	return resp, nil
+}
+
+func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values) (*TokenResponse, error) {
+	code := form.Get("code")
+	if code == "" {
+		return nil, invalidRequest("code is required")
+	}
+	redirectURI := form.Get("redirect_uri")
+	if redirectURI == "" && len(client.RedirectURIs) == 1 {
+		redirectURI = client.RedirectURIs[0]
+	}
+	ac, err := s.sessions.RedeemCode(ctx, code, client.ID, redirectURI)
+	if err != nil {
+		return nil, grantError(err)
+	}
+	verifier := form.Get("code_verifier")
+	switch {
+	case ac.CodeChallenge != "" && verifier == "":
+		return nil, invalidGrant("code_verifier is required")
+	case ac.CodeChallenge != "" && !tokens.VerifyPKCE(ac.CodeChallenge, ac.CodeChallengeMethod, verifier):
+		// A wrong verifier means whoever holds the code is not who asked
+		// for it: end the session the code opened.
+		_ = s.sessions.RevokeSession(ctx, ac.SessionID, "pkce_failure")
+		return nil, invalidGrant("code_verifier does not match the code_challenge")
+	case ac.CodeChallenge == "" && verifier != "":
+		return nil, invalidGrant("code_verifier sent for a code issued without code_challenge")
+	}
+	sess, err := s.sessions.GetSession(ctx, ac.SessionID)
+	if err != nil {
+		return nil, grantError(err)
+	}
+	user, err := s.store.FindUser(ctx, ac.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if user.Disabled {
+		return nil, invalidGrant("user is disabled")
+	}
+	return s.issueForSession(ctx, client, sess, user, ac.Nonce, "")
+}
+
+func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Values) (*TokenResponse, error) {
+	token := form.Get("refresh_token")
+	if token == "" {
+		return nil, invalidRequest("refresh_token is required")
+	}
+	if scope := form.Get("scope"); scope != "" {
+		// RFC 6749 §6: a refresh may narrow the scope, never widen it.
+		for _, sc := range strings.Fields(scope) {
+			if !slices.Contains(strings.Fields(s.sessionScope(ctx, token)), sc) {
+				return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q exceeds the original grant", truncate(sc, 60))
+			}
+		}
+	}
+	red, err := s.sessions.RedeemRefreshToken(ctx, token, client.ID)
+	if err != nil {
+		if errors.Is(err, tokens.ErrRefreshTokenReuse) && s.hooks.RefreshReuse != nil {
+			s.hooks.RefreshReuse()
+		}
+		return nil, grantError(err)
+	}
+	sess := red.Session
+	if org := form.Get("organization"); org != "" {
+		if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
+			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
+		}
+		if sess.ActiveOrgID == nil || *sess.ActiveOrgID != org {
+			if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
+				return nil, err
+			}
+			sess.ActiveOrgID = &org
+		}
+	}
+	return s.issueForSession(ctx, client, sess, red.User, "", red.RefreshToken)
+}
+
+// sessionScope is the scope of the session behind a refresh token ("" when unknown).
+func (s *Service) sessionScope(ctx context.Context, token string) string {
+	info, err := s.sessions.LookupRefreshToken(ctx, token)
+	if err != nil || info == nil {
+		return ""
+	}
+	return info.Scope
+}
+
+func (s *Service) clientCredentialsGrant(client *Client, form url.Values) (*TokenResponse, error) {
+	if client.Public {
+		return nil, unauthorizedClient("public clients cannot use client_credentials")
+	}
+	scope := client.Scopes
+	if req := strings.Fields(form.Get("scope")); len(req) > 0 {
+		for _, sc := range req {
+			if !slices.Contains(client.Scopes, sc) {
+				return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q is not allowed for this client", truncate(sc, 60))
+			}
+		}
+		scope = req
+	}
+	now := s.now()
+	claims := tokens.AccessClaims{
+		Issuer: s.issuer, Subject: client.ID, Audience: client.Audience(),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(client.AccessTTL).Unix(),
+		ID: randomToken(16), ClientID: client.ID, Scope: strings.Join(scope, " "),
+		Permissions: client.Permissions,
+	}
+	at, err := s.keys.Sign(claims, tokens.TypAccessToken)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(client.AccessTTL / time.Second), Scope: claims.Scope}, nil
+}
+
+// issueForSession mints the access token (and ID token for openid, and a
+// refresh token when the client may refresh) for a session.
+func (s *Service) issueForSession(ctx context.Context, client *Client, sess *models.Session, user *models.User, nonce, refresh string) (*TokenResponse, error) {
+	now := s.now()
+	claims, err := s.accessClaims(ctx, client, sess, user, now)
+	if err != nil {
+		return nil, err
+	}
+	at, err := s.keys.Sign(claims, tokens.TypAccessToken)
+	if err != nil {
+		return nil, err
+	}
+	resp := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(client.AccessTTL / time.Second), Scope: sess.Scope}
+	scopes := strings.Fields(sess.Scope)
+	if slices.Contains(scopes, "openid") {
+		id := tokens.IDClaims{
+			Issuer: s.issuer, Subject: user.ID, Audience: []string{client.ID}, AuthorizedBy: client.ID,
+			IssuedAt: now.Unix(), Expiry: now.Add(client.IDTokenTTL).Unix(), AuthTime: sess.AuthTime.Unix(),
+			Nonce: nonce, AMR: strings.Fields(sess.AMR), SessionID: sess.ID,
+		}
+		if slices.Contains(scopes, "email") {
+			id.Email, id.EmailVerified = user.Email, user.EmailVerified
+		}
+		if slices.Contains(scopes, "profile") {
+			id.Name = user.Name
+		}
+		if resp.IDToken, err = s.keys.SignIDToken(id, at); err != nil {
+			return nil, err
+		}
+	}
+	if client.AllowsGrant(config.GrantRefreshToken) {
+		if refresh == "" {
+			if refresh, err = s.sessions.IssueRefreshToken(ctx, sess.ID, client.ID); err != nil {
+				return nil, err
+			}
+		}
+		resp.RefreshToken = refresh
+	}
+	return resp, nil
+}
+
+// accessClaims builds the RFC 9068 claims with the active org's grants.
+func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models.Session, user *models.User, now time.Time) (*tokens.AccessClaims, error) {
+	c := &tokens.AccessClaims{
+		Issuer: s.issuer, Subject: user.ID, Audience: client.Audience(),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(client.AccessTTL).Unix(),
+		ID: randomToken(16), ClientID: client.ID, SessionID: sess.ID, Scope: sess.Scope,
+		Email: user.Email, EmailVerified: user.EmailVerified, Name: user.Name, IdP: sess.Provider,
+	}
+	if sess.ActiveOrgID != nil {
+		g, err := s.store.ActiveGrants(ctx, user.ID, *sess.ActiveOrgID)
+		switch {
+		case err == nil:
+			c.OrgID, c.Roles, c.Permissions = g.OrganizationID, g.Roles, g.Permissions
+		case !errors.Is(err, models.ErrNotFound):
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// grantError maps session-service refusals to invalid_grant with their
+// reason; anything else is an internal error.
+func grantError(err error) error {
+	var ge *tokens.GrantError
+	if errors.As(err, &ge) {
+		return &Error{Code: "invalid_grant", Description: ge.Reason, Status: http.StatusBadRequest, Cause: err}
+	}
+	if errors.Is(err, tokens.ErrGrantInvalid) {
+		return &Error{Code: "invalid_grant", Description: "the grant is invalid", Status: http.StatusBadRequest, Cause: err}
+	}
+	return err
+}

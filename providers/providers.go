@@ -1,0 +1,167 @@
+// Package providers turns an upstream sign-in (a browser round trip or a
+// presented upstream token) into a normalized Identity. Each upstream kind
+// lives in its own file behind one small interface; providers decide
+// nothing about users or organizations (provisioning does) and import
+// nothing else from Gatehouse.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+)
+
+// Identity is what an upstream says about the person who signed in.
+type Identity struct {
+	// Provider is the configured provider name (not its type).
+	Provider      string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	AvatarURL     string
+	// Groups are typed strings for org sync, e.g. "github:org:acme".
+	Groups []string
+	// Claims are the upstream claims as received, for auditing and mapping.
+	Claims map[string]any
+	// AMR lists how the person authenticated upstream ("pwd", "mfa", ...).
+	AMR []string
+}
+
+// BeginRequest is what a login starts from.
+type BeginRequest struct {
+	// State is an opaque random value the upstream must echo back.
+	State string
+	// CallbackURL is where the upstream returns the browser.
+	CallbackURL string
+	// Optional hints passed upstream where the kind supports them.
+	LoginHint    string
+	Prompt       string
+	Organization string
+}
+
+// Challenge sends the browser upstream: a redirect, or a form the browser
+// posts automatically (SAML POST binding).
+type Challenge struct {
+	RedirectURL string
+	Form        *AutoPostForm
+	// Saved is private per-login data (a PKCE verifier, a nonce, a SAML
+	// request id) that the caller keeps sealed and hands back to Complete.
+	Saved string
+}
+
+// AutoPostForm is an HTML form the browser submits without user action.
+type AutoPostForm struct {
+	Action string
+	Fields map[string]string
+}
+
+// CompleteRequest carries the upstream's answer.
+type CompleteRequest struct {
+	HTTP        *http.Request
+	CallbackURL string
+	Saved       string
+}
+
+// Provider is one configured upstream.
+type Provider interface {
+	// Name is the configured instance name, used in URLs.
+	Name() string
+	// Type is the kind ("google", "github", "auth0", "oidc", "saml", "dev").
+	Type() string
+	// DisplayName is what the provider chooser shows.
+	DisplayName() string
+	Begin(ctx context.Context, req BeginRequest) (*Challenge, error)
+	Complete(ctx context.Context, req CompleteRequest) (*Identity, error)
+}
+
+// LocalForm is implemented by providers whose sign-in form Gatehouse
+// itself renders (the dev provider): the callback URL shows the form on
+// GET and completes on POST.
+type LocalForm interface {
+	LocalForm()
+}
+
+// Error kinds a caller branches on; wrap them with details.
+var (
+	// ErrDenied: the upstream or a provider rule refused this person.
+	ErrDenied = errors.New("sign-in refused")
+	// ErrUnavailable: the upstream could not be reached or answered badly.
+	ErrUnavailable = errors.New("identity provider unavailable")
+	// ErrInvalidResponse: the upstream's answer failed validation.
+	ErrInvalidResponse = errors.New("invalid response from identity provider")
+	// ErrCancelled: the person cancelled at the upstream.
+	ErrCancelled = errors.New("sign-in cancelled")
+)
+
+// UserError is an error whose Message may be shown to the person signing
+// in; Err (one of the kinds above, wrapped) is for logs and audit.
+type UserError struct {
+	Message string
+	Err     error
+}
+
+func (e *UserError) Error() string { return e.Err.Error() }
+func (e *UserError) Unwrap() error { return e.Err }
+
+// Deny returns an ErrDenied carrying a message for the person.
+func Deny(message string, detail string) error {
+	return &UserError{Message: message, Err: fmt.Errorf("%w: %s", ErrDenied, detail)}
+}
+
+// Settings decodes a provider's own configuration fields into a struct;
+// unknown fields are errors.
+type Settings interface {
+	Decode(into any) error
+}
+
+// Env is what constructors may use besides their settings.
+type Env struct {
+	// HTTPClient is used for every upstream call; it must have a timeout.
+	HTTPClient *http.Client
+	// BaseURL is Gatehouse's issuer URL.
+	BaseURL string
+	// Production forbids dangerous kinds and knobs.
+	Production bool
+}
+
+// Constructor builds a provider of one kind, validating its settings.
+type Constructor func(name string, settings Settings, env Env) (Provider, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Constructor{}
+)
+
+// Register makes a kind available by its config `type`.
+func Register(kind string, c Constructor) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	registry[kind] = c
+}
+
+// Kinds lists the registered kinds, sorted.
+func Kinds() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for k := range registry {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds a provider of the given kind.
+func New(kind, name string, settings Settings, env Env) (Provider, error) {
+	registryMu.RLock()
+	c, ok := registry[kind]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown provider type %q (known: %v)", kind, Kinds())
+	}
+	return c(name, settings, env)
+}
