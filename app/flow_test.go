@@ -433,6 +433,11 @@ func TestAuthorizationNegativeCases(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(body, "expired") {
 			t.Fatalf("replayed state = %d %s", resp.StatusCode, body)
 		}
+		var rejected int64
+		s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type = ? AND outcome = ?", "login.state_rejected", "failure").Scan(&rejected)
+		if rejected != 3 {
+			t.Fatalf("state rejections audited = %d, want 3", rejected)
+		}
 	})
 	t.Run("client authentication", func(t *testing.T) {
 		status, out := tokenPost(t, s, url.Values{"grant_type": {"client_credentials"}}, "backend", "wrong-secret-0123456789")
@@ -593,5 +598,52 @@ func TestRateLimit(t *testing.T) {
 	// Other endpoints are not limited by the login bucket.
 	if resp, _ := b.get(s.URL + "/.well-known/openid-configuration"); resp.StatusCode != 200 {
 		t.Fatalf("discovery = %d", resp.StatusCode)
+	}
+}
+
+// TestReplicasAgreeOnKeys runs two Gatehouse servers on one PostgreSQL
+// database behind one issuer: they publish the same keys, accept each
+// other's tokens, and switch to a rotated key together.
+func TestReplicasAgreeOnKeys(t *testing.T) {
+	env := map[string]string{"GATEHOUSE_ISSUER": "http://gatehouse.test", "GATEHOUSE_KEY_PUBLISH_LEAD": "1s", "GATEHOUSE_JWKS_MAX_AGE": "1s"}
+	a := apptest.Start(t, apptest.Options{YAML: flowYAML, Postgres: true, Env: env})
+	b := apptest.Start(t, apptest.Options{YAML: flowYAML, DatabaseURL: a.Config.DatabaseURL, Env: env})
+	kids := func(s *apptest.Server) string {
+		var out []string
+		for _, k := range s.Keys.JWKS().Keys {
+			out = append(out, k.KeyID)
+		}
+		return strings.Join(out, ",")
+	}
+	if kids(a) != kids(b) || kids(a) == "" {
+		t.Fatalf("replicas publish %q and %q", kids(a), kids(b))
+	}
+	mint := func(s *apptest.Server) string {
+		status, out := tokenPost(t, s, url.Values{"grant_type": {"client_credentials"}}, "backend", "backend-secret-0123456789")
+		if status != 200 {
+			t.Fatalf("mint = %d %v", status, out)
+		}
+		return out["access_token"].(string)
+	}
+	for _, pair := range [][2]*apptest.Server{{a, b}, {b, a}} {
+		if info := introspect(t, pair[1], mint(pair[0])); info["active"] != true {
+			t.Fatalf("a token of one replica is inactive at the other: %v", info)
+		}
+	}
+	ctx := context.Background()
+	rotated, err := a.Keys.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Keys.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(rotated.ActivatesAt) + 50*time.Millisecond)
+	for _, s := range []*apptest.Server{a, b} {
+		tok := mint(s)
+		hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+		if !strings.Contains(string(hdr), rotated.KID) {
+			t.Fatalf("a replica still signs with the old key: %s", hdr)
+		}
 	}
 }

@@ -144,9 +144,10 @@ func (h *OAuth) callback(c *gin.Context) {
 	cookie, _ := c.Cookie(oauth.CookieName(state))
 	ls, err := h.Svc.OpenLoginState(cookie, state)
 	if err == nil && ls.Provider != name {
-		_, err = h.Svc.OpenLoginState("", "")
+		_, err = h.Svc.OpenLoginState("", "") // a state begun at another provider
 	}
 	if err != nil {
+		h.Svc.LoginStateRejected(c.Request.Context(), name, err, meta(c))
 		renderPage(c, h.Log, h.Pages, err)
 		return
 	}

@@ -228,6 +228,14 @@ func (s *Service) FinishLogin(ctx context.Context, ls *LoginState, id *providers
 	return u.String(), nil
 }
 
+// LoginStateRejected records a callback whose login state was missing,
+// forged, replayed or expired.
+func (s *Service) LoginStateRejected(ctx context.Context, provider string, err error, meta RequestMeta) {
+	s.countLogin(provider, "state_rejected")
+	s.audit(ctx, models.AuditEvent{Type: "login.state_rejected", Outcome: models.OutcomeFailure, Provider: truncate(provider, 64),
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(causeOf(err).Error(), 200)})
+}
+
 // LoginFailed records a failed completion at a provider.
 func (s *Service) LoginFailed(ctx context.Context, ls *LoginState, err error, meta RequestMeta) {
 	outcome := "error"
@@ -290,6 +298,15 @@ func (s *Service) countLogin(provider, outcome string) {
 	if s.hooks.Login != nil {
 		s.hooks.Login(provider, outcome)
 	}
+}
+
+// causeOf is the detail behind a page error (for audit), else err itself.
+func causeOf(err error) error {
+	var pe *PageError
+	if errors.As(err, &pe) && pe.Cause != nil {
+		return pe.Cause
+	}
+	return err
 }
 
 func truncate(s string, n int) string {

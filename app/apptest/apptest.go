@@ -25,6 +25,9 @@ type Options struct {
 	YAML string
 	// Postgres runs on the test PostgreSQL server (skipping without one).
 	Postgres bool
+	// DatabaseURL, when set, is used instead (e.g. another server's, to
+	// run two replicas on one database).
+	DatabaseURL string
 	// Log receives the server's log; nil discards it.
 	Log io.Writer
 }
@@ -46,9 +49,12 @@ func Start(t testing.TB, opts Options) *Server {
 		"GATEHOUSE_SECRET_KEY": "test-secret-key-0123456789abcdef-0123456789",
 		"GATEHOUSE_RATE_LIMIT": "0",
 	}
-	if opts.Postgres {
+	switch {
+	case opts.DatabaseURL != "":
+		env["GATEHOUSE_DATABASE_URL"] = opts.DatabaseURL
+	case opts.Postgres:
 		env["GATEHOUSE_DATABASE_URL"] = dbtest.PostgresTarget(t).DSN
-	} else {
+	default:
 		env["GATEHOUSE_DATABASE_URL"] = filepath.Join(t.TempDir(), "gatehouse.db")
 	}
 	for k, v := range opts.Env {
