@@ -647,3 +647,59 @@ func TestReplicasAgreeOnKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestProviderChooserAndDevFormErrors(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{YAML: flowYAML + "providers:\n  - {name: corp-dev, type: dev, display_name: Corporate test login}\n"})
+	b := newBrowser(t)
+	q := url.Values{"response_type": {"code"}, "client_id": {"spa"}, "redirect_uri": {"http://127.0.0.1:9/callback"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
+	resp, body := b.get(s.URL + "/auth/login?" + q.Encode())
+	if resp.StatusCode != 200 || !strings.Contains(body, "Corporate test login") || !strings.Contains(body, "Development sign-in") ||
+		!strings.Contains(body, "provider=corp-dev") || !strings.Contains(body, "Example SPA") {
+		t.Fatalf("chooser = %d %s", resp.StatusCode, body)
+	}
+	q.Set("provider", "corp-dev")
+	resp, _ = b.get(s.URL + "/auth/login?" + q.Encode())
+	formURL, _ := url.Parse(resp.Header.Get("Location"))
+	if formURL.Path != "/auth/callback/corp-dev" {
+		t.Fatalf("went to %s", formURL)
+	}
+	resp, body = b.post(s.URL+formURL.Path, url.Values{"state": {formURL.Query().Get("state")}, "email": {"not-an-email"}})
+	if resp.StatusCode != 400 || !strings.Contains(body, "Enter a valid email address") || !strings.Contains(body, `value="not-an-email"`) {
+		t.Fatalf("invalid email = %d %s", resp.StatusCode, body)
+	}
+	// The form can be corrected and submitted again with the same state.
+	resp, _ = b.post(s.URL+formURL.Path, url.Values{"state": {formURL.Query().Get("state")}, "email": {"ok@example.com"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("corrected form = %d", resp.StatusCode)
+	}
+	// A state begun at one provider cannot complete at another.
+	resp, _ = b.get(s.URL + "/auth/login?" + q.Encode())
+	formURL, _ = url.Parse(resp.Header.Get("Location"))
+	resp, body = b.post(s.URL+"/auth/callback/dev", url.Values{"state": {formURL.Query().Get("state")}, "email": {"ok@example.com"}})
+	if resp.StatusCode != 400 || !strings.Contains(body, "expired") {
+		t.Fatalf("cross-provider state = %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestTokenRateLimitPerClient(t *testing.T) {
+	// Each request comes from another client IP (through a trusted proxy),
+	// so only the per-client bucket can refuse the third.
+	s, _, _ := startFlowServer(t, false, map[string]string{"GATEHOUSE_RATE_LIMIT": "2", "GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1"})
+	var codes []int
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", "203.0.113."+string(rune('1'+i)))
+		req.SetBasicAuth("backend", "backend-secret-0123456789")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("statuses = %v", codes)
+	}
+}
