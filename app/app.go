@@ -164,6 +164,8 @@ func (a *App) build(ctx context.Context) error {
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
 		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(cfg.RateLimit),
 	}).Register(engine)
+	_, demo := a.OAuth.Client(DemoClientID)
+	(&handlers.Pages{Svc: a.OAuth, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	a.Engine = engine
 	return nil
 }
@@ -208,6 +210,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopMaint()
 	go a.maintain(maintCtx)
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
+	a.banner()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -224,6 +227,28 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.Log.Info("stopped")
 	return nil
+}
+
+// banner tells a newcomer where to go and what is on.
+func (a *App) banner() {
+	var names []string
+	for _, p := range a.OAuth.Providers() {
+		names = append(names, p.Name()+" ("+p.Type()+")")
+	}
+	db, _ := models.ParseDatabaseURL(a.Config.DatabaseURL)
+	attrs := []any{
+		slog.String("open", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
+		slog.Any("providers", names),
+		slog.String("database", string(db.Dialect)+" "+db.Display),
+		slog.String("env", a.Config.Env),
+	}
+	if _, demo := a.OAuth.Client(DemoClientID); demo && !a.Config.Production() {
+		attrs = append(attrs, slog.String("demo", strings.TrimSuffix(a.Config.Issuer, "/")+"/demo/"))
+	}
+	if len(a.Config.Warnings) > 0 {
+		attrs = append(attrs, slog.Any("unsafe_development_defaults", a.Config.Warnings))
+	}
+	a.Log.Info("Gatehouse is ready", attrs...)
 }
 
 // maintain reloads signing keys (scheduled rotation, retirement) every

@@ -243,3 +243,22 @@ func TestOneLine(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestLandingAndDemoPages(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{})
+	resp, body := get(t, s.URL+"/")
+	if resp.StatusCode != 200 || !strings.Contains(body, s.URL) || !strings.Contains(body, "/.well-known/jwks.json") ||
+		!strings.Contains(body, "Development sign-in") || !strings.Contains(body, `href="/demo/"`) {
+		t.Fatalf("landing = %d %s", resp.StatusCode, body)
+	}
+	for path, want := range map[string]string{"/demo/": "Gatehouse demo", "/demo/demo.js": "code_challenge_method", "/demo": "Gatehouse demo"} {
+		resp, body := get(t, s.URL+path)
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s = %d %.200s", path, resp.StatusCode, body)
+		}
+	}
+	prod := apptest.Start(t, apptest.Options{Env: map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_DEV_LOGIN": "false"}})
+	if resp, _ := get(t, prod.URL+"/demo/"); resp.StatusCode != 404 {
+		t.Fatalf("/demo in production = %d", resp.StatusCode)
+	}
+}

@@ -62,6 +62,8 @@ type Config struct {
 
 	// File is the YAML configuration (empty when GATEHOUSE_CONFIG is unset).
 	File File
+	// Warnings are the unsafe development defaults in effect.
+	Warnings []string
 }
 
 // Pool bounds the database connection pool.
@@ -147,6 +149,7 @@ func Load(opts Options) (*Config, []string, error) {
 	if len(r.problems) > 0 {
 		return nil, warnings, &ValidationError{Problems: r.problems}
 	}
+	c.Warnings = warnings
 	return c, warnings, nil
 }
 

@@ -152,13 +152,13 @@ func (h *OAuth) callback(c *gin.Context) {
 		return
 	}
 	_, localForm := prov.(providers.LocalForm)
-	if localForm && c.Request.Method == http.MethodGet {
-		h.devForm(c, http.StatusOK, state, "", c.Query("login_hint"), "", "")
-		return
-	}
-	if upstreamErr := c.Query("error"); upstreamErr != "" && !localForm {
+	if upstreamErr := c.Query("error"); upstreamErr != "" {
 		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
 		c.Redirect(http.StatusFound, h.Svc.UpstreamRefused(c.Request.Context(), ls, upstreamErr, meta(c)))
+		return
+	}
+	if localForm && c.Request.Method == http.MethodGet {
+		h.devForm(c, http.StatusOK, state, "", c.Query("login_hint"), "", "")
 		return
 	}
 	id, err := prov.Complete(c.Request.Context(), providers.CompleteRequest{

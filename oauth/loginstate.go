@@ -102,6 +102,8 @@ func (s *Service) ClearLoginCookie(state string) *http.Cookie {
 }
 
 func (s *Service) expiredLogin(cause error) *PageError {
+	// Without a login state the application is unknown; the landing page
+	// is the one way back we can offer.
 	return &PageError{Status: http.StatusBadRequest, Title: "Sign-in expired",
-		Message: "The sign-in link expired or was already used, please start again.", Cause: cause}
+		Message: "The sign-in link expired or was already used, please start again.", Cause: cause, StartOver: "/"}
 }

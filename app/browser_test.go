@@ -1,0 +1,157 @@
+package app_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse-id/gatehouse/app/apptest"
+)
+
+// findChromium returns a headless-capable browser, or "" when none is
+// installed (GATEHOUSE_TEST_CHROME names one explicitly).
+func findChromium() string {
+	if p := os.Getenv("GATEHOUSE_TEST_CHROME"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browserContext starts headless Chromium; on failure it saves a
+// screenshot under test-artifacts/ at the repository root.
+func browserContext(t *testing.T) context.Context {
+	t.Helper()
+	chrome := findChromium()
+	if chrome == "" {
+		t.Skip("browser tests skipped: no Chromium found (apt-get install chromium, or set GATEHOUSE_TEST_CHROME)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			var png []byte
+			shotCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := chromedp.Run(shotCtx, chromedp.FullScreenshot(&png, 90)); err == nil {
+				dir := filepath.Join("..", "test-artifacts")
+				_ = os.MkdirAll(dir, 0o755)
+				name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".png")
+				if os.WriteFile(name, png, 0o644) == nil {
+					t.Logf("screenshot saved to %s", name)
+				}
+			}
+			cancel()
+		}
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// TestDemoInChromium signs in through the /demo app in a real browser:
+// sign in, pick nothing (dev is the only provider), fill the form, see the
+// claims and /auth/me, refresh, sign out.
+func TestDemoInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	s := apptest.Start(t, apptest.Options{})
+	var access, me, count, status string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(s.URL+"/demo/"),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ada@example.com", chromedp.ByID),
+		chromedp.SendKeys("#name", "Ada Lovelace", chromedp.ByID),
+		chromedp.SendKeys("#groups", "eng", chromedp.ByID),
+		chromedp.Click(`button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#signed-in", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("me").textContent.includes("identities")`, nil),
+		chromedp.Text("#access-claims", &access, chromedp.ByID),
+		chromedp.Text("#me", &me, chromedp.ByID),
+		chromedp.Click("#refresh", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("refresh-count").textContent === "1"`, nil),
+		chromedp.Text("#refresh-count", &count, chromedp.ByID),
+		chromedp.Click("#signout", chromedp.ByID),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("status").textContent.includes("signed out")`, nil),
+		chromedp.Text("#status", &status, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatalf("browser flow: %v", err)
+	}
+	if !strings.Contains(access, `"email": "ada@example.com"`) || !strings.Contains(access, `"sid"`) {
+		t.Fatalf("access token claims:\n%s", access)
+	}
+	if !strings.Contains(me, `"provider": "dev"`) || count != "1" || !strings.Contains(status, "signed out") {
+		t.Fatalf("me=%s count=%s status=%s", me, count, status)
+	}
+	var sessions int64
+	s.DB.Raw("SELECT COUNT(*) FROM sessions WHERE revoke_reason = ?", "logout").Scan(&sessions)
+	if sessions != 1 {
+		t.Fatalf("logged-out sessions = %d, want 1", sessions)
+	}
+}
+
+// TestDemoBadPathsInChromium: a sign-in cancelled at the provider, a
+// tampered callback and an expired login each end on a readable page with
+// a way back.
+func TestDemoBadPathsInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	s := apptest.Start(t, apptest.Options{})
+	var text string
+	err := chromedp.Run(ctx,
+		// Cancelled at the provider: back at the demo with the reason and a sign-in button.
+		chromedp.Navigate(s.URL+"/demo/"),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.Click(`a[href*="error=access_denied"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#error", chromedp.ByID),
+		chromedp.Text("#error", &text, chromedp.ByID),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+	)
+	if err != nil || !strings.Contains(text, "cancelled") {
+		t.Fatalf("cancel: %v %q", err, text)
+	}
+	err = chromedp.Run(ctx,
+		// A tampered callback that this page never started.
+		chromedp.Navigate(s.URL+"/demo/?code=ghc_forged&state=forged"),
+		chromedp.WaitVisible("#error", chromedp.ByID),
+		chromedp.Text("#error", &text, chromedp.ByID),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+	)
+	if err != nil || !strings.Contains(text, "not started here") {
+		t.Fatalf("tampered callback: %v %q", err, text)
+	}
+	err = chromedp.Run(ctx,
+		// An expired or foreign login state at Gatehouse: a page with a way back.
+		chromedp.Navigate(s.URL+"/auth/callback/dev?state=expired-or-forged"),
+		chromedp.WaitVisible("h1", chromedp.ByQuery),
+		chromedp.Text("main", &text, chromedp.ByQuery),
+	)
+	if err != nil || !strings.Contains(text, "please start again") || !strings.Contains(text, "Start again") {
+		t.Fatalf("expired login: %v %q", err, text)
+	}
+}
