@@ -36,6 +36,12 @@ func browserContext(t *testing.T) context.Context {
 	if chrome == "" {
 		t.Skip("browser tests skipped: no Chromium found (apt-get install chromium, or set GATEHOUSE_TEST_CHROME)")
 	}
+	// Not t.TempDir: Chromium's helpers may still write there while the
+	// browser exits, which would fail the test's cleanup.
+	profile, err := os.MkdirTemp("", "gatehouse-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome),
 		chromedp.NoSandbox,
@@ -44,7 +50,7 @@ func browserContext(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
@@ -66,6 +72,9 @@ func browserContext(t *testing.T) context.Context {
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return ctx
 }
