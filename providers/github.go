@@ -129,22 +129,12 @@ func newGitHub(name string, settings Settings, env Env) (Provider, error) {
 		}
 	}
 	p.api, _ = url.Parse(p.apiURL)
-	for _, o := range s.AllowedOrganizations {
-		o = strings.ToLower(strings.TrimSpace(o))
-		if !githubOrgSyntax.MatchString(o) {
-			bad("allowed_organizations: %q is not a GitHub organization name", o)
-			continue
-		}
-		p.orgs = append(p.orgs, o)
-	}
-	for _, t := range s.AllowedTeams {
-		t = strings.ToLower(strings.TrimSpace(t))
-		if !githubTeamSyntax.MatchString(t) {
-			bad("allowed_teams: %q must be <organization>/<team-slug>, such as acme/platform", t)
-			continue
-		}
-		p.teams = append(p.teams, t)
-	}
+	p.orgs = lowerMatching(s.AllowedOrganizations, githubOrgSyntax, func(v string) {
+		bad("allowed_organizations: %q is not a GitHub organization name", v)
+	})
+	p.teams = lowerMatching(s.AllowedTeams, githubTeamSyntax, func(v string) {
+		bad("allowed_teams: %q must be <organization>/<team-slug>, such as acme/platform", v)
+	})
 	if s.Timeout != "" {
 		d, err := time.ParseDuration(s.Timeout)
 		if err != nil || d <= 0 || d > time.Minute {
@@ -157,6 +147,21 @@ func newGitHub(name string, settings Settings, env Env) (Provider, error) {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
 	return p, nil
+}
+
+// lowerMatching lowercases names (GitHub's are case-insensitive) and
+// keeps those matching syntax, reporting the others to invalid.
+func lowerMatching(names []string, syntax *regexp.Regexp, invalid func(string)) []string {
+	var out []string
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if !syntax.MatchString(n) {
+			invalid(n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // checkGitHubURL returns why u cannot be a GitHub base URL, or "".
@@ -226,7 +231,6 @@ type (
 		ID        int64  `json:"id"`
 		Login     string `json:"login"`
 		Name      string `json:"name"`
-		Email     string `json:"email"`
 		AvatarURL string `json:"avatar_url"`
 		HTMLURL   string `json:"html_url"`
 	}
@@ -269,7 +273,7 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 		teams  []githubTeam
 	)
 	calls := []func(context.Context) error{
-		func(ctx context.Context) error { return p.getOne(ctx, token, "/user", &user) },
+		func(ctx context.Context) error { _, err := p.get(ctx, token, p.apiURL+"/user", &user); return err },
 		func(ctx context.Context) error { return getAll(ctx, p, token, "/user/emails", &emails) },
 	}
 	if p.readOrgs {
@@ -381,7 +385,7 @@ func (p *githubProvider) exchange(ctx context.Context, code string, req Complete
 	}
 	if granted, ok := tok.Extra("scope").(string); ok && granted != "" && p.readOrgs && !githubGrantsReadOrg(granted) {
 		return "", &UserError{Message: githubMsgMisconfigure,
-			Err: fmt.Errorf("%w: GitHub granted scopes %q without read:org", ErrInvalidResponse, granted)}
+			Err: fmt.Errorf("%w: GitHub granted scopes %q without read:org", ErrInvalidResponse, truncateASCII(granted, 100))}
 	}
 	return tok.AccessToken, nil
 }
@@ -453,12 +457,6 @@ func runAll(ctx context.Context, calls []func(context.Context) error) error {
 	}
 	wg.Wait()
 	return first
-}
-
-// getOne reads one API object.
-func (p *githubProvider) getOne(ctx context.Context, token, path string, into any) error {
-	_, err := p.get(ctx, token, p.apiURL+path, into)
-	return err
 }
 
 // getAll reads every page of an API list into all, following the Link

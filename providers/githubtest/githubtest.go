@@ -253,6 +253,10 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, path string) {
 	has := func(scope, implied string) bool {
 		return slices.Contains(g.scopes, scope) || slices.Contains(g.scopes, implied)
 	}
+	if (path == "/user/orgs" || path == "/user/teams") && !has("read:org", "admin:org") {
+		apiError(w, http.StatusForbidden, "this fake requires the read:org scope")
+		return
+	}
 	u := g.user
 	switch path {
 	case "/user":
@@ -277,20 +281,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, path string) {
 		}
 		s.page(w, r, items)
 	case "/user/orgs":
-		if !has("read:org", "admin:org") {
-			apiError(w, http.StatusForbidden, "this fake requires the read:org scope")
-			return
-		}
 		items := make([]any, len(u.Orgs))
 		for i, o := range u.Orgs {
 			items[i] = map[string]any{"login": o, "id": i + 1, "description": "Organization " + o}
 		}
 		s.page(w, r, items)
 	case "/user/teams":
-		if !has("read:org", "admin:org") {
-			apiError(w, http.StatusForbidden, "this fake requires the read:org scope")
-			return
-		}
 		items := make([]any, len(u.Teams))
 		for i, t := range u.Teams {
 			items[i] = map[string]any{"slug": t.Slug, "name": t.Slug, "id": i + 1,
