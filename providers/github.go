@@ -123,10 +123,13 @@ func newGitHub(name string, settings Settings, env Env) (Provider, error) {
 	default:
 		p.apiURL = p.webURL + "/api/v3" // where Enterprise Server serves the REST API
 	}
-	for _, f := range [][2]string{{"base_url", p.webURL}, {"api_url", p.apiURL}} {
-		if msg := checkGitHubURL(f[1], env.Production); msg != "" {
-			bad("%s %q %s", f[0], f[1], msg)
-		}
+	webMsg := checkGitHubURL(p.webURL, env.Production)
+	if webMsg != "" {
+		bad("base_url %q %s", p.webURL, webMsg)
+	}
+	// A derived api_url is only as wrong as base_url: say it once.
+	if msg := checkGitHubURL(p.apiURL, env.Production); msg != "" && (s.APIURL != "" || webMsg == "") {
+		bad("api_url %q %s", p.apiURL, msg)
 	}
 	p.api, _ = url.Parse(p.apiURL)
 	p.orgs = lowerMatching(s.AllowedOrganizations, githubOrgSyntax, func(v string) {
