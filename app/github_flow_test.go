@@ -123,7 +123,7 @@ providers:
 			Emails: []githubtest.Email{{Address: "mallory@example.com", Primary: true, Verified: true}}})
 		resp, body := signIn(t, oauth2.GenerateVerifier())
 		page := html.UnescapeString(body)
-		if resp.StatusCode < 400 || resp.Header.Get("Location") != "" ||
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" ||
 			!strings.Contains(page, "This GitHub account is not in an allowed organization.") || strings.Contains(page, "secret-club") {
 			t.Fatalf("refusal = %d %s", resp.StatusCode, page)
 		}
@@ -150,7 +150,7 @@ providers:
 		}
 		defer func() { gh.Intercept = nil }()
 		resp, body := signIn(t, oauth2.GenerateVerifier())
-		if resp.StatusCode < 500 || !strings.Contains(html.UnescapeString(body), "GitHub is unavailable, try again") {
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(html.UnescapeString(body), "GitHub is unavailable, try again") {
 			t.Fatalf("failure page = %d %s", resp.StatusCode, body)
 		}
 		if n := countRows("SELECT COUNT(*) FROM users"); n != users {

@@ -195,7 +195,14 @@ func providerPageError(err error) error {
 	if errors.As(err, &ue) {
 		msg = ue.Message
 	}
-	return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: msg, Cause: err}
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, providers.ErrDenied):
+		status = http.StatusForbidden
+	case errors.Is(err, providers.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	return &oauth.PageError{Status: status, Title: "Sign-in failed", Message: msg, Cause: err}
 }
 
 // postForm parses an application/x-www-form-urlencoded POST body only:
