@@ -192,7 +192,9 @@ func TestSAMLResponses(t *testing.T) {
 			o.Tamper = samltest.Replace(t, ">ada-0001<", ">admin<")
 		}), want: failSignature},
 		{name: "wrong audience", opts: with(signedA, func(o *samltest.Options) {
-			o.EditAssertion = func(a *saml.Assertion) { a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other.example/metadata" }
+			o.EditAssertion = func(a *saml.Assertion) {
+				a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other.example/metadata"
+			}
 		}), want: failAudience},
 		{name: "no audience restriction", opts: with(signedA, func(o *samltest.Options) {
 			o.EditAssertion = func(a *saml.Assertion) { a.Conditions.AudienceRestrictions = nil }
