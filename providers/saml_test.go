@@ -179,6 +179,12 @@ func TestSAMLResponses(t *testing.T) {
 		{name: "require_signature assertion: both accepted", settings: yamlSettings{"require_signature": "assertion"}, opts: both},
 		{name: "require_encrypted_assertions: plain refused", settings: yamlSettings{"require_encrypted_assertions": true}, opts: both, want: failEncryption},
 		{name: "require_encrypted_assertions: encrypted accepted", settings: yamlSettings{"require_encrypted_assertions": true}, opts: with(signedA, func(o *samltest.Options) { o.Encrypt = true })},
+		{name: "PKCS#1 v1.5 key transport refused", opts: with(signedA, func(o *samltest.Options) {
+			o.Encrypt = true
+			o.Tamper = func(doc string) string {
+				return strings.ReplaceAll(doc, "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p", rsa15)
+			}
+		}), want: failEncryption},
 		{name: "signature wrapping: unsigned assertion injected before the signed one", opts: with(signedA, func(o *samltest.Options) {
 			o.Tamper = injectAssertion(t, "before")
 		}), want: failSignature},

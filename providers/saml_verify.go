@@ -37,6 +37,7 @@ const (
 	nsDSig      = "http://www.w3.org/2000/09/xmldsig#"
 	nsXMLEnc    = "http://www.w3.org/2001/04/xmlenc#"
 	bearer      = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	rsa15       = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
 )
 
 // maxResponseBytes bounds a decoded SAMLResponse; real ones, groups
@@ -222,8 +223,13 @@ func (p *samlProvider) precheck(raw []byte, unsolicited bool) ([]byte, error) {
 	// signature over the genuine one.
 	var total, direct, encrypted int
 	for _, e := range root.FindElements(".//*") {
-		if e.Tag == "Assertion" || e.Tag == "EncryptedAssertion" {
+		switch {
+		case e.Tag == "Assertion" || e.Tag == "EncryptedAssertion":
 			total++
+		case e.Tag == "EncryptionMethod" && e.SelectAttrValue("Algorithm", "") == rsa15:
+			// xmlenc would decrypt it; PKCS#1 v1.5 key transport turns the
+			// ACS into a padding oracle for the SP key (Bleichenbacher).
+			return nil, samlFail(failEncryption, "RSA PKCS#1 v1.5 key transport is refused; use RSA-OAEP")
 		}
 	}
 	for _, e := range root.ChildElements() {
