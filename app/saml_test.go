@@ -254,6 +254,26 @@ func TestSAMLRefusals(t *testing.T) {
 			t.Fatalf("victim = %d %s", resp.StatusCode, body)
 		}
 	})
+	t.Run("the callback hands over only an accepted answer, once", func(t *testing.T) {
+		b := newBrowser(t)
+		resp, _ := b.get(authURL())
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		callback := s.URL + "/auth/callback/corp?" + url.Values{"state": {loc.Query().Get("RelayState")}}.Encode()
+		if resp, body := b.get(callback); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+			t.Fatalf("callback before the IdP answered = %d %s", resp.StatusCode, body)
+		}
+		// (The failed callback ended that sign-in.) A completed sign-in's
+		// callback cannot be used again.
+		form := b.toIdP(idp, authURL(), signed)
+		resp, _ = b.post(form.URL, form.Values())
+		callback = resp.Header.Get("Location")
+		if resp, _ := b.get(callback); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in = %d", resp.StatusCode)
+		}
+		if resp, body := b.get(callback); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+			t.Fatalf("callback again = %d %s", resp.StatusCode, body)
+		}
+	})
 	t.Run("metadata", func(t *testing.T) {
 		resp, body := newBrowser(t).get(s.URL + "/auth/saml/corp/metadata")
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/samlmetadata+xml" ||

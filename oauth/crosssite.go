@@ -141,9 +141,13 @@ func (s *Service) CompleteUpstream(ctx context.Context, prov providers.Provider,
 
 // ProviderPageError shows a provider failure: the provider's message for
 // the person when it has one (else message, else a generic one), with the
-// error for logs. Refusals and invalid answers are 400; an unreachable
+// error for logs; a page error already made is kept. Refusals and invalid answers are 400; an unreachable
 // upstream is 502.
 func ProviderPageError(err error, message string, cause error) error {
+	var pe *PageError
+	if errors.As(err, &pe) {
+		return pe
+	}
 	if cause == nil {
 		cause = err
 	}
