@@ -126,7 +126,7 @@ func (a *App) build(ctx context.Context) error {
 		},
 	})
 	addDemoClient(cfg)
-	provs, err := buildProviders(cfg)
+	provs, err := buildProviders(cfg, a.Store, a.Log)
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,8 @@ func (a *App) banner() {
 }
 
 // maintain reloads signing keys (scheduled rotation, retirement) every
-// minute and prunes expired codes and sessions every ten.
+// minute and prunes expired codes, sessions, pending logins and SAML
+// replay records every ten.
 func (a *App) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -268,6 +269,9 @@ func (a *App) maintain(ctx context.Context) {
 		if n%10 == 0 {
 			if _, err := a.Sessions.PruneExpired(ctx); err != nil {
 				a.Log.Error("prune expired sessions", slog.String("error", err.Error()))
+			}
+			if _, err := a.Store.PruneSAML(ctx, nowUTC()); err != nil {
+				a.Log.Error("prune SAML replay records and pending logins", slog.String("error", err.Error()))
 			}
 		}
 	}

@@ -1,13 +1,17 @@
 package app
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
 // DevProviderName is the name of the built-in dev provider
@@ -18,11 +22,14 @@ const DevProviderName = "dev"
 // built-in dev provider when GATEHOUSE_DEV_LOGIN is on and no provider is
 // already named "dev". Each kind validates its own settings; problems
 // name the provider's position in the YAML file.
-func buildProviders(cfg *config.Config) ([]providers.Provider, error) {
+func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger) ([]providers.Provider, error) {
 	env := providers.Env{
 		HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		BaseURL:    cfg.Issuer,
 		Production: cfg.Production(),
+		Log:        log,
+		Secrets:    &secretStore{store: store, key: tokens.DeriveKey(cfg.SecretKey, "provider-secrets")},
+		Replay:     replayCache{store: store},
 	}
 	var out []providers.Provider
 	named := map[string]bool{}
@@ -32,6 +39,10 @@ func buildProviders(cfg *config.Config) ([]providers.Provider, error) {
 		if err != nil {
 			return nil, &config.ValidationError{Problems: []config.Problem{{
 				Field: fmt.Sprintf("providers[%d] (%s)", i, pc.Name), Message: err.Error()}}}
+		}
+		if err := checkIdPInitiated(cfg, p); err != nil {
+			return nil, &config.ValidationError{Problems: []config.Problem{{
+				Field: fmt.Sprintf("providers[%d] (%s).idp_initiated", i, pc.Name), Message: err.Error()}}}
 		}
 		out = append(out, p)
 		named[pc.Name] = true
@@ -65,4 +76,81 @@ func addDemoClient(cfg *config.Config) {
 		RedirectURIs: []string{demo}, PostLogoutRedirectURIs: []string{demo},
 		GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
 	})
+}
+
+// checkIdPInitiated refuses an IdP-initiated target that cannot receive
+// sign-ins: an unknown client, an unregistered redirect URI, a client not
+// allowed the provider or the code flow, or a public client (which must use
+// PKCE, and an unsolicited sign-in has no challenge to bind the code to).
+func checkIdPInitiated(cfg *config.Config, p providers.Provider) error {
+	ip, ok := p.(providers.IdPInitiated)
+	if !ok {
+		return nil
+	}
+	t, on := ip.IdPInitiatedTarget()
+	if !on {
+		return nil
+	}
+	for _, c := range cfg.File.Clients {
+		if c.ID != t.ClientID {
+			continue
+		}
+		switch {
+		case c.Public:
+			return fmt.Errorf("client %q is public: IdP-initiated sign-ins need a confidential client (no PKCE is possible)", c.ID)
+		case !c.AllowsGrant(config.GrantAuthorizationCode):
+			return fmt.Errorf("client %q may not use authorization_code", c.ID)
+		case len(c.AllowedProviders) > 0 && !contains(c.AllowedProviders, p.Name()):
+			return fmt.Errorf("client %q does not allow provider %q", c.ID, p.Name())
+		case !contains(c.RedirectURIs, t.RedirectURI):
+			return fmt.Errorf("%q is not a redirect URI of client %q", t.RedirectURI, c.ID)
+		}
+		return nil
+	}
+	return fmt.Errorf("client %q is not configured", t.ClientID)
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// secretStore keeps provider-generated key material in provider_secrets,
+// sealed with AES-256-GCM under a key derived from GATEHOUSE_SECRET_KEY and
+// bound to its provider and name.
+type secretStore struct {
+	store *models.Store
+	key   []byte
+}
+
+func (s *secretStore) LoadOrCreate(ctx context.Context, provider, name string, create func() ([]byte, error)) ([]byte, error) {
+	aad := []byte("provider-secret/" + provider + "/" + name)
+	sealed, err := s.store.LoadOrCreateProviderSecret(ctx, provider, name, func() ([]byte, error) {
+		plain, err := create()
+		if err != nil {
+			return nil, err
+		}
+		return tokens.Seal(s.key, plain, aad)
+	}, nowUTC())
+	if err != nil {
+		return nil, err
+	}
+	plain, err := tokens.Open(s.key, sealed, aad)
+	if err != nil {
+		return nil, fmt.Errorf("stored key of provider %s cannot be decrypted: was GATEHOUSE_SECRET_KEY changed? (%w)", provider, err)
+	}
+	return plain, nil
+}
+
+// replayCache remembers SAML assertion ids in saml_replays.
+type replayCache struct {
+	store *models.Store
+}
+
+func (r replayCache) Remember(ctx context.Context, provider, id string, expiresAt time.Time) (bool, error) {
+	return r.store.RememberAssertion(ctx, provider, id, expiresAt.UTC(), nowUTC())
 }

@@ -50,6 +50,8 @@ func (h *OAuth) Register(r *gin.Engine) {
 	r.GET("/auth/me", h.me)
 	r.GET("/auth/logout", h.logout)
 	r.POST("/auth/logout", h.logout)
+	r.GET("/auth/saml/:provider/metadata", h.samlMetadata)
+	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
 	r.StaticFS("/static", http.FS(web.Static()))
 }
 
@@ -161,8 +163,7 @@ func (h *OAuth) callback(c *gin.Context) {
 		h.devForm(c, http.StatusOK, state, "", c.Query("login_hint"), "", "")
 		return
 	}
-	id, err := prov.Complete(c.Request.Context(), providers.CompleteRequest{
-		HTTP: c.Request, CallbackURL: h.Svc.CallbackURL(name), Saved: ls.Saved})
+	id, err := h.Svc.CompleteUpstream(c.Request.Context(), prov, ls, c.Request)
 	if err != nil {
 		var ue *providers.UserError
 		if localForm && errors.As(err, &ue) {
@@ -172,7 +173,7 @@ func (h *OAuth) callback(c *gin.Context) {
 		}
 		h.Svc.LoginFailed(c.Request.Context(), ls, err, meta(c))
 		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
-		renderPage(c, h.Log, h.Pages, providerPageError(err))
+		renderPage(c, h.Log, h.Pages, oauth.ProviderPageError(err, "", nil))
 		return
 	}
 	target, err := h.Svc.FinishLogin(c.Request.Context(), ls, id, meta(c))
@@ -187,22 +188,6 @@ func (h *OAuth) callback(c *gin.Context) {
 func (h *OAuth) devForm(c *gin.Context, status int, state, errMsg, email, name, groups string) {
 	showPage(c, h.Log, h.Pages, status, "devlogin.html", gin.H{
 		"Action": c.Request.URL.Path, "State": state, "Error": errMsg, "Email": email, "Name": name, "Groups": groups})
-}
-
-func providerPageError(err error) error {
-	msg := "The identity provider could not sign you in. Please try again."
-	var ue *providers.UserError
-	if errors.As(err, &ue) {
-		msg = ue.Message
-	}
-	status := http.StatusBadGateway
-	switch {
-	case errors.Is(err, providers.ErrDenied):
-		status = http.StatusForbidden
-	case errors.Is(err, providers.ErrUnavailable):
-		status = http.StatusServiceUnavailable
-	}
-	return &oauth.PageError{Status: status, Title: "Sign-in failed", Message: msg, Cause: err}
 }
 
 // postForm parses an application/x-www-form-urlencoded POST body only:

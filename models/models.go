@@ -231,12 +231,40 @@ type SAMLReplay struct {
 // TableName is the plural used by the migration.
 func (SAMLReplay) TableName() string { return "saml_replays" }
 
+// PendingLogin is the server-side state of a sign-in whose upstream
+// answers with a cross-site POST (SAML): the ACS finds it by the hash of the
+// state, stores the identity it accepted, and the callback consumes it.
+type PendingLogin struct {
+	// ID is the hex SHA-256 of the state (the SAML RelayState).
+	ID       string `gorm:"primaryKey"`
+	Provider string
+	ClientID string
+	// Saved is the provider's private data for the sign-in (the SAML
+	// AuthnRequest ID).
+	Saved string
+	// Identity is the accepted identity as JSON, empty until answered.
+	Identity   string
+	AnsweredAt *time.Time
+	ConsumedAt *time.Time
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+}
+
+// ProviderSecret is key material a provider generated for itself,
+// encrypted under a key derived from GATEHOUSE_SECRET_KEY.
+type ProviderSecret struct {
+	Provider       string `gorm:"primaryKey"`
+	Name           string `gorm:"primaryKey"`
+	ValueEncrypted []byte
+	CreatedAt      time.Time
+}
+
 // All lists every model, for schema checks.
 func All() []any {
 	return []any{
 		&User{}, &Identity{}, &Organization{}, &OrganizationExternalID{}, &Role{},
 		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
 		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
-		&SAMLReplay{},
+		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{},
 	}
 }

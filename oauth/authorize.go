@@ -160,6 +160,9 @@ func (s *Service) BeginLogin(ctx context.Context, p *AuthorizeParams, providerNa
 	}
 	ls := &LoginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
 		ExpiresAt: s.now().Add(s.cfg.LoginStateTTL).Unix()}
+	if err := s.recordPending(ctx, prov, ls); err != nil {
+		return nil, nil, err
+	}
 	cookie, err := s.sealLoginState(ls)
 	if err != nil {
 		return nil, nil, err

@@ -49,6 +49,10 @@ type Store interface {
 	ListMemberships(ctx context.Context, userID string) ([]models.Membership, error)
 	FindOrganization(ctx context.Context, id string) (*models.Organization, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
+	CreatePendingLogin(ctx context.Context, p *models.PendingLogin) error
+	FindPendingLogin(ctx context.Context, id string) (*models.PendingLogin, error)
+	AnswerPendingLogin(ctx context.Context, id, identity string, now time.Time) (bool, error)
+	ConsumePendingLogin(ctx context.Context, id string, now time.Time) (*models.PendingLogin, error)
 }
 
 // Hooks observe outcomes (metrics); every field may be nil.

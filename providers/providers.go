@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Identity is what an upstream says about the person who signed in.
@@ -64,6 +66,9 @@ type CompleteRequest struct {
 	HTTP        *http.Request
 	CallbackURL string
 	Saved       string
+	// Unsolicited marks an answer no sign-in of Gatehouse asked for (SAML
+	// IdP-initiated SSO); only kinds implementing IdPInitiated accept it.
+	Unsolicited bool
 }
 
 // Provider is one configured upstream.
@@ -83,6 +88,39 @@ type Provider interface {
 // GET and completes on POST.
 type LocalForm interface {
 	LocalForm()
+}
+
+// CrossSitePost is implemented by providers whose upstream answers with a
+// form POST from its own site (SAML's HTTP-POST binding to the ACS). A
+// SameSite=Lax login cookie does not arrive with that POST, so the caller
+// keeps such a sign-in server-side, keyed by its state (sent upstream as the
+// RelayState), completes it at the POST, and finishes it when the browser,
+// cookie and all, comes back to the callback URL with a GET.
+type CrossSitePost interface {
+	CrossSitePost()
+}
+
+// MetadataPublisher is implemented by providers that publish metadata for
+// the upstream to register (a SAML service provider's descriptor).
+type MetadataPublisher interface {
+	// Metadata returns the document and its media type.
+	Metadata(ctx context.Context) ([]byte, string, error)
+}
+
+// IdPInitiated is implemented by providers that can accept sign-ins the
+// upstream starts on its own (SAML IdP-initiated SSO).
+type IdPInitiated interface {
+	// IdPInitiatedTarget returns the downstream client and redirect URI an
+	// unsolicited sign-in is delivered to, and false when the provider does
+	// not accept unsolicited sign-ins (the default).
+	IdPInitiatedTarget() (target IdPInitiatedLogin, enabled bool)
+}
+
+// IdPInitiatedLogin is where an unsolicited sign-in is delivered.
+type IdPInitiatedLogin struct {
+	ClientID    string
+	RedirectURI string
+	Scope       string
 }
 
 // Error kinds a caller branches on; wrap them with details.
@@ -126,6 +164,32 @@ type Env struct {
 	BaseURL string
 	// Production forbids dangerous kinds and knobs.
 	Production bool
+	// Log receives operational messages (never a secret or an assertion);
+	// nil discards them.
+	Log *slog.Logger
+	// Secrets keeps key material a provider generates for itself; nil when
+	// the caller has no storage (kinds that need it refuse to start).
+	Secrets SecretStore
+	// Replay remembers one-time upstream message ids; nil when the caller
+	// has no storage (kinds that need it refuse to start).
+	Replay ReplayCache
+}
+
+// SecretStore keeps key material a provider generated, encrypted at rest
+// and shared by every replica.
+type SecretStore interface {
+	// LoadOrCreate returns the value stored under (provider, name), storing
+	// create's value first when there is none. Every replica gets the same
+	// value, whichever created it.
+	LoadOrCreate(ctx context.Context, provider, name string, create func() ([]byte, error)) ([]byte, error)
+}
+
+// ReplayCache remembers one-time message ids, such as SAML assertion ids,
+// across replicas.
+type ReplayCache interface {
+	// Remember records id for provider until expiresAt and reports false
+	// when it was already recorded (a replay).
+	Remember(ctx context.Context, provider, id string, expiresAt time.Time) (bool, error)
 }
 
 // Constructor builds a provider of one kind, validating its settings.

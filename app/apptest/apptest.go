@@ -42,6 +42,21 @@ type Server struct {
 // Start builds and serves a Gatehouse, stopped at cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s, err := start(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartErr builds a Gatehouse expected not to start and returns why.
+func StartErr(t testing.TB, opts Options) error {
+	t.Helper()
+	_, err := start(t, opts)
+	return err
+}
+
+func start(t testing.TB, opts Options) (*Server, error) {
 	srv := httptest.NewUnstartedServer(nil)
 	url := "http://" + srv.Listener.Addr().String()
 	env := map[string]string{
@@ -80,7 +95,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	a, err := app.New(context.Background(), cfg, app.NewLogger(w, "debug"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	srv.Config.Handler = a.Engine
 	srv.Start()
@@ -88,5 +103,5 @@ func Start(t testing.TB, opts Options) *Server {
 		srv.Close()
 		_ = a.Close()
 	})
-	return &Server{App: a, HTTP: srv, URL: url}
+	return &Server{App: a, HTTP: srv, URL: url}, nil
 }

@@ -120,13 +120,25 @@ func TestMigrateCommands(t *testing.T) {
 		{[]string{"migrate", "up"}, "applied 00001"},
 		{[]string{"migrate", "up"}, "schema is current"},
 		{[]string{"migrate", "status"}, "applied"},
-		{[]string{"migrate", "down"}, "rolled back 00001"},
-		{[]string{"migrate", "down"}, "nothing to roll back"},
 	} {
 		out, err := command(t, dir, env, step.args...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), step.want) {
 			t.Fatalf("%v = %q, %v; want %q", step.args, out, err, step.want)
 		}
+	}
+	// Roll back one migration at a time, newest first, down to 00001
+	// (however many migrations there are), then nothing is left.
+	for i := 0; ; i++ {
+		out, err := command(t, dir, env, "migrate", "down").CombinedOutput()
+		if err != nil || i > 100 || !strings.Contains(string(out), "rolled back 0000") {
+			t.Fatalf("migrate down = %q, %v", out, err)
+		}
+		if strings.Contains(string(out), "rolled back 00001") {
+			break
+		}
+	}
+	if out, err := command(t, dir, env, "migrate", "down").CombinedOutput(); err != nil || !strings.Contains(string(out), "nothing to roll back") {
+		t.Fatalf("migrate down at the bottom = %q, %v", out, err)
 	}
 }
 

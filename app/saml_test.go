@@ -1,0 +1,345 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/crewjam/saml"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/providers/samltest"
+)
+
+// samlYAML configures a SAML provider "corp" against idpURL; the SP key is
+// generated and stored by Gatehouse. extra is appended to the provider.
+func samlYAML(idpURL, extra string) string {
+	return flowYAML + `
+providers:
+  - name: corp
+    type: saml
+    display_name: Corp SSO
+    idp_metadata_url: ` + idpURL + `/metadata
+    insecure_http_metadata: true
+    trust_email: true
+    attributes: {groups: eduPersonAffiliation}
+` + extra
+}
+
+// startSAML runs Gatehouse with the SAML provider and registers its SP
+// metadata, fetched from Gatehouse, at the IdP.
+func startSAML(t *testing.T, pg bool, extra string) (*apptest.Server, *samltest.IdP, *oauth2.Config) {
+	t.Helper()
+	idp := samltest.New(t)
+	s := apptest.Start(t, apptest.Options{YAML: samlYAML(idp.URL, extra), Postgres: pg})
+	md := idp.TrustSPMetadataURL(t, s.URL+"/auth/saml/corp/metadata")
+	if md.EntityID != s.URL+"/auth/saml/corp/metadata" {
+		t.Fatalf("SP entity id = %s", md.EntityID)
+	}
+	provider, err := oidc.NewProvider(context.Background(), s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: "spa", Endpoint: provider.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
+		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+	return s, idp, conf
+}
+
+// toIdP starts a sign-in at provider corp and returns the IdP's answer for
+// the AuthnRequest, shaped by opts.
+func (b *browser) toIdP(idp *samltest.IdP, authURL string, opts samltest.Options) samltest.Form {
+	b.t.Helper()
+	resp, _ := b.get(authURL)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, idp.SSOURL+"?SAMLRequest=") {
+		b.t.Fatalf("authorize = %d %s", resp.StatusCode, loc)
+	}
+	form, err := idp.Respond(loc, opts)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return form
+}
+
+// acs posts the IdP's form and follows Gatehouse's redirects up to the
+// client redirect (or an error page).
+func (b *browser) acs(form samltest.Form) (*http.Response, string) {
+	b.t.Helper()
+	resp, body := b.post(form.URL, form.Values())
+	for i := 0; i < 3 && resp.StatusCode == http.StatusSeeOther; i++ {
+		loc := resp.Header.Get("Location")
+		if strings.HasPrefix(loc, "http://127.0.0.1:9/") {
+			break
+		}
+		resp, body = b.get(loc)
+	}
+	return resp, body
+}
+
+type samlAssertion = saml.Assertion
+
+var samlAda = samltest.User{NameID: "ada-0001", UserEmail: "ada@example.com", UserCommonName: "Ada Lovelace",
+	Groups: []string{"engineering"}}
+
+// TestSAMLSignInWithStockClient: a full sign-in through an in-process IdP
+// (crewjam/saml's IdentityProvider behind its real HTTP endpoints)
+// provisions the user and ends with Gatehouse tokens a stock OIDC client
+// accepts.
+func TestSAMLSignInWithStockClient(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, idp, conf := startSAML(t, pg, "")
+			idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true, Encrypt: true})
+			ctx := context.Background()
+			verifier := oauth2.GenerateVerifier()
+			authURL := conf.AuthCodeURL("client-state", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-1"),
+				oauth2.SetAuthURLParam("provider", "corp"))
+			b := newBrowser(t)
+
+			resp, _ := b.get(authURL)
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("authorize = %d", resp.StatusCode)
+			}
+			resp, page := b.get(resp.Header.Get("Location")) // the IdP's SSO endpoint
+			form, err := samltest.ParseFormPage(page)
+			if err != nil || resp.StatusCode != 200 || form.URL != s.URL+"/auth/saml/corp/acs" {
+				t.Fatalf("IdP answered %d %q: %v", resp.StatusCode, form.URL, err)
+			}
+			resp, body := b.post(form.URL, form.Values())
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), s.URL+"/auth/callback/corp?state=") {
+				t.Fatalf("ACS = %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			resp, body = b.get(resp.Header.Get("Location"))
+			target, _ := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode != http.StatusSeeOther || target.Query().Get("state") != "client-state" || target.Query().Get("code") == "" {
+				t.Fatalf("callback = %d %s %s", resp.StatusCode, target, body)
+			}
+			tok, err := conf.Exchange(ctx, target.Query().Get("code"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			oidcProvider, _ := oidc.NewProvider(ctx, s.URL)
+			idt, err := oidcProvider.Verifier(&oidc.Config{ClientID: "spa"}).Verify(ctx, tok.Extra("id_token").(string))
+			if err != nil || idt.Nonce != "n-1" {
+				t.Fatalf("ID token: %v", err)
+			}
+			var claims struct {
+				Email         string   `json:"email"`
+				EmailVerified bool     `json:"email_verified"`
+				Name          string   `json:"name"`
+				AMR           []string `json:"amr"`
+			}
+			_ = idt.Claims(&claims)
+			if claims.Email != "ada@example.com" || !claims.EmailVerified || claims.Name != "Ada Lovelace" || strings.Join(claims.AMR, ",") != "pwd" {
+				t.Fatalf("ID token claims = %+v", claims)
+			}
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/auth/me", nil)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			resp, body = b.do(req)
+			if resp.StatusCode != 200 || !strings.Contains(body, `"provider":"corp","subject":"ada-0001"`) {
+				t.Fatalf("/auth/me = %d %s", resp.StatusCode, body)
+			}
+			// The groups reached the identity (org sync maps them later).
+			var raw string
+			s.DB.Raw("SELECT raw_claims FROM identities WHERE provider = ? AND subject = ?", "corp", "ada-0001").Scan(&raw)
+			if !strings.Contains(raw, "engineering") {
+				t.Fatalf("raw claims = %s", raw)
+			}
+			// The same answer again is refused as a replay, with an audit event.
+			resp, body = b.post(form.URL, form.Values())
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already used") {
+				t.Fatalf("replayed response = %d %s", resp.StatusCode, body)
+			}
+			var replays int64
+			s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type = ? AND details LIKE ?", "login.failed", "%saml replay%").Scan(&replays)
+			if replays != 1 {
+				t.Fatalf("replay audit events = %d", replays)
+			}
+			// A second sign-in of the same person is the same user.
+			verifier2 := oauth2.GenerateVerifier()
+			form = b.toIdP(idp, conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier2), oauth2.SetAuthURLParam("provider", "corp")),
+				samltest.Options{User: samlAda, SignAssertion: true})
+			resp, _ = b.acs(form)
+			tok2, err := conf.Exchange(ctx, mustLocation(t, resp).Query().Get("code"), oauth2.VerifierOption(verifier2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			idt2, _ := oidcProvider.Verifier(&oidc.Config{ClientID: "spa"}).Verify(ctx, tok2.Extra("id_token").(string))
+			if idt2.Subject != idt.Subject {
+				t.Fatal("the second SAML sign-in made another user")
+			}
+		})
+	}
+}
+
+func mustLocation(t *testing.T, resp *http.Response) *url.URL {
+	t.Helper()
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("no redirect: %d", resp.StatusCode)
+	}
+	return u
+}
+
+// TestSAMLRefusals: what the ACS refuses, as pages that say what failed
+// without echoing XML, each with an audit event.
+func TestSAMLRefusals(t *testing.T) {
+	s, idp, conf := startSAML(t, false, "")
+	authURL := func() string {
+		return conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("provider", "corp"))
+	}
+	signed := samltest.Options{User: samlAda, SignAssertion: true}
+	cases := []struct {
+		name  string
+		form  func(b *browser) samltest.Form
+		page  string
+		audit string
+	}{
+		{"unsigned", func(b *browser) samltest.Form { return b.toIdP(idp, authURL(), samltest.Options{User: samlAda}) },
+			"not signed with its certificate", "saml signature"},
+		{"tampered attribute", func(b *browser) samltest.Form {
+			o := signed
+			o.Tamper = samltest.Replace(t, ">ada@example.com<", ">mallory@example.com<")
+			return b.toIdP(idp, authURL(), o)
+		}, "changed after signing", "saml signature"},
+		{"wrong audience", func(b *browser) samltest.Form {
+			o := signed
+			o.EditAssertion = func(a *samlAssertion) { a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other.example" }
+			return b.toIdP(idp, authURL(), o)
+		}, "meant for another service", "saml audience"},
+		{"unknown RelayState", func(b *browser) samltest.Form {
+			f := b.toIdP(idp, authURL(), signed)
+			f.RelayState = "forged-relay-state-000000000000000000000"
+			return f
+		}, "expired or was already used", "login.state_rejected"},
+		{"IdP-initiated while disabled", func(b *browser) samltest.Form {
+			f, err := idp.Unsolicited(s.URL+"/auth/saml/corp/metadata", "", samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}, "not enabled for this service", "login.state_rejected"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t)
+			form := tc.form(b)
+			var before int64
+			s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type LIKE ? OR details LIKE ?", tc.audit, "%"+tc.audit+"%").Scan(&before)
+			resp, body := b.acs(form)
+			if resp.StatusCode < 400 || !strings.Contains(body, tc.page) || resp.Header.Get("Location") != "" {
+				t.Fatalf("= %d %s", resp.StatusCode, body)
+			}
+			if strings.Contains(body, "&lt;saml") || strings.Contains(body, "<saml") || strings.Contains(body, "ada-0001") {
+				t.Fatalf("the page echoes the response: %s", body)
+			}
+			var after int64
+			s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type LIKE ? OR details LIKE ?", tc.audit, "%"+tc.audit+"%").Scan(&after)
+			if after != before+1 {
+				t.Fatalf("audit events matching %q: %d, want %d", tc.audit, after, before+1)
+			}
+		})
+	}
+	t.Run("an answer posted by another browser does not sign that browser in", func(t *testing.T) {
+		// Login CSRF: the attacker's valid answer, posted from the victim's
+		// browser, which holds no login cookie for it.
+		attacker, victim := newBrowser(t), newBrowser(t)
+		form := attacker.toIdP(idp, authURL(), signed)
+		resp, body := victim.acs(form)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+			t.Fatalf("victim = %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("the callback hands over only an accepted answer, once", func(t *testing.T) {
+		b := newBrowser(t)
+		resp, _ := b.get(authURL())
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		callback := s.URL + "/auth/callback/corp?" + url.Values{"state": {loc.Query().Get("RelayState")}}.Encode()
+		if resp, body := b.get(callback); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+			t.Fatalf("callback before the IdP answered = %d %s", resp.StatusCode, body)
+		}
+		// (The failed callback ended that sign-in.) A completed sign-in's
+		// callback cannot be used again.
+		form := b.toIdP(idp, authURL(), signed)
+		resp, _ = b.post(form.URL, form.Values())
+		callback = resp.Header.Get("Location")
+		if resp, _ := b.get(callback); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in = %d", resp.StatusCode)
+		}
+		if resp, body := b.get(callback); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") {
+			t.Fatalf("callback again = %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("metadata", func(t *testing.T) {
+		resp, body := newBrowser(t).get(s.URL + "/auth/saml/corp/metadata")
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/samlmetadata+xml" ||
+			!strings.Contains(body, s.URL+"/auth/saml/corp/acs") {
+			t.Fatalf("metadata = %d %s", resp.StatusCode, body)
+		}
+		if resp, _ := newBrowser(t).get(s.URL + "/auth/saml/dev/metadata"); resp.StatusCode != 404 {
+			t.Fatalf("metadata of a non-SAML provider = %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestSAMLIdPInitiated: when enabled, an unsolicited answer signs the
+// person in to the configured confidential client, and everything but
+// InResponseTo is still enforced.
+func TestSAMLIdPInitiated(t *testing.T) {
+	s, idp, _ := startSAML(t, false, "    idp_initiated: {client_id: backend, redirect_uri: \"http://127.0.0.1:9/backend/callback\"}\n")
+	entity := s.URL + "/auth/saml/corp/metadata"
+	signed := samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true}
+	b := newBrowser(t)
+	form, err := idp.Unsolicited(entity, "https://evil.example/after", signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.acs(form)
+	target := mustLocation(t, resp)
+	if !strings.HasPrefix(target.String(), "http://127.0.0.1:9/backend/callback?") || target.Query().Get("code") == "" {
+		t.Fatalf("IdP-initiated = %d %s %s", resp.StatusCode, target, body)
+	}
+	status, out := tokenPost(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {target.Query().Get("code")},
+		"redirect_uri": {"http://127.0.0.1:9/backend/callback"}}, "backend", "backend-secret-0123456789")
+	if status != 200 || out["access_token"] == nil {
+		t.Fatalf("code exchange = %d %v", status, out)
+	}
+	resp, body = b.acs(form)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already used") {
+		t.Fatalf("replayed unsolicited answer = %d %s", resp.StatusCode, body)
+	}
+	tampered := signed
+	tampered.Tamper = samltest.Replace(t, ">ada@example.com<", ">mallory@example.com<")
+	form, _ = idp.Unsolicited(entity, "", tampered)
+	if resp, body = b.acs(form); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "changed after signing") {
+		t.Fatalf("tampered unsolicited answer = %d %s", resp.StatusCode, body)
+	}
+	wrongAudience := signed
+	wrongAudience.EditAssertion = func(a *samlAssertion) { a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other.example" }
+	form, _ = idp.Unsolicited(entity, "", wrongAudience)
+	if resp, body = b.acs(form); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "meant for another service") {
+		t.Fatalf("unsolicited answer for another audience = %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSAMLIdPInitiatedTargetChecked: start-up refuses an IdP-initiated
+// target that could not receive sign-ins.
+func TestSAMLIdPInitiatedTargetChecked(t *testing.T) {
+	for name, tc := range map[string]struct{ extra, want string }{
+		"public client":  {"    idp_initiated: {client_id: spa, redirect_uri: \"http://127.0.0.1:9/callback\"}\n", "public"},
+		"unknown client": {"    idp_initiated: {client_id: nope, redirect_uri: \"http://127.0.0.1:9/callback\"}\n", "not configured"},
+		"unregistered":   {"    idp_initiated: {client_id: backend, redirect_uri: \"http://127.0.0.1:9/x\"}\n", "not a redirect URI"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			idp := samltest.New(t)
+			err := apptest.StartErr(t, apptest.Options{YAML: samlYAML(idp.URL, tc.extra)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "idp_initiated") {
+				t.Fatalf("start-up error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,46 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers"
+)
+
+// samlMetadata serves a SAML provider's SP metadata, for the IdP admin.
+func (h *OAuth) samlMetadata(c *gin.Context) {
+	prov, ok := h.Svc.Provider(c.Param("provider"))
+	mp, publishes := prov.(providers.MetadataPublisher)
+	if !ok || !publishes {
+		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no SAML provider of that name"})
+		return
+	}
+	doc, mediaType, err := mp.Metadata(c.Request.Context())
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Data(http.StatusOK, mediaType, doc)
+}
+
+// samlACS is the assertion consumer service: the IdP's POST.
+func (h *OAuth) samlACS(c *gin.Context) {
+	if err := c.Request.ParseForm(); err != nil {
+		if IsBodyTooLarge(err) {
+			renderPage(c, h.Log, h.Pages, err)
+			return
+		}
+		renderPage(c, h.Log, h.Pages, &oauth.PageError{Status: http.StatusBadRequest, Title: "Sign-in failed",
+			Message: "The identity provider's answer could not be read.", Cause: err})
+		return
+	}
+	target, err := h.Svc.AcceptPost(c.Request.Context(), c.Param("provider"), c.Request, meta(c))
+	if err != nil {
+		renderPage(c, h.Log, h.Pages, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, target)
+}

@@ -1,0 +1,593 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+// Validating a SAML response is crewjam/saml's ParseXMLResponse (status,
+// issuer, destination, InResponseTo, times, signatures, decryption) wrapped
+// in Gatehouse's own checks, for what the library leaves open:
+//
+//   - before it: one assertion per response, no more (signature wrapping);
+//     the signature and encryption policy; no InResponseTo when unsolicited;
+//   - around it: panics become errors (GO-2026-6909: a nil-pointer panic in
+//     assertion validation);
+//   - after it: the fields that matter are read namespace-aware from the
+//     element the signature actually covered, never from the library's
+//     namespace-blind struct (GO-2026-6909: NameID spoofing), and audience,
+//     subject confirmation and replay are checked there.
+
+const (
+	nsProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
+	nsAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
+	nsDSig      = "http://www.w3.org/2000/09/xmldsig#"
+	nsXMLEnc    = "http://www.w3.org/2001/04/xmlenc#"
+	bearer      = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	rsa15       = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+)
+
+// maxResponseBytes bounds a decoded SAMLResponse; real ones, groups
+// included, stay well below.
+const maxResponseBytes = 512 << 10
+
+// Limits on what an assertion may carry into an Identity.
+const (
+	maxGroups   = 1000
+	maxValueLen = 256
+)
+
+// Failure kinds: the first word of the audited reason, and what the page
+// tells the person.
+const (
+	failSignature   = "signature"
+	failAudience    = "audience"
+	failExpired     = "expired"
+	failReplay      = "replay"
+	failRequest     = "request"
+	failDestination = "destination"
+	failIssuer      = "issuer"
+	failStatus      = "status"
+	failSubject     = "subject"
+	failEncryption  = "encryption"
+	failUnsolicited = "unsolicited"
+	failMalformed   = "malformed"
+)
+
+var failMessages = map[string]string{
+	failSignature:   "The identity provider's answer was not signed with its certificate, or was changed after signing, so it was not accepted.",
+	failAudience:    "The identity provider's answer was meant for another service, not this one.",
+	failExpired:     "The identity provider's answer has expired. Please sign in again; if this keeps happening, the clocks of the two services disagree.",
+	failReplay:      "This sign-in answer was already used. Please sign in again.",
+	failRequest:     "The identity provider's answer does not belong to the sign-in you started here. Please sign in again.",
+	failDestination: "The identity provider's answer was addressed to another address than this service's.",
+	failIssuer:      "The answer comes from another identity provider than the one configured.",
+	failStatus:      "The identity provider did not sign you in.",
+	failSubject:     "The identity provider did not identify you in a way this service accepts. Your administrator can check the NameID format and attribute settings.",
+	failEncryption:  "The identity provider's answer could not be decrypted, or was not encrypted as this service requires.",
+	failUnsolicited: "Sign-in started at the identity provider is not enabled for this service. Start from the application instead.",
+	failMalformed:   "The identity provider's answer could not be read.",
+}
+
+// samlFail builds the error for a failure kind. The detail goes to the
+// audit log; it is the library's or our own short reason, never the XML.
+func samlFail(kind, detail string) error {
+	base := ErrInvalidResponse
+	if kind == failStatus {
+		base = ErrDenied
+	}
+	return &UserError{Message: failMessages[kind], Err: fmt.Errorf("%w: saml %s: %s", base, kind, cleanDetail(detail))}
+}
+
+// cleanDetail keeps a reason short and printable.
+func cleanDetail(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, s)
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
+	}
+	return s
+}
+
+// classify maps a crewjam/saml error to a failure kind. The library's
+// reasons are plain strings; the pinned version's wording is what the
+// table-driven tests pin down.
+func classify(err error) error {
+	var ire *saml.InvalidResponseError
+	if !errors.As(err, &ire) || ire.PrivateErr == nil {
+		return samlFail(failMalformed, err.Error())
+	}
+	priv := ire.PrivateErr
+	var bad saml.ErrBadStatus
+	if errors.As(priv, &bad) {
+		return samlFail(failStatus, "status "+bad.Status)
+	}
+	msg := priv.Error()
+	kind := failMalformed
+	for _, k := range []struct{ needle, kind string }{
+		{"signature", failSignature},
+		{"decrypt", failEncryption},
+		{"AudienceRestriction", failAudience},
+		{"expired", failExpired},
+		{"not yet valid", failExpired},
+		{"InResponseTo", failRequest},
+		{"possible request IDs", failRequest},
+		{"Destination", failDestination},
+		{"Recipient", failDestination},
+		{"ssuer", failIssuer},
+	} {
+		if strings.Contains(msg, k.needle) {
+			kind = k.kind
+			break
+		}
+	}
+	return samlFail(kind, msg)
+}
+
+// validate turns a base64 SAMLResponse into an Identity or a failure.
+func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, encoded, requestID string, unsolicited bool) (id *Identity, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			id, err = nil, samlFail(failMalformed, fmt.Sprintf("panic while validating: %v", r))
+		}
+	}()
+	encoded = strings.Join(strings.Fields(encoded), "")
+	switch {
+	case encoded == "":
+		return nil, samlFail(failMalformed, "no SAMLResponse")
+	case base64.StdEncoding.DecodedLen(len(encoded)) > maxResponseBytes:
+		return nil, samlFail(failMalformed, "SAMLResponse too large")
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, samlFail(failMalformed, "SAMLResponse is not base64")
+	}
+	if raw, err = p.precheck(raw, unsolicited); err != nil {
+		return nil, err
+	}
+	rec := &signatureRecorder{}
+	spc := *sp
+	spc.SignatureVerifier = rec
+	spc.AllowIDPInitiated = unsolicited
+	var ids []string
+	if !unsolicited {
+		ids = []string{requestID}
+	}
+	a, err := spc.ParseXMLResponse(raw, ids, p.acsURL)
+	if err != nil {
+		return nil, classify(err)
+	}
+	switch {
+	case p.policy.signed == "response" && rec.find(nsProtocol, "Response", "") == nil:
+		return nil, samlFail(failSignature, "the Response is not signed (require_signature: response)")
+	case p.policy.signed == "assertion" && rec.find(nsAssertion, "Assertion", a.ID) == nil:
+		return nil, samlFail(failSignature, "the Assertion is not signed (require_signature: assertion)")
+	}
+	el, err := rec.assertion(a.ID, p.key)
+	if err != nil {
+		return nil, samlFail(failSignature, err.Error())
+	}
+	f, err := p.readAssertion(el, requestID, unsolicited)
+	if err != nil {
+		return nil, err
+	}
+	// The assertion is refused by the library once IssueInstant is older
+	// than MaxIssueDelay, so its id is needed only that long (plus skew).
+	issued := a.IssueInstant
+	if now := p.now(); issued.Before(now) {
+		issued = now
+	}
+	fresh, err := p.replay.Remember(ctx, p.name, a.ID, issued.Add(saml.MaxIssueDelay+saml.MaxClockSkew))
+	if err != nil {
+		return nil, fmt.Errorf("saml replay cache: %w", err)
+	}
+	if !fresh {
+		return nil, samlFail(failReplay, "assertion "+cleanDetail(a.ID)+" was already accepted")
+	}
+	return p.identity(f)
+}
+
+// precheck refuses what the library would let through, before it runs.
+func (p *samlProvider) precheck(raw []byte, unsolicited bool) ([]byte, error) {
+	if err := xrv.Validate(bytes.NewReader(raw)); err != nil {
+		return nil, samlFail(failMalformed, "not well-formed XML: "+err.Error())
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		return nil, samlFail(failMalformed, "XML: "+err.Error())
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "Response" || root.NamespaceURI() != nsProtocol {
+		return nil, samlFail(failMalformed, "not a samlp:Response")
+	}
+	// One assertion, a direct child of the Response. A second one anywhere
+	// (beside it, inside an Extensions, Advice or Object element) is how
+	// signature wrapping smuggles an unsigned assertion past a valid
+	// signature over the genuine one.
+	var total, direct, encrypted int
+	for _, e := range root.FindElements(".//*") {
+		switch {
+		case e.Tag == "Assertion" || e.Tag == "EncryptedAssertion":
+			total++
+		case e.Tag == "EncryptionMethod" && e.SelectAttrValue("Algorithm", "") == rsa15:
+			// xmlenc would decrypt it; PKCS#1 v1.5 key transport turns the
+			// ACS into a padding oracle for the SP key (Bleichenbacher).
+			return nil, samlFail(failEncryption, "RSA PKCS#1 v1.5 key transport is refused; use RSA-OAEP")
+		}
+	}
+	for _, e := range root.ChildElements() {
+		if (e.Tag == "Assertion" || e.Tag == "EncryptedAssertion") && e.NamespaceURI() == nsAssertion {
+			direct++
+			if e.Tag == "EncryptedAssertion" {
+				encrypted++
+			}
+		}
+	}
+	if total > 1 || total != direct {
+		return nil, samlFail(failSignature, fmt.Sprintf("%d assertions in the response, %d where one belongs (signature wrapping)", total, direct))
+	}
+	if p.policy.requireEncryption && direct == 1 && encrypted == 0 {
+		return nil, samlFail(failEncryption, "the assertion is not encrypted (require_encrypted_assertions)")
+	}
+	if unsolicited && root.SelectAttrValue("InResponseTo", "") != "" {
+		// SAML profiles §4.1.4.5: an unsolicited response carries none. One
+		// that does answers some request, maybe another browser's.
+		return nil, samlFail(failRequest, "an unsolicited response carries InResponseTo")
+	}
+	if p.policy.signed == "assertion" {
+		// Drop the Response's own signature, so the library requires (and
+		// checks) the assertion's: with a signed Response it would not.
+		removed := false
+		for _, e := range root.ChildElements() {
+			if e.Tag == "Signature" && e.NamespaceURI() == nsDSig {
+				root.RemoveChild(e)
+				removed = true
+			}
+		}
+		if removed {
+			out, err := doc.WriteToBytes()
+			if err != nil {
+				return nil, samlFail(failMalformed, "re-serialize: "+err.Error())
+			}
+			return out, nil
+		}
+	}
+	return raw, nil
+}
+
+// signatureRecorder verifies signatures exactly as crewjam/saml would and
+// keeps what each signature covered: the validated element as the signer
+// signed it, which is what Gatehouse then reads.
+type signatureRecorder struct {
+	verified []*etree.Element
+}
+
+// VerifySignature implements saml.SignatureVerifier.
+func (r *signatureRecorder) VerifySignature(vc *dsig.ValidationContext, el *etree.Element) error {
+	signed, err := vc.Validate(el)
+	if err != nil {
+		return fmt.Errorf("cannot validate signature on %s: %v", el.Tag, err)
+	}
+	r.verified = append(r.verified, signed)
+	return nil
+}
+
+// find returns a verified element by namespace, tag and (unless empty) ID.
+func (r *signatureRecorder) find(ns, tag, id string) *etree.Element {
+	for _, e := range r.verified {
+		if e.Tag == tag && e.NamespaceURI() == ns && (id == "" || e.SelectAttrValue("ID", "") == id) {
+			return e
+		}
+	}
+	return nil
+}
+
+// assertion returns the signed form of the assertion with the given id:
+// the assertion itself when its signature was verified, else the one
+// inside the verified Response (decrypted when it is encrypted).
+func (r *signatureRecorder) assertion(id string, key *rsa.PrivateKey) (*etree.Element, error) {
+	if a := r.find(nsAssertion, "Assertion", id); a != nil {
+		return a, nil
+	}
+	resp := r.find(nsProtocol, "Response", "")
+	if resp == nil {
+		return nil, errors.New("no verified signature covers the assertion")
+	}
+	for _, c := range resp.ChildElements() {
+		if c.NamespaceURI() != nsAssertion {
+			continue
+		}
+		el := c
+		if c.Tag == "EncryptedAssertion" {
+			var err error
+			if el, err = decryptAssertion(c, key); err != nil {
+				return nil, err
+			}
+		}
+		if el.Tag == "Assertion" && el.NamespaceURI() == nsAssertion && el.SelectAttrValue("ID", "") == id {
+			return el, nil
+		}
+	}
+	return nil, errors.New("the signed Response does not contain the accepted assertion")
+}
+
+// decryptAssertion decrypts an EncryptedAssertion as crewjam/saml does
+// (its decryptElement is not exported).
+func decryptAssertion(encEl *etree.Element, key *rsa.PrivateKey) (*etree.Element, error) {
+	var data *etree.Element
+	for _, c := range encEl.ChildElements() {
+		if c.Tag == "EncryptedData" && c.NamespaceURI() == nsXMLEnc {
+			data = c
+		}
+	}
+	if data == nil {
+		return nil, errors.New("EncryptedAssertion without EncryptedData")
+	}
+	var k any = key
+	if keyEl := encEl.FindElement("./EncryptedKey"); keyEl != nil {
+		var err error
+		if k, err = xmlenc.Decrypt(key, keyEl); err != nil {
+			return nil, fmt.Errorf("decrypt key: %v", err)
+		}
+	}
+	plain, err := xmlenc.Decrypt(k, data)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %v", err)
+	}
+	if err := xrv.Validate(bytes.NewReader(plain)); err != nil {
+		return nil, fmt.Errorf("decrypted assertion: %v", err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(plain); err != nil || doc.Root() == nil {
+		return nil, errors.New("decrypted assertion does not parse")
+	}
+	return doc.Root(), nil
+}
+
+// assertionFacts is what Gatehouse reads from a signed assertion.
+type assertionFacts struct {
+	nameID, nameIDFormat string
+	// byName and byFriendly map attribute names to their values.
+	byName, byFriendly map[string][]string
+	authnContext       string
+}
+
+// childrenNamed returns el's child elements with the local name tag, in
+// any namespace, and how many of them are in ns.
+func childrenNamed(el *etree.Element, ns, tag string) (all []*etree.Element, inNS int) {
+	for _, c := range el.ChildElements() {
+		if c.Tag == tag {
+			all = append(all, c)
+			if c.NamespaceURI() == ns {
+				inNS++
+			}
+		}
+	}
+	return all, inNS
+}
+
+// one returns the single child named tag in ns; any other element of that
+// name, in any namespace, is an error.
+func one(el *etree.Element, tag string) (*etree.Element, error) {
+	all, inNS := childrenNamed(el, nsAssertion, tag)
+	if len(all) != 1 || inNS != 1 {
+		return nil, fmt.Errorf("%d %s elements (%d in the SAML assertion namespace), want exactly one", len(all), tag, inNS)
+	}
+	return all[0], nil
+}
+
+// readAssertion checks the subject confirmation and audience of a signed
+// assertion and reads its subject, attributes and authentication context.
+func (p *samlProvider) readAssertion(a *etree.Element, requestID string, unsolicited bool) (*assertionFacts, error) {
+	f := &assertionFacts{byName: map[string][]string{}, byFriendly: map[string][]string{}}
+	subject, err := one(a, "Subject")
+	if err != nil {
+		return nil, samlFail(failSubject, err.Error())
+	}
+	if all, _ := childrenNamed(subject, nsAssertion, "EncryptedID"); len(all) > 0 {
+		return nil, samlFail(failSubject, "encrypted NameIDs are not supported")
+	}
+	switch nameIDs, inNS := childrenNamed(subject, nsAssertion, "NameID"); {
+	case len(nameIDs) > 1 || len(nameIDs) != inNS:
+		// The spoofing GO-2026-6909 allows: a NameID in another namespace
+		// that a namespace-blind reader takes for the real one.
+		return nil, samlFail(failSubject, fmt.Sprintf("%d NameID elements, %d in the SAML assertion namespace", len(nameIDs), inNS))
+	case len(nameIDs) == 1:
+		f.nameID = strings.TrimSpace(nameIDs[0].Text())
+		f.nameIDFormat = nameIDs[0].SelectAttrValue("Format", string(saml.UnspecifiedNameIDFormat))
+	}
+	confirmed := false
+	for _, sc := range subject.ChildElements() {
+		if sc.Tag != "SubjectConfirmation" || sc.NamespaceURI() != nsAssertion || sc.SelectAttrValue("Method", "") != bearer {
+			continue
+		}
+		data, err := one(sc, "SubjectConfirmationData")
+		if err != nil {
+			return nil, samlFail(failDestination, "bearer SubjectConfirmation: "+err.Error())
+		}
+		switch irt := data.SelectAttrValue("InResponseTo", ""); {
+		case data.SelectAttrValue("Recipient", "") != p.acsURL.String():
+			return nil, samlFail(failDestination, "SubjectConfirmationData Recipient is not this ACS")
+		case data.SelectAttrValue("NotOnOrAfter", "") == "":
+			return nil, samlFail(failExpired, "SubjectConfirmationData without NotOnOrAfter")
+		case unsolicited && irt != "":
+			return nil, samlFail(failRequest, "an unsolicited assertion carries InResponseTo")
+		case !unsolicited && irt != requestID:
+			return nil, samlFail(failRequest, "SubjectConfirmationData InResponseTo does not match the request")
+		}
+		confirmed = true
+	}
+	if !confirmed {
+		return nil, samlFail(failSubject, "no bearer SubjectConfirmation")
+	}
+	if err := p.checkAudience(a); err != nil {
+		return nil, err
+	}
+	for _, st := range a.ChildElements() {
+		if st.NamespaceURI() != nsAssertion {
+			continue
+		}
+		switch st.Tag {
+		case "AttributeStatement":
+			for _, at := range st.ChildElements() {
+				if at.Tag != "Attribute" || at.NamespaceURI() != nsAssertion {
+					continue
+				}
+				var vals []string
+				for _, v := range at.ChildElements() {
+					if v.Tag == "AttributeValue" && v.NamespaceURI() == nsAssertion {
+						vals = append(vals, strings.TrimSpace(v.Text()))
+					}
+				}
+				if n := at.SelectAttrValue("Name", ""); n != "" {
+					f.byName[n] = append(f.byName[n], vals...)
+				}
+				if n := at.SelectAttrValue("FriendlyName", ""); n != "" {
+					f.byFriendly[n] = append(f.byFriendly[n], vals...)
+				}
+			}
+		case "AuthnStatement":
+			if ref := st.FindElement("./AuthnContext/AuthnContextClassRef"); ref != nil && ref.NamespaceURI() == nsAssertion {
+				f.authnContext = strings.TrimSpace(ref.Text())
+			}
+		}
+	}
+	return f, nil
+}
+
+// checkAudience requires an AudienceRestriction, and that every one of
+// them names this service provider (SAML core §2.5.1.4: all must hold).
+func (p *samlProvider) checkAudience(a *etree.Element) error {
+	cond, err := one(a, "Conditions")
+	if err != nil {
+		return samlFail(failAudience, err.Error())
+	}
+	restrictions := 0
+	for _, ar := range cond.ChildElements() {
+		if ar.Tag != "AudienceRestriction" || ar.NamespaceURI() != nsAssertion {
+			continue
+		}
+		restrictions++
+		ok := false
+		for _, au := range ar.ChildElements() {
+			if au.Tag == "Audience" && au.NamespaceURI() == nsAssertion && strings.TrimSpace(au.Text()) == p.entityID {
+				ok = true
+			}
+		}
+		if !ok {
+			return samlFail(failAudience, "an AudienceRestriction does not name this service provider")
+		}
+	}
+	if restrictions == 0 {
+		return samlFail(failAudience, "no AudienceRestriction")
+	}
+	return nil
+}
+
+// values returns the values of the first of names the assertion carries.
+func (f *assertionFacts) values(names []string) []string {
+	for _, n := range names {
+		if v, ok := f.byName[n]; ok {
+			return v
+		}
+	}
+	for _, n := range names {
+		if v, ok := f.byFriendly[n]; ok {
+			return v
+		}
+	}
+	return nil
+}
+
+func (f *assertionFacts) first(names []string) string {
+	for _, v := range f.values(names) {
+		if v != "" && len(v) <= maxValueLen {
+			return v
+		}
+	}
+	return ""
+}
+
+// identity maps the facts of a signed assertion to an Identity.
+func (p *samlProvider) identity(f *assertionFacts) (*Identity, error) {
+	pol := p.policy
+	var subject string
+	if pol.attrs.subject != nil {
+		vals := f.values(pol.attrs.subject)
+		if len(vals) != 1 || vals[0] == "" || len(vals[0]) > maxValueLen {
+			return nil, samlFail(failSubject, fmt.Sprintf("subject attribute %q has %d values, want one", pol.attrs.subject[0], len(vals)))
+		}
+		subject = vals[0]
+	} else {
+		switch {
+		case f.nameID == "" || len(f.nameID) > maxValueLen:
+			return nil, samlFail(failSubject, "no usable NameID")
+		case f.nameIDFormat == string(saml.TransientNameIDFormat):
+			return nil, samlFail(failSubject, "a transient NameID changes at every sign-in; configure a persistent one or attributes.subject")
+		case pol.nameIDFormat != saml.UnspecifiedNameIDFormat && f.nameIDFormat != string(pol.nameIDFormat):
+			return nil, samlFail(failSubject, fmt.Sprintf("NameID format %q, want %q", cleanDetail(f.nameIDFormat), pol.nameIDFormat))
+		}
+		subject = f.nameID
+	}
+	email := f.first(pol.attrs.email)
+	if email == "" && f.nameIDFormat == string(saml.EmailAddressNameIDFormat) {
+		email = f.nameID
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+		email = ""
+	}
+	email = strings.ToLower(email)
+	name := f.first(pol.attrs.name)
+	if name == "" {
+		name = strings.TrimSpace(f.first(pol.attrs.firstName) + " " + f.first(pol.attrs.lastName))
+	}
+	var groups []string
+	seen := map[string]bool{}
+	for _, g := range f.values(pol.attrs.groups) {
+		if g == "" || len(g) > maxValueLen || seen[g] || len(groups) == maxGroups {
+			continue
+		}
+		seen[g] = true
+		groups = append(groups, "saml:group:"+g)
+	}
+	claims := map[string]any{"name_id": f.nameID, "name_id_format": f.nameIDFormat, "attributes": f.byName}
+	if f.authnContext != "" {
+		claims["authn_context"] = f.authnContext
+	}
+	return &Identity{
+		Provider: p.name, Subject: subject, Email: email, EmailVerified: email != "" && pol.trustEmail,
+		Name: name, Groups: groups, Claims: claims, AMR: amrFor(f.authnContext),
+	}, nil
+}
+
+// amrFor maps a SAML authentication context class to RFC 8176 values.
+func amrFor(class string) []string {
+	switch {
+	case class == "":
+		return nil
+	case strings.Contains(class, "multipleauthn"), strings.Contains(class, "TwoFactor"), strings.Contains(class, "MultiFactor"):
+		return []string{"mfa"}
+	case strings.HasSuffix(class, ":Password"), strings.HasSuffix(class, ":PasswordProtectedTransport"):
+		return []string{"pwd"}
+	case strings.HasSuffix(class, ":X509"), strings.HasSuffix(class, ":Smartcard"), strings.HasSuffix(class, ":SmartcardPKI"):
+		return []string{"sc"}
+	}
+	return nil
+}
