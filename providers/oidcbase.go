@@ -527,7 +527,7 @@ func (p *oidcProvider) ExchangeToken(ctx context.Context, req ExchangeRequest) (
 	if err != nil {
 		var r *rejection
 		if errors.As(err, &r) && !errors.Is(err, ErrUnavailable) {
-			return nil, &UserError{Message: r.reason, Err: err}
+			return nil, &UserError{Message: r.reason, Err: r.err}
 		}
 		return nil, err
 	}
