@@ -535,7 +535,9 @@ func (p *oidcProvider) ExchangeToken(ctx context.Context, req ExchangeRequest) (
 }
 
 // identity builds the Identity from verified claims and applies the
-// kind's rules.
+// kind's rules. A configured claim name that is absent falls back to the
+// standard one, so namespaced claims added to access tokens (Auth0
+// Actions) and the standard claims of ID tokens both work.
 func (p *oidcProvider) identity(c claimSet, requestedOrg string) (*Identity, error) {
 	names := p.cfg.claims
 	id := &Identity{
@@ -547,7 +549,7 @@ func (p *oidcProvider) identity(c claimSet, requestedOrg string) (*Identity, err
 	if len(id.Email) > 254 || !strings.Contains(id.Email, "@") {
 		id.Email = ""
 	}
-	id.EmailVerified = id.Email != "" && c.boolean(names.EmailVerified)
+	id.EmailVerified = id.Email != "" && c.firstBool(names.EmailVerified, "email_verified")
 	if pic := c.first(names.Picture, "picture"); len(pic) <= 2048 && strings.HasPrefix(pic, "https://") {
 		id.AvatarURL = pic
 	}
@@ -576,12 +578,13 @@ func appendGroups(groups []string, prefix string, values []string) []string {
 // (many certified providers put email and profile only in UserInfo).
 func (p *oidcProvider) incomplete(c claimSet) bool {
 	n := p.cfg.claims
-	for _, name := range append([]string{n.Email, n.Name}, n.Groups...) {
-		if _, ok := c[name]; !ok {
-			return true
-		}
+	has := func(names ...string) bool {
+		return slices.ContainsFunc(names, func(name string) bool { _, ok := c[name]; return ok })
 	}
-	return false
+	if !has(n.Email, "email") || !has(n.Name, "name") {
+		return true
+	}
+	return slices.ContainsFunc(n.Groups, func(g string) bool { return !has(g) })
 }
 
 // completeFromUserInfo adds the UserInfo claims the ID token lacks; the
@@ -789,6 +792,16 @@ func (c claimSet) first(names ...string) string {
 		}
 	}
 	return ""
+}
+
+// firstBool reads the first of names that is present as a boolean.
+func (c claimSet) firstBool(names ...string) bool {
+	for _, n := range names {
+		if _, ok := c[n]; ok {
+			return c.boolean(n)
+		}
+	}
+	return false
 }
 
 // boolean reads a boolean claim; some providers send "true" as a string.

@@ -228,3 +228,48 @@ func TestDiscoveryRetriedInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkExchangeTokenValidation measures the provider's part of a
+// token exchange with a warm key set: parsing, RS256 signature, claim
+// checks and the identity.
+//
+//	go test -run '^$' -bench ExchangeTokenValidation ./providers/
+func BenchmarkExchangeTokenValidation(b *testing.B) {
+	p, fake := startKind(b, "auth0", nil)
+	tok := fake.AccessToken("https://api.example.com", nil)
+	if _, err := exchange(p, tok, TokenTypeAccessToken); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := exchange(p, tok, TokenTypeAccessToken); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(fake.JWKSFetches()), "jwks-fetches")
+}
+
+// TestNamespacedIdentityClaims: Auth0 access tokens carry no profile
+// unless an Action adds namespaced claims; configured claim names read
+// them, and sign-ins (standard claims in the ID token) still work.
+func TestNamespacedIdentityClaims(t *testing.T) {
+	fake := providertest.New(t, providertest.Options{IssuerPath: "/"})
+	p := startProvider(t, "auth0", "domain: "+strings.TrimPrefix(fake.URL, "http://")+"\nclient_id: "+fake.ClientID+
+		"\nclient_secret: "+fake.ClientSecret+"\ninsecure_allow_http: true\naudience: https://api.example.com\n"+
+		"claims: {email: \"https://gh.example/email\", email_verified: \"https://gh.example/email_verified\", name: \"https://gh.example/name\"}\n", Env{})
+	id, err := exchange(p, fake.AccessToken("https://api.example.com", map[string]any{"https://gh.example/email": "Grace@Example.com",
+		"https://gh.example/email_verified": true, "https://gh.example/name": "Grace Hopper"}), TokenTypeAccessToken)
+	if err != nil || id.Email != "grace@example.com" || !id.EmailVerified || id.Name != "Grace Hopper" {
+		t.Fatalf("identity from namespaced claims = %+v, %v", id, err)
+	}
+	id, err = exchange(p, fake.AccessToken("https://api.example.com", nil), TokenTypeAccessToken)
+	if err != nil || id.Email != "" || id.EmailVerified {
+		t.Fatalf("identity of a bare access token = %+v, %v", id, err)
+	}
+	id, err = signIn(t, p, BeginRequest{})
+	if err != nil || id.Email != "ada@example.com" || !id.EmailVerified || id.Name != "Ada Lovelace" {
+		t.Fatalf("sign-in identity = %+v, %v", id, err)
+	}
+}
