@@ -35,36 +35,35 @@ var auth0Domain = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5
 func init() { Register("auth0", newAuth0) }
 
 func newAuth0(name string, settings Settings, env Env) (Provider, error) {
-	var s auth0Settings
-	if err := decodeSettings(settings, &s); err != nil {
-		return nil, err
-	}
-	e := &SettingsError{}
-	domain := strings.ToLower(strings.TrimSpace(s.Domain))
-	issuer := ""
-	switch {
-	case domain == "":
-		e.add("domain", "is required, such as acme.eu.auth0.com")
-	case !auth0Domain.MatchString(domain):
-		e.add("domain", "%q must be the tenant host only, such as acme.eu.auth0.com (no https://, no path)", s.Domain)
-	default:
-		scheme := "https"
-		if s.InsecureAllowHTTP {
-			scheme = "http"
+	return buildOIDC(name, settings, env, func(s *auth0Settings, e *SettingsError) (oidcConfig, oidcKind) {
+		domain := strings.ToLower(strings.TrimSpace(s.Domain))
+		issuer := ""
+		switch {
+		case domain == "":
+			e.add("domain", "is required, such as acme.eu.auth0.com")
+		case !auth0Domain.MatchString(domain):
+			e.add("domain", "%q must be the tenant host only, such as acme.eu.auth0.com (no https://, no path)", s.Domain)
+		default:
+			scheme := "https"
+			if s.InsecureAllowHTTP {
+				scheme = "http"
+			}
+			// Auth0's issuer ends with a slash; anything else fails discovery.
+			issuer = scheme + "://" + domain + "/"
 		}
-		// Auth0's issuer ends with a slash; anything else fails discovery.
-		issuer = scheme + "://" + domain + "/"
-	}
-	cfg := s.check(e, env, "domain", issuer, "Auth0")
-	cfg.audience = s.Audience
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	allowed := s.AllowedOrganizations
-	kind := oidcKind{
+		cfg := s.check(e, env, "domain", issuer, "Auth0")
+		cfg.audience = s.Audience
+		return cfg, auth0Kind(s.Organization, s.AllowedOrganizations)
+	})
+}
+
+// auth0Kind passes the organization upstream and checks org_id/org_name
+// against the one asked for and the allow-list (empty: any or none).
+func auth0Kind(defaultOrg string, allowed []string) oidcKind {
+	return oidcKind{
 		typ: "auth0",
 		authParams: func(req BeginRequest, saved *oidcSaved) url.Values {
-			saved.Org = cmpOr(req.Organization, s.Organization)
+			saved.Org = cmpOr(req.Organization, defaultOrg)
 			if saved.Org == "" {
 				return nil
 			}
@@ -88,5 +87,4 @@ func newAuth0(name string, settings Settings, env Env) (Provider, error) {
 			return nil
 		},
 	}
-	return newOIDCProvider(name, cfg, kind, env), nil
 }

@@ -28,33 +28,33 @@ type googleSettings struct {
 func init() { Register("google", newGoogle) }
 
 func newGoogle(name string, settings Settings, env Env) (Provider, error) {
-	var s googleSettings
-	if err := decodeSettings(settings, &s); err != nil {
-		return nil, err
-	}
-	e := &SettingsError{}
-	issuer := googleIssuer
-	if s.InsecureIssuer != "" {
-		issuer = s.InsecureIssuer
-		if env.Production {
-			e.add("insecure_issuer", "not allowed with GATEHOUSE_ENV=production")
+	return buildOIDC(name, settings, env, func(s *googleSettings, e *SettingsError) (oidcConfig, oidcKind) {
+		issuer := googleIssuer
+		if s.InsecureIssuer != "" {
+			issuer = s.InsecureIssuer
+			if env.Production {
+				e.add("insecure_issuer", "not allowed with GATEHOUSE_ENV=production")
+			}
 		}
-	}
-	cfg := s.check(e, env, "insecure_issuer", issuer, "Google")
-	if len(s.Claims.Groups) > 0 {
-		e.add("claims.groups", "Google ID tokens carry no groups; the group is google:domain:<hd>")
-	}
-	domains := make([]string, len(s.HostedDomains))
-	for i, d := range s.HostedDomains {
-		domains[i] = strings.ToLower(strings.TrimSpace(d))
-		if domains[i] == "" || strings.ContainsAny(domains[i], "/:@ *") {
-			e.add("hosted_domains", "%q is not a domain such as example.com", d)
+		cfg := s.check(e, env, "insecure_issuer", issuer, "Google")
+		if len(s.Claims.Groups) > 0 {
+			e.add("claims.groups", "Google ID tokens carry no groups; the group is google:domain:<hd>")
 		}
-	}
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	kind := oidcKind{
+		domains := make([]string, len(s.HostedDomains))
+		for i, d := range s.HostedDomains {
+			domains[i] = strings.ToLower(strings.TrimSpace(d))
+			if domains[i] == "" || strings.ContainsAny(domains[i], "/:@ *") {
+				e.add("hosted_domains", "%q is not a domain such as example.com", d)
+			}
+		}
+		return cfg, googleKind(domains)
+	})
+}
+
+// googleKind applies the hosted-domain allow-list (empty: any account)
+// and requires a verified email.
+func googleKind(domains []string) oidcKind {
+	return oidcKind{
 		typ: "google",
 		authParams: func(BeginRequest, *oidcSaved) url.Values {
 			if len(domains) == 1 {
@@ -75,5 +75,4 @@ func newGoogle(name string, settings Settings, env Env) (Provider, error) {
 			return nil
 		},
 	}
-	return newOIDCProvider(name, cfg, kind, env), nil
 }

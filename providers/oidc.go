@@ -16,15 +16,9 @@ type genericOIDCSettings struct {
 func init() { Register("oidc", newGenericOIDC) }
 
 func newGenericOIDC(name string, settings Settings, env Env) (Provider, error) {
-	var s genericOIDCSettings
-	if err := decodeSettings(settings, &s); err != nil {
-		return nil, err
-	}
-	e := &SettingsError{}
-	cfg := s.check(e, env, "issuer", s.Issuer, name)
-	cfg.audience = s.Audience
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	return newOIDCProvider(name, cfg, oidcKind{typ: "oidc"}, env), nil
+	return buildOIDC(name, settings, env, func(s *genericOIDCSettings, e *SettingsError) (oidcConfig, oidcKind) {
+		cfg := s.check(e, env, "issuer", s.Issuer, name)
+		cfg.audience = s.Audience
+		return cfg, oidcKind{typ: "oidc"}
+	})
 }

@@ -214,8 +214,9 @@ type oidcProvider struct {
 	now    func() time.Time
 	onJWKS func(provider, outcome string)
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx        context.Context
+	cancel     context.CancelFunc
+	firstRetry time.Duration
 
 	mu      sync.Mutex
 	disc    *discovered
@@ -256,7 +257,8 @@ func newOIDCProvider(name string, cfg oidcConfig, kind oidcKind, env Env) *oidcP
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &oidcProvider{name: name, cfg: cfg, kind: kind, client: client, log: log.With(slog.String("provider", name)),
-		now: time.Now, onJWKS: env.OnJWKSFetch, ctx: ctx, cancel: cancel, attempt: make(chan struct{})}
+		now: time.Now, onJWKS: env.OnJWKSFetch, ctx: ctx, cancel: cancel, firstRetry: discoveryFirstRetry,
+		attempt: make(chan struct{})}
 	go p.discoverLoop()
 	return p
 }
@@ -290,7 +292,7 @@ func (p *oidcProvider) Ready(context.Context) error {
 }
 
 func (p *oidcProvider) discoverLoop() {
-	delay := discoveryFirstRetry
+	delay := p.firstRetry
 	for {
 		p.mu.Lock()
 		if p.attempt == nil {
@@ -306,6 +308,9 @@ func (p *oidcProvider) discoverLoop() {
 		if err == nil {
 			p.log.Info("upstream discovery succeeded", slog.String("issuer", p.cfg.issuer))
 			return
+		}
+		if p.ctx.Err() != nil {
+			return // closed
 		}
 		wait := delay/2 + mrand.N(delay/2+1)
 		p.log.Warn("upstream discovery failed; the provider is unavailable until it succeeds",
@@ -869,10 +874,21 @@ func redactURLError(err error) string {
 	return err.Error()
 }
 
-// decodeSettings decodes a kind's settings, which it requires.
-func decodeSettings(settings Settings, into any) error {
+// buildOIDC decodes a kind's settings into S, lets configure check them
+// (recording every problem in e) and describe the kind, and starts the
+// provider when nothing is wrong.
+func buildOIDC[S any](name string, settings Settings, env Env, configure func(s *S, e *SettingsError) (oidcConfig, oidcKind)) (Provider, error) {
 	if settings == nil {
-		return errors.New("settings are required")
+		return nil, errors.New("settings are required")
 	}
-	return settings.Decode(into)
+	var s S
+	if err := settings.Decode(&s); err != nil {
+		return nil, err
+	}
+	e := &SettingsError{}
+	cfg, kind := configure(&s, e)
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	return newOIDCProvider(name, cfg, kind, env), nil
 }

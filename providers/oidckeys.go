@@ -242,6 +242,9 @@ func (ks *keySet) startFetchLocked() *fetchCall {
 		ks.mu.Unlock()
 		call.err = err
 		close(call.done)
+		if ks.ctx.Err() != nil {
+			return // the provider was closed
+		}
 		outcome := "success"
 		if err != nil {
 			outcome = "error"

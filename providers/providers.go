@@ -169,11 +169,12 @@ func (e *SettingsError) Error() string {
 	return strings.Join(lines, "; ")
 }
 
-// add records a problem; err returns the error, or nil when there is none.
+// add records a problem.
 func (e *SettingsError) add(field, format string, args ...any) {
 	e.Problems = append(e.Problems, SettingProblem{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// err returns e, or nil when no problem was recorded.
 func (e *SettingsError) err() error {
 	if len(e.Problems) == 0 {
 		return nil
