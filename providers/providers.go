@@ -161,6 +161,7 @@ type SettingProblem struct {
 	Message string
 }
 
+// Error lists the problems on one line.
 func (e *SettingsError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
