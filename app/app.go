@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/tokens"
 	"github.com/gatehouse-id/gatehouse/web"
@@ -42,7 +43,8 @@ type App struct {
 	Sessions *tokens.SessionService
 	OAuth    *oauth.Service
 
-	migrator *migrations.Migrator
+	migrator  *migrations.Migrator
+	providers []providers.Provider
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -88,6 +90,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	if err := a.build(ctx); err != nil {
+		closeProviders(a.providers)
 		_ = db.Close()
 		return nil, err
 	}
@@ -126,10 +129,11 @@ func (a *App) build(ctx context.Context) error {
 		},
 	})
 	addDemoClient(cfg)
-	provs, err := buildProviders(cfg, a.Store, a.Log)
+	provs, err := buildProviders(cfg, a.Store, a.Log, a.Metrics)
 	if err != nil {
 		return err
 	}
+	a.providers = provs
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provs, Keys: keys, Sessions: a.Sessions,
 		Provisioner: provisioning.New(a.Store, nowUTC), Store: a.Store, Log: a.Log, Now: nowUTC,
@@ -151,11 +155,11 @@ func (a *App) build(ctx context.Context) error {
 		CORSOrigins:    a.Config.CORSOrigins,
 		MaxBodyBytes:   a.Config.MaxBodyBytes,
 		HSTS:           issuer.Scheme == "https",
-		Ready: []handlers.ReadinessCheck{
+		Ready: append([]handlers.ReadinessCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
 			{Name: "migrations", Check: a.migrator.CheckCurrent},
 			{Name: "signing_keys", Check: func(context.Context) error { return a.Keys.Ready() }},
-		},
+		}, providerReadiness(provs)...),
 	})
 	if err != nil {
 		return err
@@ -277,8 +281,11 @@ func (a *App) maintain(ctx context.Context) {
 	}
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close stops the providers' background work and releases the database.
+func (a *App) Close() error {
+	closeProviders(a.providers)
+	return a.DB.Close()
+}
 
 // Listen opens the configured address.
 func Listen(addr string) (net.Listener, error) {

@@ -3,9 +3,11 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,11 +21,14 @@ import (
 // the access and ID tokens), in parallel, on each database.
 //
 //	go test -run '^$' -bench RefreshGrantHTTP -benchtime 2000x ./app/
-func BenchmarkRefreshGrantHTTP(b *testing.B) {
+func BenchmarkRefreshGrantHTTP(b *testing.B) { benchEachSetup(b, benchmarkRefreshGrant) }
+
+// benchEachSetup runs bench on each database with each signing algorithm.
+func benchEachSetup(b *testing.B, bench func(b *testing.B, pg bool, alg string)) {
 	for _, pg := range []bool{false, true} {
 		for _, alg := range []string{"RS256", "ES256"} {
 			name := map[bool]string{false: "sqlite", true: "postgres"}[pg] + "/" + alg
-			b.Run(name, func(b *testing.B) { benchmarkRefreshGrant(b, pg, alg) })
+			b.Run(name, func(b *testing.B) { bench(b, pg, alg) })
 		}
 	}
 }
@@ -76,4 +81,57 @@ func newRefreshToken(b *testing.B, ctx context.Context, s *apptest.Server, store
 		b.Fatal(err)
 	}
 	return rt
+}
+
+// BenchmarkTokenExchangeHTTP measures token exchange end to end through
+// the HTTP handler with a warm upstream JWKS: client lookup, validation
+// of an Auth0-style RS256 access token, provisioning, a new session, and
+// a signed access token plus a refresh token, in parallel, on each
+// database and signing algorithm. It reports the upstream JWKS fetches of
+// the whole run, which must stay at one (the warm-up).
+//
+//	go test -run '^$' -bench TokenExchangeHTTP -benchtime 10000x ./app/
+func BenchmarkTokenExchangeHTTP(b *testing.B) { benchEachSetup(b, benchmarkTokenExchange) }
+
+func benchmarkTokenExchange(b *testing.B, pg bool, alg string) {
+	s, up := startUpstreamServer(b, pg, map[string]string{"GATEHOUSE_SIGNING_ALG": alg})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	exchange := func(token string) error {
+		form := exchangeForm("tenant-a", token, accessTokenType)
+		resp, err := client.Post(s.URL+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.AccessToken == "" {
+			return fmt.Errorf("exchange = %d %v", resp.StatusCode, err)
+		}
+		return nil
+	}
+	// Warm the JWKS (and the connection pool) before measuring.
+	if err := exchange(up.tenantA.AccessToken(upstreamAPI, nil)); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// One person per goroutine, as many SPAs' users would be.
+		token := up.tenantA.AccessToken(upstreamAPI, map[string]any{"sub": fmt.Sprintf("auth0|bench-%d", n.Add(1))})
+		for pb.Next() {
+			if err := exchange(token); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	fetches := up.tenantA.JWKSFetches()
+	b.ReportMetric(float64(fetches), "jwks-fetches")
+	if fetches != 1 {
+		b.Fatalf("upstream JWKS fetches = %d, want 1", fetches)
+	}
 }

@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/handlers"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/tokens"
@@ -21,8 +24,9 @@ const DevProviderName = "dev"
 // buildProviders constructs the configured providers in order, plus the
 // built-in dev provider when GATEHOUSE_DEV_LOGIN is on and no provider is
 // already named "dev". Each kind validates its own settings; problems
-// name the provider's position in the YAML file.
-func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger) ([]providers.Provider, error) {
+// name the provider's position in the YAML file and the field, all at
+// once. Upstream JWKS fetches are counted in metrics.
+func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger, metrics *handlers.Metrics) ([]providers.Provider, error) {
 	env := providers.Env{
 		HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		BaseURL:    cfg.Issuer,
@@ -30,31 +34,71 @@ func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger) (
 		Log:        log,
 		Secrets:    &secretStore{store: store, key: tokens.DeriveKey(cfg.SecretKey, "provider-secrets")},
 		Replay:     replayCache{store: store},
+		OnJWKSFetch: func(provider, outcome string) {
+			metrics.JWKSFetches.WithLabelValues(provider, outcome).Inc()
+		},
 	}
 	var out []providers.Provider
+	var problems []config.Problem
 	named := map[string]bool{}
 	for i := range cfg.File.Providers {
 		pc := &cfg.File.Providers[i]
+		field := fmt.Sprintf("providers[%d] (%s)", i, pc.Name)
 		p, err := providers.New(pc.Type, pc.Name, pc, env)
-		if err != nil {
-			return nil, &config.ValidationError{Problems: []config.Problem{{
-				Field: fmt.Sprintf("providers[%d] (%s)", i, pc.Name), Message: err.Error()}}}
+		var se *providers.SettingsError
+		switch {
+		case errors.As(err, &se):
+			for _, pr := range se.Problems {
+				problems = append(problems, config.Problem{Field: field + "." + pr.Field, Message: pr.Message})
+			}
+			continue
+		case err != nil:
+			problems = append(problems, config.Problem{Field: field, Message: err.Error()})
+			continue
 		}
 		if err := checkIdPInitiated(cfg, p); err != nil {
-			return nil, &config.ValidationError{Problems: []config.Problem{{
-				Field: fmt.Sprintf("providers[%d] (%s).idp_initiated", i, pc.Name), Message: err.Error()}}}
+			problems = append(problems, config.Problem{Field: field + ".idp_initiated", Message: err.Error()})
+			continue
 		}
 		out = append(out, p)
 		named[pc.Name] = true
 	}
+	if len(problems) > 0 {
+		closeProviders(out)
+		return nil, &config.ValidationError{Problems: problems}
+	}
 	if cfg.DevLogin && !named[DevProviderName] {
 		p, err := providers.NewDev(DevProviderName, env)
 		if err != nil {
+			closeProviders(out)
 			return nil, fmt.Errorf("GATEHOUSE_DEV_LOGIN: %w", err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// providerReadiness is one /readyz check per provider that depends on its
+// upstream (discovery). They are informative: an upstream outage shared
+// by every replica must not take them all out of the load balancer, and
+// with them sign-ins through the other providers and token refreshes.
+func providerReadiness(provs []providers.Provider) []handlers.ReadinessCheck {
+	var checks []handlers.ReadinessCheck
+	for _, p := range provs {
+		if rc, ok := p.(providers.ReadinessChecker); ok {
+			checks = append(checks, handlers.ReadinessCheck{Name: "provider:" + p.Name(), Check: rc.Ready, Informative: true})
+		}
+	}
+	return checks
+}
+
+// closeProviders stops the background work of providers that have some.
+func closeProviders(provs []providers.Provider) {
+	for _, p := range provs {
+		if c, ok := p.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }
 
 // DemoClientID is the public client behind /demo, registered in

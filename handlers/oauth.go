@@ -231,7 +231,7 @@ func (h *OAuth) token(c *gin.Context) {
 	if cred.ID != "" && !h.Limiter.check(c, "token|client|"+cred.ID) {
 		return
 	}
-	resp, err := h.Svc.Token(c.Request.Context(), cred, form)
+	resp, err := h.Svc.Token(c.Request.Context(), cred, form, meta(c))
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
 		return

@@ -11,11 +11,15 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// ReadinessCheck is one condition /readyz requires; Check returns nil when
+// ReadinessCheck is one condition /readyz reports; Check returns nil when
 // it holds.
 type ReadinessCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Informative checks are reported ("failing", status "degraded")
+	// without making the replica unready (an upstream identity provider
+	// every replica shares).
+	Informative bool
 }
 
 // RouterOptions configure the engine and its middleware.
@@ -73,10 +77,14 @@ func readyz(log *slog.Logger, checks []ReadinessCheck) gin.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 		defer cancel()
 		results := gin.H{}
-		ready := true
+		ready, degraded := true, false
 		for _, chk := range checks {
 			if err := chk.Check(ctx); err != nil {
-				ready = false
+				if chk.Informative {
+					degraded = true
+				} else {
+					ready = false
+				}
 				results[chk.Name] = "failing"
 				log.WarnContext(ctx, "readiness check failing", slog.String("check", chk.Name),
 					slog.String("error", err.Error()), slog.String("request_id", RequestID(c.Request.Context())))
@@ -84,10 +92,13 @@ func readyz(log *slog.Logger, checks []ReadinessCheck) gin.HandlerFunc {
 			}
 			results[chk.Name] = "ok"
 		}
-		if !ready {
+		switch {
+		case !ready:
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": results})
-			return
+		case degraded:
+			c.JSON(http.StatusOK, gin.H{"status": "degraded", "checks": results})
+		default:
+			c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": results})
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": results})
 	}
 }

@@ -316,7 +316,7 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 		"end_session_endpoint":                          s.endpoint("/auth/logout"),
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         []string{config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials},
+		"grant_types_supported":                         []string{config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantTokenExchange},
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         signingAlgs,
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},

@@ -568,17 +568,6 @@ func githubMessage(body []byte) string {
 	return truncateASCII(e.Message, 200)
 }
 
-// redactURLError drops the URL from a transport error: it is Gatehouse's
-// own configuration, and a wrapped *url.Error would otherwise repeat it
-// with every query parameter.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 func truncateASCII(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {

@@ -14,23 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gatehouse-id/gatehouse/providers/githubtest"
 )
-
-// yamlSettings decodes provider settings from YAML like the config file
-// does (unknown fields are errors).
-type yamlSettings string
-
-func (y yamlSettings) Decode(into any) error {
-	dec := yaml.NewDecoder(strings.NewReader(string(y)))
-	dec.KnownFields(true)
-	if err := dec.Decode(into); err != nil && err.Error() != "EOF" {
-		return err
-	}
-	return nil
-}
 
 const testCallback = "https://gatehouse.example/auth/callback/github"
 

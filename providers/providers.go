@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -123,6 +125,49 @@ type IdPInitiatedLogin struct {
 	Scope       string
 }
 
+// Subject token types a TokenExchanger accepts (RFC 8693 §3).
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+)
+
+// ExchangeRequest is an upstream token presented at Gatehouse's token
+// endpoint (RFC 8693 token exchange).
+type ExchangeRequest struct {
+	// SubjectToken is the upstream token; it is never logged or echoed.
+	SubjectToken string
+	// SubjectTokenType is TokenTypeAccessToken or TokenTypeIDToken.
+	SubjectTokenType string
+}
+
+// TokenExchanger is implemented by providers that accept upstream tokens
+// presented directly (an SPA that already holds an Auth0 access token).
+// Refusals are *UserError whose Message is safe to return to the client.
+type TokenExchanger interface {
+	ExchangeToken(ctx context.Context, req ExchangeRequest) (*Identity, error)
+}
+
+// ReadinessChecker is implemented by providers that depend on an upstream
+// being reachable once (discovery); Ready returns nil when the provider
+// can serve sign-ins.
+type ReadinessChecker interface {
+	Ready(ctx context.Context) error
+}
+
+// maxGroups bounds the groups one sign-in may report, whatever the kind.
+const maxGroups = 1000
+
+// redactURLError drops the URL from a transport error: it is Gatehouse's
+// own configuration, and a wrapped *url.Error would otherwise repeat it
+// with every query parameter.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
 // Error kinds a caller branches on; wrap them with details.
 var (
 	// ErrDenied: the upstream or a provider rule refused this person.
@@ -156,9 +201,44 @@ type Settings interface {
 	Decode(into any) error
 }
 
+// SettingsError lists what is wrong with one provider's settings, each
+// problem naming its field, so start-up can report them all at once.
+type SettingsError struct {
+	Problems []SettingProblem
+}
+
+// SettingProblem is one invalid field of a provider's settings.
+type SettingProblem struct {
+	Field   string
+	Message string
+}
+
+// Error lists the problems on one line.
+func (e *SettingsError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Field + ": " + p.Message
+	}
+	return strings.Join(lines, "; ")
+}
+
+// add records a problem.
+func (e *SettingsError) add(field, format string, args ...any) {
+	e.Problems = append(e.Problems, SettingProblem{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// err returns e, or nil when no problem was recorded.
+func (e *SettingsError) err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
 // Env is what constructors may use besides their settings.
 type Env struct {
-	// HTTPClient is used for every upstream call; it must have a timeout.
+	// HTTPClient is used for every upstream call; it must have a timeout
+	// (a client without one is replaced by one with a 10 s timeout).
 	HTTPClient *http.Client
 	// BaseURL is Gatehouse's issuer URL.
 	BaseURL string
@@ -173,6 +253,9 @@ type Env struct {
 	// Replay remembers one-time upstream message ids; nil when the caller
 	// has no storage (kinds that need it refuse to start).
 	Replay ReplayCache
+	// OnJWKSFetch, when set, observes every upstream JWKS fetch with the
+	// provider name and "success" or "error" (metrics).
+	OnJWKSFetch func(provider, outcome string)
 }
 
 // SecretStore keeps key material a provider generated, encrypted at rest

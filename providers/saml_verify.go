@@ -46,7 +46,6 @@ const maxResponseBytes = 512 << 10
 
 // Limits on what an assertion may carry into an Identity.
 const (
-	maxGroups   = 1000
 	maxValueLen = 256
 )
 
