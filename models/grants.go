@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // Grants are what an active membership gives a user in one organization.
@@ -13,28 +15,34 @@ type Grants struct {
 }
 
 // ActiveGrants returns the roles and permissions of the user's active
-// membership in the organization, or ErrNotFound when there is none.
+// membership in the organization, or ErrNotFound when there is none. It
+// is one query: it runs on every token issued.
 func (s *Store) ActiveGrants(ctx context.Context, userID, orgID string) (*Grants, error) {
-	var m Membership
-	err := s.db.WithContext(ctx).
-		Where("user_id = ? AND organization_id = ? AND status = ?", userID, orgID, MembershipActive).
-		Take(&m).Error
-	if err != nil {
-		return nil, mapErr(err, "find membership")
+	var rows []struct {
+		Role       string
+		Permission *string
 	}
-	g := &Grants{OrganizationID: orgID}
-	var role Role
-	if err := s.db.WithContext(ctx).Where("id = ?", m.RoleID).Take(&role).Error; err != nil {
-		return nil, mapErr(err, "find role")
-	}
-	g.Roles = []string{role.Name}
-	err = s.db.WithContext(ctx).Table("role_permissions").
-		Select("permissions.name").
-		Joins("JOIN permissions ON permissions.id = role_permissions.permission_id").
-		Where("role_permissions.role_id = ?", role.ID).
+	err := s.db.WithContext(ctx).Table("memberships").
+		Select("roles.name AS role, permissions.name AS permission").
+		Joins("JOIN roles ON roles.id = memberships.role_id").
+		Joins("LEFT JOIN role_permissions ON role_permissions.role_id = roles.id").
+		Joins("LEFT JOIN permissions ON permissions.id = role_permissions.permission_id").
+		Where("memberships.user_id = ? AND memberships.organization_id = ? AND memberships.status = ?", userID, orgID, MembershipActive).
 		Order("permissions.name").
-		Pluck("permissions.name", &g.Permissions).Error
-	return g, mapErr(err, "list permissions")
+		Scan(&rows).Error
+	if err != nil {
+		return nil, mapErr(err, "find grants")
+	}
+	if len(rows) == 0 {
+		return nil, mapErr(gorm.ErrRecordNotFound, "find membership")
+	}
+	g := &Grants{OrganizationID: orgID, Roles: []string{rows[0].Role}, Permissions: []string{}}
+	for _, r := range rows {
+		if r.Permission != nil {
+			g.Permissions = append(g.Permissions, *r.Permission)
+		}
+	}
+	return g, nil
 }
 
 // UpdateLogin refreshes an identity's and its user's profile fields and
