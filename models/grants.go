@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -43,29 +42,4 @@ func (s *Store) ActiveGrants(ctx context.Context, userID, orgID string) (*Grants
 		}
 	}
 	return g, nil
-}
-
-// UpdateLogin refreshes an identity's and its user's profile fields and
-// last-login time after a successful upstream sign-in.
-func (s *Store) UpdateLogin(ctx context.Context, identityID string, fields Identity, now time.Time) error {
-	return s.InTx(ctx, func(tx *Store) error {
-		err := tx.db.Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{
-			"email": fields.Email, "email_verified": fields.EmailVerified, "name": fields.Name,
-			"avatar_url": fields.AvatarURL, "raw_claims": fields.RawClaims, "last_login_at": now, "updated_at": now,
-		}).Error
-		if err != nil {
-			return mapErr(err, "update identity")
-		}
-		updates := map[string]any{"last_login_at": now, "updated_at": now}
-		if fields.Email != "" {
-			updates["email"], updates["email_verified"] = fields.Email, fields.EmailVerified
-		}
-		if fields.Name != "" {
-			updates["name"] = fields.Name
-		}
-		if fields.AvatarURL != "" {
-			updates["avatar_url"] = fields.AvatarURL
-		}
-		return mapErr(tx.db.Model(&User{}).Where("id = ?", fields.UserID).Updates(updates).Error, "update user")
-	})
 }
