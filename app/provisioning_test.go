@@ -38,7 +38,8 @@ org_sync:
 // authorization request's).
 func provisioningServer(t *testing.T, pg bool) (*apptest.Server, func(provider, email, groups, organization string) *oauth2.Token) {
 	t.Helper()
-	s := apptest.Start(t, apptest.Options{YAML: provisioningYAML, Postgres: pg})
+	// No reuse grace: a refresh token is good exactly once.
+	s := apptest.Start(t, apptest.Options{YAML: provisioningYAML, Postgres: pg, Env: map[string]string{"GATEHOUSE_REFRESH_REUSE_GRACE": "1ns"}})
 	conf := &oauth2.Config{ClientID: "spa", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{oidc.ScopeOpenID, "email"},
 		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login", TokenURL: s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	signIn := func(provider, email, groups, organization string) *oauth2.Token {
@@ -160,7 +161,8 @@ func TestOrgSyncThroughSignIn(t *testing.T) {
 				t.Fatalf("the removed membership still grants: org %s roles %v permissions %v", org, roles, perms)
 			}
 			// Switching organization with the refresh grant re-reads the grants;
-			// an organization the user is not an active member of is refused.
+			// an organization the user is not an active member of is refused,
+			// and the refresh token stays good.
 			if status, out := refresh(t, s, first, acme.ID); status != 400 || out["error"] != "invalid_request" {
 				t.Fatalf("switch to a left organization = %d %v", status, out)
 			}
