@@ -71,16 +71,23 @@ func TestUpDownUp(t *testing.T) {
 	})
 }
 
+// migrateUp applies every migration to db and returns its migrator.
+func migrateUp(t *testing.T, db *models.DB) *migrations.Migrator {
+	t.Helper()
+	m, err := migrations.New(db.SQL, db.Dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestNewerSchemaIsRefused(t *testing.T) {
 	targets(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
-		m, err := migrations.New(db.SQL, db.Dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Up(ctx); err != nil {
-			t.Fatal(err)
-		}
+		m := migrateUp(t, db)
 		future := m.Latest() + 100
 		if err := db.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)", future, true).Error; err != nil {
 			t.Fatal(err)
@@ -109,13 +116,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 func TestSystemRolesDownRefusedWhileUsed(t *testing.T) {
 	targets(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
-		m, err := migrations.New(db.SQL, db.Dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Up(ctx); err != nil {
-			t.Fatal(err)
-		}
+		m := migrateUp(t, db)
 		s := models.NewStore(db)
 		u, org := &models.User{}, &models.Organization{Slug: "acme"}
 		if err := s.InsertUser(ctx, u); err != nil {

@@ -10,12 +10,15 @@ import (
 )
 
 // Queries for just-in-time provisioning, linking, org sync and
-// invitations (consumed by provisioning.Service). None of them opens a
-// transaction of its own: the service runs a whole login in one InTx, so
-// it decides on rows that cannot change under it (SQLite write
-// transactions begin IMMEDIATE; on PostgreSQL every write here is
-// conditional or an ON CONFLICT upsert, so a concurrent login makes it a
-// no-op instead of an error).
+// invitations (consumed by provisioning.Service). Those a login uses open
+// no transaction of their own: the service runs a whole login in one
+// InTx. On SQLite write transactions begin IMMEDIATE, so a login decides
+// on rows nothing else changes meanwhile. On PostgreSQL logins of one
+// user queue on the user's row, which each of them updates; for
+// everything else (new users, shared organizations, invitations, an
+// administrator at work) every write here is conditional or an ON
+// CONFLICT upsert, so a concurrent change turns it into a no-op, never an
+// error.
 
 // System role ids and names, seeded by migration 00002.
 const (
@@ -25,12 +28,14 @@ const (
 	RoleViewerID = "role-viewer"
 )
 
-// Invitation statuses. An expired invitation keeps status pending; its
-// expires_at tells.
+// Invitation statuses. An invitation past its expiry keeps status
+// pending (its expires_at tells) until a new invitation of the same email
+// to the same organization replaces it and marks it expired.
 const (
 	InvitationPending  = "pending"
 	InvitationAccepted = "accepted"
 	InvitationRevoked  = "revoked"
+	InvitationExpired  = "expired"
 )
 
 // LoginUser is the user behind an identity, as a login finds it.
@@ -138,9 +143,10 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 
 // UpsertSyncMembership creates the membership (user, organization) with
 // m's role, status and source, or updates role and status of an existing
-// one when it has the same source. It reports whether a row was written:
-// false means a membership of another source (made by hand, or synced
-// from another provider) is there, and it is left untouched.
+// one when it has the same source. It reports whether it changed a row:
+// false means the membership was already so (a concurrent login wrote
+// it), or one of another source (made by hand, or synced from another
+// provider) is there, and it is left untouched.
 func (s *Store) UpsertSyncMembership(ctx context.Context, m *Membership) (bool, error) {
 	if m.ID == "" {
 		m.ID = NewID()
@@ -148,15 +154,17 @@ func (s *Store) UpsertSyncMembership(ctx context.Context, m *Membership) (bool, 
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "user_id"}, {Name: "organization_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"role_id", "status", "updated_at"}),
-		Where:     clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "memberships.source = excluded.source"}}},
+		Where: clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "memberships.source = excluded.source AND " +
+			"(memberships.role_id <> excluded.role_id OR memberships.status <> excluded.status)"}}},
 	}).Create(m)
 	return res.RowsAffected == 1, mapErr(res.Error, "upsert membership")
 }
 
 // UpdateSyncMembership sets role and status of a membership if its source
-// is still source, and reports whether it did.
+// is still source, and reports whether that changed it.
 func (s *Store) UpdateSyncMembership(ctx context.Context, id, source, roleID, status string, now time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&Membership{}).Where("id = ? AND source = ?", id, source).
+	res := s.db.WithContext(ctx).Model(&Membership{}).
+		Where("id = ? AND source = ? AND (role_id <> ? OR status <> ?)", id, source, roleID, status).
 		Updates(map[string]any{"role_id": roleID, "status": status, "updated_at": now})
 	return res.RowsAffected == 1, mapErr(res.Error, "update membership")
 }
@@ -288,7 +296,7 @@ func (s *Store) CreateRoleWithPermissions(ctx context.Context, r *Role, permissi
 
 // CreateInvitation inserts a pending invitation. A pending invitation of
 // the same email to the same organization is ErrConflict, unless it has
-// expired: then it is closed (revoked) first.
+// expired: then it is marked expired first.
 func (s *Store) CreateInvitation(ctx context.Context, inv *Invitation, now time.Time) error {
 	if inv.ID == "" {
 		inv.ID = NewID()
@@ -297,7 +305,7 @@ func (s *Store) CreateInvitation(ctx context.Context, inv *Invitation, now time.
 	return s.InTx(ctx, func(tx *Store) error {
 		err := tx.db.Model(&Invitation{}).
 			Where("organization_id = ? AND email = ? AND status = ? AND expires_at <= ?", inv.OrganizationID, inv.Email, InvitationPending, now).
-			Updates(map[string]any{"status": InvitationRevoked, "updated_at": now}).Error
+			Updates(map[string]any{"status": InvitationExpired, "updated_at": now}).Error
 		if err != nil {
 			return mapErr(err, "close expired invitation")
 		}

@@ -13,16 +13,22 @@ import (
 	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
+// withOrg returns a store on db holding one organization of that slug.
+func withOrg(t *testing.T, db *models.DB, slug string) (context.Context, *models.Store, *models.Organization) {
+	t.Helper()
+	ctx, s := context.Background(), models.NewStore(db)
+	org := &models.Organization{Slug: slug}
+	if err := s.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s, org
+}
+
 // TestSystemRolesSeeded checks the roles migration 00002 seeds, their
 // levels and grants, and that every seeded grant is a valid one.
 func TestSystemRolesSeeded(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
-		ctx := context.Background()
-		s := models.NewStore(db)
-		org := &models.Organization{Slug: "acme"}
-		if err := s.CreateOrganization(ctx, org); err != nil {
-			t.Fatal(err)
-		}
+		ctx, s, org := withOrg(t, db, "acme")
 		want := []struct {
 			id, name string
 			level    int
@@ -60,10 +66,7 @@ func TestSystemRolesSeeded(t *testing.T) {
 
 func TestActiveGrantsEdgeCases(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
-		ctx := context.Background()
-		s := models.NewStore(db)
-		org := &models.Organization{Slug: "acme"}
-		_ = s.CreateOrganization(ctx, org)
+		ctx, s, org := withOrg(t, db, "acme")
 		u := &models.User{}
 		_ = s.CreateUserWithIdentity(ctx, u, &models.Identity{Provider: "dev", Subject: "u"})
 		if _, err := s.ActiveGrants(ctx, u.ID, org.ID); !errors.Is(err, models.ErrNotFound) {
@@ -168,8 +171,15 @@ func TestSyncMembershipWrites(t *testing.T) {
 		if g, _ := s.ActiveGrants(ctx, u.ID, syncOrg.ID); g == nil || g.Roles[0] != "admin" {
 			t.Fatalf("upsert did not change the role: %+v", g)
 		}
+		if ok, _ := s.UpsertSyncMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: syncOrg.ID, RoleID: models.RoleAdminID,
+			Status: models.MembershipActive, Source: src}); ok {
+			t.Fatal("an upsert changing nothing reports a change")
+		}
 		if ok, _ := s.UpdateSyncMembership(ctx, m.ID, src, models.RoleMemberID, models.MembershipSuspended, now); !ok {
 			t.Fatal("update of own membership")
+		}
+		if ok, _ := s.UpdateSyncMembership(ctx, m.ID, src, models.RoleMemberID, models.MembershipSuspended, now); ok {
+			t.Fatal("an update changing nothing reports a change")
 		}
 		if ok, _ := s.DeleteSyncMembership(ctx, m.ID, src); !ok {
 			t.Fatal("delete of own membership")
@@ -257,10 +267,7 @@ func TestFindRolesByNames(t *testing.T) {
 
 func TestCreateRoleWithPermissions(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
-		ctx := context.Background()
-		s := models.NewStore(db)
-		org := &models.Organization{Slug: "a"}
-		_ = s.CreateOrganization(ctx, org)
+		ctx, s, org := withOrg(t, db, "a")
 		r := &models.Role{Name: "kb-editor", OrganizationID: &org.ID, Level: 30}
 		// "*:read" exists (seeded): it is reused, not duplicated.
 		if err := s.CreateRoleWithPermissions(ctx, r, []string{"kb:write", "*:read"}); err != nil {
@@ -303,8 +310,8 @@ func TestInvitationQueries(t *testing.T) {
 			t.Fatalf("invitation after expiry: %v", err)
 		}
 		list, err := s.ListInvitations(ctx, org.ID)
-		if err != nil || len(list) != 2 {
-			t.Fatalf("ListInvitations = %v, %v", list, err)
+		if err != nil || len(list) != 2 || list[1].ID != first.ID || list[1].Status != models.InvitationExpired {
+			t.Fatalf("ListInvitations = %+v, %v", list, err)
 		}
 		pending, err := s.PendingInvitations(ctx, "ada@example.com", later)
 		if err != nil || len(pending) != 1 || pending[0].ID != second.ID {

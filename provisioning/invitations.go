@@ -12,9 +12,15 @@ import (
 	"github.com/gatehouse-id/gatehouse/providers"
 )
 
-// InvitationExpired is the status ListInvitations reports for a pending
-// invitation past its expiry (stored as pending).
-const InvitationExpired = "expired"
+// Invitation statuses, as ListInvitations reports them.
+const (
+	InvitationPending  = models.InvitationPending
+	InvitationAccepted = models.InvitationAccepted
+	InvitationRevoked  = models.InvitationRevoked
+	// InvitationExpired is also reported for a pending invitation past
+	// its expiry.
+	InvitationExpired = models.InvitationExpired
+)
 
 // NewInvitation invites an email address to an organization with a role.
 type NewInvitation struct {

@@ -39,6 +39,7 @@ type InputError struct {
 	Reason string
 }
 
+// Error is "field: reason".
 func (e *InputError) Error() string { return e.Field + ": " + e.Reason }
 
 // Unwrap lets callers test errors.Is(err, ErrInvalid).

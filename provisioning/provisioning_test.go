@@ -273,6 +273,40 @@ func TestConcurrentFirstLogins(t *testing.T) {
 	})
 }
 
+// TestConcurrentLoginsOfOneUser: sign-ins of one person at once that all
+// call for the same role change make it once, and audit it once.
+func TestConcurrentLoginsOfOneUser(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{Rules: []provisioning.Rule{
+			{Index: 0, Match: "dev:group:eng", Org: "acme", Role: "member"},
+			{Index: 1, Match: "dev:group:leads", Org: "acme", Role: "admin"},
+			{Index: 2, Match: "dev:group:ops", Org: "ops", Role: "viewer"},
+		}}})
+		f.org("acme")
+		f.org("ops")
+		u := f.login(identity("dev", "ada", "ada@example.com", true, "dev:group:eng")).User
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", "ada", "ada@example.com", true,
+					"dev:group:eng", "dev:group:leads", "dev:group:ops")})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := f.memberships(u.ID); !slices.Equal(got, []string{"acme:admin:active:sync:dev", "ops:viewer:active:sync:dev"}) {
+			t.Fatalf("memberships = %v", got)
+		}
+		if r, a := f.audits(provisioning.AuditMembershipRole), f.audits(provisioning.AuditMembershipAdded); r != 1 || a != 2 {
+			t.Fatalf("%d role changes and %d additions audited, want 1 and 2", r, a)
+		}
+	})
+}
+
 // TestOrgSyncAcrossLogins plays sign-ins of one person whose upstream
 // groups change, and checks the memberships after each.
 func TestOrgSyncAcrossLogins(t *testing.T) {

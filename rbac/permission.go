@@ -31,6 +31,7 @@ type Error struct {
 	Reason string
 }
 
+// Error reads like `permission "KB:read": resource "KB" has ...`.
 func (e *Error) Error() string { return fmt.Sprintf("%s %q: %s", e.Kind, e.Value, e.Reason) }
 
 // Unwrap lets callers test errors.Is(err, ErrInvalid).
