@@ -42,6 +42,9 @@ type App struct {
 	Keys     *tokens.KeyManager
 	Sessions *tokens.SessionService
 	OAuth    *oauth.Service
+	// Provisioning creates users, links identities, syncs organizations
+	// and manages invitations.
+	Provisioning *provisioning.Service
 
 	migrator  *migrations.Migrator
 	providers []providers.Provider
@@ -134,9 +137,10 @@ func (a *App) build(ctx context.Context) error {
 		return err
 	}
 	a.providers = provs
+	a.Provisioning = NewProvisioner(cfg, a.Store)
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provs, Keys: keys, Sessions: a.Sessions,
-		Provisioner: provisioning.New(a.Store, nowUTC), Store: a.Store, Log: a.Log, Now: nowUTC,
+		Provisioner: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
 			Login:        func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() },
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
@@ -175,6 +179,18 @@ func (a *App) build(ctx context.Context) error {
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
+
+// NewProvisioner builds the provisioning service from the configuration:
+// which providers link by verified email, and the org-sync rules.
+func NewProvisioner(cfg *config.Config, store *models.Store) *provisioning.Service {
+	link := map[string]bool{}
+	for _, p := range cfg.File.Providers {
+		link[p.Name] = p.LinkByEmail
+	}
+	return provisioning.New(store, provisioning.Options{
+		LinkByEmail: link, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
+	})
+}
 
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.

@@ -79,6 +79,18 @@ var stateField = regexp.MustCompile(`name="state" value="([^"]+)"`)
 // and returns the client redirect it ends on.
 func (b *browser) signIn(authURL, email string) *url.URL {
 	b.t.Helper()
+	resp, body := b.devSignIn(authURL, email, "eng")
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("dev form post = %d %s", resp.StatusCode, body)
+	}
+	target, _ := url.Parse(resp.Header.Get("Location"))
+	return target
+}
+
+// devSignIn follows authURL to a dev provider's form and posts it with
+// email and groups (comma-separated), returning the answer to the post.
+func (b *browser) devSignIn(authURL, email, groups string) (*http.Response, string) {
+	b.t.Helper()
 	resp, _ := b.get(authURL)
 	if resp.StatusCode != http.StatusFound {
 		b.t.Fatalf("authorize = %d", resp.StatusCode)
@@ -90,12 +102,7 @@ func (b *browser) signIn(authURL, email string) *url.URL {
 		b.t.Fatalf("dev form = %d %s", resp.StatusCode, body)
 	}
 	u, _ := url.Parse(formURL)
-	resp, body = b.post(u.Scheme+"://"+u.Host+u.Path, url.Values{"state": {m[1]}, "email": {email}, "name": {"Ada Lovelace"}, "groups": {"eng"}})
-	if resp.StatusCode != http.StatusSeeOther {
-		b.t.Fatalf("dev form post = %d %s", resp.StatusCode, body)
-	}
-	target, _ := url.Parse(resp.Header.Get("Location"))
-	return target
+	return b.post(u.Scheme+"://"+u.Host+u.Path, url.Values{"state": {m[1]}, "email": {email}, "name": {"Ada Lovelace"}, "groups": {groups}})
 }
 
 // formPost posts a form to one of Gatehouse's JSON endpoints.

@@ -159,10 +159,11 @@ clients:
     grant_types: [authorization_code, client_credentials]
     access_token_ttl: 5m
 providers:
-  - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc}
+  - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc, link_by_email: true}
 org_sync:
   rules:
     - {match: "github:team:acme/*", org: acme, role: member}
+    - {match: "github:org:*", org: "gh-{org}", role: viewer, provider: corp}
 `)
 	c, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": p, "REPORTS_SECRET": "a-very-long-client-secret"})
 	if err != nil {
@@ -179,8 +180,12 @@ org_sync:
 		Issuer   string `yaml:"issuer"`
 		ClientID string `yaml:"client_id"`
 	}
-	if err := f.Providers[0].Decode(&oidc); err != nil || oidc.Issuer != "https://idp.example.com" {
-		t.Fatalf("Decode = %+v, %v", oidc, err)
+	// link_by_email is common to every kind: read here, hidden from the kind.
+	if err := f.Providers[0].Decode(&oidc); err != nil || oidc.Issuer != "https://idp.example.com" || !f.Providers[0].LinkByEmail {
+		t.Fatalf("Decode = %+v, %v (link_by_email %v)", oidc, err, f.Providers[0].LinkByEmail)
+	}
+	if r := f.OrgSync.Rules[1]; r.Org != "gh-{org}" || r.Provider != "corp" {
+		t.Fatalf("rule = %+v", r)
 	}
 	var narrow struct {
 		Issuer string `yaml:"issuer"`
@@ -208,6 +213,11 @@ func TestYAMLProblems(t *testing.T) {
 		{"bad on_leave", "org_sync:\n  on_leave: forget\n", "org_sync.on_leave: must be remove or suspend"},
 		{"bad glob", "org_sync:\n  rules:\n    - {match: 'github:[', org: a, role: member}\n", "not a valid glob pattern"},
 		{"rule without role", "org_sync:\n  rules:\n    - {match: 'x', org: a}\n", "org_sync.rules[0].role: is required"},
+		{"rule org not a slug", "org_sync:\n  rules:\n    - {match: 'x', org: Acme Corp, role: member}\n", `org_sync.rules[0].org: "Acme Corp" must be an organization slug`},
+		{"rule org bad pattern", "org_sync:\n  rules:\n    - {match: 'x', org: '{team}', role: member}\n", "or a pattern with {org}"},
+		{"rule role malformed", "org_sync:\n  rules:\n    - {match: 'x', org: a, role: Admin}\n", `org_sync.rules[0].role: role name "Admin": has the uppercase letter "A"`},
+		{"rule unknown provider", "org_sync:\n  rules:\n    - {match: 'x', org: a, role: member, provider: okta}\n", `org_sync.rules[0].provider: "okta" is not a configured provider`},
+		{"bad client permission", "clients:\n  - {id: a, secret: abcdefghijklmnopq, grant_types: [client_credentials], permissions: ['KB:read']}\n", `clients[0].permissions: grant "KB:read": resource "KB" has the uppercase letter "K"`},
 		{"bad ttl", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], access_token_ttl: forever}\n", "not a positive duration"},
 		{"unknown allowed provider", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], allowed_providers: [okta]}\n", `"okta" is not a configured provider`},
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 // File is the YAML configuration named by GATEHOUSE_CONFIG.
@@ -75,39 +77,49 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Provider is one upstream identity provider; the fields beyond name and
-// type belong to its kind, which decodes them with Decode.
+// Provider is one upstream identity provider. Name, Type and the
+// provisioning policy fields are common to every kind; the other fields
+// belong to the kind, which decodes them with Decode.
 type Provider struct {
 	Name string
 	Type string
-	node yaml.Node
+	// LinkByEmail lets a first sign-in through this provider join the
+	// existing user with the same verified email (`link_by_email`).
+	LinkByEmail bool
+	node        yaml.Node
 }
+
+// providerHead holds the fields common to every provider kind.
+type providerHead struct {
+	Name        string `yaml:"name"`
+	Type        string `yaml:"type"`
+	LinkByEmail bool   `yaml:"link_by_email"`
+}
+
+// commonProviderFields are decoded here, and hidden from the kinds.
+var commonProviderFields = map[string]bool{"name": true, "type": true, "link_by_email": true}
 
 // UnmarshalYAML keeps the whole mapping for the provider kind to decode.
 func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
-	var head struct {
-		Name string `yaml:"name"`
-		Type string `yaml:"type"`
-	}
+	var head providerHead
 	if err := n.Decode(&head); err != nil {
 		return err
 	}
-	p.Name, p.Type, p.node = head.Name, head.Type, *n
+	p.Name, p.Type, p.LinkByEmail, p.node = head.Name, head.Type, head.LinkByEmail, *n
 	return nil
 }
 
 // Decode fills a provider kind's settings struct; unknown fields are errors.
-// The struct may declare `name` and `type` fields or not.
+// The common fields (name, type, link_by_email) are stripped, so kinds
+// need not declare them.
 func (p *Provider) Decode(into any) error {
 	if p.node.Kind == 0 {
 		return nil
 	}
-	// Strip name and type so kinds need not declare them.
 	n := p.node
 	n.Content = nil
 	for i := 0; i+1 < len(p.node.Content); i += 2 {
-		switch p.node.Content[i].Value {
-		case "name", "type":
+		if commonProviderFields[p.node.Content[i].Value] {
 			continue
 		}
 		n.Content = append(n.Content, p.node.Content[i], p.node.Content[i+1])
@@ -134,9 +146,24 @@ type OrgSync struct {
 // SyncRule maps an upstream group (exact or glob) to an org and a role.
 type SyncRule struct {
 	Match string `yaml:"match"`
-	Org   string `yaml:"org"`
-	Role  string `yaml:"role"`
+	// Org is an organization slug, or a pattern containing {org} (the
+	// upstream organization named by the matched group).
+	Org  string `yaml:"org"`
+	Role string `yaml:"role"`
+	// Provider, when set, limits the rule to sign-ins through the provider
+	// of that name.
+	Provider string `yaml:"provider"`
 }
+
+// OrgPlaceholder in a rule's org stands for the upstream organization.
+const OrgPlaceholder = "{org}"
+
+// ValidSlug reports whether s can be an organization slug: lowercase
+// letters, digits and hyphens, starting with a letter or digit, at most
+// 63 characters.
+func ValidSlug(s string) bool { return slugSyntax.MatchString(s) }
+
+var slugSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
@@ -179,7 +206,8 @@ func cleanYAMLError(err error) error {
 	return fmt.Errorf("%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
 }
 
-var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+// providerName: provider names appear in URLs; same shape as a slug.
+var providerName = slugSyntax
 
 var knownGrants = map[string]bool{
 	GrantAuthorizationCode: true, GrantRefreshToken: true,
@@ -234,6 +262,11 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 				r.fail(field+".post_logout_redirect_uris", "%q %s", u, msg)
 			}
 		}
+		for _, p := range cl.Permissions {
+			if err := rbac.ValidateGrant(p); err != nil {
+				r.fail(field+".permissions", "%v", err)
+			}
+		}
 	}
 	names := map[string]bool{}
 	for i, p := range f.Providers {
@@ -275,11 +308,19 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 		} else if _, err := path.Match(rule.Match, ""); err != nil {
 			r.fail(field+".match", "%q is not a valid glob pattern", rule.Match)
 		}
-		if rule.Org == "" {
+		switch {
+		case rule.Org == "":
 			r.fail(field+".org", "is required")
+		case !ValidSlug(strings.ReplaceAll(rule.Org, OrgPlaceholder, "x")):
+			r.fail(field+".org", "%q must be an organization slug (lowercase letters, digits and hyphens) or a pattern with %s, such as gh-%s", rule.Org, OrgPlaceholder, OrgPlaceholder)
 		}
 		if rule.Role == "" {
 			r.fail(field+".role", "is required")
+		} else if err := rbac.ValidateRoleName(rule.Role); err != nil {
+			r.fail(field+".role", "%v", err)
+		}
+		if rule.Provider != "" && !names[rule.Provider] && !(rule.Provider == "dev" && c.DevLogin) {
+			r.fail(field+".provider", "%q is not a configured provider", rule.Provider)
 		}
 	}
 }

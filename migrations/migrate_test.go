@@ -71,16 +71,23 @@ func TestUpDownUp(t *testing.T) {
 	})
 }
 
+// migrateUp applies every migration to db and returns its migrator.
+func migrateUp(t *testing.T, db *models.DB) *migrations.Migrator {
+	t.Helper()
+	m, err := migrations.New(db.SQL, db.Dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestNewerSchemaIsRefused(t *testing.T) {
 	targets(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
-		m, err := migrations.New(db.SQL, db.Dialect)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Up(ctx); err != nil {
-			t.Fatal(err)
-		}
+		m := migrateUp(t, db)
 		future := m.Latest() + 100
 		if err := db.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)", future, true).Error; err != nil {
 			t.Fatal(err)
@@ -100,6 +107,41 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		db.Raw("SELECT COUNT(*) FROM goose_db_version").Scan(&after)
 		if after != before || !db.Migrator().HasTable("users") {
 			t.Fatal("a refused run changed the database")
+		}
+	})
+}
+
+// TestSystemRolesDownRefusedWhileUsed: rolling back the seeded roles fails,
+// deleting nothing, while a membership still holds one.
+func TestSystemRolesDownRefusedWhileUsed(t *testing.T) {
+	targets(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		m := migrateUp(t, db)
+		s := models.NewStore(db)
+		u, org := &models.User{}, &models.Organization{Slug: "acme"}
+		if err := s.InsertUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateOrganization(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: org.ID, RoleID: models.RoleMemberID}); err != nil {
+			t.Fatal(err)
+		}
+		// Later migrations roll back first; then 00002 must refuse.
+		for cur, _ := m.Current(ctx); cur > 2; cur, _ = m.Current(ctx) {
+			if _, err := m.Down(ctx); err != nil {
+				t.Fatalf("roll back %d: %v", cur, err)
+			}
+		}
+		if _, err := m.Down(ctx); err == nil {
+			t.Fatal("roles in use were rolled back")
+		}
+		if cur, _ := m.Current(ctx); cur != 2 {
+			t.Fatalf("version after a refused roll-back = %d", cur)
+		}
+		if _, err := s.FindRole(ctx, models.RoleMemberID); err != nil {
+			t.Fatalf("a refused roll-back deleted a role: %v", err)
 		}
 	})
 }

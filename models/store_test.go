@@ -104,13 +104,9 @@ func TestStoreContract(t *testing.T) {
 			t.Fatalf("FindOrganizationBySlug = %+v, %v", found, err)
 		}
 
-		member := &models.Role{Name: "member", Level: 10, System: true}
-		admin := &models.Role{Name: "admin", Level: 50, System: true}
-		for _, r := range []*models.Role{member, admin} {
-			if err := s.CreateRole(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
+		// The system roles are seeded by the migrations.
+		member := &models.Role{ID: models.RoleMemberID}
+		admin := &models.Role{ID: models.RoleAdminID}
 		if err := s.CreateRole(ctx, &models.Role{Name: "member"}); !errors.Is(err, models.ErrConflict) {
 			t.Fatalf("duplicate system role: err = %v, want ErrConflict", err)
 		}

@@ -185,25 +185,25 @@ func (s *Service) UpstreamRefused(ctx context.Context, ls *LoginState, upstreamC
 // carrying a single-use authorization code.
 func (s *Service) FinishLogin(ctx context.Context, ls *LoginState, id *providers.Identity, meta RequestMeta) (string, error) {
 	p := &ls.Request
-	user, err := s.provisioner.Provision(ctx, id)
+	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
+		Meta: provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID}})
 	if errors.Is(err, provisioning.ErrUserDisabled) {
+		// Provisioning recorded the refusal in the audit trail.
 		s.countLogin(ls.Provider, "refused")
-		s.audit(ctx, models.AuditEvent{Type: "login.refused", Outcome: models.OutcomeFailure, Provider: ls.Provider,
-			SubjectUserID: ptr(user.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
-			map[string]any{"reason": "user disabled"})
 		return "", pageErr(http.StatusForbidden, "Account disabled",
-			"Your account is disabled. Contact your administrator.", err)
+			"Your account is disabled, so you cannot sign in. Contact your administrator.", err)
 	}
 	if err != nil {
 		s.countLogin(ls.Provider, "error")
 		return "", err
 	}
+	user := res.User
 	amr := id.AMR
 	if len(amr) == 0 {
 		amr = []string{"ext"}
 	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
-		UserID: user.ID, ClientID: p.ClientID, Provider: ls.Provider, ActiveOrgID: s.initialOrg(ctx, user, p.Organization),
+		UserID: user.ID, ClientID: p.ClientID, Provider: ls.Provider, ActiveOrgID: initialOrg(res, p.Organization),
 		Scope: p.Scope, AMR: amr, AuthTime: s.now(),
 	})
 	if err != nil {
@@ -250,25 +250,28 @@ func (s *Service) LoginFailed(ctx context.Context, ls *LoginState, err error, me
 		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(err.Error(), 300)})
 }
 
-// initialOrg picks the active org of a new session: the requested one if
-// the user is an active member, else the user's default.
-func (s *Service) initialOrg(ctx context.Context, user *models.User, requested string) *string {
-	if requested != "" {
-		if _, err := s.store.ActiveGrants(ctx, user.ID, requested); err == nil {
-			return &requested
-		}
-	}
-	if user.DefaultOrgID != nil {
-		if _, err := s.store.ActiveGrants(ctx, user.ID, *user.DefaultOrgID); err == nil {
-			return user.DefaultOrgID
-		}
-	}
-	ms, err := s.store.ListMemberships(ctx, user.ID)
-	if err == nil {
-		for _, m := range ms {
-			if m.Status == models.MembershipActive {
-				return &m.OrganizationID
+// initialOrg picks the active org of a new session from the memberships
+// provisioning returned: the requested one if the user is an active
+// member, else the user's default org if active, else the oldest active
+// membership, else none.
+func initialOrg(res *provisioning.Result, requested string) *string {
+	active := func(orgID string) bool {
+		for _, m := range res.Memberships {
+			if m.OrganizationID == orgID && m.Status == models.MembershipActive {
+				return true
 			}
+		}
+		return false
+	}
+	switch {
+	case requested != "" && active(requested):
+		return &requested
+	case res.User.DefaultOrgID != nil && active(*res.User.DefaultOrgID):
+		return res.User.DefaultOrgID
+	}
+	for _, m := range res.Memberships {
+		if m.Status == models.MembershipActive {
+			return &m.OrganizationID
 		}
 	}
 	return nil

@@ -64,13 +64,16 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	if err != nil {
 		return nil, refused(exchangeRefusal(name, err), nil)
 	}
-	user, err := s.provisioner.Provision(ctx, id)
+	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
+		Meta: provisioning.Meta{ClientID: client.ID, IP: meta.IP, RequestID: meta.RequestID}})
 	if errors.Is(err, provisioning.ErrUserDisabled) {
-		return nil, refused(invalidGrant("user is disabled"), user)
+		// Provisioning audited the refusal with the user.
+		return nil, refused(invalidGrant("user is disabled"), nil)
 	}
 	if err != nil {
 		return nil, err
 	}
+	user := res.User
 	amr := id.AMR
 	if len(amr) == 0 {
 		amr = []string{"ext"}
@@ -80,7 +83,7 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 		scope = defaultExchangeScope
 	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
-		UserID: user.ID, ClientID: client.ID, Provider: name, ActiveOrgID: s.initialOrg(ctx, user, form.Get("organization")),
+		UserID: user.ID, ClientID: client.ID, Provider: name, ActiveOrgID: initialOrg(res, form.Get("organization")),
 		Scope: scope, AMR: amr, AuthTime: s.now(),
 	})
 	if err != nil {

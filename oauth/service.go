@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -36,9 +37,9 @@ type Sessions interface {
 	RedeemCode(ctx context.Context, code, clientID, redirectURI string) (*models.AuthorizationCode, error)
 }
 
-// Provisioner turns an upstream identity into a user.
+// Provisioner turns an upstream sign-in into a user with memberships.
 type Provisioner interface {
-	Provision(ctx context.Context, id *providers.Identity) (*models.User, error)
+	Provision(ctx context.Context, in provisioning.Login) (*provisioning.Result, error)
 }
 
 // Store is the storage the authorization server reads directly.

@@ -114,12 +114,27 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	if token == "" {
 		return nil, invalidRequest("refresh_token is required")
 	}
-	if scope := form.Get("scope"); scope != "" {
+	scope, org := form.Get("scope"), form.Get("organization")
+	info := &tokens.RefreshInfo{}
+	if scope != "" || org != "" {
+		if found, err := s.sessions.LookupRefreshToken(ctx, token); err == nil && found != nil {
+			info = found
+		}
+	}
+	if scope != "" {
 		// RFC 6749 §6: a refresh may narrow the scope, never widen it.
 		for _, sc := range strings.Fields(scope) {
-			if !slices.Contains(strings.Fields(s.sessionScope(ctx, token)), sc) {
+			if !slices.Contains(strings.Fields(info.Scope), sc) {
 				return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q exceeds the original grant", truncate(sc, 60))
 			}
+		}
+	}
+	// An organization the user cannot switch to is refused before the
+	// token is redeemed, so the client keeps a refresh token that works.
+	// Only for the token's own client: anyone else learns nothing.
+	if org != "" && info.UserID != "" && info.ClientID == client.ID {
+		if _, err := s.store.ActiveGrants(ctx, info.UserID, org); err != nil {
+			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
 		}
 	}
 	red, err := s.sessions.RedeemRefreshToken(ctx, token, client.ID)
@@ -130,7 +145,8 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 		return nil, grantError(err)
 	}
 	sess := red.Session
-	if org := form.Get("organization"); org != "" {
+	if org != "" {
+		// Checked again: the membership may have ended since.
 		if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
 			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
 		}
@@ -142,15 +158,6 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 		}
 	}
 	return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken})
-}
-
-// sessionScope is the scope of the session behind a refresh token ("" when unknown).
-func (s *Service) sessionScope(ctx context.Context, token string) string {
-	info, err := s.sessions.LookupRefreshToken(ctx, token)
-	if err != nil || info == nil {
-		return ""
-	}
-	return info.Scope
 }
 
 func (s *Service) clientCredentialsGrant(client *Client, form url.Values) (*TokenResponse, error) {

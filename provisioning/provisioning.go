@@ -1,5 +1,8 @@
-// Package provisioning turns an upstream identity into a Gatehouse user:
-// it owns the policy of creating, updating and refusing users.
+// Package provisioning turns upstream identities into Gatehouse users and
+// owns the policy around them (DESIGN.md §4): just-in-time creation,
+// profile refresh, linking by verified email, refusing disabled users,
+// invitations, and org sync. Providers report; this package decides, and
+// records every decision as an audit event.
 package provisioning
 
 import (
@@ -7,80 +10,367 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
 
-// ErrUserDisabled reports a login of a disabled user.
-var ErrUserDisabled = errors.New("user is disabled")
+// Errors callers branch on; they arrive wrapped with details.
+var (
+	// ErrUserDisabled: the person's Gatehouse user is disabled.
+	ErrUserDisabled = errors.New("user is disabled")
+	// ErrLastIdentity: unlinking would leave a user without any identity.
+	ErrLastIdentity = errors.New("a user must keep at least one identity")
+	// ErrAlreadyInvited: the email has a pending invitation to the organization.
+	ErrAlreadyInvited = errors.New("already invited")
+	// ErrNotPending: the invitation was already accepted or revoked.
+	ErrNotPending = errors.New("invitation is no longer pending")
+	// ErrNotFound: the user, identity, organization or invitation does not exist.
+	ErrNotFound = models.ErrNotFound
+	// ErrInvalid is wrapped by every *InputError.
+	ErrInvalid = errors.New("invalid input")
+)
 
-// Store is what provisioning needs from storage.
-type Store interface {
-	FindIdentity(ctx context.Context, provider, subject string) (*models.Identity, error)
-	FindUser(ctx context.Context, id string) (*models.User, error)
-	CreateUserWithIdentity(ctx context.Context, u *models.User, id *models.Identity) error
-	UpdateLogin(ctx context.Context, identityID string, fields models.Identity, now time.Time) error
+// InputError names the input that is wrong and says why.
+type InputError struct {
+	Field  string
+	Reason string
 }
 
-// Service provisions users just in time.
+// Error is "field: reason".
+func (e *InputError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap lets callers test errors.Is(err, ErrInvalid).
+func (e *InputError) Unwrap() error { return ErrInvalid }
+
+// errLostRace: a concurrent first login of the same identity committed
+// first; the transaction is rolled back and the login retried, finding it.
+var errLostRace = errors.New("identity created concurrently")
+
+// Options configure a Service.
+type Options struct {
+	// LinkByEmail names the providers (by configured name) whose first
+	// sign-ins join the existing user with the same verified email.
+	LinkByEmail map[string]bool
+	// Sync is the org-sync policy.
+	Sync SyncPolicy
+	// InvitationTTL is how long an invitation stays valid when its creator
+	// names no lifetime; zero means DefaultInvitationTTL.
+	InvitationTTL time.Duration
+	// Now is the clock (UTC); nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultInvitationTTL is the lifetime of an invitation by default.
+const DefaultInvitationTTL = 7 * 24 * time.Hour
+
+// Service provisions users. Its reads and writes go straight to
+// *models.Store because each login is one read-decide-write transaction
+// (Store.InTx), which a narrower interface could not express.
 type Service struct {
-	store Store
+	store *models.Store
+	opts  Options
 	now   func() time.Time
 }
 
 // New returns a provisioning service.
-func New(store Store, now func() time.Time) *Service {
+func New(store *models.Store, opts Options) *Service {
+	now := opts.Now
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Service{store: store, now: now}
+	if opts.InvitationTTL <= 0 {
+		opts.InvitationTTL = DefaultInvitationTTL
+	}
+	if opts.Sync.OnLeave == "" {
+		opts.Sync.OnLeave = LeaveRemove
+	}
+	return &Service{store: store, opts: opts, now: now}
 }
 
-// Provision finds the user of (provider, subject), refreshing their
-// profile, or creates the user and identity in one transaction. Concurrent
-// first logins of one person yield one user. A disabled user gets
-// ErrUserDisabled (with the user, for auditing).
-func (s *Service) Provision(ctx context.Context, id *providers.Identity) (*models.User, error) {
-	claims, err := json.Marshal(id.Claims)
-	if err != nil || id.Claims == nil {
-		claims = []byte("{}")
+// Meta says who asked and from where, for audit events.
+type Meta struct {
+	// ActorUserID is the user acting (an administrator); "" for the
+	// system or the person signing in.
+	ActorUserID string
+	ClientID    string
+	IP          string
+	RequestID   string
+}
+
+// Login is one completed upstream sign-in.
+type Login struct {
+	Identity *providers.Identity
+	Meta
+}
+
+// Result is a provisioned login.
+type Result struct {
+	User *models.User
+	// Memberships are the user's memberships after invitations and sync,
+	// every status, oldest first.
+	Memberships []models.Membership
+	// Created: this login created the user. Linked: it joined a new
+	// identity to an existing user by verified email.
+	Created bool
+	Linked  bool
+}
+
+// Audit event types this package records.
+const (
+	AuditUserCreated        = "user.created"
+	AuditIdentityLinked     = "identity.linked"
+	AuditIdentityNotLinked  = "identity.link_refused"
+	AuditIdentityUnlinked   = "identity.unlinked"
+	AuditLoginRefused       = "login.refused"
+	AuditOrgCreated         = "organization.created"
+	AuditMembershipAdded    = "membership.added"
+	AuditMembershipRole     = "membership.role_changed"
+	AuditMembershipRevived  = "membership.reactivated"
+	AuditMembershipRemoved  = "membership.removed"
+	AuditMembershipSuspend  = "membership.suspended"
+	AuditSyncRuleSkipped    = "org_sync.rule_skipped"
+	AuditInvitationCreated  = "invitation.created"
+	AuditInvitationRevoked  = "invitation.revoked"
+	AuditInvitationAccepted = "invitation.accepted"
+	AuditRoleCreated        = "role.created"
+)
+
+// Provision runs a login: it finds the user of (provider, subject) and
+// refreshes their profile, or creates the user and identity (joining an
+// existing user by verified email where the provider allows it); then it
+// accepts pending invitations of the verified email and syncs the
+// provider's memberships with the upstream groups. All of it is one
+// transaction. Concurrent first logins of one person yield one user and
+// no error. A disabled user gets ErrUserDisabled and nothing changes
+// except the audit trail.
+func (s *Service) Provision(ctx context.Context, in Login) (*Result, error) {
+	id := normalize(in.Identity)
+	var err error
+	for range 3 {
+		var res *Result
+		res, err = s.provisionOnce(ctx, id, in.Meta)
+		if errors.Is(err, ErrUserDisabled) {
+			// Recorded outside the rolled-back transaction, so it stays; a
+			// failure to record must not change the answer.
+			_ = s.audit(ctx, s.store, in.Meta, models.AuditEvent{Type: AuditLoginRefused, Outcome: models.OutcomeFailure,
+				Provider: id.Provider, SubjectUserID: &res.User.ID}, map[string]any{"reason": "user disabled"})
+			return nil, fmt.Errorf("provision %s identity: %w", id.Provider, ErrUserDisabled)
+		}
+		if !errors.Is(err, errLostRace) {
+			return res, err
+		}
 	}
-	now := s.now()
-	fields := models.Identity{
-		Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
-		Name: id.Name, AvatarURL: id.AvatarURL, RawClaims: string(claims), LastLoginAt: &now,
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		existing, err := s.store.FindIdentity(ctx, id.Provider, id.Subject)
+	return nil, fmt.Errorf("provision %s identity: %w (three times)", id.Provider, err)
+}
+
+func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, meta Meta) (*Result, error) {
+	res := &Result{}
+	fields := identityFields(id)
+	err := s.store.InTx(ctx, func(tx *models.Store) error {
+		now := s.now()
+		lu, err := tx.FindLoginUser(ctx, id.Provider, id.Subject)
 		switch {
 		case err == nil:
-			user, err := s.store.FindUser(ctx, existing.UserID)
+			res.User = &lu.User
+			if res.User.Disabled {
+				return ErrUserDisabled
+			}
+			if err := tx.UpdateIdentityLogin(ctx, lu.IdentityID, fields, now); err != nil {
+				return err
+			}
+			if err := tx.UpdateUserLogin(ctx, res.User.ID, refreshProfile(res.User, id), now); err != nil {
+				return err
+			}
+			res.User.LastLoginAt = &now
+		case errors.Is(err, models.ErrNotFound):
+			if err := s.firstLogin(ctx, tx, id, fields, meta, now, res); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		ms, err := tx.ListMemberships(ctx, res.User.ID)
+		if err != nil {
+			return err
+		}
+		changed := false
+		if id.EmailVerified && id.Email != "" {
+			n, err := s.acceptInvitations(ctx, tx, res.User, id, meta, now)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if user.Disabled {
-				return user, ErrUserDisabled
+			if n > 0 {
+				changed = true
+				if ms, err = tx.ListMemberships(ctx, res.User.ID); err != nil {
+					return err
+				}
 			}
-			fields.UserID = user.ID
-			if err := s.store.UpdateLogin(ctx, existing.ID, fields, now); err != nil {
-				return nil, err
-			}
-			return s.store.FindUser(ctx, user.ID)
-		case !errors.Is(err, models.ErrNotFound):
-			return nil, err
 		}
-		user := &models.User{Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, AvatarURL: id.AvatarURL, LastLoginAt: &now}
-		identity := fields
-		err = s.store.CreateUserWithIdentity(ctx, user, &identity)
-		if err == nil {
-			return user, nil
+		n, err := s.syncOrgs(ctx, tx, res.User, id, ms, meta, now)
+		if err != nil {
+			return err
 		}
-		if !errors.Is(err, models.ErrConflict) {
-			return nil, err
+		if changed || n > 0 {
+			ms, err = tx.ListMemberships(ctx, res.User.ID)
 		}
-		// Another login of the same person won the race: use theirs.
+		res.Memberships = ms
+		return err
+	})
+	return res, err
+}
+
+// firstLogin links the new identity to the existing user with the same
+// verified email, when the provider allows it and exactly one user
+// qualifies, or creates a new user.
+func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *providers.Identity, fields models.Identity, meta Meta, now time.Time, res *Result) error {
+	var candidates []models.User
+	if id.Email != "" {
+		var err error
+		if candidates, err = tx.UsersWithVerifiedEmail(ctx, id.Email); err != nil {
+			return err
+		}
 	}
-	return nil, fmt.Errorf("provision %s identity: lost the creation race repeatedly", id.Provider)
+	notLinked := ""
+	switch {
+	case len(candidates) == 0:
+	case !s.opts.LinkByEmail[id.Provider]:
+		notLinked = "linking by email is not enabled for this provider"
+	case !id.EmailVerified:
+		notLinked = "the provider did not verify the email"
+	case len(candidates) > 1:
+		notLinked = fmt.Sprintf("%d users have this verified email", len(candidates))
+	default:
+		user := &candidates[0]
+		res.User = user
+		if user.Disabled {
+			return ErrUserDisabled
+		}
+		fields.UserID, fields.LastLoginAt = user.ID, &now
+		if ok, err := tx.InsertIdentityIfAbsent(ctx, &fields); err != nil || !ok {
+			return cmpErr(err, errLostRace)
+		}
+		if err := tx.UpdateUserLogin(ctx, user.ID, refreshProfile(user, id), now); err != nil {
+			return err
+		}
+		user.LastLoginAt = &now
+		res.Linked = true
+		return s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditIdentityLinked, Provider: id.Provider, SubjectUserID: &user.ID},
+			map[string]any{"identity_id": fields.ID, "by": "verified email"})
+	}
+	user := &models.User{Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, AvatarURL: id.AvatarURL, LastLoginAt: &now}
+	if err := tx.InsertUser(ctx, user); err != nil {
+		return err
+	}
+	fields.UserID, fields.LastLoginAt = user.ID, &now
+	if ok, err := tx.InsertIdentityIfAbsent(ctx, &fields); err != nil || !ok {
+		return cmpErr(err, errLostRace)
+	}
+	res.User, res.Created = user, true
+	err := s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditUserCreated, Provider: id.Provider, SubjectUserID: &user.ID},
+		map[string]any{"identity_id": fields.ID, "email_verified": id.EmailVerified})
+	if err != nil || notLinked == "" {
+		return err
+	}
+	ids := make([]string, 0, 5)
+	for _, c := range candidates[:min(len(candidates), 5)] {
+		ids = append(ids, c.ID)
+	}
+	return s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditIdentityNotLinked, Provider: id.Provider, SubjectUserID: &user.ID},
+		map[string]any{"identity_id": fields.ID, "reason": notLinked, "users_with_email": ids})
+}
+
+// cmpErr is err, or fallback when err is nil.
+func cmpErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// Unlink removes one of a user's identities; the last one cannot go
+// (ErrLastIdentity). Sessions opened through it are left to the caller.
+func (s *Service) Unlink(ctx context.Context, userID, identityID string, meta Meta) error {
+	return s.store.InTx(ctx, func(tx *models.Store) error {
+		// The row lock makes two concurrent unlinks of a user's last two
+		// identities see each other.
+		if err := tx.LockUser(ctx, userID); err != nil {
+			return err
+		}
+		ids, err := tx.ListIdentities(ctx, userID)
+		if err != nil {
+			return err
+		}
+		var provider string
+		for _, i := range ids {
+			if i.ID == identityID {
+				provider = i.Provider
+			}
+		}
+		switch {
+		case provider == "":
+			return fmt.Errorf("identity %s of user %s: %w", identityID, userID, ErrNotFound)
+		case len(ids) == 1:
+			return ErrLastIdentity
+		}
+		if err := tx.DeleteIdentity(ctx, userID, identityID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditIdentityUnlinked, Provider: provider, SubjectUserID: &userID},
+			map[string]any{"identity_id": identityID})
+	})
+}
+
+// normalize copies the identity with its email trimmed and lowercased, so
+// linking and invitations compare addresses exactly.
+func normalize(in *providers.Identity) *providers.Identity {
+	id := *in
+	id.Email = strings.ToLower(strings.TrimSpace(id.Email))
+	if id.Email == "" {
+		id.EmailVerified = false
+	}
+	return &id
+}
+
+// identityFields is the identity row a login writes.
+func identityFields(id *providers.Identity) models.Identity {
+	claims := []byte("{}")
+	if len(id.Claims) > 0 {
+		if b, err := json.Marshal(id.Claims); err == nil {
+			claims = b
+		}
+	}
+	return models.Identity{
+		Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+		Name: id.Name, AvatarURL: id.AvatarURL, RawClaims: string(claims),
+	}
+}
+
+// refreshProfile returns the user columns a login updates, and applies
+// them to u. Empty upstream values keep what is there, and a verified
+// email is not replaced by an unverified one.
+func refreshProfile(u *models.User, id *providers.Identity) map[string]any {
+	up := map[string]any{}
+	if id.Email != "" && (id.EmailVerified || !u.EmailVerified) {
+		u.Email, u.EmailVerified = id.Email, id.EmailVerified
+		up["email"], up["email_verified"] = id.Email, id.EmailVerified
+	}
+	if id.Name != "" {
+		u.Name, up["name"] = id.Name, id.Name
+	}
+	if id.AvatarURL != "" {
+		u.AvatarURL, up["avatar_url"] = id.AvatarURL, id.AvatarURL
+	}
+	return up
+}
+
+// audit records an event with the request's metadata.
+func (s *Service) audit(ctx context.Context, tx *models.Store, meta Meta, e models.AuditEvent, details map[string]any) error {
+	e.ClientID, e.IP, e.RequestID = meta.ClientID, meta.IP, meta.RequestID
+	if meta.ActorUserID != "" {
+		e.ActorUserID = &meta.ActorUserID
+	}
+	return tx.RecordAudit(ctx, &e, details)
 }

@@ -1,0 +1,360 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Queries for just-in-time provisioning, linking, org sync and
+// invitations (consumed by provisioning.Service). Those a login uses open
+// no transaction of their own: the service runs a whole login in one
+// InTx. On SQLite write transactions begin IMMEDIATE, so a login decides
+// on rows nothing else changes meanwhile. On PostgreSQL logins of one
+// user queue on the user's row, which each of them updates; for
+// everything else (new users, shared organizations, invitations, an
+// administrator at work) every write here is conditional or an ON
+// CONFLICT upsert, so a concurrent change turns it into a no-op, never an
+// error.
+
+// System role ids and names, seeded by migration 00002.
+const (
+	RoleOwnerID  = "role-owner"
+	RoleAdminID  = "role-admin"
+	RoleMemberID = "role-member"
+	RoleViewerID = "role-viewer"
+)
+
+// Invitation statuses. An invitation past its expiry keeps status
+// pending (its expires_at tells) until a new invitation of the same email
+// to the same organization replaces it and marks it expired.
+const (
+	InvitationPending  = "pending"
+	InvitationAccepted = "accepted"
+	InvitationRevoked  = "revoked"
+	InvitationExpired  = "expired"
+)
+
+// LoginUser is the user behind an identity, as a login finds it.
+type LoginUser struct {
+	User
+	IdentityID string
+}
+
+// FindLoginUser returns the user of the identity (provider, subject) and
+// the identity's id, in one query; ErrNotFound for an unknown identity.
+func (s *Store) FindLoginUser(ctx context.Context, provider, subject string) (*LoginUser, error) {
+	var out LoginUser
+	res := s.db.WithContext(ctx).Table("users").
+		Select("users.*, identities.id AS identity_id").
+		Joins("JOIN identities ON identities.user_id = users.id").
+		Where("identities.provider = ? AND identities.subject = ?", provider, subject).
+		Limit(1).Scan(&out)
+	if res.Error != nil {
+		return nil, mapErr(res.Error, "find identity")
+	}
+	if res.RowsAffected == 0 {
+		return nil, mapErr(gorm.ErrRecordNotFound, "find identity")
+	}
+	return &out, nil
+}
+
+// InsertUser inserts a user.
+func (s *Store) InsertUser(ctx context.Context, u *User) error {
+	if u.ID == "" {
+		u.ID = NewID()
+	}
+	return mapErr(s.db.WithContext(ctx).Create(u).Error, "create user")
+}
+
+// InsertIdentityIfAbsent inserts an identity unless one with the same
+// (provider, subject) exists, and reports whether it did. It never fails
+// on that conflict: on PostgreSQL a concurrent insert of the same pair
+// makes it wait for that transaction and then do nothing.
+func (s *Store) InsertIdentityIfAbsent(ctx context.Context, id *Identity) (bool, error) {
+	if id.ID == "" {
+		id.ID = NewID()
+	}
+	if id.RawClaims == "" {
+		id.RawClaims = "{}"
+	}
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "provider"}, {Name: "subject"}},
+		DoNothing: true,
+	}).Create(id)
+	return res.RowsAffected == 1, mapErr(res.Error, "create identity")
+}
+
+// UpdateIdentityLogin refreshes an identity's profile fields and
+// last-login time.
+func (s *Store) UpdateIdentityLogin(ctx context.Context, identityID string, fields Identity, now time.Time) error {
+	err := s.db.WithContext(ctx).Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{
+		"email": fields.Email, "email_verified": fields.EmailVerified, "name": fields.Name,
+		"avatar_url": fields.AvatarURL, "raw_claims": fields.RawClaims, "last_login_at": now, "updated_at": now,
+	}).Error
+	return mapErr(err, "update identity")
+}
+
+// UpdateUserLogin sets the given profile columns and the last-login time
+// of a user.
+func (s *Store) UpdateUserLogin(ctx context.Context, userID string, profile map[string]any, now time.Time) error {
+	updates := map[string]any{"last_login_at": now, "updated_at": now}
+	for k, v := range profile {
+		updates[k] = v
+	}
+	return mapErr(s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Updates(updates).Error, "update user")
+}
+
+// UsersWithVerifiedEmail returns the users holding an identity whose
+// verified email is email (compared exactly: provisioning stores emails
+// in lowercase).
+func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string) ([]User, error) {
+	var out []User
+	err := s.db.WithContext(ctx).
+		Where("id IN (?)", s.db.Model(&Identity{}).Select("user_id").Where("email = ? AND email_verified = ?", email, true)).
+		Order("created_at, id").Find(&out).Error
+	return out, mapErr(err, "find users by email")
+}
+
+// LockUser takes the user's row lock for the rest of the transaction (by
+// touching updated_at; SQLite write transactions are exclusive anyway), so
+// checks on the user's identities cannot race. ErrNotFound for an unknown
+// user.
+func (s *Store) LockUser(ctx context.Context, userID string) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Update("updated_at", s.db.NowFunc())
+	if res.Error == nil && res.RowsAffected == 0 {
+		return mapErr(gorm.ErrRecordNotFound, "find user")
+	}
+	return mapErr(res.Error, "lock user")
+}
+
+// DeleteIdentity deletes one identity of a user; ErrNotFound when the user
+// has no such identity.
+func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
+	res := s.db.WithContext(ctx).Where("id = ? AND user_id = ?", identityID, userID).Delete(&Identity{})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return mapErr(gorm.ErrRecordNotFound, "delete identity")
+	}
+	return mapErr(res.Error, "delete identity")
+}
+
+// UpsertSyncMembership creates the membership (user, organization) with
+// m's role, status and source, or updates role and status of an existing
+// one when it has the same source. It reports whether it changed a row:
+// false means the membership was already so (a concurrent login wrote
+// it), or one of another source (made by hand, or synced from another
+// provider) is there, and it is left untouched.
+func (s *Store) UpsertSyncMembership(ctx context.Context, m *Membership) (bool, error) {
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "user_id"}, {Name: "organization_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"role_id", "status", "updated_at"}),
+		Where: clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "memberships.source = excluded.source AND " +
+			"(memberships.role_id <> excluded.role_id OR memberships.status <> excluded.status)"}}},
+	}).Create(m)
+	return res.RowsAffected == 1, mapErr(res.Error, "upsert membership")
+}
+
+// UpdateSyncMembership sets role and status of a membership if its source
+// is still source, and reports whether that changed it.
+func (s *Store) UpdateSyncMembership(ctx context.Context, id, source, roleID, status string, now time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Membership{}).
+		Where("id = ? AND source = ? AND (role_id <> ? OR status <> ?)", id, source, roleID, status).
+		Updates(map[string]any{"role_id": roleID, "status": status, "updated_at": now})
+	return res.RowsAffected == 1, mapErr(res.Error, "update membership")
+}
+
+// DeleteSyncMembership deletes a membership if its source is still
+// source, and reports whether it did.
+func (s *Store) DeleteSyncMembership(ctx context.Context, id, source string) (bool, error) {
+	res := s.db.WithContext(ctx).Where("id = ? AND source = ?", id, source).Delete(&Membership{})
+	return res.RowsAffected == 1, mapErr(res.Error, "delete membership")
+}
+
+// FindOrganizationsBySlugs returns the organizations with these slugs.
+func (s *Store) FindOrganizationsBySlugs(ctx context.Context, slugs []string) ([]Organization, error) {
+	var out []Organization
+	if len(slugs) == 0 {
+		return out, nil
+	}
+	err := s.db.WithContext(ctx).Where("slug IN ?", slugs).Find(&out).Error
+	return out, mapErr(err, "find organizations")
+}
+
+// FindOrganizationExternalIDs returns the provider's upstream organization
+// ids among externalIDs, mapped to Gatehouse organization ids.
+func (s *Store) FindOrganizationExternalIDs(ctx context.Context, provider string, externalIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(externalIDs) == 0 {
+		return out, nil
+	}
+	var rows []OrganizationExternalID
+	err := s.db.WithContext(ctx).Where("provider = ? AND external_id IN ?", provider, externalIDs).Find(&rows).Error
+	for _, r := range rows {
+		out[r.ExternalID] = r.OrganizationID
+	}
+	return out, mapErr(err, "find organization external ids")
+}
+
+// EnsureOrganization returns the organization with o.Slug, creating it
+// from o when there is none, and reports whether this call created it.
+// When externalID is set, the provider's upstream organization is mapped
+// to it (unless already mapped). Concurrent calls for one slug create one
+// organization and none fails.
+func (s *Store) EnsureOrganization(ctx context.Context, o *Organization, provider, externalID string) (bool, error) {
+	if o.ID == "" {
+		o.ID = NewID()
+	}
+	db := s.db.WithContext(ctx)
+	res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "slug"}}, DoNothing: true}).Create(o)
+	if res.Error != nil {
+		return false, mapErr(res.Error, "create organization")
+	}
+	created := res.RowsAffected == 1
+	if !created {
+		// Into a fresh value: GORM would add o's (unused) id to the query.
+		var existing Organization
+		if err := db.Where("slug = ?", o.Slug).Take(&existing).Error; err != nil {
+			return false, mapErr(err, "find organization")
+		}
+		*o = existing
+	}
+	if externalID != "" {
+		ext := &OrganizationExternalID{ID: NewID(), OrganizationID: o.ID, Provider: provider, ExternalID: externalID, CreatedAt: o.CreatedAt}
+		if ext.CreatedAt.IsZero() {
+			ext.CreatedAt = db.NowFunc()
+		}
+		err := db.Clauses(clause.OnConflict{
+			Columns: []clause.Column{{Name: "provider"}, {Name: "external_id"}}, DoNothing: true,
+		}).Create(ext).Error
+		if err != nil {
+			return false, mapErr(err, "map organization external id")
+		}
+	}
+	return created, nil
+}
+
+// FindRolesByNames returns the system roles and the roles of the given
+// organizations whose name is among names.
+func (s *Store) FindRolesByNames(ctx context.Context, orgIDs, names []string) ([]Role, error) {
+	var out []Role
+	if len(names) == 0 {
+		return out, nil
+	}
+	q := s.db.WithContext(ctx).Where("name IN ?", names)
+	if len(orgIDs) > 0 {
+		q = q.Where("organization_id IS NULL OR organization_id IN ?", orgIDs)
+	} else {
+		q = q.Where("organization_id IS NULL")
+	}
+	err := q.Order("level DESC, name").Find(&out).Error
+	return out, mapErr(err, "find roles")
+}
+
+// FindRole returns the role with the given id.
+func (s *Store) FindRole(ctx context.Context, id string) (*Role, error) {
+	var r Role
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	return &r, mapErr(err, "find role")
+}
+
+// CreateRoleWithPermissions inserts a role and grants it the named
+// permissions, creating permission rows that do not exist yet.
+func (s *Store) CreateRoleWithPermissions(ctx context.Context, r *Role, permissions []string) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		if err := tx.CreateRole(ctx, r); err != nil {
+			return err
+		}
+		if len(permissions) == 0 {
+			return nil
+		}
+		now := tx.db.NowFunc()
+		rows := make([]Permission, len(permissions))
+		for i, name := range permissions {
+			rows[i] = Permission{ID: NewID(), Name: name, CreatedAt: now}
+		}
+		err := tx.db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(&rows).Error
+		if err != nil {
+			return mapErr(err, "create permissions")
+		}
+		var ids []string
+		if err := tx.db.Model(&Permission{}).Where("name IN ?", permissions).Pluck("id", &ids).Error; err != nil {
+			return mapErr(err, "find permissions")
+		}
+		links := make([]RolePermission, len(ids))
+		for i, id := range ids {
+			links[i] = RolePermission{RoleID: r.ID, PermissionID: id}
+		}
+		return mapErr(tx.db.Create(&links).Error, "grant permissions")
+	})
+}
+
+// CreateInvitation inserts a pending invitation. A pending invitation of
+// the same email to the same organization is ErrConflict, unless it has
+// expired: then it is marked expired first.
+func (s *Store) CreateInvitation(ctx context.Context, inv *Invitation, now time.Time) error {
+	if inv.ID == "" {
+		inv.ID = NewID()
+	}
+	inv.Status = InvitationPending
+	return s.InTx(ctx, func(tx *Store) error {
+		err := tx.db.Model(&Invitation{}).
+			Where("organization_id = ? AND email = ? AND status = ? AND expires_at <= ?", inv.OrganizationID, inv.Email, InvitationPending, now).
+			Updates(map[string]any{"status": InvitationExpired, "updated_at": now}).Error
+		if err != nil {
+			return mapErr(err, "close expired invitation")
+		}
+		return mapErr(tx.db.Create(inv).Error, "create invitation")
+	})
+}
+
+// ListInvitations returns an organization's invitations, newest first.
+func (s *Store) ListInvitations(ctx context.Context, orgID string) ([]Invitation, error) {
+	var out []Invitation
+	err := s.db.WithContext(ctx).Where("organization_id = ?", orgID).Order("created_at DESC, id").Find(&out).Error
+	return out, mapErr(err, "list invitations")
+}
+
+// RevokeInvitation closes a pending invitation of the organization. It
+// returns ErrNotFound for an unknown invitation and ErrConflict for one
+// that is no longer pending.
+func (s *Store) RevokeInvitation(ctx context.Context, orgID, id string, now time.Time) (*Invitation, error) {
+	var inv Invitation
+	err := s.InTx(ctx, func(tx *Store) error {
+		res := tx.db.Model(&Invitation{}).Where("id = ? AND organization_id = ? AND status = ?", id, orgID, InvitationPending).
+			Updates(map[string]any{"status": InvitationRevoked, "updated_at": now})
+		if res.Error != nil {
+			return mapErr(res.Error, "revoke invitation")
+		}
+		if err := tx.db.Where("id = ? AND organization_id = ?", id, orgID).Take(&inv).Error; err != nil {
+			return mapErr(err, "find invitation")
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("invitation is %s: %w", inv.Status, ErrConflict)
+		}
+		return nil
+	})
+	return &inv, err
+}
+
+// PendingInvitations returns the pending, unexpired invitations of email
+// (exact match: stored in lowercase), oldest first.
+func (s *Store) PendingInvitations(ctx context.Context, email string, now time.Time) ([]Invitation, error) {
+	var out []Invitation
+	err := s.db.WithContext(ctx).Where("email = ? AND status = ? AND expires_at > ?", email, InvitationPending, now).
+		Order("created_at, id").Find(&out).Error
+	return out, mapErr(err, "find invitations")
+}
+
+// AcceptInvitation marks a pending invitation accepted and reports
+// whether this call did (of concurrent callers, one).
+func (s *Store) AcceptInvitation(ctx context.Context, id string, now time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Invitation{}).Where("id = ? AND status = ?", id, InvitationPending).
+		Updates(map[string]any{"status": InvitationAccepted, "accepted_at": now, "updated_at": now})
+	return res.RowsAffected == 1, mapErr(res.Error, "accept invitation")
+}

@@ -1,0 +1,342 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/models/dbtest"
+	"github.com/gatehouse-id/gatehouse/rbac"
+)
+
+// withOrg returns a store on db holding one organization of that slug.
+func withOrg(t *testing.T, db *models.DB, slug string) (context.Context, *models.Store, *models.Organization) {
+	t.Helper()
+	ctx, s := context.Background(), models.NewStore(db)
+	org := &models.Organization{Slug: slug}
+	if err := s.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s, org
+}
+
+// TestSystemRolesSeeded checks the roles migration 00002 seeds, their
+// levels and grants, and that every seeded grant is a valid one.
+func TestSystemRolesSeeded(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, org := withOrg(t, db, "acme")
+		want := []struct {
+			id, name string
+			level    int
+			grants   []string
+		}{
+			{models.RoleOwnerID, "owner", 100, []string{"*"}},
+			{models.RoleAdminID, "admin", 80, []string{"*"}},
+			{models.RoleMemberID, "member", 50, []string{"*:read", "*:write"}},
+			{models.RoleViewerID, "viewer", 10, []string{"*:read"}},
+		}
+		for _, w := range want {
+			r, err := s.FindRole(ctx, w.id)
+			if err != nil || r.Name != w.name || r.Level != w.level || !r.System || r.OrganizationID != nil {
+				t.Fatalf("role %s = %+v, %v", w.id, r, err)
+			}
+			u := &models.User{}
+			if err := s.CreateUserWithIdentity(ctx, u, &models.Identity{Provider: "dev", Subject: w.name}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: org.ID, RoleID: w.id}); err != nil {
+				t.Fatal(err)
+			}
+			g, err := s.ActiveGrants(ctx, u.ID, org.ID)
+			if err != nil || !slices.Equal(g.Roles, []string{w.name}) || !slices.Equal(g.Permissions, w.grants) {
+				t.Fatalf("%s grants = %+v, %v", w.name, g, err)
+			}
+			for _, p := range g.Permissions {
+				if err := rbac.ValidateGrant(p); err != nil {
+					t.Errorf("seeded grant: %v", err)
+				}
+			}
+		}
+	})
+}
+
+func TestActiveGrantsEdgeCases(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, org := withOrg(t, db, "acme")
+		u := &models.User{}
+		_ = s.CreateUserWithIdentity(ctx, u, &models.Identity{Provider: "dev", Subject: "u"})
+		if _, err := s.ActiveGrants(ctx, u.ID, org.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("no membership: %v", err)
+		}
+		empty := &models.Role{Name: "nothing", OrganizationID: &org.ID}
+		if err := s.CreateRole(ctx, empty); err != nil {
+			t.Fatal(err)
+		}
+		m := &models.Membership{UserID: u.ID, OrganizationID: org.ID, RoleID: empty.ID}
+		_ = s.CreateMembership(ctx, m)
+		g, err := s.ActiveGrants(ctx, u.ID, org.ID)
+		if err != nil || g.Roles[0] != "nothing" || len(g.Permissions) != 0 {
+			t.Fatalf("role without permissions = %+v, %v", g, err)
+		}
+		db.Model(&models.Membership{}).Where("id = ?", m.ID).Update("status", models.MembershipSuspended)
+		if _, err := s.ActiveGrants(ctx, u.ID, org.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("suspended membership grants: %v", err)
+		}
+	})
+}
+
+func TestLoginQueries(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		u := &models.User{Email: "ada@example.com", Name: "Ada"}
+		if err := s.InsertUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		id := &models.Identity{UserID: u.ID, Provider: "dev", Subject: "s1", Email: "ada@example.com", EmailVerified: true}
+		if ok, err := s.InsertIdentityIfAbsent(ctx, id); !ok || err != nil {
+			t.Fatalf("first insert = %v, %v", ok, err)
+		}
+		if ok, err := s.InsertIdentityIfAbsent(ctx, &models.Identity{UserID: u.ID, Provider: "dev", Subject: "s1"}); ok || err != nil {
+			t.Fatalf("duplicate insert = %v, %v; want false, nil", ok, err)
+		}
+		lu, err := s.FindLoginUser(ctx, "dev", "s1")
+		if err != nil || lu.ID != u.ID || lu.IdentityID != id.ID || lu.Name != "Ada" {
+			t.Fatalf("FindLoginUser = %+v, %v", lu, err)
+		}
+		if _, err := s.FindLoginUser(ctx, "dev", "nobody"); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("unknown identity: %v", err)
+		}
+		users, err := s.UsersWithVerifiedEmail(ctx, "ada@example.com")
+		if err != nil || len(users) != 1 || users[0].ID != u.ID {
+			t.Fatalf("UsersWithVerifiedEmail = %v, %v", users, err)
+		}
+		_, _ = s.InsertIdentityIfAbsent(ctx, &models.Identity{UserID: u.ID, Provider: "other", Subject: "x", Email: "eve@example.com"})
+		if users, _ := s.UsersWithVerifiedEmail(ctx, "eve@example.com"); len(users) != 0 {
+			t.Fatalf("an unverified email matched: %v", users)
+		}
+		if err := s.LockUser(ctx, "nobody"); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("LockUser unknown: %v", err)
+		}
+		if err := s.DeleteIdentity(ctx, "someone-else", id.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("DeleteIdentity of another user: %v", err)
+		}
+	})
+}
+
+func TestSyncMembershipWrites(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		now := time.Now().UTC()
+		u := &models.User{}
+		_ = s.InsertUser(ctx, u)
+		manualOrg, syncOrg := &models.Organization{Slug: "manual"}, &models.Organization{Slug: "synced"}
+		_ = s.CreateOrganization(ctx, manualOrg)
+		_ = s.CreateOrganization(ctx, syncOrg)
+		manual := &models.Membership{UserID: u.ID, OrganizationID: manualOrg.ID, RoleID: models.RoleViewerID}
+		_ = s.CreateMembership(ctx, manual)
+		src := models.SyncSource("dev")
+
+		// A sync upsert never overwrites a membership made by hand.
+		ok, err := s.UpsertSyncMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: manualOrg.ID, RoleID: models.RoleOwnerID,
+			Status: models.MembershipActive, Source: src})
+		if ok || err != nil {
+			t.Fatalf("upsert over manual = %v, %v", ok, err)
+		}
+		if ok, _ := s.UpdateSyncMembership(ctx, manual.ID, src, models.RoleOwnerID, models.MembershipActive, now); ok {
+			t.Fatal("update touched a manual membership")
+		}
+		if ok, _ := s.DeleteSyncMembership(ctx, manual.ID, src); ok {
+			t.Fatal("delete touched a manual membership")
+		}
+		ms, _ := s.ListMemberships(ctx, u.ID)
+		if len(ms) != 1 || ms[0].RoleID != models.RoleViewerID || ms[0].Source != models.SourceManual {
+			t.Fatalf("manual membership changed: %+v", ms)
+		}
+
+		// Its own memberships it creates, updates and deletes.
+		m := &models.Membership{UserID: u.ID, OrganizationID: syncOrg.ID, RoleID: models.RoleMemberID, Status: models.MembershipActive, Source: src}
+		if ok, err := s.UpsertSyncMembership(ctx, m); !ok || err != nil {
+			t.Fatalf("insert = %v, %v", ok, err)
+		}
+		again := &models.Membership{UserID: u.ID, OrganizationID: syncOrg.ID, RoleID: models.RoleAdminID, Status: models.MembershipActive, Source: src}
+		if ok, err := s.UpsertSyncMembership(ctx, again); !ok || err != nil {
+			t.Fatalf("upsert of own = %v, %v", ok, err)
+		}
+		if g, _ := s.ActiveGrants(ctx, u.ID, syncOrg.ID); g == nil || g.Roles[0] != "admin" {
+			t.Fatalf("upsert did not change the role: %+v", g)
+		}
+		if ok, _ := s.UpsertSyncMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: syncOrg.ID, RoleID: models.RoleAdminID,
+			Status: models.MembershipActive, Source: src}); ok {
+			t.Fatal("an upsert changing nothing reports a change")
+		}
+		if ok, _ := s.UpdateSyncMembership(ctx, m.ID, src, models.RoleMemberID, models.MembershipSuspended, now); !ok {
+			t.Fatal("update of own membership")
+		}
+		if ok, _ := s.UpdateSyncMembership(ctx, m.ID, src, models.RoleMemberID, models.MembershipSuspended, now); ok {
+			t.Fatal("an update changing nothing reports a change")
+		}
+		if ok, _ := s.DeleteSyncMembership(ctx, m.ID, src); !ok {
+			t.Fatal("delete of own membership")
+		}
+	})
+}
+
+func TestEnsureOrganizationConcurrently(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		var wg sync.WaitGroup
+		created := make(chan bool, 20)
+		ids := make(chan string, 20)
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.InTx(ctx, func(tx *models.Store) error {
+					o := &models.Organization{Slug: "acme", Name: "Acme"}
+					c, err := tx.EnsureOrganization(ctx, o, "github", "acme")
+					created <- c
+					ids <- o.ID
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(created)
+		close(ids)
+		n, first := 0, ""
+		for c := range created {
+			if c {
+				n++
+			}
+		}
+		for id := range ids {
+			if first == "" {
+				first = id
+			}
+			if id != first {
+				t.Fatalf("callers got different organizations: %s, %s", first, id)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d callers created the organization, want 1", n)
+		}
+		ext, err := s.FindOrganizationExternalIDs(ctx, "github", []string{"acme", "other"})
+		if err != nil || len(ext) != 1 || ext["acme"] != first {
+			t.Fatalf("external ids = %v, %v", ext, err)
+		}
+		orgs, err := s.FindOrganizationsBySlugs(ctx, []string{"acme", "nope"})
+		if err != nil || len(orgs) != 1 {
+			t.Fatalf("FindOrganizationsBySlugs = %v, %v", orgs, err)
+		}
+	})
+}
+
+func TestFindRolesByNames(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		a, b := &models.Organization{Slug: "a"}, &models.Organization{Slug: "b"}
+		_ = s.CreateOrganization(ctx, a)
+		_ = s.CreateOrganization(ctx, b)
+		_ = s.CreateRole(ctx, &models.Role{Name: "editor", OrganizationID: &a.ID, Level: 40})
+		_ = s.CreateRole(ctx, &models.Role{Name: "editor", OrganizationID: &b.ID, Level: 40})
+		roles, err := s.FindRolesByNames(ctx, []string{a.ID}, []string{"editor", "member"})
+		if err != nil || len(roles) != 2 {
+			t.Fatalf("roles = %+v, %v", roles, err)
+		}
+		for _, r := range roles {
+			if r.OrganizationID != nil && *r.OrganizationID != a.ID {
+				t.Fatalf("a role of another organization: %+v", r)
+			}
+		}
+		if roles, _ := s.FindRolesByNames(ctx, nil, []string{"editor", "viewer"}); len(roles) != 1 || roles[0].Name != "viewer" {
+			t.Fatalf("system roles only = %+v", roles)
+		}
+	})
+}
+
+func TestCreateRoleWithPermissions(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, org := withOrg(t, db, "a")
+		r := &models.Role{Name: "kb-editor", OrganizationID: &org.ID, Level: 30}
+		// "*:read" exists (seeded): it is reused, not duplicated.
+		if err := s.CreateRoleWithPermissions(ctx, r, []string{"kb:write", "*:read"}); err != nil {
+			t.Fatal(err)
+		}
+		u := &models.User{}
+		_ = s.InsertUser(ctx, u)
+		_ = s.CreateMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: org.ID, RoleID: r.ID})
+		g, err := s.ActiveGrants(ctx, u.ID, org.ID)
+		if err != nil || !slices.Equal(g.Permissions, []string{"*:read", "kb:write"}) {
+			t.Fatalf("grants = %+v, %v", g, err)
+		}
+		if err := s.CreateRoleWithPermissions(ctx, &models.Role{Name: "kb-editor", OrganizationID: &org.ID}, nil); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("duplicate role: %v", err)
+		}
+	})
+}
+
+func TestInvitationQueries(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		now := time.Now().UTC()
+		org := &models.Organization{Slug: "acme"}
+		_ = s.CreateOrganization(ctx, org)
+		inv := func(expires time.Time) *models.Invitation {
+			return &models.Invitation{OrganizationID: org.ID, Email: "ada@example.com", RoleID: models.RoleMemberID, ExpiresAt: expires}
+		}
+		first := inv(now.Add(time.Hour))
+		if err := s.CreateInvitation(ctx, first, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateInvitation(ctx, inv(now.Add(time.Hour)), now); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("second pending invitation: %v", err)
+		}
+		// Once the first has expired, a new one replaces it.
+		later := now.Add(2 * time.Hour)
+		second := inv(later.Add(time.Hour))
+		if err := s.CreateInvitation(ctx, second, later); err != nil {
+			t.Fatalf("invitation after expiry: %v", err)
+		}
+		list, err := s.ListInvitations(ctx, org.ID)
+		if err != nil || len(list) != 2 || list[1].ID != first.ID || list[1].Status != models.InvitationExpired {
+			t.Fatalf("ListInvitations = %+v, %v", list, err)
+		}
+		pending, err := s.PendingInvitations(ctx, "ada@example.com", later)
+		if err != nil || len(pending) != 1 || pending[0].ID != second.ID {
+			t.Fatalf("PendingInvitations = %+v, %v", pending, err)
+		}
+		if ok, err := s.AcceptInvitation(ctx, second.ID, later); !ok || err != nil {
+			t.Fatalf("accept = %v, %v", ok, err)
+		}
+		if ok, _ := s.AcceptInvitation(ctx, second.ID, later); ok {
+			t.Fatal("accepted twice")
+		}
+		if _, err := s.RevokeInvitation(ctx, org.ID, second.ID, later); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("revoke accepted: %v", err)
+		}
+		if _, err := s.RevokeInvitation(ctx, org.ID, "nope", later); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("revoke unknown: %v", err)
+		}
+		third := inv(later.Add(time.Hour))
+		third.Email = "bob@example.com"
+		_ = s.CreateInvitation(ctx, third, later)
+		if got, err := s.RevokeInvitation(ctx, org.ID, third.ID, later); err != nil || got.Status != models.InvitationRevoked {
+			t.Fatalf("revoke = %+v, %v", got, err)
+		}
+		if pending, _ := s.PendingInvitations(ctx, "bob@example.com", later); len(pending) != 0 {
+			t.Fatalf("revoked invitation pending: %v", pending)
+		}
+	})
+}

@@ -1,0 +1,535 @@
+package provisioning_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/models/dbtest"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+)
+
+// fixture is a provisioning service on a real database.
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	db    *models.DB
+	store *models.Store
+	svc   *provisioning.Service
+	clock time.Time
+}
+
+func newFixture(t *testing.T, db *models.DB, opts provisioning.Options) *fixture {
+	// Microseconds: what PostgreSQL keeps.
+	f := &fixture{t: t, ctx: context.Background(), db: db, store: models.NewStore(db), clock: time.Now().UTC().Truncate(time.Microsecond)}
+	opts.Now = func() time.Time { return f.clock }
+	f.svc = provisioning.New(f.store, opts)
+	return f
+}
+
+// identity is a sign-in of subject at provider.
+func identity(provider, subject, email string, verified bool, groups ...string) *providers.Identity {
+	return &providers.Identity{Provider: provider, Subject: subject, Email: email, EmailVerified: verified,
+		Name: "Person " + subject, Groups: groups, Claims: map[string]any{"sub": subject}}
+}
+
+func (f *fixture) login(id *providers.Identity) *provisioning.Result {
+	f.t.Helper()
+	res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: id, Meta: provisioning.Meta{ClientID: "spa", IP: "192.0.2.1", RequestID: "req-1"}})
+	if err != nil {
+		f.t.Fatalf("login of %s/%s: %v", id.Provider, id.Subject, err)
+	}
+	return res
+}
+
+func (f *fixture) count(table, where string, args ...any) int64 {
+	f.t.Helper()
+	var n int64
+	q := "SELECT COUNT(*) FROM " + table
+	if where != "" {
+		q += " WHERE " + where
+	}
+	if err := f.db.Raw(q, args...).Scan(&n).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+func (f *fixture) audits(typ string) int64 { return f.count("audit_events", "type = ?", typ) }
+
+func (f *fixture) org(slug string) *models.Organization {
+	f.t.Helper()
+	o, err := f.store.FindOrganizationBySlug(f.ctx, slug)
+	if err != nil {
+		o = &models.Organization{Slug: slug, Name: slug}
+		if err := f.store.CreateOrganization(f.ctx, o); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return o
+}
+
+// memberships describes the user's memberships as "slug:role:status:source", sorted.
+func (f *fixture) memberships(userID string) []string {
+	f.t.Helper()
+	var rows []struct{ Slug, Role, Status, Source string }
+	err := f.db.Table("memberships").Select("organizations.slug, roles.name AS role, memberships.status, memberships.source").
+		Joins("JOIN organizations ON organizations.id = memberships.organization_id").
+		Joins("JOIN roles ON roles.id = memberships.role_id").
+		Where("memberships.user_id = ?", userID).Order("organizations.slug").Scan(&rows).Error
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := []string{}
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s:%s:%s:%s", r.Slug, r.Role, r.Status, r.Source))
+	}
+	return out
+}
+
+func TestFirstAndReturningLogin(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{})
+		first := f.login(identity("dev", "ada", " Ada@Example.COM ", true))
+		if !first.Created || first.Linked || first.User.Email != "ada@example.com" || !first.User.EmailVerified {
+			t.Fatalf("first login = %+v", first)
+		}
+		if f.count("users", "") != 1 || f.count("identities", "") != 1 || f.audits(provisioning.AuditUserCreated) != 1 {
+			t.Fatal("first login did not create exactly one user and identity, audited")
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditUserCreated).Take(&ev)
+		if ev.ClientID != "spa" || ev.IP != "192.0.2.1" || ev.RequestID != "req-1" || ev.Provider != "dev" || *ev.SubjectUserID != first.User.ID {
+			t.Fatalf("audit event = %+v", ev)
+		}
+
+		// A later login refreshes the profile and the last-login time.
+		f.clock = f.clock.Add(time.Hour)
+		id := identity("dev", "ada", "ada@example.com", true)
+		id.Name, id.AvatarURL = "Ada Lovelace", "https://example.com/ada.png"
+		again := f.login(id)
+		if again.Created || again.User.ID != first.User.ID || again.User.Name != "Ada Lovelace" {
+			t.Fatalf("returning login = %+v", again)
+		}
+		u, _ := f.store.FindUser(f.ctx, first.User.ID)
+		if u.Name != "Ada Lovelace" || u.AvatarURL != "https://example.com/ada.png" || !u.LastLoginAt.Equal(f.clock) {
+			t.Fatalf("user after login = %+v", u)
+		}
+		ids, _ := f.store.ListIdentities(f.ctx, u.ID)
+		if ids[0].Name != "Ada Lovelace" || !ids[0].LastLoginAt.Equal(f.clock) || ids[0].RawClaims != `{"sub":"ada"}` {
+			t.Fatalf("identity after login = %+v", ids[0])
+		}
+
+		// An unverified email never replaces a verified one; empty fields keep theirs.
+		f.login(&providers.Identity{Provider: "dev", Subject: "ada", Email: "mallory@example.com"})
+		u, _ = f.store.FindUser(f.ctx, first.User.ID)
+		if u.Email != "ada@example.com" || !u.EmailVerified || u.Name != "Ada Lovelace" {
+			t.Fatalf("unverified email replaced a verified one: %+v", u)
+		}
+		if f.count("users", "") != 1 || f.audits(provisioning.AuditUserCreated) != 1 {
+			t.Fatal("a returning login created something")
+		}
+	})
+}
+
+func TestLinking(t *testing.T) {
+	cases := []struct {
+		name          string
+		linkEnabled   bool
+		existingEmail string
+		existingVer   bool
+		newVerified   bool
+		secondUser    bool // another user already has the same verified email
+		wantLinked    bool
+		wantReason    string
+	}{
+		{name: "linked", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true, newVerified: true, wantLinked: true},
+		{name: "linking not enabled", existingEmail: "ada@example.com", existingVer: true, newVerified: true,
+			wantReason: "linking by email is not enabled for this provider"},
+		{name: "new email unverified", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true,
+			wantReason: "the provider did not verify the email"},
+		{name: "existing email unverified", linkEnabled: true, existingEmail: "ada@example.com", newVerified: true},
+		{name: "different email", linkEnabled: true, existingEmail: "bob@example.com", existingVer: true, newVerified: true},
+		{name: "ambiguous", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true, newVerified: true, secondUser: true,
+			wantReason: "2 users have this verified email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *models.DB) {
+				f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{"github": tc.linkEnabled}})
+				existing := f.login(identity("google", "g1", tc.existingEmail, tc.existingVer))
+				if tc.secondUser {
+					f.login(identity("okta", "o1", tc.existingEmail, true))
+				}
+				res := f.login(identity("github", "gh1", "Ada@example.com", tc.newVerified))
+				if res.Linked != tc.wantLinked || (res.User.ID == existing.User.ID) != tc.wantLinked || res.Created == tc.wantLinked {
+					t.Fatalf("linked = %v created = %v same user = %v, want linked %v", res.Linked, res.Created, res.User.ID == existing.User.ID, tc.wantLinked)
+				}
+				if tc.wantLinked {
+					ids, _ := f.store.ListIdentities(f.ctx, existing.User.ID)
+					if len(ids) != 2 || f.audits(provisioning.AuditIdentityLinked) != 1 {
+						t.Fatalf("identities of the linked user = %d", len(ids))
+					}
+					// Signing in again through the linked identity finds the same user.
+					if again := f.login(identity("github", "gh1", "ada@example.com", true)); again.User.ID != existing.User.ID || again.Linked {
+						t.Fatalf("second login through the linked identity = %+v", again)
+					}
+				}
+				var ev models.AuditEvent
+				err := f.db.Where("type = ? AND provider = ?", provisioning.AuditIdentityNotLinked, "github").Take(&ev).Error
+				switch {
+				case tc.wantReason == "" && err == nil:
+					t.Fatalf("unexpected link refusal: %s", ev.Details)
+				case tc.wantReason != "" && (err != nil || !strings.Contains(ev.Details, tc.wantReason)):
+					t.Fatalf("link refusal = %q, %v; want reason %q", ev.Details, err, tc.wantReason)
+				}
+			})
+		})
+	}
+}
+
+func TestDisabledUser(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{"github": true},
+			Sync: provisioning.SyncPolicy{AutoCreateOrgs: true, Rules: []provisioning.Rule{{Match: "dev:group:*", Org: "{org}", Role: "member"}}}})
+		res := f.login(identity("dev", "ada", "ada@example.com", true))
+		before := *res.User.LastLoginAt
+		f.db.Model(&models.User{}).Where("id = ?", res.User.ID).Update("disabled", true)
+		f.clock = f.clock.Add(time.Hour)
+
+		for _, id := range []*providers.Identity{
+			identity("dev", "ada", "ada@example.com", true, "dev:group:eng"),
+			identity("github", "gh-ada", "ada@example.com", true), // linking must not be a way around it
+		} {
+			_, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: id})
+			if !errors.Is(err, provisioning.ErrUserDisabled) {
+				t.Fatalf("%s: err = %v, want ErrUserDisabled", id.Provider, err)
+			}
+		}
+		u, _ := f.store.FindUser(f.ctx, res.User.ID)
+		if !u.LastLoginAt.Equal(before) || f.count("identities", "") != 1 || f.count("organizations", "") != 0 {
+			t.Fatal("a refused login changed something")
+		}
+		var evs []models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditLoginRefused).Find(&evs)
+		if len(evs) != 2 || *evs[0].SubjectUserID != u.ID || evs[0].Outcome != models.OutcomeFailure || !strings.Contains(evs[0].Details, "user disabled") {
+			t.Fatalf("refusals audited = %+v", evs)
+		}
+	})
+}
+
+// TestConcurrentFirstLogins is the race-safety proof: 200 concurrent
+// logins of 50 people, each also joining an organization that org sync
+// creates on the fly, yield exactly 50 users, 50 identities, one
+// organization, 50 memberships and no error.
+func TestConcurrentFirstLogins(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "dev:group:*", Org: "{org}", Role: "member"}}}})
+		const logins, people = 200, 50
+		var failures atomic.Int64
+		users := make([]string, logins)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range logins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				p := i % people
+				res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
+					fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
+				if err != nil {
+					failures.Add(1)
+					t.Errorf("login %d: %v", i, err)
+					return
+				}
+				users[i] = res.User.ID
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if failures.Load() != 0 {
+			t.Fatalf("%d failed logins", failures.Load())
+		}
+		for i := range logins {
+			if users[i] != users[i%people] {
+				t.Fatalf("logins of person %d got users %s and %s", i%people, users[i], users[i%people])
+			}
+		}
+		got := []int64{f.count("users", ""), f.count("identities", ""), f.count("organizations", ""), f.count("memberships", ""),
+			f.audits(provisioning.AuditUserCreated), f.audits(provisioning.AuditOrgCreated), f.audits(provisioning.AuditMembershipAdded)}
+		if want := []int64{people, people, 1, people, people, 1, people}; !slices.Equal(got, want) {
+			t.Fatalf("users, identities, orgs, memberships, and their audit events = %v, want %v", got, want)
+		}
+	})
+}
+
+// TestConcurrentLoginsOfOneUser: sign-ins of one person at once that all
+// call for the same role change make it once, and audit it once.
+func TestConcurrentLoginsOfOneUser(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{Rules: []provisioning.Rule{
+			{Index: 0, Match: "dev:group:eng", Org: "acme", Role: "member"},
+			{Index: 1, Match: "dev:group:leads", Org: "acme", Role: "admin"},
+			{Index: 2, Match: "dev:group:ops", Org: "ops", Role: "viewer"},
+		}}})
+		f.org("acme")
+		f.org("ops")
+		u := f.login(identity("dev", "ada", "ada@example.com", true, "dev:group:eng")).User
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", "ada", "ada@example.com", true,
+					"dev:group:eng", "dev:group:leads", "dev:group:ops")})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := f.memberships(u.ID); !slices.Equal(got, []string{"acme:admin:active:sync:dev", "ops:viewer:active:sync:dev"}) {
+			t.Fatalf("memberships = %v", got)
+		}
+		if r, a := f.audits(provisioning.AuditMembershipRole), f.audits(provisioning.AuditMembershipAdded); r != 1 || a != 2 {
+			t.Fatalf("%d role changes and %d additions audited, want 1 and 2", r, a)
+		}
+	})
+}
+
+// TestOrgSyncAcrossLogins plays sign-ins of one person whose upstream
+// groups change, and checks the memberships after each.
+func TestOrgSyncAcrossLogins(t *testing.T) {
+	rules := []provisioning.Rule{
+		{Index: 0, Match: "github:org:acme", Org: "acme", Role: "member"},
+		{Index: 1, Match: "github:team:acme/platform-*", Org: "acme", Role: "admin"},
+		{Index: 2, Match: "github:org:*", Org: "gh-{org}", Role: "viewer"},
+	}
+	steps := []struct {
+		name   string
+		groups []string
+		want   []string
+		audit  string // an event type this step must add
+	}{
+		{"join", []string{"github:org:acme"},
+			[]string{"acme:member:active:sync:github", "gh-acme:viewer:active:sync:github", "hand:owner:active:manual"}, provisioning.AuditMembershipAdded},
+		{"role change by a team glob", []string{"github:org:acme", "github:team:acme/platform-infra"},
+			[]string{"acme:admin:active:sync:github", "gh-acme:viewer:active:sync:github", "hand:owner:active:manual"}, provisioning.AuditMembershipRole},
+		{"auto-create another upstream org", []string{"github:org:acme", "github:org:Beta-Labs"},
+			[]string{"acme:member:active:sync:github", "gh-acme:viewer:active:sync:github", "gh-beta-labs:viewer:active:sync:github", "hand:owner:active:manual"}, provisioning.AuditOrgCreated},
+		{"leave suspends", []string{"github:org:Beta-Labs"},
+			[]string{"acme:member:suspended:sync:github", "gh-acme:viewer:suspended:sync:github", "gh-beta-labs:viewer:active:sync:github", "hand:owner:active:manual"}, provisioning.AuditMembershipSuspend},
+		{"back again reactivates", []string{"github:org:acme"},
+			[]string{"acme:member:active:sync:github", "gh-acme:viewer:active:sync:github", "gh-beta-labs:viewer:suspended:sync:github", "hand:owner:active:manual"}, provisioning.AuditMembershipRevived},
+		{"a rule for the hand-made membership's org changes nothing there", []string{"github:org:acme", "github:org:hand"},
+			[]string{"acme:member:active:sync:github", "gh-acme:viewer:active:sync:github", "gh-beta-labs:viewer:suspended:sync:github", "gh-hand:viewer:active:sync:github", "hand:owner:active:manual"}, ""},
+	}
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{Rules: append(rules,
+			provisioning.Rule{Index: 3, Match: "github:org:hand", Org: "hand", Role: "viewer"}),
+			OnLeave: provisioning.LeaveSuspend, AutoCreateOrgs: true}})
+		f.org("acme")
+		user := f.login(identity("github", "42", "ada@example.com", true)).User
+		// An administrator made Ada owner of "hand" by hand.
+		if err := f.store.CreateMembership(f.ctx, &models.Membership{UserID: user.ID, OrganizationID: f.org("hand").ID, RoleID: models.RoleOwnerID}); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range steps {
+			before := int64(0)
+			if st.audit != "" {
+				before = f.audits(st.audit)
+			}
+			res := f.login(identity("github", "42", "ada@example.com", true, st.groups...))
+			if got := f.memberships(user.ID); !slices.Equal(got, st.want) {
+				t.Fatalf("%s: memberships =\n  %s\nwant\n  %s", st.name, strings.Join(got, "\n  "), strings.Join(st.want, "\n  "))
+			}
+			if len(res.Memberships) != len(st.want) {
+				t.Fatalf("%s: the result lists %d memberships, want %d", st.name, len(res.Memberships), len(st.want))
+			}
+			if st.audit != "" && f.audits(st.audit) <= before {
+				t.Fatalf("%s: no %s audit event", st.name, st.audit)
+			}
+		}
+		// Another provider's login never touches github's memberships.
+		f.login(identity("google", "g", "ada@example.com", true))
+		if n := f.count("memberships", "user_id = ?", user.ID); n != 5 {
+			t.Fatalf("memberships after a google login = %d", n)
+		}
+	})
+}
+
+// TestOrgSyncRemoveAndSkip covers on_leave: remove and rules that cannot apply.
+func TestOrgSyncRemoveAndSkip(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{Rules: []provisioning.Rule{
+			{Index: 0, Match: "dev:group:eng", Org: "acme", Role: "member"},
+			{Index: 1, Match: "dev:group:ops", Org: "missing", Role: "member"},
+		}}})
+		f.org("acme")
+		u := f.login(identity("dev", "ada", "ada@example.com", true, "dev:group:eng")).User
+		if got := f.memberships(u.ID); !slices.Equal(got, []string{"acme:member:active:sync:dev"}) {
+			t.Fatalf("memberships = %v", got)
+		}
+		f.login(identity("dev", "ada", "ada@example.com", true, "dev:group:ops"))
+		if got := f.memberships(u.ID); len(got) != 0 || f.audits(provisioning.AuditMembershipRemoved) != 1 {
+			t.Fatalf("memberships after leaving = %v", got)
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditSyncRuleSkipped).Take(&ev)
+		if ev.Outcome != models.OutcomeFailure || !strings.Contains(ev.Details, `organization \"missing\" does not exist`) {
+			t.Fatalf("skipped rule audit = %+v", ev)
+		}
+	})
+}
+
+func TestInvitations(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{})
+		acme, beta := f.org("acme"), f.org("beta")
+		admin := provisioning.Meta{ActorUserID: "", IP: "192.0.2.9"}
+		inv, err := f.svc.Invite(f.ctx, provisioning.NewInvitation{OrganizationID: acme.ID, Email: "Ada@Example.com", Role: "admin"}, admin)
+		if err != nil || inv.Email != "ada@example.com" || inv.RoleID != models.RoleAdminID || !inv.ExpiresAt.Equal(f.clock.Add(provisioning.DefaultInvitationTTL)) {
+			t.Fatalf("Invite = %+v, %v", inv, err)
+		}
+
+		// Refusals say what is wrong.
+		for _, tc := range []struct {
+			in   provisioning.NewInvitation
+			want error
+		}{
+			{provisioning.NewInvitation{OrganizationID: acme.ID, Email: "ada@example.com", Role: "member"}, provisioning.ErrAlreadyInvited},
+			{provisioning.NewInvitation{OrganizationID: acme.ID, Email: "not an email", Role: "member"}, provisioning.ErrInvalid},
+			{provisioning.NewInvitation{OrganizationID: acme.ID, Email: "bob@example.com", Role: "wizard"}, provisioning.ErrInvalid},
+			{provisioning.NewInvitation{OrganizationID: "nope", Email: "bob@example.com", Role: "member"}, provisioning.ErrNotFound},
+		} {
+			if _, err := f.svc.Invite(f.ctx, tc.in, admin); !errors.Is(err, tc.want) {
+				t.Errorf("Invite(%+v) = %v, want %v", tc.in, err, tc.want)
+			}
+		}
+
+		// An expired and a revoked invitation do nothing.
+		if _, err := f.svc.Invite(f.ctx, provisioning.NewInvitation{OrganizationID: beta.ID, Email: "ada@example.com", Role: "member", TTL: time.Minute}, admin); err != nil {
+			t.Fatal(err)
+		}
+		f.clock = f.clock.Add(2 * time.Minute)
+		bob, _ := f.svc.Invite(f.ctx, provisioning.NewInvitation{OrganizationID: acme.ID, Email: "bob@example.com", Role: "member"}, admin)
+		if err := f.svc.RevokeInvitation(f.ctx, acme.ID, bob.ID, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.RevokeInvitation(f.ctx, acme.ID, bob.ID, admin); !errors.Is(err, provisioning.ErrNotPending) {
+			t.Fatalf("second revoke = %v", err)
+		}
+		if err := f.svc.RevokeInvitation(f.ctx, beta.ID, inv.ID, admin); !errors.Is(err, provisioning.ErrNotFound) {
+			t.Fatalf("revoke through another organization = %v", err)
+		}
+		list, _ := f.svc.ListInvitations(f.ctx, beta.ID)
+		if len(list) != 1 || list[0].Status != provisioning.InvitationExpired {
+			t.Fatalf("beta invitations = %+v", list)
+		}
+		if u := f.login(identity("dev", "bob", "bob@example.com", true)).User; len(f.memberships(u.ID)) != 0 {
+			t.Fatal("a revoked invitation granted a membership")
+		}
+
+		// An unverified email does not accept; the first verified sign-in does.
+		u := f.login(identity("dev", "ada", "ada@example.com", false)).User
+		if len(f.memberships(u.ID)) != 0 {
+			t.Fatal("an unverified email accepted an invitation")
+		}
+		res := f.login(identity("dev", "ada", "ada@example.com", true))
+		if got := f.memberships(u.ID); !slices.Equal(got, []string{"acme:admin:active:manual"}) || len(res.Memberships) != 1 {
+			t.Fatalf("memberships after accepting = %v", got)
+		}
+		list, _ = f.svc.ListInvitations(f.ctx, acme.ID)
+		statuses := []string{}
+		for _, i := range list {
+			statuses = append(statuses, i.Email+":"+i.Status)
+		}
+		slices.Sort(statuses)
+		if !slices.Equal(statuses, []string{"ada@example.com:accepted", "bob@example.com:revoked"}) {
+			t.Fatalf("acme invitations = %v", statuses)
+		}
+		if err := f.svc.RevokeInvitation(f.ctx, acme.ID, inv.ID, admin); !errors.Is(err, provisioning.ErrNotPending) {
+			t.Fatalf("revoke accepted = %v", err)
+		}
+		got := []int64{f.audits(provisioning.AuditInvitationCreated), f.audits(provisioning.AuditInvitationRevoked), f.audits(provisioning.AuditInvitationAccepted)}
+		if !slices.Equal(got, []int64{3, 1, 1}) {
+			t.Fatalf("invitation audit events (created, revoked, accepted) = %v", got)
+		}
+		// Accepted means done: signing in again adds nothing.
+		f.login(identity("dev", "ada", "ada@example.com", true))
+		if f.audits(provisioning.AuditInvitationAccepted) != 1 {
+			t.Fatal("an invitation was accepted twice")
+		}
+	})
+}
+
+func TestUnlink(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{"github": true, "google": true}})
+		u := f.login(identity("google", "g1", "ada@example.com", true)).User
+		f.login(identity("github", "gh1", "ada@example.com", true))
+		ids, _ := f.store.ListIdentities(f.ctx, u.ID)
+		if len(ids) != 2 {
+			t.Fatalf("identities = %d", len(ids))
+		}
+		if err := f.svc.Unlink(f.ctx, u.ID, "nope", provisioning.Meta{}); !errors.Is(err, provisioning.ErrNotFound) {
+			t.Fatalf("unknown identity: %v", err)
+		}
+		if err := f.svc.Unlink(f.ctx, u.ID, ids[0].ID, provisioning.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Unlink(f.ctx, u.ID, ids[1].ID, provisioning.Meta{}); !errors.Is(err, provisioning.ErrLastIdentity) {
+			t.Fatalf("unlinking the last identity: %v", err)
+		}
+		if f.count("identities", "user_id = ?", u.ID) != 1 || f.audits(provisioning.AuditIdentityUnlinked) != 1 {
+			t.Fatal("unlink did not remove exactly one identity, audited")
+		}
+		// The unlinked account signing in again is linked back (verified email, linking on).
+		if res := f.login(identity("google", "g1", "ada@example.com", true)); res.User.ID != u.ID || !res.Linked {
+			t.Fatalf("sign-in after unlink = %+v", res)
+		}
+	})
+}
+
+func TestCreateRole(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{Rules: []provisioning.Rule{
+			{Match: "dev:group:writers", Org: "acme", Role: "kb-editor"}}}})
+		acme := f.org("acme")
+		_, err := f.svc.CreateRole(f.ctx, provisioning.NewRole{OrganizationID: acme.ID, Name: "KB Editor", Level: 100,
+			Permissions: []string{"kb:write", "KB:read", "kb:w*x"}}, provisioning.Meta{})
+		var ie *provisioning.InputError
+		if !errors.As(err, &ie) {
+			t.Fatalf("err = %v, want *InputError", err)
+		}
+		for _, want := range []string{`role name "KB Editor"`, "level 100 must be between 0 and 99", `grant "KB:read": resource "KB" has the uppercase letter "K"`, "wildcard in the middle"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+		role, err := f.svc.CreateRole(f.ctx, provisioning.NewRole{OrganizationID: acme.ID, Name: "kb-editor", Level: 30,
+			Permissions: []string{"kb:*", "*:read", "kb:*"}}, provisioning.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CreateRole(f.ctx, provisioning.NewRole{OrganizationID: acme.ID, Name: "kb-editor"}, provisioning.Meta{}); !errors.Is(err, provisioning.ErrInvalid) {
+			t.Fatalf("duplicate role = %v", err)
+		}
+		// A sync rule naming the organization's role uses it.
+		u := f.login(identity("dev", "ada", "ada@example.com", true, "dev:group:writers")).User
+		g, err := f.store.ActiveGrants(f.ctx, u.ID, acme.ID)
+		if err != nil || !slices.Equal(g.Roles, []string{"kb-editor"}) || !slices.Equal(g.Permissions, []string{"*:read", "kb:*"}) {
+			t.Fatalf("grants = %+v, %v (role %s)", g, err, role.ID)
+		}
+	})
+}

@@ -1,0 +1,111 @@
+package provisioning
+
+import (
+	"cmp"
+	"context"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/providers"
+)
+
+// syncOrgs loads what Diff needs, applies its changes in the login's
+// transaction and returns how many it applied. Without matching rules and
+// synced memberships it runs no query at all.
+func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, current []models.Membership, meta Meta, now time.Time) (int, error) {
+	policy := s.opts.Sync
+	dir, err := loadDirectory(ctx, tx, policy.Targets(id.Provider, id.Groups))
+	if err != nil {
+		return 0, err
+	}
+	source := models.SyncSource(id.Provider)
+	created := map[string]string{} // slug → id of organizations created now
+	applied := 0
+	for _, c := range policy.Diff(id.Provider, current, id.Groups, dir) {
+		e := models.AuditEvent{Provider: id.Provider, SubjectUserID: &user.ID}
+		details := map[string]any{"source": source, "rule": c.Rule, "group": c.Group}
+		orgID := cmp.Or(c.OrgID, created[c.Slug])
+		if orgID != "" {
+			e.OrganizationID = &orgID
+		}
+		var ok bool
+		switch c.Kind {
+		case ChangeCreateOrg:
+			o := &models.Organization{Slug: c.Slug, Name: c.Name}
+			if ok, err = tx.EnsureOrganization(ctx, o, id.Provider, c.ExternalID); err != nil {
+				return applied, err
+			}
+			created[c.Slug] = o.ID
+			e.Type, e.OrganizationID = AuditOrgCreated, &o.ID
+			details["slug"], details["external_id"] = c.Slug, c.ExternalID
+		case ChangeSkip:
+			ok = true
+			e.Type, e.Outcome = AuditSyncRuleSkipped, models.OutcomeFailure
+			details["reason"] = c.Reason
+		case ChangeAdd:
+			m := &models.Membership{UserID: user.ID, OrganizationID: orgID, RoleID: c.RoleID, Status: models.MembershipActive, Source: source}
+			ok, err = tx.UpsertSyncMembership(ctx, m)
+			e.Type, details["role"] = AuditMembershipAdded, c.RoleName
+		case ChangeRole, ChangeReactivate:
+			ok, err = tx.UpdateSyncMembership(ctx, c.MembershipID, source, c.RoleID, models.MembershipActive, now)
+			e.Type, details["role"], details["from_role_id"] = AuditMembershipRole, c.RoleName, c.FromRoleID
+			if c.Kind == ChangeReactivate {
+				e.Type = AuditMembershipRevived
+			}
+		case ChangeRemove:
+			ok, err = tx.DeleteSyncMembership(ctx, c.MembershipID, source)
+			e.Type, details["from_role_id"] = AuditMembershipRemoved, c.FromRoleID
+		case ChangeSuspend:
+			ok, err = tx.UpdateSyncMembership(ctx, c.MembershipID, source, c.FromRoleID, models.MembershipSuspended, now)
+			e.Type, details["from_role_id"] = AuditMembershipSuspend, c.FromRoleID
+		}
+		if err != nil {
+			return applied, err
+		}
+		if !ok {
+			continue // a concurrent login or an administrator got there first
+		}
+		if c.Kind != ChangeSkip {
+			applied++
+		}
+		if err := s.audit(ctx, tx, meta, e, details); err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
+}
+
+// loadDirectory reads the organizations and roles the targets name: at
+// most two queries, whatever the number of groups and rules.
+func loadDirectory(ctx context.Context, tx *models.Store, targets []Target) (Directory, error) {
+	dir := Directory{OrgsBySlug: map[string]string{}}
+	var slugs, roleNames []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if t.Problem != "" {
+			continue
+		}
+		if !seen["o:"+t.Slug] {
+			seen["o:"+t.Slug] = true
+			slugs = append(slugs, t.Slug)
+		}
+		if !seen["r:"+t.Role] {
+			seen["r:"+t.Role] = true
+			roleNames = append(roleNames, t.Role)
+		}
+	}
+	if len(slugs) == 0 {
+		return dir, nil
+	}
+	orgs, err := tx.FindOrganizationsBySlugs(ctx, slugs)
+	if err != nil {
+		return dir, err
+	}
+	orgIDs := make([]string, 0, len(orgs))
+	for _, o := range orgs {
+		dir.OrgsBySlug[o.Slug] = o.ID
+		orgIDs = append(orgIDs, o.ID)
+	}
+	dir.Roles, err = tx.FindRolesByNames(ctx, orgIDs, roleNames)
+	return dir, err
+}

@@ -1,0 +1,173 @@
+package provisioning_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+)
+
+func strp(s string) *string { return &s }
+
+// The directory of the sync scenarios: organizations acme (with its own
+// "editor" role) and beta; the four system roles.
+var syncDir = provisioning.Directory{
+	OrgsBySlug: map[string]string{"acme": "org-acme", "beta": "org-beta"},
+	Roles: []models.Role{
+		{ID: models.RoleOwnerID, Name: "owner", Level: 100},
+		{ID: models.RoleAdminID, Name: "admin", Level: 80},
+		{ID: models.RoleMemberID, Name: "member", Level: 50},
+		{ID: models.RoleViewerID, Name: "viewer", Level: 10},
+		{ID: "role-acme-editor", Name: "editor", Level: 40, OrganizationID: strp("org-acme")},
+		{ID: "role-acme-member", Name: "member", Level: 45, OrganizationID: strp("org-acme")},
+	},
+}
+
+func synced(id, org, role, status string) models.Membership {
+	return models.Membership{ID: id, OrganizationID: org, RoleID: role, Status: status, Source: "sync:github"}
+}
+
+func TestDiff(t *testing.T) {
+	gh := func(rules ...provisioning.Rule) provisioning.SyncPolicy {
+		for i := range rules {
+			rules[i].Index = i
+		}
+		return provisioning.SyncPolicy{Rules: rules, OnLeave: provisioning.LeaveRemove}
+	}
+	acmeMember := provisioning.Rule{Match: "github:org:acme", Org: "acme", Role: "viewer"}
+	platformAdmin := provisioning.Rule{Match: "github:team:acme/platform-*", Org: "acme", Role: "admin"}
+	perOrg := provisioning.Rule{Match: "github:org:*", Org: "{org}", Role: "viewer"}
+	active, suspended := models.MembershipActive, models.MembershipSuspended
+
+	cases := []struct {
+		name    string
+		policy  provisioning.SyncPolicy
+		current []models.Membership
+		groups  []string
+		want    []string
+	}{
+		{name: "no rules, nothing held", policy: gh(), groups: []string{"github:org:acme"}},
+		{name: "join", policy: gh(acmeMember), groups: []string{"github:org:acme"},
+			want: []string{"add acme viewer"}},
+		{name: "already a member with that role", policy: gh(acmeMember), groups: []string{"github:org:acme"},
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)}},
+		{name: "glob rule, highest level wins", policy: gh(acmeMember, platformAdmin),
+			groups: []string{"github:org:acme", "github:team:acme/platform-eng"},
+			want:   []string{"add acme admin"}},
+		{name: "glob does not match another team", policy: gh(platformAdmin),
+			groups: []string{"github:team:acme/web", "github:team:beta/platform-eng"}},
+		{name: "* does not cross /", policy: gh(provisioning.Rule{Match: "github:team:*", Org: "acme", Role: "viewer"}),
+			groups: []string{"github:team:acme/platform"}},
+		{name: "role change", policy: gh(acmeMember, platformAdmin),
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			groups:  []string{"github:team:acme/platform-eng"},
+			want:    []string{"change_role acme admin"}},
+		{name: "leave removes", policy: gh(acmeMember),
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			want:    []string{"remove org-acme"}},
+		{name: "leave suspends", policy: provisioning.SyncPolicy{Rules: []provisioning.Rule{acmeMember}, OnLeave: provisioning.LeaveSuspend},
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			want:    []string{"suspend org-acme"}},
+		{name: "already suspended stays", policy: provisioning.SyncPolicy{Rules: []provisioning.Rule{acmeMember}, OnLeave: provisioning.LeaveSuspend},
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, suspended)}},
+		{name: "back upstream reactivates", policy: gh(acmeMember), groups: []string{"github:org:acme"},
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, suspended)},
+			want:    []string{"reactivate acme viewer"}},
+		{name: "manual membership untouched", policy: gh(platformAdmin), groups: []string{"github:team:acme/platform-eng"},
+			current: []models.Membership{{ID: "m1", OrganizationID: "org-acme", RoleID: models.RoleViewerID, Status: active, Source: models.SourceManual}}},
+		{name: "manual membership never removed", policy: gh(),
+			current: []models.Membership{{ID: "m1", OrganizationID: "org-acme", RoleID: models.RoleViewerID, Status: active, Source: models.SourceManual}}},
+		{name: "another provider's membership untouched", policy: gh(acmeMember),
+			current: []models.Membership{{ID: "m1", OrganizationID: "org-beta", RoleID: models.RoleViewerID, Status: active, Source: "sync:google"}}},
+		{name: "organization's own role before the system role", policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "acme", Role: "member"},
+			provisioning.Rule{Match: "github:org:beta", Org: "beta", Role: "member"}),
+			groups: []string{"github:org:acme", "github:org:beta"},
+			want:   []string{"add acme member", "add beta member"}},
+		{name: "rule limited to another provider", policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "acme", Role: "viewer", Provider: "github-enterprise"}),
+			groups: []string{"github:org:acme"}},
+		{name: "missing organization without auto-create", policy: gh(provisioning.Rule{Match: "github:org:gamma", Org: "gamma", Role: "viewer"}),
+			groups: []string{"github:org:gamma"},
+			want:   []string{`skip rule 0: organization "gamma" does not exist and auto_create_orgs is off`}},
+		{name: "unknown role skipped, membership kept", policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "acme", Role: "superuser"}),
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			groups:  []string{"github:org:acme"},
+			want:    []string{`skip rule 0: role "superuser" does not exist in organization "acme"`}},
+		{name: "auto-create a named organization", policy: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "github:org:acme", Org: "gamma", Role: "admin"}}},
+			groups: []string{"github:org:acme"},
+			want:   []string{"create_org gamma", "add gamma admin"}},
+		{name: "auto-create one organization per upstream org", policy: provisioning.SyncPolicy{AutoCreateOrgs: true, Rules: []provisioning.Rule{perOrg}},
+			groups: []string{"github:org:acme", "github:org:Zeta.IO", "github:team:acme/web"},
+			want:   []string{"create_org zeta-io", "add acme viewer", "add zeta-io viewer"}},
+		{name: "{org} pattern resolves existing organizations", policy: gh(perOrg),
+			groups: []string{"github:org:beta", "github:org:delta"},
+			want:   []string{`skip rule 0: organization "delta" does not exist and auto_create_orgs is off`, "add beta viewer"}},
+		{name: "{org} from a group naming none", policy: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "*", Org: "{org}", Role: "viewer"}}},
+			groups: []string{"plain", "github:org:..."},
+			want:   []string{`skip rule 0: group "plain" names no organization usable in "{org}"`, `skip rule 0: group "github:org:..." names no organization usable in "{org}"`}},
+		{name: "join, change, leave and untouched at once", policy: gh(acmeMember, platformAdmin,
+			provisioning.Rule{Match: "github:org:beta", Org: "beta", Role: "viewer"}),
+			current: []models.Membership{
+				synced("m1", "org-acme", models.RoleViewerID, active),
+				synced("m2", "org-gone", models.RoleViewerID, active),
+				{ID: "m3", OrganizationID: "org-hand", RoleID: models.RoleOwnerID, Status: active, Source: models.SourceManual},
+			},
+			groups: []string{"github:team:acme/platform-x", "github:org:beta"},
+			want:   []string{"change_role acme admin", "add beta viewer", "remove org-gone"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			changes := tc.policy.Diff("github", tc.current, tc.groups, syncDir)
+			var got []string
+			for _, c := range changes {
+				got = append(got, c.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("Diff =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
+// TestDiffDetails checks what changes carry for applying and auditing.
+func TestDiffDetails(t *testing.T) {
+	p := provisioning.SyncPolicy{AutoCreateOrgs: true, OnLeave: provisioning.LeaveRemove, Rules: []provisioning.Rule{
+		{Index: 0, Match: "github:org:acme", Org: "acme", Role: "viewer"},
+		{Index: 1, Match: "github:org:*", Org: "gh-{org}", Role: "member"},
+	}}
+	current := []models.Membership{synced("m1", "org-acme", models.RoleMemberID, models.MembershipActive)}
+	changes := p.Diff("github", current, []string{"github:org:Acme", "github:org:acme"}, syncDir)
+	want := []provisioning.Change{
+		{Kind: provisioning.ChangeCreateOrg, Slug: "gh-acme", Name: "gh-Acme", ExternalID: "Acme", Rule: 1, Group: "github:org:Acme"},
+		{Kind: provisioning.ChangeRole, Slug: "acme", OrgID: "org-acme", MembershipID: "m1", RoleID: models.RoleViewerID,
+			RoleName: "viewer", FromRoleID: models.RoleMemberID, Rule: 0, Group: "github:org:acme"},
+		{Kind: provisioning.ChangeAdd, Slug: "gh-acme", RoleID: models.RoleMemberID, RoleName: "member", Rule: 1, Group: "github:org:Acme"},
+	}
+	if !slices.Equal(changes, want) {
+		t.Fatalf("Diff =\n%+v\nwant\n%+v", changes, want)
+	}
+}
+
+func TestUpstreamOrgAndSlugify(t *testing.T) {
+	cases := []struct{ group, org, slug string }{
+		{"github:org:acme", "acme", "acme"},
+		{"github:team:acme/platform", "acme", "acme"},
+		{"google:domain:acme.com", "acme.com", "acme-com"},
+		{"auth0:org:org_123", "org_123", "org-123"},
+		{"saml:group:Engineering", "Engineering", "engineering"},
+		{"oidc:group:  Site Reliability  ", "  Site Reliability  ", "site-reliability"},
+		{"dev:group:eng", "eng", "eng"},
+		{"dev:group:", "", ""},
+		{"plain", "", ""},
+		{"x:y:Ünïcode", "Ünïcode", "n-code"},
+	}
+	for _, tc := range cases {
+		org := provisioning.UpstreamOrg(tc.group)
+		if org != tc.org || provisioning.Slugify(org) != tc.slug {
+			t.Errorf("%q: org %q slug %q, want %q %q", tc.group, org, provisioning.Slugify(org), tc.org, tc.slug)
+		}
+	}
+}
