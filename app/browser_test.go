@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,11 +82,17 @@ func browserContext(t *testing.T) context.Context {
 
 // TestDemoInChromium signs in through the /demo app in a real browser:
 // sign in, pick nothing (dev is the only provider), fill the form, see the
-// claims and /auth/me, refresh, sign out.
+// claims and /auth/me, switch organization, refresh, sign out.
 func TestDemoInChromium(t *testing.T) {
 	ctx := browserContext(t)
-	s := apptest.Start(t, apptest.Options{})
-	var access, me, count, status string
+	// Each dev group becomes an organization, so the user has two.
+	s := apptest.Start(t, apptest.Options{YAML: `
+org_sync:
+  auto_create_orgs: true
+  rules:
+    - {match: "dev:group:*", org: "{org}", role: member}
+`})
+	var access, switched, me, count, status string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(s.URL+"/demo/"),
 		chromedp.WaitVisible("#signin", chromedp.ByID),
@@ -93,14 +100,21 @@ func TestDemoInChromium(t *testing.T) {
 		chromedp.WaitVisible("#email", chromedp.ByID),
 		chromedp.SendKeys("#email", "ada@example.com", chromedp.ByID),
 		chromedp.SendKeys("#name", "Ada Lovelace", chromedp.ByID),
-		chromedp.SendKeys("#groups", "eng", chromedp.ByID),
+		chromedp.SendKeys("#groups", "eng, ops", chromedp.ByID),
 		chromedp.Click(`button[type="submit"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#signed-in", chromedp.ByID),
 		chromedp.Poll(`document.getElementById("me").textContent.includes("identities")`, nil),
 		chromedp.Text("#access-claims", &access, chromedp.ByID),
 		chromedp.Text("#me", &me, chromedp.ByID),
-		chromedp.Click("#refresh", chromedp.ByID),
+		// Switch to the other organization: a refresh with `organization`.
+		chromedp.WaitVisible("#org-picker", chromedp.ByID),
+		chromedp.Evaluate(`(() => { const s = document.getElementById("org");
+			s.value = [...s.options].find((o) => !o.selected).value;
+			s.dispatchEvent(new Event("change")); })()`, nil),
 		chromedp.Poll(`document.getElementById("refresh-count").textContent === "1"`, nil),
+		chromedp.Text("#access-claims", &switched, chromedp.ByID),
+		chromedp.Click("#refresh", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("refresh-count").textContent === "2"`, nil),
 		chromedp.Text("#refresh-count", &count, chromedp.ByID),
 		chromedp.Click("#signout", chromedp.ByID),
 		chromedp.WaitVisible("#signin", chromedp.ByID),
@@ -113,7 +127,17 @@ func TestDemoInChromium(t *testing.T) {
 	if !strings.Contains(access, `"email": "ada@example.com"`) || !strings.Contains(access, `"sid"`) {
 		t.Fatalf("access token claims:\n%s", access)
 	}
-	if !strings.Contains(me, `"provider": "dev"`) || count != "1" || !strings.Contains(status, "signed out") {
+	orgOf := func(claims string) string {
+		var c struct {
+			OrgID string `json:"org_id"`
+		}
+		_ = json.Unmarshal([]byte(claims), &c)
+		return c.OrgID
+	}
+	if orgOf(access) == "" || orgOf(switched) == "" || orgOf(access) == orgOf(switched) {
+		t.Fatalf("organization switch: %q then %q", orgOf(access), orgOf(switched))
+	}
+	if !strings.Contains(me, `"provider": "dev"`) || count != "2" || !strings.Contains(status, "signed out") {
 		t.Fatalf("me=%s count=%s status=%s", me, count, status)
 	}
 	var sessions int64

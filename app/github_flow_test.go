@@ -29,6 +29,9 @@ clients:
   - id: spa
     public: true
     redirect_uris: [http://127.0.0.1:9/callback]
+  - id: backend
+    secret: backend-secret-0123456789
+    grant_types: [client_credentials]
 providers:
   - name: github
     type: github
@@ -36,6 +39,11 @@ providers:
     client_secret: ` + githubtest.ClientSecret + `
     base_url: ` + gh.URL + `
     allowed_organizations: [acme]
+org_sync:
+  auto_create_orgs: true
+  rules:
+    - {match: "github:org:acme", org: acme, role: member}
+    - {match: "github:team:acme/*", org: acme, role: admin}
 `})
 	ctx := context.Background()
 	provider, err := oidc.NewProvider(ctx, s.URL)
@@ -107,6 +115,11 @@ providers:
 		_ = json.Unmarshal([]byte(body), &me)
 		if resp.StatusCode != 200 || len(me.Identities) != 1 || me.Identities[0].Provider != "github" || me.Identities[0].Subject != "9001" {
 			t.Fatalf("/auth/me = %d %s", resp.StatusCode, body)
+		}
+		// The org and team were synced: the highest matching role wins.
+		org, roles, _ := grants(t, s, tok.AccessToken)
+		if org == "" || strings.Join(roles, ",") != "admin" {
+			t.Fatalf("synced grants: org %q roles %v", org, roles)
 		}
 		// Every listing was followed to its last page.
 		reqs := strings.Join(gh.Requests(), "\n")

@@ -92,7 +92,11 @@ var samlAda = samltest.User{NameID: "ada-0001", UserEmail: "ada@example.com", Us
 func TestSAMLSignInWithStockClient(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
-			s, idp, conf := startSAML(t, pg, "")
+			s, idp, conf := startSAML(t, pg, `org_sync:
+  auto_create_orgs: true
+  rules:
+    - {match: "saml:group:engineering", org: engineering, role: member}
+`)
 			idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true, Encrypt: true})
 			ctx := context.Background()
 			verifier := oauth2.GenerateVerifier()
@@ -143,11 +147,12 @@ func TestSAMLSignInWithStockClient(t *testing.T) {
 			if resp.StatusCode != 200 || !strings.Contains(body, `"provider":"corp","subject":"ada-0001"`) {
 				t.Fatalf("/auth/me = %d %s", resp.StatusCode, body)
 			}
-			// The groups reached the identity (org sync maps them later).
-			var raw string
-			s.DB.Raw("SELECT raw_claims FROM identities WHERE provider = ? AND subject = ?", "corp", "ada-0001").Scan(&raw)
-			if !strings.Contains(raw, "engineering") {
-				t.Fatalf("raw claims = %s", raw)
+			// The SAML group was synced: the token carries the org and role.
+			org, roles, perms := grants(t, s, tok.AccessToken)
+			var slug string
+			s.DB.Raw("SELECT slug FROM organizations WHERE id = ?", org).Scan(&slug)
+			if slug != "engineering" || strings.Join(roles, ",") != "member" || len(perms) == 0 {
+				t.Fatalf("synced grants: org %q (%s) roles %v permissions %v", org, slug, roles, perms)
 			}
 			// The same answer again is refused as a replay, with an audit event.
 			resp, body = b.post(form.URL, form.Values())
