@@ -175,34 +175,9 @@ func AtHash(accessToken, alg string) string {
 // skew. It does not check aud: callers that serve one audience do. Every
 // error wraps ErrInvalidToken, except "keys not loaded".
 func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (*AccessClaims, error) {
-	set := m.set.Load()
-	if set == nil {
-		return nil, errKeysNotLoaded
-	}
-	if len(token) > jwtMaxLen {
-		return nil, errJWTMalformed
-	}
-	obj, err := jose.ParseSignedCompact(token, set.algs)
+	payload, err := m.verifySignature(token, jwtIsAccessTyp, func(e *keyEntry) bool { return e.live(now) })
 	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, errJWTAlg
-		}
-		return nil, errJWTMalformed
-	}
-	h := obj.Signatures[0].Header // compact serialization has exactly one
-	e := set.byKID[h.KeyID]
-	if e == nil || !e.live(now) {
-		return nil, errJWTUnknownKey
-	}
-	if h.Algorithm != string(e.mat.alg) {
-		return nil, errJWTAlg
-	}
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !jwtIsAccessTyp(typ) {
-		return nil, errJWTType
-	}
-	payload, err := obj.Verify(e.mat.public)
-	if err != nil {
-		return nil, errJWTSignature
+		return nil, err
 	}
 	c := new(AccessClaims)
 	if err := json.Unmarshal(payload, c); err != nil {
@@ -223,6 +198,44 @@ func (m *KeyManager) VerifyAccessToken(token, issuer string, now time.Time) (*Ac
 		return nil, errJWTFuture
 	}
 	return c, nil
+}
+
+// verifySignature parses a compact JWS and verifies it with the key its
+// kid names: the algorithm must be that key's (so none, HS256 and
+// algorithm confusion fail), the key must pass usable (still published),
+// and the typ header must pass typOK. It returns the verified payload;
+// every error wraps ErrInvalidToken, except "keys not loaded".
+func (m *KeyManager) verifySignature(token string, typOK func(string) bool, usable func(*keyEntry) bool) ([]byte, error) {
+	set := m.set.Load()
+	if set == nil {
+		return nil, errKeysNotLoaded
+	}
+	if len(token) > jwtMaxLen {
+		return nil, errJWTMalformed
+	}
+	obj, err := jose.ParseSignedCompact(token, set.algs)
+	if err != nil {
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, errJWTAlg
+		}
+		return nil, errJWTMalformed
+	}
+	h := obj.Signatures[0].Header // compact serialization has exactly one
+	e := set.byKID[h.KeyID]
+	if e == nil || !usable(e) {
+		return nil, errJWTUnknownKey
+	}
+	if h.Algorithm != string(e.mat.alg) {
+		return nil, errJWTAlg
+	}
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !typOK(typ) {
+		return nil, errJWTType
+	}
+	payload, err := obj.Verify(e.mat.public)
+	if err != nil {
+		return nil, errJWTSignature
+	}
+	return payload, nil
 }
 
 // jwtIsAccessTyp accepts the RFC 9068 typ, whose media type prefix is
