@@ -120,7 +120,6 @@ func newMiddleware(t testing.TB, is *issuer, mod func(*rbac.Options)) *rbac.Midd
 	return m
 }
 
-
 func withBearer(tok string) func(*http.Request) {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
