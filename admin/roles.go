@@ -73,13 +73,19 @@ func (s *Service) CreateRole(ctx context.Context, a Actor, orgID string, in Role
 	if in.Name == nil {
 		return Role{}, invalid("name", "is required")
 	}
-	st, err := s.standingIn(ctx, s.store, a, orgID)
-	if err != nil {
-		return Role{}, err
+	if err := rbac.ValidateRoleName(*in.Name); err != nil {
+		return Role{}, invalid("name", "%v", err)
 	}
 	level := 0
 	if in.Level != nil {
 		level = *in.Level
+	}
+	if level < 0 || level >= OwnerLevel {
+		return Role{}, invalid("level", "must be between 0 and %d (%d is the owner's)", OwnerLevel-1, OwnerLevel)
+	}
+	st, err := s.standingIn(ctx, s.store, a, orgID)
+	if err != nil {
+		return Role{}, err
 	}
 	if level > st.level {
 		return Role{}, forbidden("level %d is above your own level (%d)", level, st.level)

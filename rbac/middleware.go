@@ -56,7 +56,7 @@ type requirement struct {
 }
 
 func newRequirement(allow func(*Principal) bool, body map[string]any) *requirement {
-	other := map[string]any{"error_description": "the request names another organization than the credential's"}
+	other := map[string]any{"error_description": "the credential acts in another organization than this request concerns"}
 	for k, v := range body {
 		other[k] = v
 	}
