@@ -266,3 +266,18 @@ func finish[M, V any](rows []M, limit int, key func(M) cursor, view func(M) V) L
 	}
 	return out
 }
+
+// orgList lists rows of one organization: it checks the organization
+// exists, reads a page and builds the answer.
+func orgList[M, V any](ctx context.Context, s *Service, orgID string, req PageRequest, desc bool,
+	list func(ctx context.Context, orgID string, p models.Page) ([]M, error), key func(M) cursor, view func(M) V) (List[V], error) {
+	p, err := req.page(desc)
+	if err != nil {
+		return List[V]{}, err
+	}
+	if _, err := s.store.FindOrganization(ctx, orgID); err != nil {
+		return List[V]{}, err
+	}
+	rows, err := list(ctx, orgID, p)
+	return finish(rows, p.Limit, key, view), err
+}

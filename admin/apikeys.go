@@ -14,15 +14,8 @@ import (
 
 // ListAPIKeys lists an organization's API keys (never their secrets).
 func (s *Service) ListAPIKeys(ctx context.Context, orgID string, req PageRequest) (List[APIKey], error) {
-	p, err := req.page(false)
-	if err != nil {
-		return List[APIKey]{}, err
-	}
-	if _, err := s.store.FindOrganization(ctx, orgID); err != nil {
-		return List[APIKey]{}, err
-	}
-	rows, err := s.store.ListAPIKeys(ctx, orgID, p)
-	return finish(rows, p.Limit, func(k models.APIKey) cursor { return cursor{T: k.CreatedAt, I: k.ID} }, apiKeyView), err
+	return orgList(ctx, s, orgID, req, false, s.store.ListAPIKeys,
+		func(k models.APIKey) cursor { return cursor{T: k.CreatedAt, I: k.ID} }, apiKeyView)
 }
 
 // APIKeyInput creates a key.

@@ -172,15 +172,8 @@ func (s *Service) DeleteOrg(ctx context.Context, a Actor, orgID string) error {
 
 // ListMembers lists an organization's memberships.
 func (s *Service) ListMembers(ctx context.Context, orgID string, req PageRequest) (List[Member], error) {
-	p, err := req.page(false)
-	if err != nil {
-		return List[Member]{}, err
-	}
-	if _, err := s.store.FindOrganization(ctx, orgID); err != nil {
-		return List[Member]{}, err
-	}
-	rows, err := s.store.ListMembers(ctx, orgID, p)
-	return finish(rows, p.Limit, func(m models.Member) cursor { return cursor{T: m.CreatedAt, I: m.ID} }, memberView), err
+	return orgList(ctx, s, orgID, req, false, s.store.ListMembers,
+		func(m models.Member) cursor { return cursor{T: m.CreatedAt, I: m.ID} }, memberView)
 }
 
 // MemberInput adds a member or changes one; nil fields stay as they are.

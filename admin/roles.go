@@ -209,15 +209,8 @@ func (s *Service) DeleteRole(ctx context.Context, a Actor, orgID, roleID string)
 // ListInvitations lists an organization's invitations, oldest first; a
 // pending one past its expiry shows as expired.
 func (s *Service) ListInvitations(ctx context.Context, orgID string, req PageRequest) (List[Invitation], error) {
-	p, err := req.page(false)
-	if err != nil {
-		return List[Invitation]{}, err
-	}
-	if _, err := s.store.FindOrganization(ctx, orgID); err != nil {
-		return List[Invitation]{}, err
-	}
-	rows, err := s.store.ListInvitationsPage(ctx, orgID, p)
-	return finish(rows, p.Limit, func(i models.Invitation) cursor { return cursor{T: i.CreatedAt, I: i.ID} }, invitationView(s.now())), err
+	return orgList(ctx, s, orgID, req, false, s.store.ListInvitationsPage,
+		func(i models.Invitation) cursor { return cursor{T: i.CreatedAt, I: i.ID} }, invitationView(s.now()))
 }
 
 // InvitationInput invites an email with a role.

@@ -69,6 +69,20 @@ func TestAdminAPI(t *testing.T) {
 				}
 			}
 
+			// Only a person's token: neither a client's nor an API key.
+			status, out := tokenPost(t, w.s, url.Values{"grant_type": {"client_credentials"}}, "admin-robot", "admin-robot-secret-0123456789")
+			robot, _ := out["access_token"].(string)
+			if status != 200 || robot == "" {
+				t.Fatalf("client_credentials = %d %v", status, out)
+			}
+			if status, body := w.call("GET", "/api/v1/admin/users", robot, nil, nil); status != 401 || !strings.Contains(body, "a person's access token") {
+				t.Errorf("client token at the admin API = %d %s", status, body)
+			}
+			if resp, body := send(t, "GET", w.s.URL+"/api/v1/admin/users", "", "X-API-Key", "ghk_"+strings.Repeat("a", 43)); resp.StatusCode != 401 ||
+				!strings.Contains(body, "API keys are not accepted here") {
+				t.Errorf("API key at the admin API = %d %s", resp.StatusCode, body)
+			}
+
 			// A role may hand on only what its holder has: a kb-admin (level
 			// 60, members and API keys of acme) cannot mint admin:* keys
 			// nor grant the admin role.

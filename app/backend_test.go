@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,26 +33,16 @@ func kbBackend(t *testing.T, w *world, cacheTTL time.Duration) *httptest.Server 
 	return srv
 }
 
-// hit sends one request to the backend with the given header.
+// hit sends one request to the backend with the given header; a POST
+// carries an article.
 func hit(t *testing.T, method, u string, header ...string) (int, string, http.Header) {
 	t.Helper()
-	var body *strings.Reader
+	body := ""
 	if method == http.MethodPost {
-		body = strings.NewReader(`{"title":"Runbook"}`)
-	} else {
-		body = strings.NewReader("")
+		body = `{"title":"Runbook"}`
 	}
-	req, _ := http.NewRequest(method, u, body)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
+	resp, b := send(t, method, u, body, header...)
+	return resp.StatusCode, b, resp.Header
 }
 
 // TestBackendWithLiveGatehouse drives the example backend (the rbac

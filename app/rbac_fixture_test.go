@@ -35,6 +35,12 @@ clients:
     public: true
     redirect_uris: [http://127.0.0.1:9/callback]
     audience: [gatehouse-admin]
+  - id: admin-robot            # a client, not a person: refused by the admin API
+    secret: admin-robot-secret-0123456789
+    redirect_uris: [http://127.0.0.1:9/robot/callback]
+    grant_types: [client_credentials]
+    audience: [gatehouse-admin]
+    permissions: ["admin:*"]
 providers:
   - {name: dev, type: dev}
 org_sync:

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -102,6 +103,18 @@ func readJSON(c *gin.Context, v any) error {
 	return &admin.InputError{Field: "body", Reason: "is not valid JSON"}
 }
 
+// withBody decodes the request's JSON body, calls the service with it and
+// answers.
+func withBody[T any](h *Admin, c *gin.Context, status int, call func(ctx context.Context, in T) (any, error)) {
+	var in T
+	if err := readJSON(c, &in); err != nil {
+		writeAdminError(c, h.Log, err)
+		return
+	}
+	out, err := call(c.Request.Context(), in)
+	h.answer(c, status, out, err)
+}
+
 // answer renders a service result or its error.
 func (h *Admin) answer(c *gin.Context, status int, v any, err error) {
 	if err != nil {
@@ -121,13 +134,9 @@ func (h *Admin) listOrgs(c *gin.Context) {
 }
 
 func (h *Admin) createOrg(c *gin.Context) {
-	var in admin.OrgInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.CreateOrg(c.Request.Context(), actor(c), in)
-	h.answer(c, http.StatusCreated, out, err)
+	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.OrgInput) (any, error) {
+		return h.Svc.CreateOrg(ctx, actor(c), in)
+	})
 }
 
 func (h *Admin) getOrg(c *gin.Context) {
@@ -136,13 +145,9 @@ func (h *Admin) getOrg(c *gin.Context) {
 }
 
 func (h *Admin) updateOrg(c *gin.Context) {
-	var in admin.OrgInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.UpdateOrg(c.Request.Context(), actor(c), c.Param("org_id"), in)
-	h.answer(c, http.StatusOK, out, err)
+	withBody(h, c, http.StatusOK, func(ctx context.Context, in admin.OrgInput) (any, error) {
+		return h.Svc.UpdateOrg(ctx, actor(c), c.Param("org_id"), in)
+	})
 }
 
 func (h *Admin) deleteOrg(c *gin.Context) {
@@ -155,23 +160,15 @@ func (h *Admin) listMembers(c *gin.Context) {
 }
 
 func (h *Admin) addMember(c *gin.Context) {
-	var in admin.MemberInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.AddMember(c.Request.Context(), actor(c), c.Param("org_id"), in)
-	h.answer(c, http.StatusCreated, out, err)
+	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.MemberInput) (any, error) {
+		return h.Svc.AddMember(ctx, actor(c), c.Param("org_id"), in)
+	})
 }
 
 func (h *Admin) updateMember(c *gin.Context) {
-	var in admin.MemberInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.UpdateMember(c.Request.Context(), actor(c), c.Param("org_id"), c.Param("user_id"), in)
-	h.answer(c, http.StatusOK, out, err)
+	withBody(h, c, http.StatusOK, func(ctx context.Context, in admin.MemberInput) (any, error) {
+		return h.Svc.UpdateMember(ctx, actor(c), c.Param("org_id"), c.Param("user_id"), in)
+	})
 }
 
 func (h *Admin) removeMember(c *gin.Context) {
@@ -184,23 +181,15 @@ func (h *Admin) listRoles(c *gin.Context) {
 }
 
 func (h *Admin) createRole(c *gin.Context) {
-	var in admin.RoleInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.CreateRole(c.Request.Context(), actor(c), c.Param("org_id"), in)
-	h.answer(c, http.StatusCreated, out, err)
+	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.RoleInput) (any, error) {
+		return h.Svc.CreateRole(ctx, actor(c), c.Param("org_id"), in)
+	})
 }
 
 func (h *Admin) updateRole(c *gin.Context) {
-	var in admin.RoleInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.UpdateRole(c.Request.Context(), actor(c), c.Param("org_id"), c.Param("role_id"), in)
-	h.answer(c, http.StatusOK, out, err)
+	withBody(h, c, http.StatusOK, func(ctx context.Context, in admin.RoleInput) (any, error) {
+		return h.Svc.UpdateRole(ctx, actor(c), c.Param("org_id"), c.Param("role_id"), in)
+	})
 }
 
 func (h *Admin) deleteRole(c *gin.Context) {
@@ -213,13 +202,9 @@ func (h *Admin) listInvitations(c *gin.Context) {
 }
 
 func (h *Admin) invite(c *gin.Context) {
-	var in admin.InvitationInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.Invite(c.Request.Context(), actor(c), c.Param("org_id"), in)
-	h.answer(c, http.StatusCreated, out, err)
+	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.InvitationInput) (any, error) {
+		return h.Svc.Invite(ctx, actor(c), c.Param("org_id"), in)
+	})
 }
 
 func (h *Admin) revokeInvitation(c *gin.Context) {
@@ -233,13 +218,9 @@ func (h *Admin) listAPIKeys(c *gin.Context) {
 }
 
 func (h *Admin) createAPIKey(c *gin.Context) {
-	var in admin.APIKeyInput
-	if err := readJSON(c, &in); err != nil {
-		h.answer(c, 0, nil, err)
-		return
-	}
-	out, err := h.Svc.CreateAPIKey(c.Request.Context(), actor(c), c.Param("org_id"), in)
-	h.answer(c, http.StatusCreated, out, err)
+	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.APIKeyInput) (any, error) {
+		return h.Svc.CreateAPIKey(ctx, actor(c), c.Param("org_id"), in)
+	})
 }
 
 func (h *Admin) updateAPIKey(c *gin.Context) {

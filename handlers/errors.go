@@ -34,10 +34,15 @@ func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
 	default:
-		logDetail(c, log, slog.LevelError, "internal error", err)
-		c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
-			"request_id": RequestID(c.Request.Context())})
+		writeInternal(c, log, err)
 	}
+}
+
+// writeInternal answers 500 with the request id and logs the detail.
+func writeInternal(c *gin.Context, log *slog.Logger, err error) {
+	logDetail(c, log, slog.LevelError, "internal error", err)
+	c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
+		"request_id": RequestID(c.Request.Context())})
 }
 
 // writeBearerError answers a protected resource (RFC 6750 §3).
@@ -148,9 +153,7 @@ func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
 	default:
-		logDetail(c, log, slog.LevelError, "internal error", err)
-		c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
-			"request_id": RequestID(c.Request.Context())})
+		writeInternal(c, log, err)
 	}
 }
 

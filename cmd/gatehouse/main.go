@@ -128,6 +128,20 @@ func openDatabase(ctx context.Context, stderr io.Writer) (*config.Config, *model
 	return cfg, db, m, err
 }
 
+// openCurrent opens the database and checks its schema is current, for
+// commands that read and write it.
+func openCurrent(ctx context.Context, stderr io.Writer) (*config.Config, *models.DB, error) {
+	cfg, db, m, err := openDatabase(ctx, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.CheckCurrent(ctx); err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	return cfg, db, nil
+}
+
 func migrate(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: gatehouse migrate up|down|status")
@@ -186,14 +200,11 @@ func keys(args []string, stdout, stderr io.Writer) error {
 		return errors.New("usage: gatehouse keys rotate|list")
 	}
 	ctx := context.Background()
-	cfg, db, m, err := openDatabase(ctx, stderr)
+	cfg, db, err := openCurrent(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := m.CheckCurrent(ctx); err != nil {
-		return err
-	}
 	km, err := app.OpenKeys(ctx, cfg, models.NewStore(db))
 	if err != nil {
 		return err
@@ -234,14 +245,11 @@ func adminCmd(args []string, stdout, stderr io.Writer) error {
 		return errors.New("usage: gatehouse admin grant EMAIL")
 	}
 	ctx := context.Background()
-	cfg, db, m, err := openDatabase(ctx, stderr)
+	cfg, db, err := openCurrent(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := m.CheckCurrent(ctx); err != nil {
-		return err
-	}
 	store := models.NewStore(db)
 	svc := admin.New(admin.NewStore(store), app.NewProvisioner(cfg, store), nil)
 	res, err := svc.GrantAdmin(ctx, args[1])
