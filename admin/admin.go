@@ -122,6 +122,7 @@ type modelStore struct{ *models.Store }
 // NewStore wraps the database store for the service.
 func NewStore(s *models.Store) Store { return modelStore{s} }
 
+// InTx runs fn in one transaction with a Store bound to it.
 func (m modelStore) InTx(ctx context.Context, fn func(tx Store) error) error {
 	return m.Store.InTx(ctx, func(tx *models.Store) error { return fn(modelStore{tx}) })
 }

@@ -229,6 +229,12 @@ func TestAdminAPI(t *testing.T) {
 				t.Fatalf("unlinking the last identity = %d %s", status, body)
 			}
 			again := w.signIn("admin-console", "ada@example.com", "", models.AdminOrgID)
+			w.mustCall("GET", "/api/v1/admin/users", again.AccessToken, nil, 200, nil)
+			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "suspended"}, 200, nil)
+			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "no longer an active member") {
+				t.Fatalf("suspended administrator = %d %s", status, body)
+			}
+			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "active"}, 200, nil)
 			w.mustCall("DELETE", "/api/v1/admin/users/"+adaID+"/sessions", w.root, nil, 200, nil)
 			if status, _ := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 401 {
 				t.Fatalf("revoked session still reaches the admin API: %d", status)

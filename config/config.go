@@ -89,6 +89,7 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one line each.
 func (e *ValidationError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

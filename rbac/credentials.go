@@ -30,6 +30,7 @@ type credential struct {
 // text is safe to show and never contains the credential.
 type credentialError string
 
+// Error is the reason, as shown to the caller.
 func (e credentialError) Error() string { return string(e) }
 
 const (
