@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/beevik/etree v1.7.0
 	github.com/chromedp/chromedp v0.16.0
+	github.com/coder/websocket v1.8.15
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/crewjam/saml v0.5.1
 	github.com/gin-contrib/cors v1.7.7

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/handlers"
 	"github.com/gatehouse-id/gatehouse/migrations"
@@ -24,6 +26,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/provisioning"
+	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -45,6 +48,10 @@ type App struct {
 	// Provisioning creates users, links identities, syncs organizations
 	// and manages invitations.
 	Provisioning *provisioning.Service
+	// APIKeys checks API keys and batches their last-used times; Admin
+	// runs the admin API.
+	APIKeys *tokens.APIKeyService
+	Admin   *admin.Service
 
 	migrator  *migrations.Migrator
 	providers []providers.Provider
@@ -138,9 +145,11 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.providers = provs
 	a.Provisioning = NewProvisioner(cfg, a.Store)
+	a.APIKeys = tokens.NewAPIKeyService(a.Store, nowUTC)
+	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provs, Keys: keys, Sessions: a.Sessions,
-		Provisioner: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
+		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
 			Login:        func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() },
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
@@ -172,6 +181,11 @@ func (a *App) build(ctx context.Context) error {
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
 		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(cfg.RateLimit),
 	}).Register(engine)
+	guard, err := a.adminGuard(ctx)
+	if err != nil {
+		return err
+	}
+	(&handlers.Admin{Svc: a.Admin, RBAC: guard, Log: a.Log}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
 	(&handlers.Pages{Svc: a.OAuth, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	a.Engine = engine
@@ -179,6 +193,47 @@ func (a *App) build(ctx context.Context) error {
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
+
+// adminGuard protects the admin API with the rbac package, the code any
+// backend runs, fed Gatehouse's own keys in process instead of fetching
+// its JWKS over HTTP. On top of what a backend checks: the token must be
+// a person's (no client or API-key credentials: every admin change is
+// someone's), their session live and their membership in the token's
+// organization active, so disabling an administrator, revoking their
+// session or removing them cuts admin access at once. A token acting in
+// the administrators' organization may act on every organization;
+// others only on their own.
+func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
+	return rbac.New(ctx, rbac.Options{
+		Issuer: a.Config.Issuer, Audience: a.Config.AdminAudience, Logger: a.Log, Now: nowUTC,
+		Keys:            func(context.Context) (jose.JSONWebKeySet, error) { return a.Keys.JWKS(), nil },
+		RefetchInterval: time.Second,
+		OrgCheck: func(p *rbac.Principal, requested string) bool {
+			return p.OrgID == models.AdminOrgID || (requested != "" && requested == p.OrgID)
+		},
+		Check: func(ctx context.Context, p *rbac.Principal) error {
+			if !p.IsUser() {
+				return errors.New("the admin API takes a person's access token")
+			}
+			live, err := a.Sessions.SessionActive(ctx, p.SessionID)
+			if err != nil {
+				return fmt.Errorf("check session: %w", err)
+			}
+			if !live {
+				return errors.New("the session has ended")
+			}
+			// A membership ended or suspended since the token was minted
+			// ends admin access at once, not at the next refresh.
+			if _, err := a.Store.ActiveGrants(ctx, p.Subject, p.OrgID); err != nil {
+				if errors.Is(err, models.ErrNotFound) {
+					return errors.New("no longer an active member of the token's organization")
+				}
+				return fmt.Errorf("check membership: %w", err)
+			}
+			return nil
+		},
+	})
+}
 
 // NewProvisioner builds the provisioning service from the configuration:
 // which providers link by verified email, and the org-sync rules.
@@ -271,8 +326,8 @@ func (a *App) banner() {
 	a.Log.Info("Gatehouse is ready", attrs...)
 }
 
-// maintain reloads signing keys (scheduled rotation, retirement) every
-// minute and prunes expired codes, sessions, pending logins and SAML
+// maintain reloads signing keys (scheduled rotation, retirement) and
+// records API key use every minute, and prunes expired codes, sessions, pending logins and SAML
 // replay records every ten.
 func (a *App) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
@@ -286,6 +341,9 @@ func (a *App) maintain(ctx context.Context) {
 		if err := a.Keys.Reload(ctx); err != nil {
 			a.Log.Error("reload signing keys", slog.String("error", err.Error()))
 		}
+		if err := a.APIKeys.Flush(ctx); err != nil {
+			a.Log.Error("record API key use", slog.String("error", err.Error()))
+		}
 		if n%10 == 0 {
 			if _, err := a.Sessions.PruneExpired(ctx); err != nil {
 				a.Log.Error("prune expired sessions", slog.String("error", err.Error()))
@@ -297,9 +355,13 @@ func (a *App) maintain(ctx context.Context) {
 	}
 }
 
-// Close stops the providers' background work and releases the database.
+// Close stops the providers' background work, writes the API key use
+// not yet recorded and releases the database.
 func (a *App) Close() error {
 	closeProviders(a.providers)
+	if err := a.APIKeys.Flush(context.Background()); err != nil {
+		a.Log.Error("record API key use", slog.String("error", err.Error()))
+	}
 	return a.DB.Close()
 }
 

@@ -38,7 +38,13 @@ func (s *syncBuffer) String() string {
 
 func get(t *testing.T, url string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return send(t, http.MethodGet, url, "", header...)
+}
+
+// send makes one request with a body and header name/value pairs.
+func send(t *testing.T, method, url, body string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -47,8 +53,8 @@ func get(t *testing.T, url string, header ...string) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	raw, _ := io.ReadAll(resp.Body)
+	return resp, string(raw)
 }
 
 func TestHealthAndReadiness(t *testing.T) {

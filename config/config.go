@@ -54,6 +54,8 @@ type Config struct {
 	TrustedProxies     []string
 	CORSOrigins        []string
 	LogLevel           string
+	// AdminAudience is the aud an access token needs for the admin API.
+	AdminAudience string
 	// DevLogin enables the built-in dev provider.
 	DevLogin        bool
 	RateLimit       int
@@ -87,6 +89,7 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one line each.
 func (e *ValidationError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
@@ -249,6 +252,7 @@ func (r *reader) read() *Config {
 		TrustedProxies:     r.list("GATEHOUSE_TRUSTED_PROXIES"),
 		CORSOrigins:        r.list("GATEHOUSE_CORS_ORIGINS"),
 		LogLevel:           strings.ToLower(r.str("GATEHOUSE_LOG_LEVEL", "info")),
+		AdminAudience:      r.str("GATEHOUSE_ADMIN_AUDIENCE", "gatehouse-admin"),
 		RateLimit:          r.integer("GATEHOUSE_RATE_LIMIT", 120, 0),
 		MaxBodyBytes:       int64(r.integer("GATEHOUSE_MAX_BODY_BYTES", 1<<20, 1024)),
 		ShutdownTimeout:    r.duration("GATEHOUSE_SHUTDOWN_TIMEOUT", 20*time.Second),

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -32,10 +34,15 @@ func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
 	default:
-		logDetail(c, log, slog.LevelError, "internal error", err)
-		c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
-			"request_id": RequestID(c.Request.Context())})
+		writeInternal(c, log, err)
 	}
+}
+
+// writeInternal answers 500 with the request id and logs the detail.
+func writeInternal(c *gin.Context, log *slog.Logger, err error) {
+	logDetail(c, log, slog.LevelError, "internal error", err)
+	c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
+		"request_id": RequestID(c.Request.Context())})
 }
 
 // writeBearerError answers a protected resource (RFC 6750 §3).
@@ -127,4 +134,30 @@ func logDetail(c *gin.Context, log *slog.Logger, level slog.Level, msg string, e
 	log.Log(c.Request.Context(), level, msg, slog.String("request_id", RequestID(c.Request.Context())),
 		slog.String("route", c.FullPath()), slog.String("error", fmt.Sprint(err)))
 	_ = c.Error(err)
+}
+
+// writeAdminError answers the admin API: 400 naming the field, 403 when
+// the role hierarchy forbids the change, 404, 409 for conflicts with the
+// current state, 500 (detail logged) for anything else.
+func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
+	var ie *admin.InputError
+	switch {
+	case errors.As(err, &ie):
+		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid_request", "field": ie.Field, "error_description": ie.Error()})
+	case errors.Is(err, admin.ErrForbidden):
+		c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_permission", "error_description": reason(err, admin.ErrForbidden)})
+	case errors.Is(err, admin.ErrNotFound):
+		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such resource"})
+	case errors.Is(err, admin.ErrConflict):
+		c.JSON(http.StatusConflict, gin.H{"error": "conflict", "error_description": reason(err, admin.ErrConflict)})
+	case IsBodyTooLarge(err):
+		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
+	default:
+		writeInternal(c, log, err)
+	}
+}
+
+// reason is the message of a service error without its sentinel prefix.
+func reason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }

@@ -270,28 +270,34 @@ func (s *Store) CreateRoleWithPermissions(ctx context.Context, r *Role, permissi
 		if err := tx.CreateRole(ctx, r); err != nil {
 			return err
 		}
-		if len(permissions) == 0 {
-			return nil
-		}
-		now := tx.db.NowFunc()
-		rows := make([]Permission, len(permissions))
-		for i, name := range permissions {
-			rows[i] = Permission{ID: NewID(), Name: name, CreatedAt: now}
-		}
-		err := tx.db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(&rows).Error
-		if err != nil {
-			return mapErr(err, "create permissions")
-		}
-		var ids []string
-		if err := tx.db.Model(&Permission{}).Where("name IN ?", permissions).Pluck("id", &ids).Error; err != nil {
-			return mapErr(err, "find permissions")
-		}
-		links := make([]RolePermission, len(ids))
-		for i, id := range ids {
-			links[i] = RolePermission{RoleID: r.ID, PermissionID: id}
-		}
-		return mapErr(tx.db.Create(&links).Error, "grant permissions")
+		return tx.grantPermissions(r.ID, permissions)
 	})
+}
+
+// grantPermissions grants a role the named permissions, creating the
+// permission rows that do not exist yet.
+func (s *Store) grantPermissions(roleID string, permissions []string) error {
+	if len(permissions) == 0 {
+		return nil
+	}
+	now := s.db.NowFunc()
+	rows := make([]Permission, len(permissions))
+	for i, name := range permissions {
+		rows[i] = Permission{ID: NewID(), Name: name, CreatedAt: now}
+	}
+	err := s.db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(&rows).Error
+	if err != nil {
+		return mapErr(err, "create permissions")
+	}
+	var ids []string
+	if err := s.db.Model(&Permission{}).Where("name IN ?", permissions).Pluck("id", &ids).Error; err != nil {
+		return mapErr(err, "find permissions")
+	}
+	links := make([]RolePermission, len(ids))
+	for i, id := range ids {
+		links[i] = RolePermission{RoleID: roleID, PermissionID: id}
+	}
+	return mapErr(s.db.Create(&links).Error, "grant permissions")
 }
 
 // CreateInvitation inserts a pending invitation. A pending invitation of

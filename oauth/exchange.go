@@ -29,19 +29,23 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 		return nil, invalidRequest("subject_token is required")
 	case typ == "":
 		return nil, invalidRequest("subject_token_type is required")
-	case typ != providers.TokenTypeAccessToken && typ != providers.TokenTypeIDToken:
-		return nil, invalidRequest("subject_token_type must be %s or %s", providers.TokenTypeAccessToken, providers.TokenTypeIDToken)
+	case typ != providers.TokenTypeAccessToken && typ != providers.TokenTypeIDToken && typ != TokenTypeAPIKey:
+		return nil, invalidRequest("subject_token_type must be %s, %s or %s", providers.TokenTypeAccessToken, providers.TokenTypeIDToken, TokenTypeAPIKey)
 	case form.Get("actor_token") != "" || form.Get("actor_token_type") != "":
 		return nil, invalidRequest("delegation (actor_token) is not supported")
 	case form.Get("requested_token_type") != "" && form.Get("requested_token_type") != providers.TokenTypeAccessToken:
 		return nil, invalidRequest("requested_token_type must be %s", providers.TokenTypeAccessToken)
-	case name == "":
-		return nil, invalidRequest("provider is required: the name of the provider that issued subject_token")
 	}
 	for _, param := range []string{"audience", "resource"} {
 		if v := form.Get(param); v != "" && !slices.Contains(client.Audience(), v) {
 			return nil, oauthErr(http.StatusBadRequest, "invalid_target", "%s %q is not an audience of this client", param, truncate(v, 80))
 		}
+	}
+	if typ == TokenTypeAPIKey {
+		return s.apiKeyExchange(ctx, client, subject, meta)
+	}
+	if name == "" {
+		return nil, invalidRequest("provider is required: the name of the provider that issued subject_token")
 	}
 	prov, ok := s.providers[name]
 	if !ok || !client.AllowsProvider(name) {

@@ -77,6 +77,9 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 		return nil, invalidRequest("token is required")
 	}
 	inactive := &Introspection{Active: false}
+	if strings.HasPrefix(token, tokens.APIKeyPrefix) {
+		return s.introspectAPIKey(ctx, token)
+	}
 	if strings.HasPrefix(token, refreshPrefix) {
 		info, err := s.sessions.LookupRefreshToken(ctx, token)
 		if err != nil || info == nil || !info.Active {

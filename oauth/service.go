@@ -71,9 +71,12 @@ type Options struct {
 	Sessions    Sessions
 	Provisioner Provisioner
 	Store       Store
-	Log         *slog.Logger
-	Hooks       Hooks
-	Now         func() time.Time
+	// APIKeys resolves API keys for introspection and token exchange;
+	// nil: API keys are never active.
+	APIKeys APIKeys
+	Log     *slog.Logger
+	Hooks   Hooks
+	Now     func() time.Time
 }
 
 // Service is the authorization server.
@@ -87,6 +90,7 @@ type Service struct {
 	sessions      Sessions
 	provisioner   Provisioner
 	store         Store
+	apiKeys       APIKeys
 	log           *slog.Logger
 	hooks         Hooks
 	now           func() time.Time
@@ -99,7 +103,7 @@ func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{},
 		providers: map[string]providers.Provider{}, providerOrder: opts.Providers,
-		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store,
+		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys,
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.Config.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Config.Issuer, "https://"),

@@ -235,6 +235,13 @@ func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []
 			continue
 		}
 		orgID, exists := dir.OrgsBySlug[t.Slug]
+		if t.Slug == models.AdminOrgSlug || orgID == models.AdminOrgID {
+			// Whoever controls an upstream group must not become a
+			// Gatehouse administrator: that organization is managed by hand.
+			skips = append(skips, Change{Kind: ChangeSkip, Slug: t.Slug, Rule: t.Rule, Group: t.Group,
+				Reason: fmt.Sprintf("organization %q is the Gatehouse administrators'; sync never manages it", t.Slug)})
+			continue
+		}
 		if !exists && !p.AutoCreateOrgs {
 			skips = append(skips, Change{Kind: ChangeSkip, Slug: t.Slug, Rule: t.Rule, Group: t.Group,
 				Reason: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off", t.Slug)})

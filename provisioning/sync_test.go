@@ -108,6 +108,10 @@ func TestDiff(t *testing.T) {
 			Rules: []provisioning.Rule{{Match: "*", Org: "{org}", Role: "viewer"}}},
 			groups: []string{"plain", "github:org:..."},
 			want:   []string{`skip rule 0: group "plain" names no organization usable in "{org}"`, `skip rule 0: group "github:org:..." names no organization usable in "{org}"`}},
+		{name: "the administrators' organization is never synced", policy: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "github:team:*/*", Org: "{org}", Role: "owner"}}},
+			groups: []string{"github:team:gatehouse-admin/owners"},
+			want:   []string{`skip rule 0: organization "gatehouse-admin" is the Gatehouse administrators'; sync never manages it`}},
 		{name: "join, change, leave and untouched at once", policy: gh(acmeMember, platformAdmin,
 			provisioning.Rule{Match: "github:org:beta", Org: "beta", Role: "viewer"}),
 			current: []models.Membership{

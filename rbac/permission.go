@@ -1,14 +1,13 @@
-// Package rbac is what backends import to enforce Gatehouse's
-// role-based access control. This part parses, validates and matches
-// permission strings; it is plain Go with no dependencies, so Gatehouse
-// itself and any backend agree on what a permission means.
+package rbac
+
+// Permission grammar and wildcard matching: plain Go, so Gatehouse and
+// every backend agree on what a grant covers.
 //
 // A permission is "resource:action", each part made of lowercase letters,
 // digits and hyphens ("kb:read", "api-key:rotate"). A grant, what a role
 // holds, may use wildcards: "*" (everything), "kb:*" (every action on kb),
 // "*:read" (read on every resource) and a trailing "*" after a prefix
 // ("kb:r*" covers kb:read and kb:run). A wildcard may only end a part.
-package rbac
 
 import (
 	"errors"
@@ -203,4 +202,40 @@ func matchPart(pattern, v string) bool {
 		return strings.HasPrefix(v, prefix)
 	}
 	return pattern == v
+}
+
+// Covers reports whether grant a allows everything grant b allows, so
+// that whoever holds a may hand b on (an API key's permissions, a role's
+// grants): "kb:*" covers "kb:r*" and "kb:read"; "kb:r*" does not cover
+// "kb:*". Malformed grants cover and are covered by nothing.
+func Covers(a, b string) bool {
+	ga, err := ParseGrant(a)
+	if err != nil {
+		return false
+	}
+	gb, err := ParseGrant(b)
+	if err != nil {
+		return false
+	}
+	return coversPart(ga.resource, gb.resource) && coversPart(ga.action, gb.action)
+}
+
+// CoveredBy reports whether some grant of held covers grant.
+func CoveredBy(held []string, grant string) bool {
+	for _, h := range held {
+		if Covers(h, grant) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversPart: a literal covers only itself; "p*" covers whatever starts
+// with p, literal or pattern.
+func coversPart(a, b string) bool {
+	prefix, wild := strings.CutSuffix(a, "*")
+	if !wild {
+		return a == b
+	}
+	return strings.HasPrefix(strings.TrimSuffix(b, "*"), prefix)
 }

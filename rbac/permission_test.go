@@ -173,3 +173,33 @@ func FuzzParseGrant(f *testing.F) {
 		}
 	})
 }
+
+func TestCovers(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"*", "kb:read", true},
+		{"*", "*", true},
+		{"kb:*", "kb:read", true},
+		{"kb:*", "kb:r*", true},
+		{"kb:r*", "kb:*", false},
+		{"kb:r*", "kb:read", true},
+		{"kb:r*", "kb:write", false},
+		{"kb:read", "kb:read", true},
+		{"kb:read", "kb:r*", false},
+		{"*:read", "kb:read", true},
+		{"*:read", "kb:*", false},
+		{"k*:read", "kb:read", true},
+		{"kb:read", "*", false},
+		{"KB:read", "KB:read", false},
+	}
+	for _, tc := range cases {
+		if got := rbac.Covers(tc.a, tc.b); got != tc.want {
+			t.Errorf("Covers(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+	if !rbac.CoveredBy([]string{"docs:read", "kb:*"}, "kb:write") || rbac.CoveredBy([]string{"docs:*"}, "kb:write") {
+		t.Fatal("CoveredBy")
+	}
+}

@@ -3,6 +3,7 @@
 //	gatehouse [serve]              run the server (the default)
 //	gatehouse migrate up|down|status
 //	gatehouse keys rotate|list
+//	gatehouse admin grant EMAIL
 //	gatehouse version
 package main
 
@@ -14,10 +15,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/migrations"
@@ -33,6 +36,7 @@ commands:
   serve                   run the server (default)
   migrate up|down|status  apply, roll back one, or list schema migrations
   keys rotate|list        rotate the token signing key, or list keys
+  admin grant EMAIL       make EMAIL an owner of the administrators' organization
   version                 print the version
 
 Settings come from the environment (see .env.example).
@@ -55,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrate(args, stdout, stderr)
 	case "keys":
 		err = keys(args, stdout, stderr)
+	case "admin":
+		err = adminCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 	case "help", "--help", "-h":
@@ -122,6 +128,20 @@ func openDatabase(ctx context.Context, stderr io.Writer) (*config.Config, *model
 	return cfg, db, m, err
 }
 
+// openCurrent opens the database and checks its schema is current, for
+// commands that read and write it.
+func openCurrent(ctx context.Context, stderr io.Writer) (*config.Config, *models.DB, error) {
+	cfg, db, m, err := openDatabase(ctx, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.CheckCurrent(ctx); err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	return cfg, db, nil
+}
+
 func migrate(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: gatehouse migrate up|down|status")
@@ -180,14 +200,11 @@ func keys(args []string, stdout, stderr io.Writer) error {
 		return errors.New("usage: gatehouse keys rotate|list")
 	}
 	ctx := context.Background()
-	cfg, db, m, err := openDatabase(ctx, stderr)
+	cfg, db, err := openCurrent(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := m.CheckCurrent(ctx); err != nil {
-		return err
-	}
 	km, err := app.OpenKeys(ctx, cfg, models.NewStore(db))
 	if err != nil {
 		return err
@@ -218,4 +235,37 @@ func timeOrDash(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// adminCmd bootstraps administrators: the person with the email becomes an
+// owner of the administrators' organization, at once if they have signed
+// in, else at their first sign-in with that verified email.
+func adminCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 2 || args[0] != "grant" || !strings.Contains(args[1], "@") {
+		return errors.New("usage: gatehouse admin grant EMAIL")
+	}
+	ctx := context.Background()
+	cfg, db, err := openCurrent(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	store := models.NewStore(db)
+	svc := admin.New(admin.NewStore(store), app.NewProvisioner(cfg, store), nil)
+	res, err := svc.GrantAdmin(ctx, args[1])
+	if err != nil {
+		return err
+	}
+	if res.Created {
+		fmt.Fprintf(stdout, "created the administrators' organization %s (slug %s)\n", models.AdminOrgID, models.AdminOrgSlug)
+	}
+	if res.UserID != "" {
+		fmt.Fprintf(stdout, "%s (user %s) is now an owner of %s\n", args[1], res.UserID, models.AdminOrgID)
+	} else {
+		fmt.Fprintf(stdout, "%s has not signed in yet: invitation %s makes them owner of %s at their first sign-in with that verified email (valid 7 days)\n",
+			args[1], res.InvitationID, models.AdminOrgID)
+	}
+	fmt.Fprintf(stdout, "sign in with organization=%s, through a client whose audience includes %s, to use /api/v1/admin\n",
+		models.AdminOrgID, cfg.AdminAudience)
+	return nil
 }

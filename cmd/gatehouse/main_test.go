@@ -233,3 +233,30 @@ func TestKeysCommands(t *testing.T) {
 		t.Fatalf("wrong secret key: %s", out)
 	}
 }
+
+// TestAdminGrant bootstraps the first administrator from the console:
+// an email nobody signed in with yet gets an owner invitation to the
+// administrators' organization; a second grant of it is refused.
+func TestAdminGrant(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"GATEHOUSE_DATABASE_URL": filepath.Join(dir, "g.db"), "GATEHOUSE_SECRET_KEY": strings.Repeat("k", 40)}
+	if out, err := command(t, dir, env, "migrate", "up").CombinedOutput(); err != nil {
+		t.Fatalf("%s", out)
+	}
+	cases := []struct {
+		args []string
+		ok   bool
+		want string
+	}{
+		{[]string{"admin"}, false, "usage: gatehouse admin grant EMAIL"},
+		{[]string{"admin", "grant", "not-an-email"}, false, "usage"},
+		{[]string{"admin", "grant", "Root@Example.com"}, true, "invitation"},
+		{[]string{"admin", "grant", "root@example.com"}, false, "already has a pending invitation"},
+	}
+	for _, tc := range cases {
+		out, err := command(t, dir, env, tc.args...).CombinedOutput()
+		if (err == nil) != tc.ok || !strings.Contains(string(out), tc.want) {
+			t.Fatalf("gatehouse %v = %s, %v; want ok=%v and %q", tc.args, out, err, tc.ok, tc.want)
+		}
+	}
+}

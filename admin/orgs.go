@@ -1,0 +1,384 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
+)
+
+// Audit event types of the admin API (besides those provisioning records
+// for invitations, roles and unlinking).
+const (
+	AuditOrgCreated       = "organization.created"
+	AuditOrgUpdated       = "organization.updated"
+	AuditOrgDeleted       = "organization.deleted"
+	AuditMemberAdded      = "membership.added"
+	AuditMemberChanged    = "membership.updated"
+	AuditMemberRemoved    = "membership.removed"
+	AuditRoleUpdated      = "role.updated"
+	AuditRoleDeleted      = "role.deleted"
+	AuditUserDisabled     = "user.disabled"
+	AuditUserEnabled      = "user.enabled"
+	AuditSessionRevoked   = "session.revoked"
+	AuditSessionsRevoked  = "sessions.revoked"
+	AuditAPIKeyCreated    = "api_key.created"
+	AuditAPIKeyDisabled   = "api_key.disabled"
+	AuditAPIKeyEnabled    = "api_key.enabled"
+	AuditAPIKeyDeleted    = "api_key.deleted"
+	AuditAdminGranted     = "admin.granted"
+	revokeReasonByAdmin   = "revoked_by_admin"
+	revokeReasonDisabling = "user_disabled"
+)
+
+// OrgInput creates or changes an organization; nil fields stay as they are.
+type OrgInput struct {
+	Slug *string `json:"slug"`
+	Name *string `json:"name"`
+}
+
+func checkSlug(slug string) error {
+	switch {
+	case !config.ValidSlug(slug):
+		return invalid("slug", "%q must be 1–63 lowercase letters, digits and hyphens, starting with a letter or digit", slug)
+	case slug == models.AdminOrgSlug:
+		return invalid("slug", "%q is reserved for the Gatehouse administrators' organization", slug)
+	}
+	return nil
+}
+
+func checkName(field, name string, max int) error {
+	if len(name) > max || strings.ContainsAny(name, "\x00\r\n") {
+		return invalid(field, "must be at most %d characters on one line", max)
+	}
+	return nil
+}
+
+// ListOrgs lists every organization (administrators only: the router
+// lets no one else here).
+func (s *Service) ListOrgs(ctx context.Context, req PageRequest) (List[Org], error) {
+	p, err := req.page(false)
+	if err != nil {
+		return List[Org]{}, err
+	}
+	rows, err := s.store.ListOrganizations(ctx, p)
+	return finish(rows, p.Limit, func(o models.Organization) cursor { return cursor{T: o.CreatedAt, I: o.ID} }, orgView), err
+}
+
+// CreateOrg creates an organization.
+func (s *Service) CreateOrg(ctx context.Context, a Actor, in OrgInput) (Org, error) {
+	if in.Slug == nil {
+		return Org{}, invalid("slug", "is required")
+	}
+	if err := checkSlug(*in.Slug); err != nil {
+		return Org{}, err
+	}
+	o := &models.Organization{Slug: *in.Slug}
+	if in.Name != nil {
+		if err := checkName("name", *in.Name, 200); err != nil {
+			return Org{}, err
+		}
+		o.Name = *in.Name
+	}
+	err := s.store.InTx(ctx, func(tx Store) error {
+		if err := tx.CreateOrganization(ctx, o); err != nil {
+			if errors.Is(err, models.ErrConflict) {
+				return invalid("slug", "%q is taken by another organization", o.Slug)
+			}
+			return err
+		}
+		return audit(ctx, tx, a, AuditOrgCreated, o.ID, "", map[string]any{"slug": o.Slug, "name": o.Name})
+	})
+	return orgView(*o), err
+}
+
+// GetOrg returns an organization.
+func (s *Service) GetOrg(ctx context.Context, orgID string) (Org, error) {
+	o, err := s.store.FindOrganization(ctx, orgID)
+	if err != nil {
+		return Org{}, err
+	}
+	return orgView(*o), nil
+}
+
+// UpdateOrg renames an organization or changes its slug (which detaches
+// it from org-sync rules naming the old slug).
+func (s *Service) UpdateOrg(ctx context.Context, a Actor, orgID string, in OrgInput) (Org, error) {
+	var o *models.Organization
+	err := s.store.InTx(ctx, func(tx Store) error {
+		var err error
+		if o, err = tx.FindOrganization(ctx, orgID); err != nil {
+			return err
+		}
+		before := *o
+		if in.Slug != nil && *in.Slug != o.Slug {
+			if orgID == models.AdminOrgID {
+				return forbidden("the administrators' organization keeps its slug")
+			}
+			if err := checkSlug(*in.Slug); err != nil {
+				return err
+			}
+			o.Slug = *in.Slug
+		}
+		if in.Name != nil {
+			if err := checkName("name", *in.Name, 200); err != nil {
+				return err
+			}
+			o.Name = *in.Name
+		}
+		o.UpdatedAt = s.now()
+		if err := tx.UpdateOrganization(ctx, o); err != nil {
+			if errors.Is(err, models.ErrConflict) {
+				return invalid("slug", "%q is taken by another organization", o.Slug)
+			}
+			return err
+		}
+		return audit(ctx, tx, a, AuditOrgUpdated, orgID, "", map[string]any{"slug": o.Slug, "name": o.Name,
+			"from_slug": before.Slug, "from_name": before.Name})
+	})
+	if err != nil {
+		return Org{}, err
+	}
+	return orgView(*o), nil
+}
+
+// DeleteOrg deletes an organization with its memberships, roles,
+// invitations and API keys. Owner-only; the administrators' organization
+// cannot be deleted.
+func (s *Service) DeleteOrg(ctx context.Context, a Actor, orgID string) error {
+	if orgID == models.AdminOrgID {
+		return forbidden("the administrators' organization cannot be deleted")
+	}
+	return s.store.InTx(ctx, func(tx Store) error {
+		o, err := tx.FindOrganization(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		st, err := s.standingIn(ctx, tx, a, orgID)
+		if err != nil {
+			return err
+		}
+		if st.level < OwnerLevel {
+			return forbidden("deleting an organization is for owners only")
+		}
+		if err := tx.DeleteOrganization(ctx, orgID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, AuditOrgDeleted, orgID, "", map[string]any{"slug": o.Slug})
+	})
+}
+
+// ListMembers lists an organization's memberships.
+func (s *Service) ListMembers(ctx context.Context, orgID string, req PageRequest) (List[Member], error) {
+	return orgList(ctx, s, orgID, req, false, s.store.ListMembers,
+		func(m models.Member) cursor { return cursor{T: m.CreatedAt, I: m.ID} }, memberView)
+}
+
+// MemberInput adds a member or changes one; nil fields stay as they are.
+type MemberInput struct {
+	// UserID or Email (a verified email of exactly one user) names the
+	// person to add.
+	UserID *string `json:"user_id"`
+	Email  *string `json:"email"`
+	// Role is a role name: the organization's own, else a system role.
+	Role *string `json:"role"`
+	// Status is active or suspended.
+	Status *string `json:"status"`
+}
+
+// findRole resolves a role name in an organization (its own role first)
+// and checks the actor may grant it.
+func findRole(ctx context.Context, st Store, orgID, name string, actor standing) (*models.Role, error) {
+	roles, err := st.FindRolesByNames(ctx, []string{orgID}, []string{name})
+	if err != nil {
+		return nil, err
+	}
+	var found *models.Role
+	for i := range roles {
+		r := &roles[i]
+		if r.OrganizationID != nil && *r.OrganizationID == orgID {
+			found = r
+			break
+		}
+		if r.OrganizationID == nil {
+			found = r
+		}
+	}
+	if found == nil {
+		return nil, invalid("role", "no role %q in this organization", name)
+	}
+	if found.Level > actor.level {
+		return nil, forbidden("role %q (level %d) is above your own level (%d)", name, found.Level, actor.level)
+	}
+	return found, nil
+}
+
+// AddMember gives a user a role in an organization (a manual membership,
+// which org sync never changes). The role may not be above the actor's
+// level.
+func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in MemberInput) (Member, error) {
+	if in.Role == nil || *in.Role == "" {
+		return Member{}, invalid("role", "is required")
+	}
+	status := models.MembershipActive
+	if in.Status != nil {
+		status = *in.Status
+	}
+	if status != models.MembershipActive && status != models.MembershipSuspended {
+		return Member{}, invalid("status", "must be active or suspended")
+	}
+	var out Member
+	err := s.store.InTx(ctx, func(tx Store) error {
+		userID, err := s.resolveUser(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.FindOrganization(ctx, orgID); err != nil {
+			return err
+		}
+		st, err := s.standingIn(ctx, tx, a, orgID)
+		if err != nil {
+			return err
+		}
+		role, err := findRole(ctx, tx, orgID, *in.Role, st)
+		if err != nil {
+			return err
+		}
+		m := &models.Membership{UserID: userID, OrganizationID: orgID, RoleID: role.ID, Status: status, Source: models.SourceManual}
+		if err := tx.CreateMembership(ctx, m); err != nil {
+			if errors.Is(err, models.ErrConflict) {
+				return conflict("the user is already a member; change the membership instead")
+			}
+			return err
+		}
+		mm, err := tx.FindMember(ctx, orgID, userID)
+		if err != nil {
+			return err
+		}
+		out = memberView(*mm)
+		return audit(ctx, tx, a, AuditMemberAdded, orgID, userID, map[string]any{"role": role.Name, "status": status, "source": models.SourceManual})
+	})
+	return out, err
+}
+
+func (s *Service) resolveUser(ctx context.Context, tx Store, in MemberInput) (string, error) {
+	switch {
+	case in.UserID != nil && *in.UserID != "":
+		u, err := tx.FindUser(ctx, *in.UserID)
+		if errors.Is(err, models.ErrNotFound) {
+			return "", invalid("user_id", "no user %q", *in.UserID)
+		}
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	case in.Email != nil && *in.Email != "":
+		users, err := tx.UsersWithVerifiedEmail(ctx, strings.ToLower(strings.TrimSpace(*in.Email)))
+		if err != nil {
+			return "", err
+		}
+		switch len(users) {
+		case 0:
+			return "", invalid("email", "no user has signed in with this verified email yet; invite it instead")
+		case 1:
+			return users[0].ID, nil
+		}
+		return "", invalid("email", "%d users have this verified email; name one by user_id", len(users))
+	}
+	return "", invalid("user_id", "user_id or email is required")
+}
+
+// UpdateMember changes a member's role or status. Neither the member's
+// current role nor the new one may be above the actor's level, and an
+// organization keeps at least one active owner.
+func (s *Service) UpdateMember(ctx context.Context, a Actor, orgID, userID string, in MemberInput) (Member, error) {
+	if in.Status != nil && *in.Status != models.MembershipActive && *in.Status != models.MembershipSuspended {
+		return Member{}, invalid("status", "must be active or suspended")
+	}
+	var out Member
+	err := s.store.InTx(ctx, func(tx Store) error {
+		m, st, err := s.memberToChange(ctx, tx, a, orgID, userID)
+		if err != nil {
+			return err
+		}
+		roleID, roleName, level, status := m.RoleID, m.RoleName, m.RoleLevel, m.Status
+		if in.Role != nil {
+			role, err := findRole(ctx, tx, orgID, *in.Role, st)
+			if err != nil {
+				return err
+			}
+			roleID, roleName, level = role.ID, role.Name, role.Level
+		}
+		if in.Status != nil {
+			status = *in.Status
+		}
+		if err := s.keepAnOwner(ctx, tx, orgID, m, level, status); err != nil {
+			return err
+		}
+		if err := tx.UpdateMembership(ctx, m.ID, roleID, status, s.now()); err != nil {
+			return err
+		}
+		mm, err := tx.FindMember(ctx, orgID, userID)
+		if err != nil {
+			return err
+		}
+		out = memberView(*mm)
+		return audit(ctx, tx, a, AuditMemberChanged, orgID, userID, map[string]any{"role": roleName, "status": status,
+			"from_role": m.RoleName, "from_status": m.Status, "from_source": m.Source})
+	})
+	return out, err
+}
+
+// RemoveMember ends a membership, under the rules of UpdateMember.
+func (s *Service) RemoveMember(ctx context.Context, a Actor, orgID, userID string) error {
+	return s.store.InTx(ctx, func(tx Store) error {
+		m, _, err := s.memberToChange(ctx, tx, a, orgID, userID)
+		if err != nil {
+			return err
+		}
+		if err := s.keepAnOwner(ctx, tx, orgID, m, -1, ""); err != nil {
+			return err
+		}
+		if err := tx.DeleteMembership(ctx, m.ID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, AuditMemberRemoved, orgID, userID, map[string]any{"from_role": m.RoleName, "from_source": m.Source})
+	})
+}
+
+// memberToChange finds the membership and checks the actor outranks or
+// equals it.
+func (s *Service) memberToChange(ctx context.Context, tx Store, a Actor, orgID, userID string) (*models.Member, standing, error) {
+	m, err := tx.FindMember(ctx, orgID, userID)
+	if err != nil {
+		return nil, standing{}, err
+	}
+	st, err := s.standingIn(ctx, tx, a, orgID)
+	if err != nil {
+		return nil, standing{}, err
+	}
+	if m.RoleLevel > st.level {
+		return nil, standing{}, forbidden("the member's role %q (level %d) is above your own level (%d)", m.RoleName, m.RoleLevel, st.level)
+	}
+	return m, st, nil
+}
+
+// keepAnOwner refuses a change that leaves the organization without an
+// active owner (newLevel -1: the membership goes).
+func (s *Service) keepAnOwner(ctx context.Context, tx Store, orgID string, m *models.Member, newLevel int, newStatus string) error {
+	wasOwner := m.RoleLevel >= OwnerLevel && m.Status == models.MembershipActive
+	staysOwner := newLevel >= OwnerLevel && newStatus == models.MembershipActive
+	if !wasOwner || staysOwner {
+		return nil
+	}
+	n, err := tx.CountActiveAtLevel(ctx, orgID, OwnerLevel)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return conflict("this is the organization's last active owner; make someone else owner first")
+	}
+	return nil
+}

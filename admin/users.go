@@ -1,0 +1,205 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+)
+
+// UserQuery filters ListUsers.
+type UserQuery struct {
+	Email    string
+	Disabled string // "", "true" or "false"
+}
+
+// ListUsers lists users, oldest first.
+func (s *Service) ListUsers(ctx context.Context, q UserQuery, req PageRequest) (List[User], error) {
+	p, err := req.page(false)
+	if err != nil {
+		return List[User]{}, err
+	}
+	f := models.UserFilter{Email: strings.ToLower(strings.TrimSpace(q.Email))}
+	if q.Disabled != "" {
+		b, err := strconv.ParseBool(q.Disabled)
+		if err != nil {
+			return List[User]{}, invalid("disabled", "must be true or false")
+		}
+		f.Disabled = &b
+	}
+	rows, err := s.store.ListUsers(ctx, f, p)
+	return finish(rows, p.Limit, func(u models.User) cursor { return cursor{T: u.CreatedAt, I: u.ID} }, userView), err
+}
+
+// GetUser returns a user with identities and memberships.
+func (s *Service) GetUser(ctx context.Context, userID string) (UserDetail, error) {
+	u, err := s.store.FindUser(ctx, userID)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	out := UserDetail{User: userView(*u), Identities: []Identity{}, Memberships: []Membership{}}
+	ids, err := s.store.ListIdentities(ctx, userID)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	for _, i := range ids {
+		out.Identities = append(out.Identities, Identity{ID: i.ID, Provider: i.Provider, Subject: i.Subject, Email: i.Email,
+			EmailVerified: i.EmailVerified, LastLoginAt: i.LastLoginAt, CreatedAt: i.CreatedAt})
+	}
+	ms, err := s.store.ListMemberships(ctx, userID)
+	for _, m := range ms {
+		out.Memberships = append(out.Memberships, Membership{OrganizationID: m.OrganizationID, RoleID: m.RoleID, Status: m.Status, Source: m.Source})
+	}
+	return out, err
+}
+
+// SetUserDisabled disables a user, which also revokes every session of
+// theirs at once (refresh tokens stop working; Gatehouse's introspection
+// and admin API refuse their access tokens; backends that verify locally
+// accept those until they expire), or enables them again. Nobody
+// disables themselves, nor an administrator above their own level.
+func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, disabled bool) (User, error) {
+	if disabled && userID == a.UserID {
+		return User{}, forbidden("you cannot disable yourself")
+	}
+	var out User
+	err := s.store.InTx(ctx, func(tx Store) error {
+		if _, err := tx.FindUser(ctx, userID); err != nil {
+			return err
+		}
+		st, err := s.standingIn(ctx, tx, a, models.AdminOrgID)
+		if err != nil {
+			return err
+		}
+		if m, err := tx.FindMember(ctx, models.AdminOrgID, userID); err == nil && m.RoleLevel > st.level {
+			return forbidden("the user is an administrator above your own level")
+		}
+		now := s.now()
+		changed, err := tx.SetUserDisabled(ctx, userID, disabled, now)
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"changed": changed}
+		typ := AuditUserEnabled
+		if disabled {
+			typ = AuditUserDisabled
+			n, err := tx.RevokeUserSessions(ctx, userID, revokeReasonDisabling, now)
+			if err != nil {
+				return err
+			}
+			details["sessions_revoked"] = n
+		}
+		u, err := tx.FindUser(ctx, userID)
+		if err != nil {
+			return err
+		}
+		out = userView(*u)
+		return audit(ctx, tx, a, typ, "", userID, details)
+	})
+	return out, err
+}
+
+// Unlink removes one of a user's identities (never the last one).
+func (s *Service) Unlink(ctx context.Context, a Actor, userID, identityID string) error {
+	err := s.prov.Unlink(ctx, userID, identityID, a.meta())
+	if errors.Is(err, provisioning.ErrLastIdentity) {
+		return conflict("a user must keep at least one identity")
+	}
+	return err
+}
+
+// ListSessions lists a user's sessions, newest first (revoked and
+// expired ones too, until pruned).
+func (s *Service) ListSessions(ctx context.Context, userID string, req PageRequest) (List[Session], error) {
+	p, err := req.page(true)
+	if err != nil {
+		return List[Session]{}, err
+	}
+	if _, err := s.store.FindUser(ctx, userID); err != nil {
+		return List[Session]{}, err
+	}
+	rows, err := s.store.ListUserSessionsPage(ctx, userID, p)
+	return finish(rows, p.Limit, func(x models.Session) cursor { return cursor{T: x.CreatedAt, I: x.ID} }, sessionView(s.now())), err
+}
+
+// RevokeSession revokes one of a user's sessions with its refresh tokens.
+func (s *Service) RevokeSession(ctx context.Context, a Actor, userID, sessionID string) error {
+	return s.store.InTx(ctx, func(tx Store) error {
+		sess, err := tx.FindSession(ctx, sessionID)
+		if err != nil {
+			return err
+		}
+		if sess.UserID != userID {
+			return fmt.Errorf("session %s of user %s: %w", sessionID, userID, ErrNotFound)
+		}
+		revoked, err := tx.RevokeSession(ctx, sessionID, revokeReasonByAdmin, s.now())
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, AuditSessionRevoked, "", userID, map[string]any{"session_id": sessionID, "changed": revoked})
+	})
+}
+
+// RevokeAllSessions signs a user out everywhere and returns how many
+// sessions that ended.
+func (s *Service) RevokeAllSessions(ctx context.Context, a Actor, userID string) (int64, error) {
+	var n int64
+	err := s.store.InTx(ctx, func(tx Store) error {
+		if _, err := tx.FindUser(ctx, userID); err != nil {
+			return err
+		}
+		var err error
+		if n, err = tx.RevokeUserSessions(ctx, userID, revokeReasonByAdmin, s.now()); err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, AuditSessionsRevoked, "", userID, map[string]any{"sessions_revoked": n})
+	})
+	return n, err
+}
+
+// AuditQuery filters ListAudit; times are RFC 3339.
+type AuditQuery struct {
+	OrganizationID string
+	Type           string
+	Outcome        string
+	ActorUserID    string
+	SubjectUserID  string
+	Since, Until   string
+}
+
+// ListAudit lists audit events, newest first.
+func (s *Service) ListAudit(ctx context.Context, q AuditQuery, req PageRequest) (List[AuditEvent], error) {
+	limit, c, err := req.parse()
+	if err != nil {
+		return List[AuditEvent]{}, err
+	}
+	var before int64
+	if c.I != "" {
+		if before, err = strconv.ParseInt(c.I, 10, 64); err != nil || before <= 0 {
+			return List[AuditEvent]{}, invalid("cursor", "is not a cursor this API returned; start again without it")
+		}
+	}
+	f := models.AuditFilter{OrganizationID: q.OrganizationID, Type: q.Type, Outcome: q.Outcome,
+		ActorUserID: q.ActorUserID, SubjectUserID: q.SubjectUserID}
+	for _, t := range []struct {
+		field, v string
+		into     *time.Time
+	}{{"since", q.Since, &f.Since}, {"until", q.Until, &f.Until}} {
+		if t.v == "" {
+			continue
+		}
+		if *t.into, err = time.Parse(time.RFC3339, t.v); err != nil {
+			return List[AuditEvent]{}, invalid(t.field, "must be an RFC 3339 time such as 2026-11-23T17:00:00Z")
+		}
+	}
+	if q.Outcome != "" && q.Outcome != models.OutcomeSuccess && q.Outcome != models.OutcomeFailure {
+		return List[AuditEvent]{}, invalid("outcome", "must be success or failure")
+	}
+	rows, err := s.store.ListAuditEvents(ctx, f, before, limit)
+	return finish(rows, limit, func(e models.AuditEvent) cursor { return cursor{I: strconv.FormatInt(e.ID, 10)} }, auditView), err
+}

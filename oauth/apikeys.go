@@ -1,0 +1,89 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// TokenTypeAPIKey is the RFC 8693 subject_token_type of a Gatehouse API
+// key: a confidential client exchanges a key its caller presented for a
+// short-lived access token, so backends that only verify JWTs serve
+// API-key callers too.
+const TokenTypeAPIKey = "urn:gatehouse:params:oauth:token-type:api-key"
+
+// APIKeys resolves API keys (tokens.APIKeyService).
+type APIKeys interface {
+	Resolve(ctx context.Context, secret string) (*models.APIKey, error)
+}
+
+// introspectAPIKey answers introspection of an API key with the shape of
+// an access token's answer: sub "apikey:<id>", org_id, permissions, and
+// token_type "api_key".
+func (s *Service) introspectAPIKey(ctx context.Context, secret string) (*Introspection, error) {
+	if s.apiKeys == nil {
+		return &Introspection{}, nil
+	}
+	k, err := s.apiKeys.Resolve(ctx, secret)
+	if errors.Is(err, tokens.ErrAPIKeyInvalid) {
+		return &Introspection{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &Introspection{Active: true, TokenType: string(rbac.KindAPIKey), Sub: rbac.APIKeySubjectPrefix + k.ID,
+		Jti: k.ID, Iss: s.issuer, OrgID: k.OrganizationID, Roles: []string{}, Permissions: k.PermissionList(),
+		Username: k.Name, Iat: k.CreatedAt.Unix()}
+	if k.ExpiresAt != nil {
+		out.Exp = k.ExpiresAt.Unix()
+	}
+	return out, nil
+}
+
+// apiKeyExchange mints an access token for an API key: subject
+// "apikey:<id>", the key's organization and permissions, the client's
+// audience, and a lifetime of the client's access-token TTL, cut short
+// by the key's expiry. Only confidential clients may exchange keys.
+func (s *Service) apiKeyExchange(ctx context.Context, client *Client, secret string, meta RequestMeta) (*TokenResponse, error) {
+	refused := func(e *Error) *Error {
+		s.audit(ctx, models.AuditEvent{Type: "token_exchange.refused", Outcome: models.OutcomeFailure, ClientID: client.ID,
+			IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": e.Description, "subject_token_type": TokenTypeAPIKey})
+		return e
+	}
+	if client.Public {
+		return nil, refused(unauthorizedClient("only confidential clients may exchange API keys"))
+	}
+	if s.apiKeys == nil {
+		return nil, refused(invalidGrant("the API key is unknown, disabled or expired"))
+	}
+	k, err := s.apiKeys.Resolve(ctx, secret)
+	if errors.Is(err, tokens.ErrAPIKeyInvalid) {
+		return nil, refused(invalidGrant("the API key is unknown, disabled or expired"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	exp := now.Add(client.AccessTTL)
+	if k.ExpiresAt != nil && k.ExpiresAt.Before(exp) {
+		exp = *k.ExpiresAt
+	}
+	claims := tokens.AccessClaims{
+		Issuer: s.issuer, Subject: rbac.APIKeySubjectPrefix + k.ID, Audience: client.Audience(),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp.Unix(), ID: randomToken(16), ClientID: client.ID,
+		OrgID: k.OrganizationID, Permissions: k.PermissionList(),
+	}
+	at, err := s.keys.Sign(claims, tokens.TypAccessToken)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, models.AuditEvent{Type: "api_key.exchanged", OrganizationID: &k.OrganizationID, ClientID: client.ID,
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"api_key_id": k.ID, "jti": claims.ID})
+	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second),
+		IssuedTokenType: providers.TokenTypeAccessToken}, nil
+}

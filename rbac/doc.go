@@ -1,0 +1,31 @@
+// Package rbac is what Go backends import to trust Gatehouse: it verifies
+// Gatehouse access tokens locally against the issuer's published keys,
+// checks API keys with Gatehouse, and enforces permissions with the same
+// wildcard grammar Gatehouse uses.
+//
+//	m, err := rbac.New(ctx, rbac.Options{Issuer: "https://auth.example.com", Audience: "kb-api"})
+//	mux.Handle("GET /kb", m.RequirePermission("kb", "read")(kbHandler))        // net/http
+//	r.GET("/kb", m.Gin().RequirePermission("kb", "read"), kbHandler)           // Gin
+//
+// New discovers the issuer, loads its keys and caches them; a request
+// costs no network call. A token with an unknown key id triggers a
+// refetch, at most one at a time and one per Options.RefetchInterval.
+//
+// Credentials: "Authorization: Bearer <access token>" (exactly that
+// scheme and one space); "X-API-Key: <key>" when Options.APIKeys is set
+// (answers are cached for a short time, refusals too); and the query
+// parameter token on WebSocket upgrade requests only, which browsers
+// cannot send headers with. The token parameter is removed from the
+// request URL in every case, so logs written after the middleware never
+// hold it.
+//
+// Answers: 401 with `WWW-Authenticate: Bearer error="invalid_token"` for
+// a missing, malformed, expired or unknown credential; 403
+// {"error":"insufficient_permission","required":"kb:read"} when the
+// credential lacks the grant, or when the request names an organization
+// (path or query parameter org_id) other than the credential's. Handlers
+// read the principal with PrincipalFrom or GinPrincipal.
+//
+// The package depends on go-jose and Gin only, never on Gatehouse's
+// storage or providers.
+package rbac

@@ -1,0 +1,201 @@
+package rbac
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// refusal is a prepared answer to a request that may not proceed.
+type refusal struct {
+	status    int
+	challenge string // WWW-Authenticate
+	body      []byte
+}
+
+func write(w http.ResponseWriter, f *refusal) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if f.challenge != "" {
+		h.Set("WWW-Authenticate", f.challenge)
+	}
+	if f.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "5")
+	}
+	w.WriteHeader(f.status)
+	_, _ = w.Write(f.body)
+}
+
+func jsonBody(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// unauthorized answers a refused credential: 401 with an RFC 6750
+// challenge, or 503 when Gatehouse could not be asked about an API key.
+func unauthorized(err error) *refusal {
+	if errors.Is(err, ErrUnavailable) {
+		return &refusal{status: http.StatusServiceUnavailable, body: jsonBody(map[string]string{
+			"error": "temporarily_unavailable", "error_description": "the API key cannot be checked right now; try again shortly"})}
+	}
+	desc := strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+	return &refusal{
+		status:    http.StatusUnauthorized,
+		challenge: `Bearer error="invalid_token", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`,
+		body:      jsonBody(map[string]string{"error": "invalid_token", "error_description": desc}),
+	}
+}
+
+// requirement is one authorization rule with its prepared refusals.
+type requirement struct {
+	allow     func(p *Principal) bool
+	forbidden *refusal // the grant or role is missing
+	otherOrg  *refusal // the request names another organization
+}
+
+func newRequirement(allow func(*Principal) bool, body map[string]any) *requirement {
+	other := map[string]any{"error_description": "the credential acts in another organization than this request concerns"}
+	for k, v := range body {
+		other[k] = v
+	}
+	return &requirement{
+		allow:     allow,
+		forbidden: &refusal{status: http.StatusForbidden, body: jsonBody(body)},
+		otherOrg:  &refusal{status: http.StatusForbidden, body: jsonBody(other)},
+	}
+}
+
+// authenticated is the requirement of Authenticate: any valid credential
+// (the organization check still applies).
+var authenticated = newRequirement(func(*Principal) bool { return true },
+	map[string]any{"error": "insufficient_permission"})
+
+func permissionRequirement(resource, action string) *requirement {
+	perm := resource + ":" + action
+	if err := ValidatePermission(perm); err != nil {
+		panic("rbac.RequirePermission: " + err.Error())
+	}
+	return newRequirement(func(p *Principal) bool { return p.Can(resource, action) },
+		map[string]any{"error": "insufficient_permission", "required": perm})
+}
+
+func anyPermissionRequirement(perms []string) *requirement {
+	if len(perms) == 0 {
+		panic("rbac.RequireAnyPermission: no permission given")
+	}
+	type rp struct{ res, act string }
+	parsed := make([]rp, len(perms))
+	for i, perm := range perms {
+		if err := ValidatePermission(perm); err != nil {
+			panic("rbac.RequireAnyPermission: " + err.Error())
+		}
+		parsed[i].res, parsed[i].act, _ = strings.Cut(perm, ":")
+	}
+	return newRequirement(func(p *Principal) bool {
+		for _, x := range parsed {
+			if p.Can(x.res, x.act) {
+				return true
+			}
+		}
+		return false
+	}, map[string]any{"error": "insufficient_permission", "required_any": perms})
+}
+
+func roleRequirement(roles []string) *requirement {
+	if len(roles) == 0 {
+		panic("rbac.RequireRole: no role given")
+	}
+	for _, r := range roles {
+		if err := ValidateRoleName(r); err != nil {
+			panic("rbac.RequireRole: " + err.Error())
+		}
+	}
+	return newRequirement(func(p *Principal) bool {
+		for _, r := range roles {
+			if p.HasRole(r) {
+				return true
+			}
+		}
+		return false
+	}, map[string]any{"error": "insufficient_permission", "required_role": roles})
+}
+
+// decide applies the organization check and the requirement.
+func (m *Middleware) decide(p *Principal, requestedOrg string, req *requirement) *refusal {
+	if !m.orgCheck(p, requestedOrg) {
+		return req.otherOrg
+	}
+	if !req.allow(p) {
+		return req.forbidden
+	}
+	return nil
+}
+
+// requestedOrg reads the organization a plain net/http request names:
+// the path value (Go 1.22 patterns such as /orgs/{org_id}/kb), else the
+// query parameter.
+func (m *Middleware) requestedOrg(r *http.Request) string {
+	if v := r.PathValue(m.orgParam); v != "" {
+		return v
+	}
+	return m.queryOrg(r)
+}
+
+func (m *Middleware) queryOrg(r *http.Request) string {
+	if !strings.Contains(r.URL.RawQuery, m.orgParam) {
+		return "" // no parsing for the common request
+	}
+	return r.URL.Query().Get(m.orgParam)
+}
+
+// Authenticate returns net/http middleware that requires a valid
+// credential and puts its principal in the request context
+// (PrincipalFrom). A request naming an organization (OrgParam) must name
+// the credential's. Wrap handlers, not the ServeMux: path values exist
+// only once the mux has routed.
+func (m *Middleware) Authenticate() func(http.Handler) http.Handler {
+	return m.handler(authenticated)
+}
+
+// RequirePermission returns net/http middleware that authenticates the
+// request (unless done already) and requires resource:action, which a
+// grant of the principal must cover ("kb:*" covers "kb:read"). It panics
+// on a malformed permission: that is a programming error.
+func (m *Middleware) RequirePermission(resource, action string) func(http.Handler) http.Handler {
+	return m.handler(permissionRequirement(resource, action))
+}
+
+// RequireAnyPermission is RequirePermission for "one of these"
+// ("kb:read", "kb:admin").
+func (m *Middleware) RequireAnyPermission(perms ...string) func(http.Handler) http.Handler {
+	return m.handler(anyPermissionRequirement(perms))
+}
+
+// RequireRole requires one of the roles in the principal's organization.
+// Prefer permissions: roles are per organization and may be renamed.
+func (m *Middleware) RequireRole(roles ...string) func(http.Handler) http.Handler {
+	return m.handler(roleRequirement(roles))
+}
+
+func (m *Middleware) handler(req *requirement) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := PrincipalFrom(r.Context())
+			if !ok {
+				var err error
+				if p, err = m.AuthenticateRequest(r); err != nil {
+					write(w, unauthorized(err))
+					return
+				}
+				r = r.WithContext(WithPrincipal(r.Context(), p))
+			}
+			if f := m.decide(p, m.requestedOrg(r), req); f != nil {
+				write(w, f)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,106 @@
+package rbac
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Kind says what kind of credential a request presented.
+type Kind string
+
+// Credential kinds.
+const (
+	// KindAccessToken: a Gatehouse access token (a JWT), verified locally.
+	KindAccessToken Kind = "access_token"
+	// KindAPIKey: a Gatehouse API key, introspected at Gatehouse.
+	KindAPIKey Kind = "api_key"
+)
+
+// APIKeySubjectPrefix starts the subject of an API key principal (and of
+// an access token exchanged for an API key), so a backend never mistakes
+// a key for a user: "apikey:<key id>".
+const APIKeySubjectPrefix = "apikey:"
+
+// Principal is who a request acts as, with what it may do in its
+// organization. Handlers read it with PrincipalFrom (net/http) or
+// GinPrincipal (Gin). It is never modified after the middleware built it.
+type Principal struct {
+	Kind Kind `json:"kind"`
+	// Subject is the Gatehouse user id for a user's token, the client id
+	// for a client_credentials token, and "apikey:<id>" for an API key.
+	Subject string `json:"sub"`
+	// OrgID is the organization the credential acts in ("" for none).
+	OrgID string `json:"org_id,omitempty"`
+	// Roles and Permissions hold in OrgID; permissions are grants and may
+	// use wildcards ("kb:*").
+	Roles       []string `json:"roles"`
+	Permissions []string `json:"permissions"`
+	// TokenID is the access token's jti, or the API key's id.
+	TokenID string `json:"token_id"`
+	// ClientID is the OAuth client the token was issued to.
+	ClientID string `json:"client_id,omitempty"`
+	// SessionID is the user's session ("" for client and API-key credentials).
+	SessionID string    `json:"sid,omitempty"`
+	Scope     string    `json:"scope,omitempty"`
+	Email     string    `json:"email,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+
+	grants []Grant // Permissions parsed once; malformed ones dropped
+}
+
+// NewPrincipal returns a principal with its grants parsed, for code that
+// resolves credentials itself (Options.ResolveAPIKey, tests).
+func NewPrincipal(p Principal) *Principal {
+	p.grants = parseGrants(p.Permissions)
+	if p.Roles == nil {
+		p.Roles = []string{}
+	}
+	if p.Permissions == nil {
+		p.Permissions = []string{}
+	}
+	return &p
+}
+
+// parseGrants keeps the well-formed grants: a malformed one grants nothing.
+func parseGrants(perms []string) []Grant {
+	out := make([]Grant, 0, len(perms))
+	for _, s := range perms {
+		if g, err := ParseGrant(s); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Can reports whether the principal's grants cover resource:action.
+func (p *Principal) Can(resource, action string) bool {
+	for _, g := range p.grants {
+		if g.Allows(resource, action) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasRole reports whether the principal holds the role in its organization.
+func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// IsUser reports whether a person stands behind the credential: an
+// access token of a user's session (not a client or an API key).
+func (p *Principal) IsUser() bool { return p.Kind == KindAccessToken && p.SessionID != "" }
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying p (what the middleware does).
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal the middleware authenticated for
+// the request whose context this is.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok && p != nil
+}

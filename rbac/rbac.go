@@ -1,0 +1,378 @@
+package rbac
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Defaults and bounds of Options.
+const (
+	DefaultClockSkew       = 30 * time.Second
+	MaxClockSkew           = 5 * time.Minute
+	DefaultRefetchInterval = 30 * time.Second
+	DefaultAPIKeyCacheTTL  = 30 * time.Second
+	DefaultOrgParam        = "org_id"
+)
+
+// Options configure a Middleware. Issuer and Audience are required.
+type Options struct {
+	// Issuer is Gatehouse's issuer URL (GATEHOUSE_ISSUER), compared
+	// exactly with the tokens' iss and the discovery document's issuer.
+	Issuer string
+	// Audience must be among the tokens' aud: the audience Gatehouse
+	// mints for the clients whose users call this backend (a client's
+	// `audience` in Gatehouse's YAML, by default its id).
+	Audience string
+	// Algorithms accepted in token headers; default RS256, ES256, EdDSA
+	// (what Gatehouse signs with). "none" and HMAC are never accepted.
+	Algorithms []string
+	// ClockSkew is the leeway for exp, nbf and iat; default
+	// DefaultClockSkew, at most MaxClockSkew.
+	ClockSkew time.Duration
+	// HTTPClient fetches discovery, keys and introspection; default a
+	// client with a 10 s timeout.
+	HTTPClient *http.Client
+	// RefetchInterval is the least time between two fetches of the keys
+	// caused by tokens with an unknown kid; default DefaultRefetchInterval.
+	RefetchInterval time.Duration
+	// Keys, when set, supplies the keys in process instead of fetching
+	// the issuer's JWKS (Gatehouse protects its own admin API this way).
+	Keys func(ctx context.Context) (jose.JSONWebKeySet, error)
+	// APIKeys enables X-API-Key; nil refuses API keys.
+	APIKeys *APIKeyOptions
+	// OrgParam names the path or query parameter that says which
+	// organization a request is about; default "org_id".
+	OrgParam string
+	// OrgCheck decides whether a principal may act on the organization a
+	// request names (requested is "" when it names none). Default: a
+	// request naming an organization must name the principal's.
+	OrgCheck func(p *Principal, requested string) bool
+	// Check, when set, runs after a credential verified; an error refuses
+	// the request with 401 (Gatehouse checks that the session is live).
+	Check func(ctx context.Context, p *Principal) error
+	// Logger receives key-fetch failures; default discards.
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// APIKeyOptions configure how API keys are checked: by Gatehouse's
+// introspection endpoint (RFC 7662) with a confidential client's
+// credentials, or in process by ResolveAPIKey.
+type APIKeyOptions struct {
+	ClientID     string
+	ClientSecret string
+	// IntrospectionURL defaults to the discovery document's
+	// introspection_endpoint.
+	IntrospectionURL string
+	// CacheTTL is how long an answer about a key is reused (a disabled
+	// key keeps working this long at most); default DefaultAPIKeyCacheTTL.
+	CacheTTL time.Duration
+	// NegativeCacheTTL is how long a refused key stays refused without
+	// asking again; default CacheTTL.
+	NegativeCacheTTL time.Duration
+	// ResolveAPIKey, when set, replaces introspection: it returns the
+	// key's principal, or an error wrapping ErrInvalidToken.
+	ResolveAPIKey func(ctx context.Context, key string) (*Principal, error)
+}
+
+// ErrInvalidToken is wrapped by every refusal of a credential (401).
+var ErrInvalidToken = errors.New("invalid token")
+
+// Middleware verifies Gatehouse credentials and enforces permissions. It
+// is safe for concurrent use; build one per issuer and audience at start.
+type Middleware struct {
+	issuer    string
+	audience  string
+	algs      []jose.SignatureAlgorithm
+	skew      int64 // seconds
+	keys      *keyCache
+	apiKeys   *apiKeyCache
+	orgParam  string
+	orgCheck  func(p *Principal, requested string) bool
+	check     func(ctx context.Context, p *Principal) error
+	now       func() time.Time
+	gin       *GinMiddleware
+	discovery *discovery
+}
+
+// discovery is the part of the OpenID Provider metadata rbac reads.
+type discovery struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+var defaultAlgs = []string{"RS256", "ES256", "EdDSA"}
+
+// New checks the options, discovers the issuer (unless keys and the
+// introspection endpoint are given), loads its keys and returns the
+// middleware. Verifying a token needs no network call after this.
+func New(ctx context.Context, opts Options) (*Middleware, error) {
+	if opts.Issuer == "" {
+		return nil, errors.New("rbac: Options.Issuer is required")
+	}
+	if opts.Audience == "" {
+		return nil, errors.New("rbac: Options.Audience is required: the aud Gatehouse mints for this backend's clients")
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = DefaultClockSkew
+	}
+	if opts.ClockSkew < 0 || opts.ClockSkew > MaxClockSkew {
+		return nil, fmt.Errorf("rbac: Options.ClockSkew must be between 0 and %s", MaxClockSkew)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.RefetchInterval <= 0 {
+		opts.RefetchInterval = DefaultRefetchInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OrgParam == "" {
+		opts.OrgParam = DefaultOrgParam
+	}
+	if opts.OrgCheck == nil {
+		opts.OrgCheck = sameOrg
+	}
+	if len(opts.Algorithms) == 0 {
+		opts.Algorithms = defaultAlgs
+	}
+	m := &Middleware{issuer: opts.Issuer, audience: opts.Audience, skew: int64(opts.ClockSkew / time.Second),
+		orgParam: opts.OrgParam, orgCheck: opts.OrgCheck, check: opts.Check, now: opts.Now}
+	for _, a := range opts.Algorithms {
+		switch a {
+		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+			m.algs = append(m.algs, jose.SignatureAlgorithm(a))
+		default:
+			return nil, fmt.Errorf("rbac: algorithm %q is not accepted (asymmetric JWS algorithms only)", a)
+		}
+	}
+	ak := opts.APIKeys
+	needDiscovery := opts.Keys == nil || (ak != nil && ak.ResolveAPIKey == nil && ak.IntrospectionURL == "")
+	if needDiscovery {
+		d, err := discover(ctx, opts.HTTPClient, opts.Issuer)
+		if err != nil {
+			return nil, err
+		}
+		m.discovery = d
+	}
+	source := localKeySource(opts.Keys)
+	if opts.Keys == nil {
+		source = httpKeySource(opts.HTTPClient, m.discovery.JWKSURI)
+	}
+	m.keys = newKeyCache(source, opts.RefetchInterval, opts.Now, opts.Logger)
+	if err := m.keys.load(ctx); err != nil {
+		return nil, fmt.Errorf("rbac: load the issuer's keys: %w", err)
+	}
+	if ak != nil {
+		c, err := newAPIKeyCache(*ak, m.discovery, opts.HTTPClient, opts.Now)
+		if err != nil {
+			return nil, err
+		}
+		m.apiKeys = c
+	}
+	m.gin = &GinMiddleware{m: m}
+	return m, nil
+}
+
+func sameOrg(p *Principal, requested string) bool { return requested == "" || requested == p.OrgID }
+
+// discover reads the issuer's discovery document; its issuer must be
+// the configured one exactly (OpenID Connect Discovery §4.3).
+func discover(ctx context.Context, client *http.Client, issuer string) (*discovery, error) {
+	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	body, _, err := getJSON(ctx, client, u)
+	if err != nil {
+		return nil, fmt.Errorf("rbac: discovery: %w", err)
+	}
+	var d discovery
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, fmt.Errorf("rbac: discovery: %s is not a discovery document", u)
+	}
+	if d.Issuer != issuer {
+		return nil, fmt.Errorf("rbac: discovery: issuer is %q, not %q", d.Issuer, issuer)
+	}
+	if d.JWKSURI == "" {
+		return nil, errors.New("rbac: discovery: no jwks_uri")
+	}
+	return &d, nil
+}
+
+// claims are the access-token claims rbac reads.
+type claims struct {
+	Issuer      string   `json:"iss"`
+	Subject     string   `json:"sub"`
+	Audience    audience `json:"aud"`
+	Expiry      int64    `json:"exp"`
+	IssuedAt    int64    `json:"iat"`
+	NotBefore   int64    `json:"nbf"`
+	ID          string   `json:"jti"`
+	ClientID    string   `json:"client_id"`
+	SessionID   string   `json:"sid"`
+	Scope       string   `json:"scope"`
+	Email       string   `json:"email"`
+	Name        string   `json:"name"`
+	OrgID       string   `json:"org_id"`
+	Roles       []string `json:"roles"`
+	Permissions []string `json:"permissions"`
+}
+
+// audience is aud as a string or an array of strings (RFC 7519 §4.1.3).
+type audience []string
+
+// UnmarshalJSON accepts both forms.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(a))
+}
+
+// Token refusals, built once: a flood of forged tokens allocates nothing
+// for its errors. Their text is safe to return to the caller.
+var (
+	errTokenMalformed = tokenErr("the access token is malformed")
+	errTokenAlg       = tokenErr("the access token's signing algorithm is not accepted")
+	errTokenType      = tokenErr("not an access token (typ must be at+jwt)")
+	errTokenKey       = tokenErr("the access token is signed with an unknown key")
+	errTokenSignature = tokenErr("the access token's signature is invalid")
+	errTokenIssuer    = tokenErr("the access token is from another issuer")
+	errTokenAudience  = tokenErr("the access token is for another audience")
+	errTokenExpired   = tokenErr("the access token has expired")
+	errTokenNotYet    = tokenErr("the access token is not valid yet")
+	errTokenNoExpiry  = tokenErr("the access token has no expiry")
+	errTokenUnavail   = tokenErr("the issuer's keys cannot be fetched right now")
+)
+
+func tokenErr(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
+
+// Verify checks a Gatehouse access token locally and returns its
+// principal: compact JWS signed by a key of the issuer with an accepted
+// algorithm (the key's own, so algorithm confusion fails), typ at+jwt,
+// iss, aud, exp (required), nbf and iat, with the configured skew. Every
+// error wraps ErrInvalidToken and never contains the token.
+func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, error) {
+	if len(token) > maxTokenLen {
+		return nil, errTokenMalformed
+	}
+	jws, err := jose.ParseSignedCompact(token, m.algs)
+	if err != nil {
+		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, errTokenAlg
+		}
+		return nil, errTokenMalformed
+	}
+	h := jws.Signatures[0].Header
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, errTokenType
+	}
+	if h.KeyID == "" {
+		return nil, errTokenKey
+	}
+	key, err := m.keys.key(ctx, h.KeyID)
+	switch {
+	case errors.Is(err, errKeysUnavailable):
+		return nil, errTokenUnavail
+	case err != nil:
+		return nil, errTokenKey
+	case key.Algorithm != "" && key.Algorithm != h.Algorithm:
+		return nil, errTokenAlg
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, errTokenSignature
+	}
+	var c claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, errTokenMalformed
+	}
+	if c.Issuer != m.issuer {
+		return nil, errTokenIssuer
+	}
+	if !containsString(c.Audience, m.audience) {
+		return nil, errTokenAudience
+	}
+	now := m.now().Unix()
+	switch {
+	case c.Expiry == 0:
+		return nil, errTokenNoExpiry
+	case now-m.skew >= c.Expiry:
+		return nil, errTokenExpired
+	case c.NotBefore != 0 && now+m.skew < c.NotBefore:
+		return nil, errTokenNotYet
+	case now+m.skew < c.IssuedAt:
+		return nil, errTokenNotYet
+	}
+	p := &Principal{Kind: KindAccessToken, Subject: c.Subject, OrgID: c.OrgID, Roles: c.Roles, Permissions: c.Permissions,
+		TokenID: c.ID, ClientID: c.ClientID, SessionID: c.SessionID, Scope: c.Scope, Email: c.Email, Name: c.Name,
+		ExpiresAt: time.Unix(c.Expiry, 0), grants: parseGrants(c.Permissions)}
+	if p.Roles == nil {
+		p.Roles = []string{}
+	}
+	if p.Permissions == nil {
+		p.Permissions = []string{}
+	}
+	return p, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// AuthenticateRequest finds the request's credential and returns its
+// principal (without touching the request's context). Errors wrap
+// ErrInvalidToken, except ErrUnavailable when Gatehouse cannot be asked
+// about an API key.
+func (m *Middleware) AuthenticateRequest(r *http.Request) (*Principal, error) {
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		return p, nil
+	}
+	cred, err := extractCredential(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	var p *Principal
+	switch cred.kind {
+	case KindAPIKey:
+		if m.apiKeys == nil {
+			return nil, errAPIKeysOff
+		}
+		p, err = m.apiKeys.resolve(r.Context(), cred.value)
+	default:
+		p, err = m.Verify(r.Context(), cred.value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.check != nil {
+		if err := m.check(r.Context(), p); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		}
+	}
+	return p, nil
+}
+
+var errAPIKeysOff = tokenErr("API keys are not accepted here")

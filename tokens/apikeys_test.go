@@ -1,0 +1,95 @@
+package tokens_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/models/dbtest"
+	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/tokens"
+)
+
+// TestAPIKeys: a key is found by its prefix, accepted only whole, live
+// and enabled; its use reaches the database at Flush, once per key.
+func TestAPIKeys(t *testing.T) {
+	if tokens.APIKeyPrefix != rbac.APIKeyPrefix {
+		t.Fatalf("tokens and rbac disagree on the key prefix: %q, %q", tokens.APIKeyPrefix, rbac.APIKeyPrefix)
+	}
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		store := models.NewStore(db)
+		org := &models.Organization{Slug: "acme"}
+		if err := store.CreateOrganization(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		svc := tokens.NewAPIKeyService(store, func() time.Time { return now })
+		mk := func(disabled bool, expires *time.Time) string {
+			secret, prefix, hash, err := tokens.NewAPIKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(prefix) != 12 || secret[:12] != prefix || hash == secret || !tokens.IsAPIKey(secret) {
+				t.Fatalf("key %q prefix %q", secret, prefix)
+			}
+			k := &models.APIKey{OrganizationID: org.ID, Name: "k", Prefix: prefix, KeyHash: hash, Permissions: `["kb:read"]`,
+				Disabled: disabled, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now}
+			if err := store.CreateAPIKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			return secret
+		}
+		live := mk(false, nil)
+		other := []byte(live)
+		other[12] ^= 1 // another base64url character: same prefix, other secret
+		past := now.Add(-time.Second)
+		cases := []struct {
+			name, key string
+			ok        bool
+		}{
+			{"live", live, true},
+			{"same prefix, other secret", string(other), false},
+			{"disabled", mk(true, nil), false},
+			{"expired", mk(false, &past), false},
+			{"unknown", "ghk_" + live[4:12] + "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", false},
+			{"malformed", "ghk_short", false},
+			{"refresh token", "ghr_" + live[4:], false},
+		}
+		for _, tc := range cases {
+			k, err := svc.Resolve(ctx, tc.key)
+			switch {
+			case tc.ok && (err != nil || k.PermissionList()[0] != "kb:read"):
+				t.Errorf("%s: %v, %v", tc.name, k, err)
+			case !tc.ok && !errors.Is(err, tokens.ErrAPIKeyInvalid):
+				t.Errorf("%s: err = %v, want ErrAPIKeyInvalid", tc.name, err)
+			}
+		}
+		for range 100 {
+			if _, err := svc.Resolve(ctx, live); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := store.FindAPIKeyByPrefix(ctx, live[:12])
+		if got.LastUsedAt != nil {
+			t.Fatal("use written before the flush")
+		}
+		if err := svc.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = store.FindAPIKeyByPrefix(ctx, live[:12])
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(now) {
+			t.Fatalf("last_used_at = %v, want %v", got.LastUsedAt, now)
+		}
+		// An older time never overwrites a newer one (another replica's).
+		if err := store.TouchAPIKeys(ctx, map[string]time.Time{got.ID: now.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = store.FindAPIKeyByPrefix(ctx, live[:12])
+		if !got.LastUsedAt.Equal(now) {
+			t.Fatalf("last_used_at went back to %v", got.LastUsedAt)
+		}
+	})
+}
