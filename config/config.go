@@ -257,6 +257,13 @@ func (r *reader) read() *Config {
 		MaxBodyBytes:       int64(r.integer("GATEHOUSE_MAX_BODY_BYTES", 1<<20, 1024)),
 		ShutdownTimeout:    r.duration("GATEHOUSE_SHUTDOWN_TIMEOUT", 20*time.Second),
 	}
+	// Without GATEHOUSE_ISSUER, the issuer follows the listen port, so
+	// GATEHOUSE_ADDR=:9000 alone gives http://localhost:9000.
+	if !r.set("GATEHOUSE_ISSUER") {
+		if _, port, err := net.SplitHostPort(c.Addr); err == nil && port != "" && port != "0" {
+			c.Issuer = "http://localhost:" + port
+		}
+	}
 	// GATEHOUSE_DEV_LOGIN unset means "on in development, off in production".
 	c.DevLogin = r.boolean("GATEHOUSE_DEV_LOGIN", c.Env != Production)
 	return c

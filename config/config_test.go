@@ -43,6 +43,19 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestIssuerFollowsListenPort(t *testing.T) {
+	for addr, want := range map[string]string{":9000": "http://localhost:9000", "127.0.0.1:8181": "http://localhost:8181", "127.0.0.1:0": "http://localhost:8080"} {
+		c, _, err := load(t, map[string]string{"GATEHOUSE_ADDR": addr})
+		if err != nil || c.Issuer != want {
+			t.Errorf("GATEHOUSE_ADDR=%s: issuer %q, %v; want %q", addr, c.Issuer, err, want)
+		}
+	}
+	c, _, _ := load(t, map[string]string{"GATEHOUSE_ADDR": ":9000", "GATEHOUSE_ISSUER": "https://auth.example.com"})
+	if c.Issuer != "https://auth.example.com" {
+		t.Fatalf("explicit issuer overridden: %q", c.Issuer)
+	}
+}
+
 func TestValidationRules(t *testing.T) {
 	cases := []struct {
 		name  string
