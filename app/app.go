@@ -306,9 +306,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // banner tells a newcomer where to go and what is on.
 func (a *App) banner() {
+	// Each provider with the address to register upstream.
 	var names []string
 	for _, p := range a.OAuth.Providers() {
-		names = append(names, p.Name()+" ("+p.Type()+")")
+		names = append(names, p.Name()+" ("+p.Type()+") callback "+a.OAuth.CallbackURL(p.Name()))
 	}
 	db, _ := models.ParseDatabaseURL(a.Config.DatabaseURL)
 	attrs := []any{
