@@ -132,6 +132,7 @@ const (
 	AuditMembershipRemoved  = "membership.removed"
 	AuditMembershipSuspend  = "membership.suspended"
 	AuditSyncRuleSkipped    = "org_sync.rule_skipped"
+	AuditSyncRemovalSkipped = "org_sync.removal_skipped"
 	AuditInvitationCreated  = "invitation.created"
 	AuditInvitationRevoked  = "invitation.revoked"
 	AuditInvitationAccepted = "invitation.accepted"

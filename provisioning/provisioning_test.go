@@ -392,6 +392,53 @@ func TestOrgSyncRemoveAndSkip(t *testing.T) {
 	})
 }
 
+// TestOrgSyncPartialGroups: a sign-in whose provider says its groups are
+// incomplete adds memberships but removes and suspends none, and audits
+// each one it kept; the next complete answer applies the leave.
+func TestOrgSyncPartialGroups(t *testing.T) {
+	steps := []struct {
+		name    string
+		groups  []string
+		partial bool
+		want    []string
+		kept    int64 // org_sync.removal_skipped events so far
+	}{
+		{"join", []string{"github:org:acme", "github:org:beta"}, false,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github"}, 0},
+		{"beta hidden: kept, and gamma joined", []string{"github:org:acme", "github:org:gamma"}, true,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github", "gamma:member:active:sync:github"}, 1},
+		{"everything hidden: all kept", nil, true,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github", "gamma:member:active:sync:github"}, 4},
+		{"complete again: beta left for real", []string{"github:org:acme", "github:org:gamma"}, false,
+			[]string{"acme:member:active:sync:github", "gamma:member:active:sync:github"}, 4},
+	}
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "github:org:*", Org: "{org}", Role: "member"}}}})
+		var userID string
+		for _, st := range steps {
+			id := identity("github", "42", "ada@example.com", true, st.groups...)
+			id.GroupsPartial = st.partial
+			userID = f.login(id).User.ID
+			if got := f.memberships(userID); !slices.Equal(got, st.want) {
+				t.Fatalf("%s: memberships =\n  %s\nwant\n  %s", st.name, strings.Join(got, "\n  "), strings.Join(st.want, "\n  "))
+			}
+			if n := f.audits(provisioning.AuditSyncRemovalSkipped); n != st.kept {
+				t.Fatalf("%s: %d %s events, want %d", st.name, n, provisioning.AuditSyncRemovalSkipped, st.kept)
+			}
+		}
+		if n := f.audits(provisioning.AuditMembershipRemoved); n != 1 {
+			t.Fatalf("%d removals, want the one after the complete answer", n)
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditSyncRemovalSkipped).Order("id").Take(&ev)
+		if ev.Outcome != models.OutcomeFailure || ev.OrganizationID == nil || *ev.OrganizationID != f.org("beta").ID ||
+			ev.Provider != "github" || *ev.SubjectUserID != userID || !strings.Contains(ev.Details, "left groups out") {
+			t.Fatalf("removal skipped audit = %+v", ev)
+		}
+	})
+}
+
 func TestInvitations(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db, provisioning.Options{})
