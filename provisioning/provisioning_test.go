@@ -1,6 +1,7 @@
 package provisioning_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -529,17 +530,46 @@ func TestUnlink(t *testing.T) {
 		if len(ids) != 2 {
 			t.Fatalf("identities = %d", len(ids))
 		}
+		// A session opened through each provider.
+		sessions := map[string]string{}
+		for _, p := range []string{"google", "github"} {
+			sess := &models.Session{UserID: u.ID, ClientID: "spa", Provider: p, AuthTime: f.clock, LastUsedAt: f.clock, ExpiresAt: f.clock.Add(time.Hour)}
+			if err := f.store.CreateSession(f.ctx, sess); err != nil {
+				t.Fatal(err)
+			}
+			sessions[p] = sess.ID
+		}
+		sessionState := func() string {
+			var out []string
+			for _, p := range []string{"google", "github"} {
+				sess, _ := f.store.FindSession(f.ctx, sessions[p])
+				out = append(out, p+":"+cmp.Or(sess.RevokeReason, "live"))
+			}
+			return strings.Join(out, " ")
+		}
 		if err := f.svc.Unlink(f.ctx, u.ID, "nope", provisioning.Meta{}); !errors.Is(err, provisioning.ErrNotFound) {
 			t.Fatalf("unknown identity: %v", err)
 		}
 		if err := f.svc.Unlink(f.ctx, u.ID, ids[0].ID, provisioning.Meta{}); err != nil {
 			t.Fatal(err)
 		}
+		// Unlinking google ended the session opened through it, only.
+		if got := sessionState(); got != "google:identity_unlinked github:live" {
+			t.Fatalf("sessions after unlinking google: %s", got)
+		}
 		if err := f.svc.Unlink(f.ctx, u.ID, ids[1].ID, provisioning.Meta{}); !errors.Is(err, provisioning.ErrLastIdentity) {
 			t.Fatalf("unlinking the last identity: %v", err)
 		}
+		if got := sessionState(); got != "google:identity_unlinked github:live" {
+			t.Fatalf("sessions after a refused unlink: %s", got)
+		}
 		if f.count("identities", "user_id = ?", u.ID) != 1 || f.audits(provisioning.AuditIdentityUnlinked) != 1 {
 			t.Fatal("unlink did not remove exactly one identity, audited")
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditIdentityUnlinked).Take(&ev)
+		if ev.Provider != "google" || !strings.Contains(ev.Details, `"sessions_revoked":1`) || !strings.Contains(ev.Details, ids[0].ID) {
+			t.Fatalf("unlink audit = %+v", ev)
 		}
 		// The unlinked account signing in again is linked back (verified email, linking on).
 		if res := f.login(identity("google", "g1", "ada@example.com", true)); res.User.ID != u.ID || !res.Linked {
