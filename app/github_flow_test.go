@@ -33,13 +33,7 @@ clients:
   - id: backend
     secret: backend-secret-0123456789
     grant_types: [client_credentials]
-providers:
-  - name: github
-    type: github
-    client_id: ` + githubtest.ClientID + `
-    client_secret: ` + githubtest.ClientSecret + `
-    base_url: ` + gh.URL + `
-    allowed_organizations: [acme]
+` + githubProviderYAML(gh, "allowed_organizations: [acme]") + `
 org_sync:
   auto_create_orgs: true
   rules:
@@ -163,6 +157,18 @@ org_sync:
 	})
 }
 
+// githubProviderYAML is the providers section of a configuration: one
+// provider "github" on the fake, with one more setting.
+func githubProviderYAML(gh *githubtest.Server, setting string) string {
+	return `providers:
+  - name: github
+    type: github
+    client_id: ` + githubtest.ClientID + `
+    client_secret: ` + githubtest.ClientSecret + `
+    base_url: ` + gh.URL + `
+    ` + setting
+}
+
 // githubBrowserSignIn follows the redirects by hand: Gatehouse → GitHub →
 // Gatehouse's callback, which answers with a redirect or a page.
 func githubBrowserSignIn(t *testing.T, s *apptest.Server, gh *githubtest.Server, conf *oauth2.Config, verifier string) (*http.Response, string) {
@@ -194,13 +200,7 @@ clients:
   - id: spa
     public: true
     redirect_uris: [http://127.0.0.1:9/callback]
-providers:
-  - name: github
-    type: github
-    client_id: ` + githubtest.ClientID + `
-    client_secret: ` + githubtest.ClientSecret + `
-    base_url: ` + gh.URL + `
-    sync_groups: true
+` + githubProviderYAML(gh, "sync_groups: true") + `
 org_sync:
   auto_create_orgs: true
   rules:
