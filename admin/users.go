@@ -104,7 +104,8 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 	return out, err
 }
 
-// Unlink removes one of a user's identities (never the last one).
+// Unlink removes one of a user's identities (never the last one) and
+// ends the user's sessions opened through its provider.
 func (s *Service) Unlink(ctx context.Context, a Actor, userID, identityID string) error {
 	err := s.prov.Unlink(ctx, userID, identityID, a.meta())
 	if errors.Is(err, provisioning.ErrLastIdentity) {

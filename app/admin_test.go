@@ -230,6 +230,41 @@ func TestAdminAPI(t *testing.T) {
 			}
 			again := w.signIn("admin-console", "ada@example.com", "", models.AdminOrgID)
 			w.mustCall("GET", "/api/v1/admin/users", again.AccessToken, nil, 200, nil)
+			// A second identity (dev2 links by email); unlinking it ends the
+			// session opened through it, not the one through dev.
+			second := w.signInWith("dev2", "admin-console", "ada@example.com", "", models.AdminOrgID)
+			w.mustCall("GET", "/api/v1/admin/users/"+adaID, w.root, nil, 200, &detail)
+			var dev2ID string
+			for _, i := range detail.Identities {
+				if i.Provider == "dev2" {
+					dev2ID = i.ID
+				}
+			}
+			if len(detail.Identities) != 2 || dev2ID == "" {
+				t.Fatalf("identities after signing in through dev2 = %+v", detail.Identities)
+			}
+			w.mustCall("DELETE", "/api/v1/admin/users/"+adaID+"/identities/"+dev2ID, w.root, nil, 204, nil)
+			if status, body := w.call("GET", "/api/v1/admin/users", second.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "session has ended") {
+				t.Fatalf("session of the unlinked identity = %d %s", status, body)
+			}
+			if status, out := refreshAt(t, w, second.RefreshToken, "admin-console"); status != 400 || out["error"] != "invalid_grant" {
+				t.Fatalf("refresh of the unlinked identity's session = %d %v", status, out)
+			}
+			w.mustCall("GET", "/api/v1/admin/users", again.AccessToken, nil, 200, nil)
+			var unlinkedSessions admin.List[admin.Session]
+			w.mustCall("GET", "/api/v1/admin/users/"+adaID+"/sessions", w.root, nil, 200, &unlinkedSessions)
+			reasons := map[string]string{}
+			for _, x := range unlinkedSessions.Items {
+				reasons[x.Provider] += x.RevokeReason + ";"
+			}
+			if !strings.Contains(reasons["dev2"], "identity_unlinked") || strings.Contains(reasons["dev"], "identity_unlinked") {
+				t.Fatalf("revoke reasons by provider = %v", reasons)
+			}
+			var unlinked admin.List[admin.AuditEvent]
+			w.mustCall("GET", "/api/v1/admin/audit-events?subject_user_id="+adaID+"&type=identity.unlinked", w.root, nil, 200, &unlinked)
+			if len(unlinked.Items) != 1 || unlinked.Items[0].Provider != "dev2" || !strings.Contains(string(unlinked.Items[0].Details), `"sessions_revoked":1`) {
+				t.Fatalf("identity.unlinked events = %+v", unlinked.Items)
+			}
 			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "suspended"}, 200, nil)
 			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "no longer an active member") {
 				t.Fatalf("suspended administrator = %d %s", status, body)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/providers/githubtest"
+	"github.com/gatehouse-id/gatehouse/provisioning"
 )
 
 // TestGitHubSignInThroughGatehouse drives a browser through Gatehouse and
@@ -32,13 +33,7 @@ clients:
   - id: backend
     secret: backend-secret-0123456789
     grant_types: [client_credentials]
-providers:
-  - name: github
-    type: github
-    client_id: ` + githubtest.ClientID + `
-    client_secret: ` + githubtest.ClientSecret + `
-    base_url: ` + gh.URL + `
-    allowed_organizations: [acme]
+` + githubProviderYAML(gh, "allowed_organizations: [acme]") + `
 org_sync:
   auto_create_orgs: true
   rules:
@@ -53,22 +48,9 @@ org_sync:
 	conf := &oauth2.Config{ClientID: "spa", Endpoint: provider.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
 		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
 
-	// signIn follows the redirects by hand: Gatehouse → GitHub →
-	// Gatehouse's callback, which answers with a redirect or a page.
 	signIn := func(t *testing.T, verifier string) (*http.Response, string) {
 		t.Helper()
-		b := newBrowser(t)
-		resp, _ := b.get(conf.AuthCodeURL("app-state", oauth2.S256ChallengeOption(verifier)))
-		toGitHub := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(toGitHub, gh.URL+"/login/oauth/authorize?") {
-			t.Fatalf("authorize = %d, to %q", resp.StatusCode, toGitHub)
-		}
-		resp, _ = b.get(toGitHub)
-		callback := resp.Header.Get("Location")
-		if !strings.HasPrefix(callback, s.URL+"/auth/callback/github?") {
-			t.Fatalf("GitHub sent the browser to %q", callback)
-		}
-		return b.get(callback)
+		return githubBrowserSignIn(t, s, gh, conf, verifier)
 	}
 	countRows := func(query string, args ...any) int64 {
 		var n int64
@@ -173,4 +155,97 @@ org_sync:
 			t.Fatalf("a half-read GitHub account was provisioned")
 		}
 	})
+}
+
+// githubProviderYAML is the providers section of a configuration: one
+// provider "github" on the fake, with one more setting.
+func githubProviderYAML(gh *githubtest.Server, setting string) string {
+	return `providers:
+  - name: github
+    type: github
+    client_id: ` + githubtest.ClientID + `
+    client_secret: ` + githubtest.ClientSecret + `
+    base_url: ` + gh.URL + `
+    ` + setting
+}
+
+// githubBrowserSignIn follows the redirects by hand: Gatehouse → GitHub →
+// Gatehouse's callback, which answers with a redirect or a page.
+func githubBrowserSignIn(t *testing.T, s *apptest.Server, gh *githubtest.Server, conf *oauth2.Config, verifier string) (*http.Response, string) {
+	t.Helper()
+	b := newBrowser(t)
+	resp, _ := b.get(conf.AuthCodeURL("app-state", oauth2.S256ChallengeOption(verifier)))
+	toGitHub := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(toGitHub, gh.URL+"/login/oauth/authorize?") {
+		t.Fatalf("authorize = %d, to %q", resp.StatusCode, toGitHub)
+	}
+	resp, _ = b.get(toGitHub)
+	callback := resp.Header.Get("Location")
+	if !strings.HasPrefix(callback, s.URL+"/auth/callback/github?") {
+		t.Fatalf("GitHub sent the browser to %q", callback)
+	}
+	return b.get(callback)
+}
+
+// TestGitHubPartialListingKeepsMemberships: an organization that starts
+// enforcing SAML single sign-on vanishes from GitHub's listings, which
+// say so (X-GitHub-SSO: partial-results). The person's synced membership
+// in it survives the sign-in, with an audit event saying why, while
+// another organization is joined; once GitHub answers in full again, a
+// real departure is applied.
+func TestGitHubPartialListingKeepsMemberships(t *testing.T) {
+	gh := githubtest.New(t)
+	s := apptest.Start(t, apptest.Options{Env: map[string]string{"GATEHOUSE_DEV_LOGIN": "false"}, YAML: `
+clients:
+  - id: spa
+    public: true
+    redirect_uris: [http://127.0.0.1:9/callback]
+` + githubProviderYAML(gh, "sync_groups: true") + `
+org_sync:
+  auto_create_orgs: true
+  rules:
+    - {match: "github:org:*", org: "{org}", role: member}
+`})
+	conf := &oauth2.Config{ClientID: "spa", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login", TokenURL: s.URL + "/auth/token"}}
+	count := func(query string, args ...any) int64 {
+		var n int64
+		s.DB.Raw(query, args...).Scan(&n)
+		return n
+	}
+	steps := []struct {
+		name    string
+		orgs    []string
+		saml    []string // organizations enforcing SAML SSO, hidden from the listings
+		want    []string // slug:status of each membership
+		kept    int64    // org_sync.removal_skipped events so far
+		removed int64
+	}{
+		{"member of acme and globex", []string{"acme", "globex"}, nil, []string{"acme:active", "globex:active"}, 0, 0},
+		{"globex enforces SAML SSO, initech joined", []string{"acme", "globex", "initech"}, []string{"globex"},
+			[]string{"acme:active", "globex:active", "initech:active"}, 1, 0},
+		{"authorized again, globex left for real", []string{"acme", "initech"}, nil,
+			[]string{"acme:active", "initech:active"}, 1, 1},
+	}
+	for _, st := range steps {
+		gh.EnforceSAML(st.saml...)
+		gh.SignIn(githubtest.User{ID: 4242, Login: "ada", Orgs: st.orgs,
+			Emails: []githubtest.Email{{Address: "ada@example.com", Primary: true, Verified: true}}})
+		if resp, body := githubBrowserSignIn(t, s, gh, conf, oauth2.GenerateVerifier()); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: sign-in = %d %s", st.name, resp.StatusCode, body)
+		}
+		var got []string
+		s.DB.Raw(`SELECT organizations.slug || ':' || memberships.status FROM memberships
+			JOIN organizations ON organizations.id = memberships.organization_id
+			JOIN identities ON identities.user_id = memberships.user_id
+			WHERE identities.provider = ? AND identities.subject = ? ORDER BY organizations.slug`, "github", "4242").Scan(&got)
+		if strings.Join(got, " ") != strings.Join(st.want, " ") {
+			t.Fatalf("%s: memberships %v, want %v", st.name, got, st.want)
+		}
+		kept := count("SELECT COUNT(*) FROM audit_events WHERE type = ? AND details LIKE ?", provisioning.AuditSyncRemovalSkipped, "%left groups out%")
+		removed := count("SELECT COUNT(*) FROM audit_events WHERE type = ?", provisioning.AuditMembershipRemoved)
+		if kept != st.kept || removed != st.removed {
+			t.Fatalf("%s: %d removals skipped and %d made, want %d and %d", st.name, kept, removed, st.kept, st.removed)
+		}
+	}
 }

@@ -3,14 +3,18 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -188,6 +192,55 @@ func TestOrgSyncThroughSignIn(t *testing.T) {
 			s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type = ?", provisioning.AuditOrgCreated).Scan(&created)
 			if added != 3 || removed != 1 || created != 2 {
 				t.Fatalf("audit events: %d added, %d removed, %d organizations created", added, removed, created)
+			}
+		})
+	}
+}
+
+// TestMeOrganizations: /auth/me lists each membership with its
+// organization and role, and reads them in one query however many there
+// are.
+func TestMeOrganizations(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, signIn := provisioningServer(t, pg)
+			tok := signIn("dev", "ada@example.com", "leads,team-red,team-blue", "")
+			var orgQueries atomic.Int64
+			count := func(db *gorm.DB) {
+				if strings.Contains(db.Statement.SQL.String(), "organizations") {
+					orgQueries.Add(1)
+				}
+			}
+			if err := s.DB.Callback().Query().After("gorm:query").Register("test:count_query", count); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DB.Callback().Row().After("gorm:row").Register("test:count_row", count); err != nil {
+				t.Fatal(err)
+			}
+			m := me(t, s, tok.AccessToken)
+			if n := orgQueries.Load(); n != 1 {
+				t.Fatalf("/auth/me read organizations in %d queries, want 1", n)
+			}
+			var got []string
+			active := 0
+			for _, o := range asSlice(m["organizations"]) {
+				org := o.(map[string]any)
+				keys := slices.Sorted(maps.Keys(org))
+				if !slices.Equal(keys, []string{"active", "id", "name", "role", "slug", "source", "status"}) {
+					t.Fatalf("organization fields %v", keys)
+				}
+				if org["active"] == true {
+					active++
+					if org["id"] != m["active_org_id"] {
+						t.Fatalf("active organization %v, active_org_id %v", org["id"], m["active_org_id"])
+					}
+				}
+				got = append(got, fmt.Sprintf("%s:%s:%s:%s", org["slug"], org["role"], org["status"], org["source"]))
+			}
+			slices.Sort(got)
+			want := []string{"acme:admin:active:sync:dev", "team-blue:viewer:active:sync:dev", "team-red:viewer:active:sync:dev"}
+			if !slices.Equal(got, want) || active != 1 {
+				t.Fatalf("/auth/me organizations %v (%d active), want %v (1 active)", got, active, want)
 			}
 		})
 	}

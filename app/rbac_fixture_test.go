@@ -19,7 +19,8 @@ import (
 // rbacYAML: a public client for the knowledge-base SPA (audience kb-api),
 // the kb backend's confidential client (introspection, API-key
 // exchange), the admin console (audience gatehouse-admin), the dev
-// provider and sync rules that put dev groups into acme.
+// provider (and dev2, which links by email, for a second identity) and
+// sync rules that put dev groups into acme.
 const rbacYAML = `
 clients:
   - id: kb-web
@@ -43,6 +44,7 @@ clients:
     permissions: ["admin:*"]
 providers:
   - {name: dev, type: dev}
+  - {name: dev2, type: dev, link_by_email: true}
 org_sync:
   rules:
     - {match: "dev:group:eng", org: acme, role: member}
@@ -88,10 +90,16 @@ func newWorld(t *testing.T, pg bool) *world {
 // returns the tokens; organization is the authorization request's.
 func (w *world) signIn(client, email, groups, organization string) *oauth2.Token {
 	w.t.Helper()
+	return w.signInWith("dev", client, email, groups, organization)
+}
+
+// signInWith is signIn through the named provider's form.
+func (w *world) signInWith(provider, client, email, groups, organization string) *oauth2.Token {
+	w.t.Helper()
 	conf := &oauth2.Config{ClientID: client, RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"openid", "email"},
 		Endpoint: oauth2.Endpoint{AuthURL: w.s.URL + "/auth/login", TokenURL: w.s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", provider)}
 	if organization != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("organization", organization))
 	}

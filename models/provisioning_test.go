@@ -89,6 +89,65 @@ func TestActiveGrantsEdgeCases(t *testing.T) {
 	})
 }
 
+// TestListUserMemberships: a user's memberships of every status with
+// their organization and role, oldest first, nobody else's.
+func TestListUserMemberships(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, acme := withOrg(t, db, "acme")
+		beta := &models.Organization{Slug: "beta", Name: "Beta Labs"}
+		if err := s.CreateOrganization(ctx, beta); err != nil {
+			t.Fatal(err)
+		}
+		editor := &models.Role{Name: "editor", OrganizationID: &acme.ID, Level: 40}
+		if err := s.CreateRole(ctx, editor); err != nil {
+			t.Fatal(err)
+		}
+		users := map[string]*models.User{}
+		for _, name := range []string{"ada", "bob", "cy"} {
+			users[name] = &models.User{Email: name + "@example.com"}
+			if err := s.CreateUserWithIdentity(ctx, users[name], &models.Identity{Provider: "dev", Subject: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Created in this order, a second apart, so oldest first is beta first.
+		start := time.Now().UTC().Truncate(time.Second)
+		for i, m := range []*models.Membership{
+			{UserID: users["ada"].ID, OrganizationID: beta.ID, RoleID: models.RoleViewerID, Status: models.MembershipSuspended, Source: "sync:github"},
+			{UserID: users["ada"].ID, OrganizationID: acme.ID, RoleID: editor.ID},
+			{UserID: users["bob"].ID, OrganizationID: acme.ID, RoleID: models.RoleOwnerID},
+		} {
+			m.CreatedAt = start.Add(time.Duration(i) * time.Second)
+			if err := s.CreateMembership(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases := []struct {
+			user string
+			want []string // slug/name/role/status/source
+		}{
+			{"ada", []string{"beta/Beta Labs/viewer/suspended/sync:github", "acme//editor/active/manual"}},
+			{"bob", []string{"acme//owner/active/manual"}},
+			{"cy", nil},
+		}
+		for _, tc := range cases {
+			ms, err := s.ListUserMemberships(ctx, users[tc.user].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range ms {
+				if m.UserID != users[tc.user].ID || m.ID == "" {
+					t.Fatalf("%s: membership %+v", tc.user, m)
+				}
+				got = append(got, m.OrganizationSlug+"/"+m.OrganizationName+"/"+m.RoleName+"/"+m.Status+"/"+m.Source)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: memberships %q, want %q", tc.user, got, tc.want)
+			}
+		}
+	})
+}
+
 func TestLoginQueries(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()

@@ -115,17 +115,30 @@ func (s *Store) RevokeSession(ctx context.Context, id, reason string, now time.T
 // RevokeUserSessions revokes every live session of a user and all their
 // refresh tokens in one transaction, returning how many sessions it revoked.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID, reason string, now time.Time) (int64, error) {
+	return s.revokeSessions(ctx, reason, now, "user_id = ?", userID)
+}
+
+// RevokeUserProviderSessions revokes the live sessions a user opened
+// through the named provider, with all their refresh tokens, in one
+// transaction, returning how many sessions it revoked.
+func (s *Store) RevokeUserProviderSessions(ctx context.Context, userID, provider, reason string, now time.Time) (int64, error) {
+	return s.revokeSessions(ctx, reason, now, "user_id = ? AND provider = ?", userID, provider)
+}
+
+// revokeSessions revokes the unrevoked sessions matching the condition and
+// sweeps the refresh tokens of every session matching it (an earlier
+// revocation's stragglers too).
+func (s *Store) revokeSessions(ctx context.Context, reason string, now time.Time, cond string, args ...any) (int64, error) {
 	var n int64
 	err := s.InTx(ctx, func(tx *Store) error {
-		res := tx.db.Model(&Session{}).Where("user_id = ? AND revoked_at IS NULL", userID).
+		res := tx.db.Model(&Session{}).Where(cond, args...).Where("revoked_at IS NULL").
 			Updates(map[string]any{"revoked_at": now, "revoke_reason": reason})
 		if res.Error != nil {
 			return mapErr(res.Error, "revoke sessions")
 		}
 		n = res.RowsAffected
 		err := tx.db.Model(&RefreshToken{}).
-			Where("revoked_at IS NULL AND session_id IN (?)",
-				tx.db.Model(&Session{}).Select("id").Where("user_id = ?", userID)).
+			Where("revoked_at IS NULL AND session_id IN (?)", tx.db.Model(&Session{}).Select("id").Where(cond, args...)).
 			Update("revoked_at", now).Error
 		return mapErr(err, "revoke refresh tokens")
 	})

@@ -164,3 +164,26 @@ func (s *Store) ListMemberships(ctx context.Context, userID string) ([]Membershi
 	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("created_at, id").Find(&out).Error
 	return out, mapErr(err, "list memberships")
 }
+
+// UserMembership is a membership with its organization and role, as a
+// user's own view (/auth/me) lists it.
+type UserMembership struct {
+	Membership
+	OrganizationSlug string
+	OrganizationName string
+	RoleName         string
+}
+
+// ListUserMemberships returns a user's memberships of every status with
+// their organization and role, oldest first. It is one query, whatever
+// the number of memberships.
+func (s *Store) ListUserMemberships(ctx context.Context, userID string) ([]UserMembership, error) {
+	var out []UserMembership
+	err := s.db.WithContext(ctx).Table("memberships").
+		Select("memberships.*, organizations.slug AS organization_slug, organizations.name AS organization_name, roles.name AS role_name").
+		Joins("JOIN organizations ON organizations.id = memberships.organization_id").
+		Joins("JOIN roles ON roles.id = memberships.role_id").
+		Where("memberships.user_id = ?", userID).
+		Order("memberships.created_at, memberships.id").Scan(&out).Error
+	return out, mapErr(err, "list memberships")
+}

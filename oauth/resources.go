@@ -187,6 +187,7 @@ type MeOrganization struct {
 	ID     string `json:"id"`
 	Slug   string `json:"slug"`
 	Name   string `json:"name"`
+	Role   string `json:"role"`
 	Status string `json:"status"`
 	Source string `json:"source"`
 	Active bool   `json:"active"`
@@ -215,18 +216,14 @@ func (s *Service) Me(ctx context.Context, bearer string) (*Me, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, err := s.store.ListMemberships(ctx, user.ID)
+	ms, err := s.store.ListUserMemberships(ctx, user.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range ms {
-		org, err := s.store.FindOrganization(ctx, m.OrganizationID)
-		if err != nil {
-			return nil, err
-		}
-		active := sess.ActiveOrgID != nil && *sess.ActiveOrgID == org.ID
-		me.Organizations = append(me.Organizations, MeOrganization{ID: org.ID, Slug: org.Slug, Name: org.Name,
-			Status: m.Status, Source: m.Source, Active: active})
+		active := sess.ActiveOrgID != nil && *sess.ActiveOrgID == m.OrganizationID
+		me.Organizations = append(me.Organizations, MeOrganization{ID: m.OrganizationID, Slug: m.OrganizationSlug, Name: m.OrganizationName,
+			Role: m.RoleName, Status: m.Status, Source: m.Source, Active: active})
 	}
 	if sess.ActiveOrgID != nil {
 		me.ActiveOrgID = *sess.ActiveOrgID

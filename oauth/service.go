@@ -47,8 +47,7 @@ type Store interface {
 	FindUser(ctx context.Context, id string) (*models.User, error)
 	ActiveGrants(ctx context.Context, userID, orgID string) (*models.Grants, error)
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
-	ListMemberships(ctx context.Context, userID string) ([]models.Membership, error)
-	FindOrganization(ctx context.Context, id string) (*models.Organization, error)
+	ListUserMemberships(ctx context.Context, userID string) ([]models.UserMembership, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
 	CreatePendingLogin(ctx context.Context, p *models.PendingLogin) error
 	FindPendingLogin(ctx context.Context, id string) (*models.PendingLogin, error)

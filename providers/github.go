@@ -255,7 +255,8 @@ type (
 // token, reads the profile, email addresses and, when configured,
 // organizations and teams, and applies the allow-lists. It returns an
 // Identity only when every call succeeded, so a failure half-way never
-// provisions a user with partial groups.
+// provisions a user with partial groups; when GitHub answers but says it
+// left organizations out (SAML single sign-on), GroupsPartial says so.
 func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Identity, error) {
 	code := req.HTTP.URL.Query().Get("code")
 	if code == "" {
@@ -270,19 +271,29 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 	}
 
 	var (
-		user   githubUser
-		emails []githubEmail
-		orgs   []githubOrg
-		teams  []githubTeam
+		user                      githubUser
+		emails                    []githubEmail
+		orgs                      []githubOrg
+		teams                     []githubTeam
+		orgsPartial, teamsPartial bool
 	)
 	calls := []func(context.Context) error{
 		func(ctx context.Context) error { _, err := p.get(ctx, token, p.apiURL+"/user", &user); return err },
-		func(ctx context.Context) error { return getAll(ctx, p, token, "/user/emails", &emails) },
+		func(ctx context.Context) (err error) {
+			_, err = getAll(ctx, p, token, "/user/emails", &emails)
+			return err
+		},
 	}
 	if p.readOrgs {
 		calls = append(calls,
-			func(ctx context.Context) error { return getAll(ctx, p, token, "/user/orgs", &orgs) },
-			func(ctx context.Context) error { return getAll(ctx, p, token, "/user/teams", &teams) })
+			func(ctx context.Context) (err error) {
+				orgsPartial, err = getAll(ctx, p, token, "/user/orgs", &orgs)
+				return err
+			},
+			func(ctx context.Context) (err error) {
+				teamsPartial, err = getAll(ctx, p, token, "/user/teams", &teams)
+				return err
+			})
 	}
 	if err := runAll(ctx, calls); err != nil {
 		return nil, err
@@ -317,11 +328,12 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 	for _, t := range teamSet {
 		id.Groups = append(id.Groups, "github:team:"+t)
 	}
+	id.GroupsPartial = orgsPartial || teamsPartial
 	id.Claims = map[string]any{
 		"id": user.ID, "login": user.Login, "preferred_username": user.Login, "name": user.Name,
 		"email": id.Email, "email_verified": id.EmailVerified, "avatar_url": user.AvatarURL, "html_url": user.HTMLURL,
 	}
-	if err := p.checkAllowed(user, orgSet, teamSet); err != nil {
+	if err := p.checkAllowed(user, orgSet, teamSet, id.GroupsPartial); err != nil {
 		return nil, err
 	}
 	return id, nil
@@ -348,8 +360,9 @@ func githubGroups(orgs []githubOrg, teams []githubTeam) (orgSet, teamSet []strin
 // checkAllowed applies allowed_organizations and allowed_teams: with
 // either set, the person must be in one of the organizations or one of the
 // teams. The refusal names the rule, never the person's memberships, which
-// may be private.
-func (p *githubProvider) checkAllowed(user githubUser, orgs, teams []string) error {
+// may be private; for the log it says when GitHub hid organizations, the
+// likely cause for a member refused.
+func (p *githubProvider) checkAllowed(user githubUser, orgs, teams []string, partial bool) error {
 	if len(p.orgs) == 0 && len(p.teams) == 0 {
 		return nil
 	}
@@ -372,9 +385,13 @@ func (p *githubProvider) checkAllowed(user githubUser, orgs, teams []string) err
 	default:
 		what, rule = "an allowed organization or team", "allowed_organizations/allowed_teams"
 	}
+	detail := fmt.Sprintf("GitHub user %d (%s) is not in %s", user.ID, user.Login, rule)
+	if partial {
+		detail += " (GitHub left out organizations that enforce SAML single sign-on)"
+	}
 	return Deny(
 		"This GitHub account is not in "+what+". If you are a member, the organization may first have to approve this application on GitHub; otherwise ask your administrator for access.",
-		fmt.Sprintf("GitHub user %d (%s) is not in %s", user.ID, user.Login, rule))
+		detail)
 }
 
 // exchange trades the code for an access token and checks that GitHub
@@ -463,35 +480,52 @@ func runAll(ctx context.Context, calls []func(context.Context) error) error {
 }
 
 // getAll reads every page of an API list into all, following the Link
-// header to the end.
-func getAll[T any](ctx context.Context, p *githubProvider, token, path string, all *[]T) error {
+// header to the end. It reports whether any page said GitHub left items
+// out (githubPartial).
+func getAll[T any](ctx context.Context, p *githubProvider, token, path string, all *[]T) (partial bool, err error) {
 	next := p.apiURL + path + "?per_page=100"
 	for page := 0; next != ""; page++ {
 		if page == githubMaxPages {
-			return &UserError{Message: githubMsgBadAnswer,
+			return partial, &UserError{Message: githubMsgBadAnswer,
 				Err: fmt.Errorf("%w: GitHub %s has more than %d pages", ErrInvalidResponse, path, githubMaxPages)}
 		}
 		var items []T
-		link, err := p.get(ctx, token, next, &items)
+		h, err := p.get(ctx, token, next, &items)
 		if err != nil {
-			return err
+			return partial, err
 		}
 		*all = append(*all, items...)
-		if next, err = nextPage(link, p.api); err != nil {
-			return &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s: %v", ErrInvalidResponse, path, err)}
+		partial = partial || githubPartial(h)
+		if next, err = nextPage(h.Get("Link"), p.api); err != nil {
+			return partial, &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s: %v", ErrInvalidResponse, path, err)}
 		}
 	}
-	return nil
+	return partial, nil
 }
 
-// get calls the REST API and decodes a JSON answer; it returns the Link
-// header for pagination.
-func (p *githubProvider) get(ctx context.Context, token, rawURL string, into any) (string, error) {
+// githubPartial reports whether an answer carries GitHub's
+// `X-GitHub-SSO: partial-results; organizations=<ids>`: the listing left
+// out organizations that enforce SAML single sign-on which the token is
+// not authorized for. The ids are GitHub's numeric organization ids,
+// which Gatehouse does not keep, so only the fact is used.
+func githubPartial(h http.Header) bool {
+	for _, v := range h.Values("X-GitHub-SSO") {
+		directive, _, _ := strings.Cut(v, ";")
+		if strings.EqualFold(strings.TrimSpace(directive), "partial-results") {
+			return true
+		}
+	}
+	return false
+}
+
+// get calls the REST API and decodes a JSON answer; it returns the
+// answer's headers (pagination, single sign-on).
+func (p *githubProvider) get(ctx context.Context, token, rawURL string, into any) (http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/vnd.github+json")
@@ -500,33 +534,33 @@ func (p *githubProvider) get(ctx context.Context, token, rawURL string, into any
 	path := req.URL.Path // errors name the endpoint only
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return "", &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s: %v", ErrUnavailable, path, redactURLError(err))}
+		return nil, &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s: %v", ErrUnavailable, path, redactURLError(err))}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, githubMaxBody+1))
 	if err != nil {
-		return "", &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s: reading the answer: %v", ErrUnavailable, path, err)}
+		return nil, &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s: reading the answer: %v", ErrUnavailable, path, err)}
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case githubUnavailable(resp, body):
-		return "", &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s answered %d%s", ErrUnavailable, path, resp.StatusCode, rateLimitDetail(resp))}
+		return nil, &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s answered %d%s", ErrUnavailable, path, resp.StatusCode, rateLimitDetail(resp))}
 	case resp.StatusCode == http.StatusUnauthorized:
-		return "", &UserError{Message: githubMsgRetry, Err: fmt.Errorf("%w: GitHub %s refused the access token (401)", ErrInvalidResponse, path)}
+		return nil, &UserError{Message: githubMsgRetry, Err: fmt.Errorf("%w: GitHub %s refused the access token (401)", ErrInvalidResponse, path)}
 	case resp.StatusCode == http.StatusForbidden:
 		// Not a rate limit: an organization's SAML or IP allow-list
 		// policy, or a missing scope. Retrying alone will not help.
-		return "", &UserError{Message: githubMsgForbidden, Err: fmt.Errorf("%w: GitHub %s answered 403: %s", ErrInvalidResponse, path, githubMessage(body))}
+		return nil, &UserError{Message: githubMsgForbidden, Err: fmt.Errorf("%w: GitHub %s answered 403: %s", ErrInvalidResponse, path, githubMessage(body))}
 	default:
-		return "", &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s answered %d: %s", ErrInvalidResponse, path, resp.StatusCode, githubMessage(body))}
+		return nil, &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s answered %d: %s", ErrInvalidResponse, path, resp.StatusCode, githubMessage(body))}
 	}
 	if len(body) > githubMaxBody {
-		return "", &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s answer is larger than %d bytes", ErrInvalidResponse, path, githubMaxBody)}
+		return nil, &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s answer is larger than %d bytes", ErrInvalidResponse, path, githubMaxBody)}
 	}
 	if err := json.Unmarshal(body, into); err != nil {
-		return "", &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s: %v", ErrInvalidResponse, path, err)}
+		return nil, &UserError{Message: githubMsgBadAnswer, Err: fmt.Errorf("%w: GitHub %s: %v", ErrInvalidResponse, path, err)}
 	}
-	return resp.Header.Get("Link"), nil
+	return resp.Header, nil
 }
 
 // githubUnavailable reports an answer worth retrying later: a server

@@ -89,6 +89,7 @@ func TestGitHubComplete(t *testing.T) {
 		verified bool
 		name     string
 		groups   []string
+		partial  bool
 	}
 	adaGroups := []string{"github:org:acme", "github:org:analytical-engines",
 		"github:team:acme/platform", "github:team:acme/web", "github:team:analytical-engines/core"}
@@ -104,12 +105,14 @@ func TestGitHubComplete(t *testing.T) {
 		user       githubtest.User
 		pageSize   int
 		granted    string
+		saml       []string // organizations enforcing SAML SSO, hidden from the listings
 		intercept  func(http.ResponseWriter, *http.Request) bool
 		mutate     func(q url.Values)
 		saved      func(string) string
 		want       *want
 		wantErr    error
 		wantMsg    string
+		wantDetail string // in the error, for the log
 		check      func(t *testing.T, requests []string)
 	}{
 		{
@@ -178,6 +181,36 @@ func TestGitHubComplete(t *testing.T) {
 					}
 				}
 			},
+		},
+		{
+			name:     "an organization enforcing SAML SSO is left out: groups partial",
+			settings: "sync_groups: true\n",
+			user:     ada,
+			saml:     []string{"Analytical-Engines"},
+			want: &want{email: "ada@example.com", verified: true, name: "Ada Lovelace", partial: true,
+				groups: []string{"github:org:acme", "github:team:acme/platform", "github:team:acme/web"}},
+		},
+		{
+			name:     "partial results on a later page only",
+			settings: "sync_groups: true\n",
+			user:     many,
+			pageSize: 2,
+			intercept: onPath("/user/teams", "2", func(w http.ResponseWriter) {
+				w.Header().Set("X-GitHub-SSO", "partial-results; organizations=21955855,20582480")
+				_, _ = w.Write([]byte(`[]`))
+			}),
+			want: &want{email: "ada@example.com", verified: true, name: "Ada Lovelace", partial: true, groups: []string{
+				"github:org:o1", "github:org:o2", "github:org:o3", "github:org:o4", "github:org:o5",
+				"github:team:o1/a", "github:team:o1/b"}},
+		},
+		{
+			name:       "the only allowed organization hidden by SAML SSO: refused, and the log says why",
+			settings:   "allowed_organizations: [analytical-engines]\n",
+			user:       ada,
+			saml:       []string{"analytical-engines"},
+			wantErr:    ErrDenied,
+			wantMsg:    "the organization may first have to approve this application",
+			wantDetail: "GitHub left out organizations that enforce SAML single sign-on",
 		},
 		{
 			name:     "organization allowed (names are case-insensitive)",
@@ -377,6 +410,7 @@ func TestGitHubComplete(t *testing.T) {
 			}
 			gh.GrantedScopes = tc.granted
 			gh.Intercept = tc.intercept
+			gh.EnforceSAML(tc.saml...)
 			secret := tc.secret
 			if secret == "" {
 				secret = githubtest.ClientSecret
@@ -400,6 +434,9 @@ func TestGitHubComplete(t *testing.T) {
 				if !errors.As(err, &ue) || !strings.Contains(ue.Message, tc.wantMsg) {
 					t.Fatalf("message = %v, want it to contain %q", err, tc.wantMsg)
 				}
+				if !strings.Contains(err.Error(), tc.wantDetail) {
+					t.Fatalf("error = %v, want it to contain %q", err, tc.wantDetail)
+				}
 				t.Logf("refused: %v; shown: %q", err, ue.Message)
 				// Neither the page nor the log may carry a secret, a code,
 				// a token or the person's memberships.
@@ -413,14 +450,42 @@ func TestGitHubComplete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := want{email: id.Email, verified: id.EmailVerified, name: id.Name, groups: id.Groups}
-			if got.email != tc.want.email || got.verified != tc.want.verified || got.name != tc.want.name || !slices.Equal(got.groups, tc.want.groups) {
+			got := want{email: id.Email, verified: id.EmailVerified, name: id.Name, groups: id.Groups, partial: id.GroupsPartial}
+			if got.email != tc.want.email || got.verified != tc.want.verified || got.name != tc.want.name ||
+				!slices.Equal(got.groups, tc.want.groups) || got.partial != tc.want.partial {
 				t.Fatalf("identity = %+v\nwant       %+v", got, *tc.want)
 			}
 			if id.Provider != "github" || id.Subject != "583231" || id.AvatarURL == "" || id.Claims["login"] != "ada" {
 				t.Fatalf("identity = %+v", id)
 			}
 		})
+	}
+}
+
+// TestGitHubPartial reads GitHub's X-GitHub-SSO header: only
+// partial-results marks a listing that left organizations out.
+func TestGitHubPartial(t *testing.T) {
+	cases := []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"partial-results; organizations=21955855,20582480"}, true},
+		{[]string{" Partial-Results ;organizations=1"}, true},
+		{[]string{"partial-results"}, true},
+		{[]string{"required; url=https://github.com/orgs/acme/sso?authorization_request=abc"}, false},
+		{[]string{"required; url=https://github.com/orgs/acme/sso", "partial-results; organizations=1"}, true},
+		{[]string{"partial-resultsx"}, false},
+		{[]string{""}, false},
+	}
+	for _, tc := range cases {
+		h := http.Header{}
+		for _, v := range tc.values {
+			h.Add("X-GitHub-SSO", v)
+		}
+		if got := githubPartial(h); got != tc.want {
+			t.Errorf("githubPartial(%q) = %v, want %v", tc.values, got, tc.want)
+		}
 	}
 }
 

@@ -29,6 +29,12 @@ type Identity struct {
 	AvatarURL     string
 	// Groups are typed strings for org sync, e.g. "github:org:acme".
 	Groups []string
+	// GroupsPartial says the upstream left some of the person's groups out
+	// of its answer (GitHub hides organizations enforcing SAML single
+	// sign-on the app is not authorized for), so a group missing from
+	// Groups may still be the person's. The zero value means Groups is
+	// complete: kinds whose answer always is need not set it.
+	GroupsPartial bool
 	// Claims are the upstream claims as received, for auditing and mapping.
 	Claims map[string]any
 	// AMR lists how the person authenticated upstream ("pwd", "mfa", ...).

@@ -132,6 +132,7 @@ const (
 	AuditMembershipRemoved  = "membership.removed"
 	AuditMembershipSuspend  = "membership.suspended"
 	AuditSyncRuleSkipped    = "org_sync.rule_skipped"
+	AuditSyncRemovalSkipped = "org_sync.removal_skipped"
 	AuditInvitationCreated  = "invitation.created"
 	AuditInvitationRevoked  = "invitation.revoked"
 	AuditInvitationAccepted = "invitation.accepted"
@@ -290,8 +291,16 @@ func cmpErr(err, fallback error) error {
 	return fallback
 }
 
+// RevokeReasonIdentityUnlinked is the revoke reason of sessions ended by
+// Unlink.
+const RevokeReasonIdentityUnlinked = "identity_unlinked"
+
 // Unlink removes one of a user's identities; the last one cannot go
-// (ErrLastIdentity). Sessions opened through it are left to the caller.
+// (ErrLastIdentity). In the same transaction it ends the user's live
+// sessions opened through the identity's provider, whose access the
+// unlinking is meant to take away. Sessions record the provider, not the
+// account: those of another identity of the user at the same provider
+// end too, which errs on the side of signing out.
 func (s *Service) Unlink(ctx context.Context, userID, identityID string, meta Meta) error {
 	return s.store.InTx(ctx, func(tx *models.Store) error {
 		// The row lock makes two concurrent unlinks of a user's last two
@@ -318,8 +327,12 @@ func (s *Service) Unlink(ctx context.Context, userID, identityID string, meta Me
 		if err := tx.DeleteIdentity(ctx, userID, identityID); err != nil {
 			return err
 		}
+		n, err := tx.RevokeUserProviderSessions(ctx, userID, provider, RevokeReasonIdentityUnlinked, s.now())
+		if err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditIdentityUnlinked, Provider: provider, SubjectUserID: &userID},
-			map[string]any{"identity_id": identityID})
+			map[string]any{"identity_id": identityID, "sessions_revoked": n})
 	})
 }
 

@@ -1,6 +1,7 @@
 package provisioning_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -392,6 +393,53 @@ func TestOrgSyncRemoveAndSkip(t *testing.T) {
 	})
 }
 
+// TestOrgSyncPartialGroups: a sign-in whose provider says its groups are
+// incomplete adds memberships but removes and suspends none, and audits
+// each one it kept; the next complete answer applies the leave.
+func TestOrgSyncPartialGroups(t *testing.T) {
+	steps := []struct {
+		name    string
+		groups  []string
+		partial bool
+		want    []string
+		kept    int64 // org_sync.removal_skipped events so far
+	}{
+		{"join", []string{"github:org:acme", "github:org:beta"}, false,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github"}, 0},
+		{"beta hidden: kept, and gamma joined", []string{"github:org:acme", "github:org:gamma"}, true,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github", "gamma:member:active:sync:github"}, 1},
+		{"everything hidden: all kept", nil, true,
+			[]string{"acme:member:active:sync:github", "beta:member:active:sync:github", "gamma:member:active:sync:github"}, 4},
+		{"complete again: beta left for real", []string{"github:org:acme", "github:org:gamma"}, false,
+			[]string{"acme:member:active:sync:github", "gamma:member:active:sync:github"}, 4},
+	}
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "github:org:*", Org: "{org}", Role: "member"}}}})
+		var userID string
+		for _, st := range steps {
+			id := identity("github", "42", "ada@example.com", true, st.groups...)
+			id.GroupsPartial = st.partial
+			userID = f.login(id).User.ID
+			if got := f.memberships(userID); !slices.Equal(got, st.want) {
+				t.Fatalf("%s: memberships =\n  %s\nwant\n  %s", st.name, strings.Join(got, "\n  "), strings.Join(st.want, "\n  "))
+			}
+			if n := f.audits(provisioning.AuditSyncRemovalSkipped); n != st.kept {
+				t.Fatalf("%s: %d %s events, want %d", st.name, n, provisioning.AuditSyncRemovalSkipped, st.kept)
+			}
+		}
+		if n := f.audits(provisioning.AuditMembershipRemoved); n != 1 {
+			t.Fatalf("%d removals, want the one after the complete answer", n)
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditSyncRemovalSkipped).Order("id").Take(&ev)
+		if ev.Outcome != models.OutcomeFailure || ev.OrganizationID == nil || *ev.OrganizationID != f.org("beta").ID ||
+			ev.Provider != "github" || *ev.SubjectUserID != userID || !strings.Contains(ev.Details, "left groups out") {
+			t.Fatalf("removal skipped audit = %+v", ev)
+		}
+	})
+}
+
 func TestInvitations(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db, provisioning.Options{})
@@ -482,17 +530,46 @@ func TestUnlink(t *testing.T) {
 		if len(ids) != 2 {
 			t.Fatalf("identities = %d", len(ids))
 		}
+		// A session opened through each provider.
+		sessions := map[string]string{}
+		for _, p := range []string{"google", "github"} {
+			sess := &models.Session{UserID: u.ID, ClientID: "spa", Provider: p, AuthTime: f.clock, LastUsedAt: f.clock, ExpiresAt: f.clock.Add(time.Hour)}
+			if err := f.store.CreateSession(f.ctx, sess); err != nil {
+				t.Fatal(err)
+			}
+			sessions[p] = sess.ID
+		}
+		sessionState := func() string {
+			var out []string
+			for _, p := range []string{"google", "github"} {
+				sess, _ := f.store.FindSession(f.ctx, sessions[p])
+				out = append(out, p+":"+cmp.Or(sess.RevokeReason, "live"))
+			}
+			return strings.Join(out, " ")
+		}
 		if err := f.svc.Unlink(f.ctx, u.ID, "nope", provisioning.Meta{}); !errors.Is(err, provisioning.ErrNotFound) {
 			t.Fatalf("unknown identity: %v", err)
 		}
 		if err := f.svc.Unlink(f.ctx, u.ID, ids[0].ID, provisioning.Meta{}); err != nil {
 			t.Fatal(err)
 		}
+		// Unlinking google ended the session opened through it, only.
+		if got := sessionState(); got != "google:identity_unlinked github:live" {
+			t.Fatalf("sessions after unlinking google: %s", got)
+		}
 		if err := f.svc.Unlink(f.ctx, u.ID, ids[1].ID, provisioning.Meta{}); !errors.Is(err, provisioning.ErrLastIdentity) {
 			t.Fatalf("unlinking the last identity: %v", err)
 		}
+		if got := sessionState(); got != "google:identity_unlinked github:live" {
+			t.Fatalf("sessions after a refused unlink: %s", got)
+		}
 		if f.count("identities", "user_id = ?", u.ID) != 1 || f.audits(provisioning.AuditIdentityUnlinked) != 1 {
 			t.Fatal("unlink did not remove exactly one identity, audited")
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditIdentityUnlinked).Take(&ev)
+		if ev.Provider != "google" || !strings.Contains(ev.Details, `"sessions_revoked":1`) || !strings.Contains(ev.Details, ids[0].ID) {
+			t.Fatalf("unlink audit = %+v", ev)
 		}
 		// The unlinked account signing in again is linked back (verified email, linking on).
 		if res := f.login(identity("google", "g1", "ada@example.com", true)); res.User.ID != u.ID || !res.Linked {

@@ -169,7 +169,16 @@ const (
 	ChangeReactivate ChangeKind = "reactivate"
 	ChangeRemove     ChangeKind = "remove"
 	ChangeSuspend    ChangeKind = "suspend"
+	// ChangeKeep is a removal or suspension not made because the upstream
+	// said its groups were incomplete; applying it only audits.
+	ChangeKeep ChangeKind = "keep"
 )
+
+// keepReason is the Reason of ChangeKeep, by the change it stands for.
+var keepReason = map[ChangeKind]string{
+	ChangeRemove:  "not removed: the upstream's answer left groups out, so a missing group may still be the person's",
+	ChangeSuspend: "not suspended: the upstream's answer left groups out, so a missing group may still be the person's",
+}
 
 // Change is one step of org sync.
 type Change struct {
@@ -190,7 +199,7 @@ type Change struct {
 	// longer reports).
 	Rule  int
 	Group string
-	// Reason says why a rule was skipped.
+	// Reason says why a rule was skipped or a membership kept.
 	Reason string
 }
 
@@ -202,6 +211,8 @@ func (c Change) String() string {
 		return fmt.Sprintf("create_org %s", org)
 	case ChangeSkip:
 		return fmt.Sprintf("skip rule %d: %s", c.Rule, c.Reason)
+	case ChangeKeep:
+		return fmt.Sprintf("keep %s: %s", org, c.Reason)
 	case ChangeRemove, ChangeSuspend:
 		return fmt.Sprintf("%s %s", c.Kind, org)
 	}
@@ -220,8 +231,11 @@ func (c Change) String() string {
 //     never touched, even when a rule names its organization;
 //   - a synced membership the upstream no longer reports is removed or,
 //     with OnLeave "suspend", suspended; a suspended one reported again is
-//     reactivated.
-func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []string, dir Directory) []Change {
+//     reactivated;
+//   - when partial (the upstream said it left groups out), additions and
+//     changes still apply, but a membership that would be removed or
+//     suspended gets a ChangeKeep instead: a missing group proves nothing.
+func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []string, partial bool, dir Directory) []Change {
 	source := models.SyncSource(provider)
 	type want struct {
 		t    Target
@@ -310,6 +324,9 @@ func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []
 				continue
 			}
 			c.Kind = ChangeSuspend
+		}
+		if partial {
+			c.Kind, c.Reason = ChangeKeep, keepReason[c.Kind]
 		}
 		leaves = append(leaves, c)
 	}

@@ -21,7 +21,7 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 	source := models.SyncSource(id.Provider)
 	created := map[string]string{} // slug → id of organizations created now
 	applied := 0
-	for _, c := range policy.Diff(id.Provider, current, id.Groups, dir) {
+	for _, c := range policy.Diff(id.Provider, current, id.Groups, id.GroupsPartial, dir) {
 		e := models.AuditEvent{Provider: id.Provider, SubjectUserID: &user.ID}
 		details := map[string]any{"source": source, "rule": c.Rule, "group": c.Group}
 		orgID := cmp.Or(c.OrgID, created[c.Slug])
@@ -42,6 +42,10 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 			ok = true
 			e.Type, e.Outcome = AuditSyncRuleSkipped, models.OutcomeFailure
 			details["reason"] = c.Reason
+		case ChangeKeep:
+			ok = true
+			e.Type, e.Outcome = AuditSyncRemovalSkipped, models.OutcomeFailure
+			details["reason"], details["membership_id"], details["from_role_id"] = c.Reason, c.MembershipID, c.FromRoleID
 		case ChangeAdd:
 			m := &models.Membership{UserID: user.ID, OrganizationID: orgID, RoleID: c.RoleID, Status: models.MembershipActive, Source: source}
 			ok, err = tx.UpsertSyncMembership(ctx, m)
@@ -65,7 +69,7 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 		if !ok {
 			continue // a concurrent login or an administrator got there first
 		}
-		if c.Kind != ChangeSkip {
+		if c.Kind != ChangeSkip && c.Kind != ChangeKeep {
 			applied++
 		}
 		if err := s.audit(ctx, tx, meta, e, details); err != nil {

@@ -40,12 +40,29 @@ func TestDiff(t *testing.T) {
 	platformAdmin := provisioning.Rule{Match: "github:team:acme/platform-*", Org: "acme", Role: "admin"}
 	perOrg := provisioning.Rule{Match: "github:org:*", Org: "{org}", Role: "viewer"}
 	active, suspended := models.MembershipActive, models.MembershipSuspended
+	suspendOnLeave := func(rules ...provisioning.Rule) provisioning.SyncPolicy {
+		p := gh(rules...)
+		p.OnLeave = provisioning.LeaveSuspend
+		return p
+	}
+	autoCreate := func(rules ...provisioning.Rule) provisioning.SyncPolicy {
+		p := gh(rules...)
+		p.AutoCreateOrgs = true
+		return p
+	}
+	const (
+		keptNotRemoved  = "the upstream's answer left groups out, so a missing group may still be the person's"
+		keepAcmeRemove  = "keep org-acme: not removed: " + keptNotRemoved
+		keepAcmeSuspend = "keep org-acme: not suspended: " + keptNotRemoved
+		keepGoneRemove  = "keep org-gone: not removed: " + keptNotRemoved
+	)
 
 	cases := []struct {
 		name    string
 		policy  provisioning.SyncPolicy
 		current []models.Membership
 		groups  []string
+		partial bool // the upstream said it left groups out
 		want    []string
 	}{
 		{name: "no rules, nothing held", policy: gh(), groups: []string{"github:org:acme"}},
@@ -121,10 +138,38 @@ func TestDiff(t *testing.T) {
 			},
 			groups: []string{"github:team:acme/platform-x", "github:org:beta"},
 			want:   []string{"change_role acme admin", "add beta viewer", "remove org-gone"}},
+		// A partial answer (GitHub hid organizations enforcing SAML SSO)
+		// never takes a membership away, and still adds and changes.
+		{name: "partial: leave is kept, not removed", policy: gh(acmeMember), partial: true,
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			want:    []string{keepAcmeRemove}},
+		{name: "partial: leave is kept, not suspended", policy: suspendOnLeave(acmeMember), partial: true,
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			want:    []string{keepAcmeSuspend}},
+		{name: "partial: already suspended stays, nothing to keep", policy: suspendOnLeave(acmeMember), partial: true,
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, suspended)}},
+		{name: "partial: a removed rule does not remove either", policy: gh(), partial: true,
+			current: []models.Membership{synced("m1", "org-acme", models.RoleViewerID, active)},
+			want:    []string{keepAcmeRemove}},
+		{name: "partial: manual and other providers' memberships untouched, nothing kept", policy: gh(acmeMember), partial: true,
+			current: []models.Membership{
+				{ID: "m1", OrganizationID: "org-acme", RoleID: models.RoleViewerID, Status: active, Source: models.SourceManual},
+				{ID: "m2", OrganizationID: "org-beta", RoleID: models.RoleViewerID, Status: active, Source: "sync:google"},
+			}},
+		{name: "partial: join, change and reactivate still apply", policy: autoCreate(acmeMember, platformAdmin,
+			provisioning.Rule{Match: "github:org:beta", Org: "beta", Role: "viewer"},
+			provisioning.Rule{Match: "github:org:zeta", Org: "{org}", Role: "viewer"}), partial: true,
+			current: []models.Membership{
+				synced("m1", "org-acme", models.RoleViewerID, active),
+				synced("m2", "org-gone", models.RoleViewerID, active),
+				synced("m3", "org-beta", models.RoleViewerID, suspended),
+			},
+			groups: []string{"github:team:acme/platform-x", "github:org:beta", "github:org:zeta"},
+			want:   []string{"create_org zeta", "change_role acme admin", "reactivate beta viewer", "add zeta viewer", keepGoneRemove}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			changes := tc.policy.Diff("github", tc.current, tc.groups, syncDir)
+			changes := tc.policy.Diff("github", tc.current, tc.groups, tc.partial, syncDir)
 			var got []string
 			for _, c := range changes {
 				got = append(got, c.String())
@@ -143,7 +188,7 @@ func TestDiffDetails(t *testing.T) {
 		{Index: 1, Match: "github:org:*", Org: "gh-{org}", Role: "member"},
 	}}
 	current := []models.Membership{synced("m1", "org-acme", models.RoleMemberID, models.MembershipActive)}
-	changes := p.Diff("github", current, []string{"github:org:Acme", "github:org:acme"}, syncDir)
+	changes := p.Diff("github", current, []string{"github:org:Acme", "github:org:acme"}, false, syncDir)
 	want := []provisioning.Change{
 		{Kind: provisioning.ChangeCreateOrg, Slug: "gh-acme", Name: "gh-Acme", ExternalID: "Acme", Rule: 1, Group: "github:org:Acme"},
 		{Kind: provisioning.ChangeRole, Slug: "acme", OrgID: "org-acme", MembershipID: "m1", RoleID: models.RoleViewerID,
@@ -152,6 +197,15 @@ func TestDiffDetails(t *testing.T) {
 	}
 	if !slices.Equal(changes, want) {
 		t.Fatalf("Diff =\n%+v\nwant\n%+v", changes, want)
+	}
+
+	// A kept membership carries what applying needs to audit it.
+	p.OnLeave = provisioning.LeaveSuspend
+	kept := p.Diff("github", current, nil, true, syncDir)
+	wantKept := []provisioning.Change{{Kind: provisioning.ChangeKeep, OrgID: "org-acme", MembershipID: "m1", FromRoleID: models.RoleMemberID, Rule: -1,
+		Reason: "not suspended: the upstream's answer left groups out, so a missing group may still be the person's"}}
+	if !slices.Equal(kept, wantKept) {
+		t.Fatalf("Diff (partial) =\n%+v\nwant\n%+v", kept, wantKept)
 	}
 }
 

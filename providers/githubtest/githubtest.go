@@ -5,6 +5,8 @@
 // Link pagination, the same URL layout — and is stricter where that
 // catches mistakes: PKCE S256 is required, and API calls without
 // X-GitHub-Api-Version or without the needed scope are refused.
+// Organizations may enforce SAML single sign-on (EnforceSAML), which
+// hides them from the listings as GitHub does.
 // The REST endpoints are also served under /api/v3, as on GitHub
 // Enterprise Server.
 package githubtest
@@ -72,6 +74,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	user     *User
+	saml     map[string]bool // organizations hidden by SAML enforcement, lowercase
 	codes    map[string]*grant
 	tokens   map[string]*grant
 	requests []string
@@ -98,6 +101,21 @@ func (s *Server) SignIn(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user = &u
+}
+
+// EnforceSAML makes orgs (logins, case-insensitive) enforce SAML single
+// sign-on without the app's tokens being authorized for them: as on
+// GitHub, /user/orgs and /user/teams then leave those organizations and
+// their teams out, and say so on every page with
+// `X-GitHub-SSO: partial-results; organizations=<ids>`. With no orgs,
+// every organization shows again.
+func (s *Server) EnforceSAML(orgs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saml = map[string]bool{}
+	for _, o := range orgs {
+		s.saml[strings.ToLower(o)] = true
+	}
 }
 
 // Requests lists the requests served so far as "METHOD /path?query".
@@ -241,6 +259,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	s.mu.Lock()
 	g, ok := s.tokens[token]
+	saml := s.saml
 	s.mu.Unlock()
 	switch {
 	case !ok:
@@ -258,6 +277,17 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, path string) {
 		return
 	}
 	u := g.user
+	// Organizations hidden by SAML enforcement, and their ids (the same
+	// as /user/orgs gives them) for the X-GitHub-SSO header.
+	var hiddenIDs []string
+	for i, o := range u.Orgs {
+		if saml[strings.ToLower(o)] {
+			hiddenIDs = append(hiddenIDs, strconv.Itoa(i+1))
+		}
+	}
+	if len(hiddenIDs) > 0 && (path == "/user/orgs" || path == "/user/teams") {
+		w.Header().Set("X-GitHub-SSO", "partial-results; organizations="+strings.Join(hiddenIDs, ","))
+	}
 	switch path {
 	case "/user":
 		var email any
@@ -281,16 +311,20 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, path string) {
 		}
 		s.page(w, r, items)
 	case "/user/orgs":
-		items := make([]any, len(u.Orgs))
+		items := []any{}
 		for i, o := range u.Orgs {
-			items[i] = map[string]any{"login": o, "id": i + 1, "description": "Organization " + o}
+			if !saml[strings.ToLower(o)] {
+				items = append(items, map[string]any{"login": o, "id": i + 1, "description": "Organization " + o})
+			}
 		}
 		s.page(w, r, items)
 	case "/user/teams":
-		items := make([]any, len(u.Teams))
+		items := []any{}
 		for i, t := range u.Teams {
-			items[i] = map[string]any{"slug": t.Slug, "name": t.Slug, "id": i + 1,
-				"organization": map[string]any{"login": t.Org, "id": 1000 + i}}
+			if !saml[strings.ToLower(t.Org)] {
+				items = append(items, map[string]any{"slug": t.Slug, "name": t.Slug, "id": i + 1,
+					"organization": map[string]any{"login": t.Org, "id": 1000 + i}})
+			}
 		}
 		s.page(w, r, items)
 	default:
