@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,19 @@ func TestRefill(t *testing.T) {
 		}
 		if ok, wait := allow(t, l, "k"); ok || wait < 400*time.Millisecond {
 			t.Fatalf("one refill allowed two requests (wait %s)", wait)
+		}
+	})
+}
+
+// TestHugeRates: a rate so high that one interval is below Redis' time
+// resolution still allows, and never fails.
+func TestHugeRates(t *testing.T) {
+	eachStore(t, func(t *testing.T, newLimiter func(int) limiter) {
+		l := newLimiter(1 << 30)
+		for i := range 100 {
+			if ok, _ := allow(t, l, "k"); !ok {
+				t.Fatalf("request %d refused at 2^30 per minute", i+1)
+			}
 		}
 	})
 }
@@ -212,18 +226,18 @@ func TestParseRedisURL(t *testing.T) {
 // BenchmarkAllow is one rate-limit decision per request, in memory and in
 // Redis (one round trip on loopback), on one goroutine and on all cores.
 //
-//	GATEHOUSE_TEST_REDIS_URL=redis://127.0.0.1:6379/15 go test -run '^$' -bench Allow -benchtime 20000x -count 5 ./ratelimit/
+//	GATEHOUSE_TEST_REDIS_URL=redis://127.0.0.1:6379/15 go test -run '^$' -bench 'Allow|RedisPing' -benchtime 20000x -count 5 ./ratelimit/
 func BenchmarkAllow(b *testing.B) {
 	for _, s := range []string{"memory", "redis"} {
 		newLimiter := func(b *testing.B) limiter {
 			if s == "memory" {
-				return ratelimit.NewMemory(1 << 30)
+				return ratelimit.NewMemory(1_000_000)
 			}
-			return ratelimit.NewRedis(redistest.Client(b), ratelimit.RedisOptions{PerMinute: 1 << 30, Prefix: redistest.Prefix(b)})
+			return ratelimit.NewRedis(redistest.Client(b), ratelimit.RedisOptions{PerMinute: 1_000_000, Prefix: redistest.Prefix(b)})
 		}
 		keys := make([]string, 1024)
 		for i := range keys {
-			keys[i] = "login:ip:198.51.100." + string(rune('a'+i%26)) + string(rune('a'+i/26))
+			keys[i] = "login:ip:198.51." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
 		}
 		b.Run(s+"/sequential", func(b *testing.B) {
 			l := newLimiter(b)
@@ -252,5 +266,18 @@ func BenchmarkAllow(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRedisPing is the floor for BenchmarkAllow/redis: one bare
+// round trip on the same client.
+func BenchmarkRedisPing(b *testing.B) {
+	client := redistest.Client(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -24,7 +24,8 @@ const DefaultTimeout = 250 * time.Millisecond
 // full again. One script decides and records, so concurrent replicas
 // cannot both take the last request, and Redis' clock is the only one that
 // counts. The key expires when the bucket is full, so idle keys cost
-// nothing.
+// nothing (after at least 1 ms: at µs since 1970 a double is exact to
+// 0.25 µs, so an interval below that can add nothing).
 //
 // KEYS[1] the bucket; ARGV[1] µs between requests at the sustained rate;
 // ARGV[2] the burst. Returns {1, 0} when allowed, {0, µs to wait} when not.
@@ -40,7 +41,7 @@ if wait > 0 then
   return {0, math.ceil(wait)}
 end
 full = full + interval
-redis.call('SET', KEYS[1], string.format('%.0f', full), 'PX', math.ceil((full - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', full), 'PX', math.max(1, math.ceil((full - now) / 1000)))
 return {1, 0}
 `)
 
