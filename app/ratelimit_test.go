@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,16 +63,7 @@ func TestReplicasShareRateLimitsInRedis(t *testing.T) {
 	// Per client id on /auth/token, each request from another IP: A, B, then A.
 	var codes []int
 	for i, s := range []*apptest.Server{a, b, a} {
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", "198.51.100."+string(rune('1'+i)))
-		req.SetBasicAuth("backend", "backend-secret-0123456789")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		codes = append(codes, resp.StatusCode)
+		codes = append(codes, backendTokenFrom(t, s, "198.51.100."+strconv.Itoa(i+1)))
 	}
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("client_credentials through A, B, A = %v; want 200 200 429", codes)
@@ -106,6 +98,22 @@ func TestReplicasShareRateLimitsInRedis(t *testing.T) {
 	if len(want) > 0 || long != 1 {
 		t.Fatalf("keys %v lack %v or the hashed client id", keys, want)
 	}
+}
+
+// backendTokenFrom asks for a client_credentials token as the backend
+// client, from ip through the trusted proxy, and returns the status.
+func backendTokenFrom(t *testing.T, s *apptest.Server, ip string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", ip)
+	req.SetBasicAuth("backend", "backend-secret-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestRedisGoingAwayFailsOpen: while Redis is unreachable requests pass
