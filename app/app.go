@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/config"
@@ -26,6 +27,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/provisioning"
+	"github.com/gatehouse-id/gatehouse/ratelimit"
 	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 	"github.com/gatehouse-id/gatehouse/web"
@@ -55,6 +57,10 @@ type App struct {
 
 	migrator  *migrations.Migrator
 	providers []providers.Provider
+	// limits counts requests for the rate limits (nil: none); redis is
+	// its client when they are shared.
+	limits handlers.Limiter
+	redis  *redis.Client
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -90,21 +96,90 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*models.DB, *migrati
 // it applies pending migrations; otherwise it refuses a database that is
 // not current. A database newer than this binary is always refused.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
-	db, m, err := OpenDatabase(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	a := &App{Config: cfg, Log: log, DB: db, Store: models.NewStore(db), migrator: m}
-	if err := a.prepareSchema(ctx); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	if err := a.build(ctx); err != nil {
+	a := &App{Config: cfg, Log: log}
+	if err := a.open(ctx); err != nil {
 		closeProviders(a.providers)
-		_ = db.Close()
+		a.closeRedis()
+		if a.DB != nil {
+			_ = a.DB.Close()
+		}
 		return nil, err
 	}
 	return a, nil
+}
+
+// open reaches Redis, then the database (so a start-up that stops on
+// Redis has written nothing), prepares the schema and builds the parts.
+func (a *App) open(ctx context.Context) error {
+	if err := a.openRateLimits(ctx); err != nil {
+		return err
+	}
+	db, m, err := OpenDatabase(ctx, a.Config)
+	if err != nil {
+		return err
+	}
+	a.DB, a.Store, a.migrator = db, models.NewStore(db), m
+	if err := a.prepareSchema(ctx); err != nil {
+		return err
+	}
+	return a.build(ctx)
+}
+
+// openRateLimits picks the store for GATEHOUSE_RATE_LIMIT: Redis when
+// GATEHOUSE_REDIS_URL is set (a Redis that does not answer stops
+// start-up), otherwise this replica's memory; none when limits are off.
+func (a *App) openRateLimits(ctx context.Context) error {
+	cfg := a.Config
+	switch {
+	case cfg.RateLimit == 0:
+		if cfg.RedisURL != "" {
+			a.Log.Info("GATEHOUSE_REDIS_URL is not used: rate limits are off (GATEHOUSE_RATE_LIMIT=0)")
+		}
+		return nil
+	case cfg.RedisURL == "":
+		a.limits = ratelimit.NewMemory(cfg.RateLimit)
+		return nil
+	}
+	client, err := ratelimit.Connect(ctx, cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("GATEHOUSE_REDIS_URL: %w", err)
+	}
+	a.redis = client
+	a.limits = ratelimit.NewRedis(client, ratelimit.RedisOptions{PerMinute: cfg.RateLimit, Prefix: cfg.RedisKeyPrefix})
+	return nil
+}
+
+// readiness lists what /readyz checks. Redis is informative: it fails
+// open, so a replica without it still serves, and every replica shares
+// it, so failing readiness would take all of them out at once.
+func (a *App) readiness(provs []providers.Provider) []handlers.ReadinessCheck {
+	checks := []handlers.ReadinessCheck{
+		{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
+		{Name: "migrations", Check: a.migrator.CheckCurrent},
+		{Name: "signing_keys", Check: func(context.Context) error { return a.Keys.Ready() }},
+	}
+	if a.redis != nil {
+		checks = append(checks, handlers.ReadinessCheck{Name: "redis", Informative: true,
+			Check: func(ctx context.Context) error { return a.redis.Ping(ctx).Err() }})
+	}
+	return append(checks, providerReadiness(provs)...)
+}
+
+// rateLimitsDisplay says where the rate limits are counted.
+func (a *App) rateLimitsDisplay() string {
+	switch {
+	case a.Config.RateLimit == 0:
+		return "off"
+	case a.redis != nil:
+		return fmt.Sprintf("%d/min, shared in redis", a.Config.RateLimit)
+	}
+	return fmt.Sprintf("%d/min, per replica", a.Config.RateLimit)
+}
+
+func (a *App) closeRedis() {
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
 }
 
 func (a *App) prepareSchema(ctx context.Context) error {
@@ -168,18 +243,14 @@ func (a *App) build(ctx context.Context) error {
 		CORSOrigins:    a.Config.CORSOrigins,
 		MaxBodyBytes:   a.Config.MaxBodyBytes,
 		HSTS:           issuer.Scheme == "https",
-		Ready: append([]handlers.ReadinessCheck{
-			{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
-			{Name: "migrations", Check: a.migrator.CheckCurrent},
-			{Name: "signing_keys", Check: func(context.Context) error { return a.Keys.Ready() }},
-		}, providerReadiness(provs)...),
+		Ready:          a.readiness(provs),
 	})
 	if err != nil {
 		return err
 	}
 	(&handlers.OAuth{
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
-		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(cfg.RateLimit),
+		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(a.limits, a.Log, a.Metrics),
 	}).Register(engine)
 	guard, err := a.adminGuard(ctx)
 	if err != nil {
@@ -317,6 +388,7 @@ func (a *App) banner() {
 		slog.Any("providers", names),
 		slog.String("database", string(db.Dialect)+" "+db.Display),
 		slog.String("env", a.Config.Env),
+		slog.String("rate_limits", a.rateLimitsDisplay()),
 	}
 	if _, demo := a.OAuth.Client(DemoClientID); demo && !a.Config.Production() {
 		attrs = append(attrs, slog.String("demo", strings.TrimSuffix(a.Config.Issuer, "/")+"/demo/"))
@@ -357,9 +429,10 @@ func (a *App) maintain(ctx context.Context) {
 }
 
 // Close stops the providers' background work, writes the API key use
-// not yet recorded and releases the database.
+// not yet recorded and releases Redis and the database.
 func (a *App) Close() error {
 	closeProviders(a.providers)
+	a.closeRedis()
 	if err := a.APIKeys.Flush(context.Background()); err != nil {
 		a.Log.Error("record API key use", slog.String("error", err.Error()))
 	}

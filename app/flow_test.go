@@ -695,16 +695,7 @@ func TestTokenRateLimitPerClient(t *testing.T) {
 	s, _, _ := startFlowServer(t, false, map[string]string{"GATEHOUSE_RATE_LIMIT": "2", "GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1"})
 	var codes []int
 	for i := 0; i < 3; i++ {
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", "203.0.113."+string(rune('1'+i)))
-		req.SetBasicAuth("backend", "backend-secret-0123456789")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		codes = append(codes, resp.StatusCode)
+		codes = append(codes, backendTokenFrom(t, s, "203.0.113."+string(rune('1'+i))))
 	}
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("statuses = %v", codes)

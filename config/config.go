@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/ratelimit"
 )
 
 // Environments.
@@ -61,6 +62,12 @@ type Config struct {
 	RateLimit       int
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
+
+	// RedisURL, when set, keeps rate limits in Redis, shared by every
+	// replica; empty keeps them in each replica's memory.
+	RedisURL string
+	// RedisKeyPrefix starts every key Gatehouse writes to Redis.
+	RedisKeyPrefix string
 
 	// File is the YAML configuration (empty when GATEHOUSE_CONFIG is unset).
 	File File
@@ -254,6 +261,8 @@ func (r *reader) read() *Config {
 		LogLevel:           strings.ToLower(r.str("GATEHOUSE_LOG_LEVEL", "info")),
 		AdminAudience:      r.str("GATEHOUSE_ADMIN_AUDIENCE", "gatehouse-admin"),
 		RateLimit:          r.integer("GATEHOUSE_RATE_LIMIT", 120, 0),
+		RedisURL:           r.str("GATEHOUSE_REDIS_URL", ""),
+		RedisKeyPrefix:     r.str("GATEHOUSE_REDIS_KEY_PREFIX", "gatehouse:"),
 		MaxBodyBytes:       int64(r.integer("GATEHOUSE_MAX_BODY_BYTES", 1<<20, 1024)),
 		ShutdownTimeout:    r.duration("GATEHOUSE_SHUTDOWN_TIMEOUT", 20*time.Second),
 	}
@@ -325,6 +334,11 @@ func validate(c *Config, r *reader) []string {
 	}
 	if _, err := models.ParseDatabaseURL(c.DatabaseURL); err != nil {
 		r.fail("GATEHOUSE_DATABASE_URL", "%v", err)
+	}
+	if c.RedisURL != "" {
+		if _, err := ratelimit.ParseRedisURL(c.RedisURL); err != nil {
+			r.fail("GATEHOUSE_REDIS_URL", "%v", err)
+		}
 	}
 	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		r.fail("GATEHOUSE_REFRESH_ABSOLUTE_TTL", "must not be shorter than GATEHOUSE_REFRESH_IDLE_TTL (%s)", c.RefreshIdleTTL)

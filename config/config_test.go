@@ -73,6 +73,8 @@ func TestValidationRules(t *testing.T) {
 		{"negative duration", map[string]string{"GATEHOUSE_AUTH_CODE_TTL": "-1s"}, "GATEHOUSE_AUTH_CODE_TTL", "positive duration"},
 		{"bad bool", map[string]string{"GATEHOUSE_AUTO_MIGRATE": "maybe"}, "GATEHOUSE_AUTO_MIGRATE", "true or false"},
 		{"bad rate", map[string]string{"GATEHOUSE_RATE_LIMIT": "-5"}, "GATEHOUSE_RATE_LIMIT", "at least 0"},
+		{"redis URL scheme", map[string]string{"GATEHOUSE_REDIS_URL": "http://redis.internal:6379"}, "GATEHOUSE_REDIS_URL", `scheme must be redis, rediss or unix, not "http"`},
+		{"redis database number", map[string]string{"GATEHOUSE_REDIS_URL": "redis://redis.internal:6379/zero"}, "GATEHOUSE_REDIS_URL", "invalid database number"},
 		{"bad proxy", map[string]string{"GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "GATEHOUSE_TRUSTED_PROXIES", `"proxy.local" is neither`},
 		{"bad origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "https://app.example.com/path"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
 		{"wildcard origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "*"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
@@ -97,6 +99,25 @@ func TestValidationRules(t *testing.T) {
 			}
 			t.Fatalf("no problem %s containing %q in:\n%v", tc.field, tc.msg, err)
 		})
+	}
+}
+
+// TestRedisURL: unset means limits in memory; a URL is checked at start
+// and its password never shows in the message.
+func TestRedisURL(t *testing.T) {
+	c, _, err := load(t, nil)
+	if err != nil || c.RedisURL != "" || c.RedisKeyPrefix != "gatehouse:" {
+		t.Fatalf("defaults: url %q prefix %q err %v", c.RedisURL, c.RedisKeyPrefix, err)
+	}
+	c, _, err = load(t, map[string]string{"GATEHOUSE_REDIS_URL": "rediss://:s3cret@redis.internal:6380/2", "GATEHOUSE_REDIS_KEY_PREFIX": "staging:"})
+	if err != nil || c.RedisURL != "rediss://:s3cret@redis.internal:6380/2" || c.RedisKeyPrefix != "staging:" {
+		t.Fatalf("url %q prefix %q err %v", c.RedisURL, c.RedisKeyPrefix, err)
+	}
+	for _, bad := range []string{"redis://:s3cret@redis.internal/zero", "redis://:s3cret%zz@redis.internal/0", "redis://:s3cret@redis.internal/0?pool=9"} {
+		_, _, err := load(t, map[string]string{"GATEHOUSE_REDIS_URL": bad})
+		if err == nil || !strings.Contains(err.Error(), "GATEHOUSE_REDIS_URL: ") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }
 

@@ -23,6 +23,9 @@ type Metrics struct {
 	RefreshReuse prometheus.Counter
 	// JWKSFetches counts upstream JWKS fetches by provider and outcome.
 	JWKSFetches *prometheus.CounterVec
+	// RateLimitFailOpen counts requests let through because the rate-limit
+	// store (Redis) could not decide.
+	RateLimitFailOpen prometheus.Counter
 }
 
 // NewMetrics registers the collectors, with Go runtime and process metrics.
@@ -47,8 +50,11 @@ func NewMetrics() *Metrics {
 		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_jwks_fetches_total", Help: "Fetches of upstream JWKS.",
 		}, []string{"provider", "outcome"}),
+		RateLimitFailOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_rate_limit_fail_open_total", Help: "Requests let through without a rate-limit decision because the shared store (Redis) did not answer.",
+		}),
 	}
-	reg.MustRegister(m.requestDuration, m.Logins, m.TokensIssued, m.RefreshReuse, m.JWKSFetches,
+	reg.MustRegister(m.requestDuration, m.Logins, m.TokensIssued, m.RefreshReuse, m.JWKSFetches, m.RateLimitFailOpen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -228,7 +228,7 @@ func (h *OAuth) token(c *gin.Context) {
 		return
 	}
 	cred := clientCredentials(c, form)
-	if cred.ID != "" && !h.Limiter.check(c, "token|client|"+cred.ID) {
+	if cred.ID != "" && !h.Limiter.check(c, "token", "client", cred.ID) {
 		return
 	}
 	resp, err := h.Svc.Token(c.Request.Context(), cred, form, meta(c))

@@ -1,63 +1,51 @@
 package handlers
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/time/rate"
 )
 
-// RateLimiter allows each key a number of requests per minute, with a
-// burst of the same size. Keys unused for ten minutes are forgotten.
+// Limiter decides whether key may make one more request now; when not,
+// wait is how long until it may. An error means no decision (the shared
+// store is unreachable). The ratelimit package has the in-memory and the
+// Redis stores.
+type Limiter interface {
+	Allow(ctx context.Context, key string) (allowed bool, wait time.Duration, err error)
+}
+
+// failOpenWarnEvery spaces the warnings while the store fails: one line
+// per minute says it, the counter says how often.
+const failOpenWarnEvery = time.Minute
+
+// maxKeyLen caps what a caller can make the store keep per key: a longer
+// key (a made-up client id) is kept as its hash.
+const maxKeyLen = 128
+
+// RateLimiter answers 429 with Retry-After to a key over its limit. When
+// the store cannot decide it lets the request through: a sign-in must not
+// fail because Redis blinked. A nil RateLimiter limits nothing.
 type RateLimiter struct {
-	perMinute int
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	lastSweep time.Time
+	lim      Limiter
+	log      *slog.Logger
+	metrics  *Metrics
+	lastWarn atomic.Int64
 }
 
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// NewRateLimiter returns nil (no limit) when perMinute is 0.
-func NewRateLimiter(perMinute int) *RateLimiter {
-	if perMinute <= 0 {
+// NewRateLimiter applies lim; nil lim means no limit (a nil RateLimiter).
+func NewRateLimiter(lim Limiter, log *slog.Logger, metrics *Metrics) *RateLimiter {
+	if lim == nil {
 		return nil
 	}
-	return &RateLimiter{perMinute: perMinute, buckets: map[string]*bucket{}, lastSweep: time.Now()}
-}
-
-// allow takes one token for key and reports the wait when none is left.
-func (l *RateLimiter) allow(key string) (bool, time.Duration) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > time.Minute {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 10*time.Minute {
-				delete(l.buckets, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	b, ok := l.buckets[key]
-	if !ok {
-		b = &bucket{lim: rate.NewLimiter(rate.Every(time.Minute/time.Duration(l.perMinute)), l.perMinute)}
-		l.buckets[key] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
+	return &RateLimiter{lim: lim, log: log, metrics: metrics}
 }
 
 // PerIP limits by client IP (trusted proxies decide what that is).
@@ -67,19 +55,28 @@ func (l *RateLimiter) PerIP(scope string) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		if !l.check(c, scope+"|ip|"+c.ClientIP()) {
+		if !l.check(c, scope, "ip", c.ClientIP()) {
 			return
 		}
 		c.Next()
 	}
 }
 
-// check answers 429 with Retry-After and returns false when key is over its limit.
-func (l *RateLimiter) check(c *gin.Context, key string) bool {
+// check answers 429 with Retry-After and returns false when scope:kind:id
+// is over its limit.
+func (l *RateLimiter) check(c *gin.Context, scope, kind, id string) bool {
 	if l == nil {
 		return true
 	}
-	ok, wait := l.allow(key)
+	if len(id) > maxKeyLen {
+		sum := sha256.Sum256([]byte(id))
+		id = "sha256-" + hex.EncodeToString(sum[:])
+	}
+	ok, wait, err := l.lim.Allow(c.Request.Context(), scope+":"+kind+":"+id)
+	if err != nil {
+		l.failedOpen(c, scope, err)
+		return true
+	}
 	if ok {
 		return true
 	}
@@ -87,4 +84,20 @@ func (l *RateLimiter) check(c *gin.Context, key string) bool {
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, gin.H{"error": "too_many_requests",
 		"error_description": "too many requests, retry later"})
 	return false
+}
+
+// failedOpen counts a request let through undecided and warns at most
+// once per failOpenWarnEvery. The key (a client IP or id) is not logged.
+func (l *RateLimiter) failedOpen(c *gin.Context, scope string, err error) {
+	l.metrics.RateLimitFailOpen.Inc()
+	now := time.Now().UnixNano()
+	last := l.lastWarn.Load()
+	if last != 0 && now-last < int64(failOpenWarnEvery) || !l.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	l.log.WarnContext(c.Request.Context(), "rate limit store unavailable: requests pass unlimited until it answers",
+		slog.String("scope", scope), slog.String("error", err.Error()),
+		slog.String("request_id", RequestID(c.Request.Context())),
+		slog.String("next_warning_after", failOpenWarnEvery.String()),
+		slog.String("counter", "gatehouse_rate_limit_fail_open_total"))
 }

@@ -171,6 +171,7 @@ func TestBadInputStopsStartUp(t *testing.T) {
 		{"invalid YAML", map[string]string{"g.yaml": "clients: [\n"}, map[string]string{"GATEHOUSE_CONFIG": "g.yaml"}, "is not valid"},
 		{"invalid setting", nil, map[string]string{"GATEHOUSE_SIGNING_ALG": "HS256"}, "GATEHOUSE_SIGNING_ALG: must be RS256"},
 		{"unreachable database", nil, map[string]string{"GATEHOUSE_DATABASE_URL": "postgres://gatehouse@127.0.0.1:1/gatehouse?connect_timeout=2"}, "cannot reach postgres database"},
+		{"unreachable redis", nil, map[string]string{"GATEHOUSE_REDIS_URL": "redis://127.0.0.1:1/0"}, "GATEHOUSE_REDIS_URL: cannot reach redis at 127.0.0.1:1/0"},
 		{"database newer than the binary", nil, map[string]string{"GATEHOUSE_DATABASE_URL": newerDB}, "database schema is newer than this binary"},
 		{"production without secret key", nil, map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com"}, "GATEHOUSE_SECRET_KEY: unset (the public development key is used): not allowed"},
 	}
