@@ -186,7 +186,14 @@ func TestMiddleware(t *testing.T) {
 		}
 	})
 	t.Run("metrics by route", func(t *testing.T) {
+		req, _ := http.NewRequest("FROBNICATE", s.URL+"/healthz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
 		_, body := get(t, s.URL+"/metrics")
+		if strings.Contains(body, "FROBNICATE") || !strings.Contains(body, `method="OTHER"`) {
+			t.Fatal("an arbitrary method became a metric label")
+		}
 		if !strings.Contains(body, `gatehouse_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}`) {
 			t.Fatalf("metrics lack the healthz route:\n%.2000s", body)
 		}

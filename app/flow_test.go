@@ -701,3 +701,25 @@ func TestTokenRateLimitPerClient(t *testing.T) {
 		t.Fatalf("statuses = %v", codes)
 	}
 }
+
+// TestNamingAClientDoesNotSpendItsBucket: requests that fail client
+// authentication, or name a public client (anyone can), do not count
+// against the client, so they cannot lock its users out.
+func TestNamingAClientDoesNotSpendItsBucket(t *testing.T) {
+	s, _, _ := startFlowServer(t, false, map[string]string{"GATEHOUSE_RATE_LIMIT": "2", "GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1"})
+	for i := 0; i < 4; i++ {
+		ip := "198.51.100." + string(rune('1'+i))
+		if got := tokenRequestFrom(t, s, ip, "grant_type=client_credentials", "backend", "wrong-secret-0123456789"); got != http.StatusUnauthorized {
+			t.Fatalf("wrong secret = %d", got)
+		}
+		if got := tokenRequestFrom(t, s, ip, "grant_type=refresh_token&refresh_token=junk&client_id=spa", "", ""); got != http.StatusBadRequest {
+			t.Fatalf("junk refresh for the public client = %d", got)
+		}
+	}
+	if got := backendTokenFrom(t, s, "203.0.113.9"); got != 200 {
+		t.Fatalf("the real backend after others named it = %d", got)
+	}
+	if got := tokenRequestFrom(t, s, "203.0.113.10", "grant_type=refresh_token&refresh_token=junk&client_id=spa", "", ""); got != http.StatusBadRequest {
+		t.Fatalf("the public client from a fresh IP = %d, want its normal 400", got)
+	}
+}

@@ -273,8 +273,10 @@ func (r *reader) read() *Config {
 			c.Issuer = "http://localhost:" + port
 		}
 	}
-	// GATEHOUSE_DEV_LOGIN unset means "on in development, off in production".
-	c.DevLogin = r.boolean("GATEHOUSE_DEV_LOGIN", c.Env != Production)
+	// GATEHOUSE_DEV_LOGIN unset means on only in development on a
+	// localhost issuer: a reachable server that merely forgot
+	// GATEHOUSE_ENV=production must not let anyone sign in as anyone.
+	c.DevLogin = r.boolean("GATEHOUSE_DEV_LOGIN", c.Env != Production && issuerIsLoopback(c.Issuer))
 	return c
 }
 
@@ -354,6 +356,11 @@ func validate(c *Config, r *reader) []string {
 	}
 	validateFile(c, r, unsafe)
 	return warnings
+}
+
+func issuerIsLoopback(issuer string) bool {
+	u, err := url.Parse(issuer)
+	return err == nil && IsLoopbackHost(u.Hostname())
 }
 
 // IsLoopbackHost reports whether host names this machine only.

@@ -43,6 +43,23 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestDevLoginDefaultsOffOutsideLocalhost(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		want bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"GATEHOUSE_ISSUER": "http://127.0.0.1:8080"}, true},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://auth.example.com", "GATEHOUSE_SECRET_KEY": goodKey}, false},
+		{map[string]string{"GATEHOUSE_ISSUER": "https://auth.example.com", "GATEHOUSE_SECRET_KEY": goodKey, "GATEHOUSE_DEV_LOGIN": "true"}, true},
+	} {
+		c, _, err := load(t, tc.vars)
+		if err != nil || c.DevLogin != tc.want {
+			t.Errorf("%v: DevLogin = %v, %v; want %v", tc.vars, c != nil && c.DevLogin, err, tc.want)
+		}
+	}
+}
+
 func TestIssuerFollowsListenPort(t *testing.T) {
 	for addr, want := range map[string]string{":9000": "http://localhost:9000", "127.0.0.1:8181": "http://localhost:8181", "127.0.0.1:0": "http://localhost:8080"} {
 		c, _, err := load(t, map[string]string{"GATEHOUSE_ADDR": addr})

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -67,7 +68,7 @@ func (m *Metrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requestDuration.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).
+		m.requestDuration.WithLabelValues(methodLabel(c.Request.Method), route, strconv.Itoa(c.Writer.Status())).
 			Observe(time.Since(start).Seconds())
 	}
 }
@@ -75,4 +76,15 @@ func (m *Metrics) middleware() gin.HandlerFunc {
 func (m *Metrics) handler() gin.HandlerFunc {
 	h := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 	return func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) }
+}
+
+// methodLabel keeps the method label to a fixed set: any token is a valid
+// HTTP method, and each new label value would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }

@@ -227,11 +227,18 @@ func (h *OAuth) token(c *gin.Context) {
 		writeOAuthError(c, h.Log, err)
 		return
 	}
-	cred := clientCredentials(c, form)
-	if cred.ID != "" && !h.Limiter.check(c, "token", "client", cred.ID) {
+	client, err := h.Svc.AuthenticateClient(clientCredentials(c, form))
+	if err != nil {
+		writeOAuthError(c, h.Log, err)
 		return
 	}
-	resp, err := h.Svc.Token(c.Request.Context(), cred, form, meta(c))
+	// Only an authenticated confidential client spends its own bucket:
+	// anyone can name a public client, and naming one must not lock
+	// its users out (the per-IP limit still applies to everyone).
+	if !client.Public && !h.Limiter.check(c, "token", "client", client.ID) {
+		return
+	}
+	resp, err := h.Svc.TokenFor(c.Request.Context(), client, form, meta(c))
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
 		return

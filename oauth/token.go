@@ -28,15 +28,28 @@ type TokenResponse struct {
 // Token answers the token endpoint for an authenticated client; meta
 // describes the request for audit events.
 func (s *Service) Token(ctx context.Context, cred ClientCredentials, form url.Values, meta RequestMeta) (*TokenResponse, error) {
+	client, err := s.AuthenticateClient(cred)
+	if err != nil {
+		return nil, err
+	}
+	return s.TokenFor(ctx, client, form, meta)
+}
+
+// AuthenticateClient resolves and authenticates the client of a token
+// request, so the caller can apply per-client limits to real clients only.
+func (s *Service) AuthenticateClient(cred ClientCredentials) (*Client, error) {
+	return s.authenticateClient(cred)
+}
+
+// TokenFor answers the token endpoint for a client AuthenticateClient
+// accepted.
+func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values, meta RequestMeta) (*TokenResponse, error) {
 	for k, v := range form {
 		if len(v) > 1 {
 			return nil, invalidRequest("parameter %s is repeated", k)
 		}
 	}
-	client, err := s.authenticateClient(cred)
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	grant := form.Get("grant_type")
 	if grant == "" {
 		return nil, invalidRequest("grant_type is required")

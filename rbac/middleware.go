@@ -143,11 +143,26 @@ func (m *Middleware) requestedOrg(r *http.Request) string {
 	return m.queryOrg(r)
 }
 
+// ambiguousOrg stands for a query naming the organization more than once:
+// it matches no token, so such a request is refused.
+const ambiguousOrg = "\x00ambiguous"
+
+// queryOrg decodes the query exactly as handlers will (r.URL.Query and
+// Gin's c.Query decode percent-encoded keys, so no shortcut on the raw
+// text is safe).
 func (m *Middleware) queryOrg(r *http.Request) string {
-	if !strings.Contains(r.URL.RawQuery, m.orgParam) {
-		return "" // no parsing for the common request
+	if r.URL.RawQuery == "" {
+		return ""
 	}
-	return r.URL.Query().Get(m.orgParam)
+	vals := r.URL.Query()[m.orgParam]
+	switch len(vals) {
+	case 0:
+		return ""
+	case 1:
+		return vals[0]
+	default:
+		return ambiguousOrg
+	}
 }
 
 // Authenticate returns net/http middleware that requires a valid

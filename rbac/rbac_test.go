@@ -231,6 +231,10 @@ func TestPermissionsRolesAndOrg(t *testing.T) {
 		{"own org in query", m.RequirePermission("kb", "read"), []string{"kb:read"}, "/kb?org_id=org-a", 200, ""},
 		{"other org in query", m.RequirePermission("kb", "read"), []string{"*"}, "/kb?org_id=org-b", 403, "another organization"},
 		{"other org, Authenticate only", m.Authenticate(), nil, "/kb?org_id=org-b", 403, "another organization"},
+		// Handlers decode query keys: encoded spellings name the org too.
+		{"other org, encoded underscore", m.RequirePermission("kb", "read"), []string{"*"}, "/kb?org%5Fid=org-b", 403, "another organization"},
+		{"other org, encoded letter", m.RequirePermission("kb", "read"), []string{"*"}, "/kb?org_i%64=org-b", 403, "another organization"},
+		{"org named twice", m.RequirePermission("kb", "read"), []string{"*"}, "/kb?org_id=org-a&org_id=org-b", 403, "another organization"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
