@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -292,4 +293,141 @@ func TestAdminAPI(t *testing.T) {
 func refreshAt(t *testing.T, w *world, token, client string) (int, map[string]any) {
 	t.Helper()
 	return tokenPost(t, w.s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}, "client_id": {client}}, "", "")
+}
+
+// TestAdminInstanceRoutes: the instance-wide routes (all users, their
+// identities and sessions, all organizations) are for Gatehouse
+// administrators only. An organization admin who names their own
+// organization in the query (?org_id=) passes the rbac organization
+// check, so the routes refuse them on their own, and the service refuses
+// them again. /audit-events?org_id= stays open to an organization's
+// admins for their organization's events. Administrators do not sign out
+// or unlink one above their own level.
+func TestAdminInstanceRoutes(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			ctx := context.Background()
+			lead := w.signIn("admin-console", "lea@example.com", "leads", "").AccessToken // admin of acme: holds "*"
+			// A second identity, so that unlinking one is not refused as the last.
+			w.signInWith("dev2", "admin-console", "root@example.com", "", models.AdminOrgID)
+			rootID, leadID := w.userID("root@example.com"), w.userID("lea@example.com")
+			var detail admin.UserDetail
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			var sessions admin.List[admin.Session]
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID+"/sessions", w.root, nil, 200, &sessions)
+			if len(detail.Identities) != 2 || len(sessions.Items) != 2 {
+				t.Fatalf("root's identities %+v, sessions %+v", detail.Identities, sessions.Items)
+			}
+			identity, session := detail.Identities[1].ID, sessions.Items[0].ID
+
+			users, own := "/api/v1/admin/users/"+rootID, "?org_id="+w.acme
+			for _, tc := range []struct {
+				method, path string
+				body         any
+			}{
+				{"GET", "/api/v1/admin/users" + own, nil},
+				{"GET", users + own, nil},
+				{"POST", users + "/disable" + own, nil},
+				{"POST", users + "/enable" + own, nil},
+				{"DELETE", users + "/identities/" + identity + own, nil},
+				{"GET", users + "/sessions" + own, nil},
+				{"DELETE", users + "/sessions/" + session + own, nil},
+				{"DELETE", users + "/sessions" + own, nil},
+				{"GET", "/api/v1/admin/orgs" + own, nil},
+				{"POST", "/api/v1/admin/orgs" + own, map[string]any{"slug": "gamma"}},
+			} {
+				if status, body := w.call(tc.method, tc.path, lead, tc.body, nil); status != 403 || !strings.Contains(body, "Gatehouse administrators only") {
+					t.Errorf("org admin: %s %s = %d %s, want 403 for administrators only", tc.method, tc.path, status, body)
+				}
+			}
+			// Nothing happened: the administrator keeps both identities and
+			// their session, and there is no organization gamma.
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			if len(detail.Identities) != 2 {
+				t.Fatalf("root's identities after the org admin's attempts = %+v", detail.Identities)
+			}
+			var orgs admin.List[admin.Org]
+			w.mustCall("GET", "/api/v1/admin/orgs", w.root, nil, 200, &orgs)
+			for _, o := range orgs.Items {
+				if o.Slug == "gamma" {
+					t.Fatal("the org admin created an organization")
+				}
+			}
+
+			// The service refuses on its own (whatever the router lets through).
+			as := admin.Actor{UserID: leadID, OrgID: w.acme}
+			page := admin.PageRequest{}
+			for name, call := range map[string]func() error{
+				"ListUsers": func() error { _, err := w.s.Admin.ListUsers(ctx, as, admin.UserQuery{}, page); return err },
+				"GetUser":   func() error { _, err := w.s.Admin.GetUser(ctx, as, rootID); return err },
+				"ListSessions": func() error {
+					_, err := w.s.Admin.ListSessions(ctx, as, rootID, page)
+					return err
+				},
+				"RevokeSession": func() error { return w.s.Admin.RevokeSession(ctx, as, rootID, session) },
+				"RevokeAllSessions": func() error {
+					_, err := w.s.Admin.RevokeAllSessions(ctx, as, rootID)
+					return err
+				},
+				"Unlink":   func() error { return w.s.Admin.Unlink(ctx, as, rootID, identity) },
+				"ListOrgs": func() error { _, err := w.s.Admin.ListOrgs(ctx, as, page); return err },
+				"CreateOrg": func() error {
+					slug := "delta"
+					_, err := w.s.Admin.CreateOrg(ctx, as, admin.OrgInput{Slug: &slug})
+					return err
+				},
+				"ListAudit of every organization": func() error {
+					_, err := w.s.Admin.ListAudit(ctx, as, admin.AuditQuery{}, page)
+					return err
+				},
+				"ListAudit of another organization": func() error {
+					_, err := w.s.Admin.ListAudit(ctx, as, admin.AuditQuery{OrganizationID: w.beta}, page)
+					return err
+				},
+			} {
+				if err := call(); !errors.Is(err, admin.ErrForbidden) {
+					t.Errorf("service %s by an org admin = %v, want ErrForbidden", name, err)
+				}
+			}
+
+			// The deliberate exception: an organization's admin reads its
+			// events, and only those.
+			var events admin.List[admin.AuditEvent]
+			w.mustCall("GET", "/api/v1/admin/audit-events"+own, lead, nil, 200, &events)
+			if len(events.Items) == 0 {
+				t.Fatal("no audit events of acme")
+			}
+			for _, e := range events.Items {
+				if e.OrganizationID == nil || *e.OrganizationID != w.acme {
+					t.Fatalf("org admin's audit events include %+v", e)
+				}
+			}
+			for _, path := range []string{"/api/v1/admin/audit-events", "/api/v1/admin/audit-events?org_id=" + w.beta} {
+				if status, body := w.call("GET", path, lead, nil, nil); status != 403 {
+					t.Errorf("org admin: GET %s = %d %s, want 403", path, status, body)
+				}
+			}
+
+			// An administrator (admin, 80) does not sign out the owner (100)
+			// nor unlink their identities; users below them, yes.
+			w.signIn("admin-console", "ada@example.com", "", "")
+			w.mustCall("POST", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members", w.root, map[string]any{"email": "ada@example.com", "role": "admin"}, 201, nil)
+			ada := w.signIn("admin-console", "ada@example.com", "", models.AdminOrgID).AccessToken
+			for _, p := range []string{"DELETE " + users + "/sessions/" + session, "DELETE " + users + "/sessions", "DELETE " + users + "/identities/" + identity} {
+				method, path, _ := strings.Cut(p, " ")
+				if status, body := w.call(method, path, ada, nil, nil); status != 403 || !strings.Contains(body, "above your own level") {
+					t.Errorf("administrator below the owner: %s = %d %s, want 403", p, status, body)
+				}
+			}
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			if len(detail.Identities) != 2 {
+				t.Fatalf("root's identities after ada's attempts = %+v", detail.Identities)
+			}
+			w.mustCall("DELETE", "/api/v1/admin/users/"+leadID+"/sessions", ada, nil, 200, nil)
+			if status, _ := w.call("GET", "/api/v1/admin/orgs/"+w.acme+"/members", lead, nil, nil); status != 401 {
+				t.Errorf("the org admin's session survived being revoked: %d", status)
+			}
+		})
+	}
 }
