@@ -194,7 +194,10 @@ type MemberInput struct {
 }
 
 // findRole resolves a role name in an organization (its own role first)
-// and checks the actor may grant it.
+// and checks the actor may assign it: a role not above their level whose
+// every grant their own grants cover. The level alone would let an actor
+// with narrow grants hand out a lower role carrying wider ones (member's
+// *:read and *:write, a custom role's admin:audit-read).
 func findRole(ctx context.Context, st Store, orgID, name string, actor standing) (*models.Role, error) {
 	roles, err := st.FindRolesByNames(ctx, []string{orgID}, []string{name})
 	if err != nil {
@@ -216,6 +219,13 @@ func findRole(ctx context.Context, st Store, orgID, name string, actor standing)
 	}
 	if found.Level > actor.level {
 		return nil, forbidden("role %q (level %d) is above your own level (%d)", name, found.Level, actor.level)
+	}
+	perms, err := st.RolePermissions(ctx, []string{found.ID})
+	if err != nil {
+		return nil, err
+	}
+	if missing := actor.uncovered(perms[found.ID]); len(missing) > 0 {
+		return nil, forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
 	}
 	return found, nil
 }

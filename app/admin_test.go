@@ -431,3 +431,54 @@ func TestAdminInstanceRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminRoleAssignmentNeedsItsGrants: whoever assigns a role (adding
+// a member, changing a member's role, inviting) must hold every grant of
+// that role, not only a level at least its own: a role is handed on like
+// the grants it carries.
+func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			acme := "/api/v1/admin/orgs/" + w.acme
+			// Kim leads the knowledge base: a high level (60) but narrow grants.
+			w.mustCall("POST", acme+"/roles", w.root, map[string]any{"name": "kb-lead", "level": 60,
+				"permissions": []string{"admin:members-*", "admin:invitations-*", "kb:*"}}, 201, nil)
+			w.mustCall("POST", acme+"/roles", w.root, map[string]any{"name": "auditor", "level": 30,
+				"permissions": []string{"admin:audit-read", "billing:*"}}, 201, nil)
+			w.signIn("admin-console", "kim@example.com", "", "")
+			w.mustCall("POST", acme+"/members", w.root, map[string]any{"email": "kim@example.com", "role": "kb-lead"}, 201, nil)
+			kim := w.signIn("admin-console", "kim@example.com", "", w.acme).AccessToken
+			w.signIn("admin-console", "nia@example.com", "", "")
+			nia := w.userID("nia@example.com")
+
+			// member (50: *:read, *:write) and auditor (30) are below her
+			// level but carry grants she does not hold.
+			for _, role := range []string{"member", "viewer", "auditor"} {
+				for _, tc := range []struct{ method, path string }{{"POST", acme + "/members"}, {"POST", acme + "/invitations"}} {
+					body := map[string]any{"email": "nia@example.com", "role": role}
+					if status, out := w.call(tc.method, tc.path, kim, body, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {
+						t.Errorf("kb-lead assigns %s: %s %s = %d %s, want 403", role, tc.method, tc.path, status, out)
+					}
+				}
+			}
+			// reader (kb:r*) is covered by her kb:*.
+			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 201, nil)
+			w.mustCall("POST", acme+"/invitations", kim, map[string]any{"email": "new@example.com", "role": "reader"}, 201, nil)
+			for _, role := range []string{"member", "auditor"} {
+				if status, out := w.call("PATCH", acme+"/members/"+nia, kim, map[string]any{"role": role}, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {
+					t.Errorf("kb-lead changes a member to %s = %d %s, want 403", role, status, out)
+				}
+			}
+			var members admin.List[admin.Member]
+			w.mustCall("GET", acme+"/members", w.root, nil, 200, &members)
+			for _, m := range members.Items {
+				if m.UserID == nia && m.Role != "reader" {
+					t.Fatalf("nia's role = %s, want reader", m.Role)
+				}
+			}
+			// An actor holding "*" assigns any role up to their level.
+			w.mustCall("PATCH", acme+"/members/"+nia, w.root, map[string]any{"role": "auditor"}, 200, nil)
+		})
+	}
+}
