@@ -81,13 +81,13 @@ func checkGrants(field string, grants []string, actor standing) ([]string, error
 }
 
 // CreateRole defines a role of the organization. Its level may not be
-// above the actor's (nor reach the owner's), and the actor must hold
-// every grant it gives.
+// above the actor's (nor reach the owner's), the actor must hold every
+// grant it gives, and its name may not be a system role's.
 func (s *Service) CreateRole(ctx context.Context, a Actor, orgID string, in RoleInput) (Role, error) {
 	if in.Name == nil {
 		return Role{}, invalid("name", "is required")
 	}
-	if err := rbac.ValidateRoleName(*in.Name); err != nil {
+	if err := provisioning.CheckRoleName(*in.Name); err != nil {
 		return Role{}, invalid("name", "%v", err)
 	}
 	level := 0
@@ -158,7 +158,7 @@ func (s *Service) UpdateRole(ctx context.Context, a Actor, orgID, roleID string,
 			return err
 		}
 		if in.Name != nil {
-			if err := rbac.ValidateRoleName(*in.Name); err != nil {
+			if err := provisioning.CheckRoleName(*in.Name); err != nil {
 				return invalid("name", "%v", err)
 			}
 			r.Name = *in.Name

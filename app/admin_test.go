@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -479,6 +480,41 @@ func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
 			}
 			// An actor holding "*" assigns any role up to their level.
 			w.mustCall("PATCH", acme+"/members/"+nia, w.root, map[string]any{"role": "auditor"}, 200, nil)
+		})
+	}
+}
+
+// TestAdminReservedRoleNames: an organization's roles may not take the
+// system roles' names, which backends check (RequireRole("owner")) and
+// tokens carry: an organization's level-80 "owner" would pass for the
+// owner.
+func TestAdminReservedRoleNames(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			acme := "/api/v1/admin/orgs/" + w.acme
+			lead := w.signIn("admin-console", "lea@example.com", "leads", "").AccessToken
+			for _, name := range []string{"owner", "admin", "member", "viewer"} {
+				for _, token := range []string{lead, w.root} {
+					if status, body := w.call("POST", acme+"/roles", token, map[string]any{"name": name, "level": 80, "permissions": []string{"*"}}, nil); status != 400 ||
+						!strings.Contains(body, `"field":"name"`) || !strings.Contains(body, "reserved") {
+						t.Errorf("creating a role %q = %d %s, want 400 naming the name", name, status, body)
+					}
+				}
+				if status, body := w.call("PATCH", acme+"/roles/"+w.reader, lead, map[string]any{"name": name}, nil); status != 400 ||
+					!strings.Contains(body, `"field":"name"`) || !strings.Contains(body, "reserved") {
+					t.Errorf("renaming a role to %q = %d %s, want 400 naming the name", name, status, body)
+				}
+			}
+			var roles admin.List[admin.Role]
+			w.mustCall("GET", acme+"/roles", w.root, nil, 200, &roles)
+			for _, r := range roles.Items {
+				if !r.System && slices.Contains([]string{"owner", "admin", "member", "viewer"}, r.Name) {
+					t.Fatalf("organization role named %q: %+v", r.Name, r)
+				}
+			}
+			// Other names are the organization's to choose.
+			w.mustCall("PATCH", acme+"/roles/"+w.reader, lead, map[string]any{"name": "owners-reader"}, 200, nil)
 		})
 	}
 }
