@@ -29,6 +29,12 @@ var (
 	ErrForbidden = errors.New("not allowed")
 	// ErrInvalid is wrapped by every *InputError.
 	ErrInvalid = provisioning.ErrInvalid
+	// ErrAdministratorsOnly (an ErrForbidden) refuses an instance-wide
+	// operation to an actor not acting in the administrators'
+	// organization. The HTTP layer refuses such requests first; the
+	// service refuses them again, so that no route depends on the other.
+	ErrAdministratorsOnly = fmt.Errorf("%w: this is for Gatehouse administrators only, acting in the administrators' organization (%s)",
+		ErrForbidden, models.AdminOrgID)
 )
 
 // InputError names the input that is wrong and says why.
@@ -195,6 +201,19 @@ func (s *Service) standingIn(ctx context.Context, st Store, a Actor, orgID strin
 		return standing{}, err
 	}
 	return standing{level: m.RoleLevel, permissions: g.Permissions}, nil
+}
+
+// asAdministrator returns the actor's standing in the administrators'
+// organization, which every instance-wide operation (all organizations,
+// users, their identities and sessions, the whole audit trail) requires.
+// It looks at the organization the actor's token acts in, never at one a
+// request names: an organization's admin naming their own organization
+// is still not a Gatehouse administrator.
+func (s *Service) asAdministrator(ctx context.Context, st Store, a Actor) (standing, error) {
+	if a.OrgID != models.AdminOrgID {
+		return standing{}, ErrAdministratorsOnly
+	}
+	return s.standingIn(ctx, st, a, models.AdminOrgID)
 }
 
 // Limits of a page.

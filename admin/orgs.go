@@ -56,18 +56,20 @@ func checkName(field, name string, max int) error {
 	return nil
 }
 
-// ListOrgs lists every organization (administrators only: the router
-// lets no one else here).
-func (s *Service) ListOrgs(ctx context.Context, req PageRequest) (List[Org], error) {
+// ListOrgs lists every organization (Gatehouse administrators only).
+func (s *Service) ListOrgs(ctx context.Context, a Actor, req PageRequest) (List[Org], error) {
 	p, err := req.page(false)
 	if err != nil {
+		return List[Org]{}, err
+	}
+	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return List[Org]{}, err
 	}
 	rows, err := s.store.ListOrganizations(ctx, p)
 	return finish(rows, p.Limit, func(o models.Organization) cursor { return cursor{T: o.CreatedAt, I: o.ID} }, orgView), err
 }
 
-// CreateOrg creates an organization.
+// CreateOrg creates an organization (Gatehouse administrators only).
 func (s *Service) CreateOrg(ctx context.Context, a Actor, in OrgInput) (Org, error) {
 	if in.Slug == nil {
 		return Org{}, invalid("slug", "is required")
@@ -83,6 +85,9 @@ func (s *Service) CreateOrg(ctx context.Context, a Actor, in OrgInput) (Org, err
 		o.Name = *in.Name
 	}
 	err := s.store.InTx(ctx, func(tx Store) error {
+		if _, err := s.asAdministrator(ctx, tx, a); err != nil {
+			return err
+		}
 		if err := tx.CreateOrganization(ctx, o); err != nil {
 			if errors.Is(err, models.ErrConflict) {
 				return invalid("slug", "%q is taken by another organization", o.Slug)
@@ -189,7 +194,10 @@ type MemberInput struct {
 }
 
 // findRole resolves a role name in an organization (its own role first)
-// and checks the actor may grant it.
+// and checks the actor may assign it: a role not above their level whose
+// every grant their own grants cover. The level alone would let an actor
+// with narrow grants hand out a lower role carrying wider ones (member's
+// *:read and *:write, a custom role's admin:audit-read).
 func findRole(ctx context.Context, st Store, orgID, name string, actor standing) (*models.Role, error) {
 	roles, err := st.FindRolesByNames(ctx, []string{orgID}, []string{name})
 	if err != nil {
@@ -211,6 +219,13 @@ func findRole(ctx context.Context, st Store, orgID, name string, actor standing)
 	}
 	if found.Level > actor.level {
 		return nil, forbidden("role %q (level %d) is above your own level (%d)", name, found.Level, actor.level)
+	}
+	perms, err := st.RolePermissions(ctx, []string{found.ID})
+	if err != nil {
+		return nil, err
+	}
+	if missing := actor.uncovered(perms[found.ID]); len(missing) > 0 {
+		return nil, forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
 	}
 	return found, nil
 }

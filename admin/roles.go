@@ -45,8 +45,21 @@ type RoleInput struct {
 	Permissions *[]string `json:"permissions"`
 }
 
-// checkGrants validates grants and checks the actor holds each of them:
-// nobody hands on more than they have.
+// uncovered returns the grants the actor's own grants do not cover
+// (rbac wildcard coverage: "kb:*" covers "kb:r*", not the reverse).
+// Nobody hands on more than they hold: not as a role's grants, an API
+// key's, nor by assigning a role that carries them.
+func (st standing) uncovered(grants []string) []string {
+	var out []string
+	for _, g := range grants {
+		if !rbac.CoveredBy(st.permissions, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// checkGrants validates grants and checks the actor holds each of them.
 func checkGrants(field string, grants []string, actor standing) ([]string, error) {
 	var problems []string
 	out := make([]string, 0, len(grants))
@@ -54,11 +67,12 @@ func checkGrants(field string, grants []string, actor standing) ([]string, error
 		switch err := rbac.ValidateGrant(g); {
 		case err != nil:
 			problems = append(problems, err.Error())
-		case !rbac.CoveredBy(actor.permissions, g):
-			problems = append(problems, fmt.Sprintf("grant %q is not covered by your own permissions", g))
 		case !slices.Contains(out, g):
 			out = append(out, g)
 		}
+	}
+	for _, g := range actor.uncovered(out) {
+		problems = append(problems, fmt.Sprintf("grant %q is not covered by your own permissions", g))
 	}
 	if len(problems) > 0 {
 		return nil, invalid(field, "%s", strings.Join(problems, "; "))
@@ -67,13 +81,13 @@ func checkGrants(field string, grants []string, actor standing) ([]string, error
 }
 
 // CreateRole defines a role of the organization. Its level may not be
-// above the actor's (nor reach the owner's), and the actor must hold
-// every grant it gives.
+// above the actor's (nor reach the owner's), the actor must hold every
+// grant it gives, and its name may not be a system role's.
 func (s *Service) CreateRole(ctx context.Context, a Actor, orgID string, in RoleInput) (Role, error) {
 	if in.Name == nil {
 		return Role{}, invalid("name", "is required")
 	}
-	if err := rbac.ValidateRoleName(*in.Name); err != nil {
+	if err := provisioning.CheckRoleName(*in.Name); err != nil {
 		return Role{}, invalid("name", "%v", err)
 	}
 	level := 0
@@ -144,7 +158,7 @@ func (s *Service) UpdateRole(ctx context.Context, a Actor, orgID, roleID string,
 			return err
 		}
 		if in.Name != nil {
-			if err := rbac.ValidateRoleName(*in.Name); err != nil {
+			if err := provisioning.CheckRoleName(*in.Name); err != nil {
 				return invalid("name", "%v", err)
 			}
 			r.Name = *in.Name

@@ -18,10 +18,13 @@ type UserQuery struct {
 	Disabled string // "", "true" or "false"
 }
 
-// ListUsers lists users, oldest first.
-func (s *Service) ListUsers(ctx context.Context, q UserQuery, req PageRequest) (List[User], error) {
+// ListUsers lists users, oldest first (Gatehouse administrators only).
+func (s *Service) ListUsers(ctx context.Context, a Actor, q UserQuery, req PageRequest) (List[User], error) {
 	p, err := req.page(false)
 	if err != nil {
+		return List[User]{}, err
+	}
+	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return List[User]{}, err
 	}
 	f := models.UserFilter{Email: strings.ToLower(strings.TrimSpace(q.Email))}
@@ -36,8 +39,12 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery, req PageRequest) (
 	return finish(rows, p.Limit, func(u models.User) cursor { return cursor{T: u.CreatedAt, I: u.ID} }, userView), err
 }
 
-// GetUser returns a user with identities and memberships.
-func (s *Service) GetUser(ctx context.Context, userID string) (UserDetail, error) {
+// GetUser returns a user with identities and memberships (Gatehouse
+// administrators only).
+func (s *Service) GetUser(ctx context.Context, a Actor, userID string) (UserDetail, error) {
+	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
+		return UserDetail{}, err
+	}
 	u, err := s.store.FindUser(ctx, userID)
 	if err != nil {
 		return UserDetail{}, err
@@ -69,15 +76,11 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 	}
 	var out User
 	err := s.store.InTx(ctx, func(tx Store) error {
+		if err := s.mayActOnUser(ctx, tx, a, userID); err != nil {
+			return err
+		}
 		if _, err := tx.FindUser(ctx, userID); err != nil {
 			return err
-		}
-		st, err := s.standingIn(ctx, tx, a, models.AdminOrgID)
-		if err != nil {
-			return err
-		}
-		if m, err := tx.FindMember(ctx, models.AdminOrgID, userID); err == nil && m.RoleLevel > st.level {
-			return forbidden("the user is an administrator above your own level")
 		}
 		now := s.now()
 		changed, err := tx.SetUserDisabled(ctx, userID, disabled, now)
@@ -104,9 +107,36 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 	return out, err
 }
 
+// mayActOnUser checks that a Gatehouse administrator may change a user's
+// account (disable, unlink, sign out): not one whose level in the
+// administrators' organization is above their own, whom they could
+// otherwise lock out of administering Gatehouse.
+func (s *Service) mayActOnUser(ctx context.Context, st Store, a Actor, userID string) error {
+	own, err := s.asAdministrator(ctx, st, a)
+	if err != nil {
+		return err
+	}
+	m, err := st.FindMember(ctx, models.AdminOrgID, userID)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case m.RoleLevel > own.level:
+		return forbidden("the user is an administrator above your own level (%d)", own.level)
+	}
+	return nil
+}
+
 // Unlink removes one of a user's identities (never the last one) and
-// ends the user's sessions opened through its provider.
+// ends the user's sessions opened through its provider. Nobody unlinks
+// an administrator above their own level.
 func (s *Service) Unlink(ctx context.Context, a Actor, userID, identityID string) error {
+	// Checked before the provisioning service's own transaction: the
+	// level is read fresh, a moment before the unlinking.
+	if err := s.mayActOnUser(ctx, s.store, a, userID); err != nil {
+		return err
+	}
 	err := s.prov.Unlink(ctx, userID, identityID, a.meta())
 	if errors.Is(err, provisioning.ErrLastIdentity) {
 		return conflict("a user must keep at least one identity")
@@ -115,10 +145,13 @@ func (s *Service) Unlink(ctx context.Context, a Actor, userID, identityID string
 }
 
 // ListSessions lists a user's sessions, newest first (revoked and
-// expired ones too, until pruned).
-func (s *Service) ListSessions(ctx context.Context, userID string, req PageRequest) (List[Session], error) {
+// expired ones too, until pruned); Gatehouse administrators only.
+func (s *Service) ListSessions(ctx context.Context, a Actor, userID string, req PageRequest) (List[Session], error) {
 	p, err := req.page(true)
 	if err != nil {
+		return List[Session]{}, err
+	}
+	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return List[Session]{}, err
 	}
 	if _, err := s.store.FindUser(ctx, userID); err != nil {
@@ -128,9 +161,13 @@ func (s *Service) ListSessions(ctx context.Context, userID string, req PageReque
 	return finish(rows, p.Limit, func(x models.Session) cursor { return cursor{T: x.CreatedAt, I: x.ID} }, sessionView(s.now())), err
 }
 
-// RevokeSession revokes one of a user's sessions with its refresh tokens.
+// RevokeSession revokes one of a user's sessions with its refresh
+// tokens. Nobody signs out an administrator above their own level.
 func (s *Service) RevokeSession(ctx context.Context, a Actor, userID, sessionID string) error {
 	return s.store.InTx(ctx, func(tx Store) error {
+		if err := s.mayActOnUser(ctx, tx, a, userID); err != nil {
+			return err
+		}
 		sess, err := tx.FindSession(ctx, sessionID)
 		if err != nil {
 			return err
@@ -147,10 +184,13 @@ func (s *Service) RevokeSession(ctx context.Context, a Actor, userID, sessionID 
 }
 
 // RevokeAllSessions signs a user out everywhere and returns how many
-// sessions that ended.
+// sessions that ended, under the rules of RevokeSession.
 func (s *Service) RevokeAllSessions(ctx context.Context, a Actor, userID string) (int64, error) {
 	var n int64
 	err := s.store.InTx(ctx, func(tx Store) error {
+		if err := s.mayActOnUser(ctx, tx, a, userID); err != nil {
+			return err
+		}
 		if _, err := tx.FindUser(ctx, userID); err != nil {
 			return err
 		}
@@ -173,9 +213,20 @@ type AuditQuery struct {
 	Since, Until   string
 }
 
-// ListAudit lists audit events, newest first.
-func (s *Service) ListAudit(ctx context.Context, q AuditQuery, req PageRequest) (List[AuditEvent], error) {
+// ListAudit lists audit events, newest first. The whole trail is for
+// Gatehouse administrators; an organization's admins read the events of
+// their own organization (q.OrganizationID), the one exception to the
+// instance-wide routes being the administrators' alone.
+func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery, req PageRequest) (List[AuditEvent], error) {
 	limit, c, err := req.parse()
+	if err != nil {
+		return List[AuditEvent]{}, err
+	}
+	if q.OrganizationID == "" {
+		_, err = s.asAdministrator(ctx, s.store, a)
+	} else {
+		_, err = s.standingIn(ctx, s.store, a, q.OrganizationID)
+	}
 	if err != nil {
 		return List[AuditEvent]{}, err
 	}

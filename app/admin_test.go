@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +294,227 @@ func TestAdminAPI(t *testing.T) {
 func refreshAt(t *testing.T, w *world, token, client string) (int, map[string]any) {
 	t.Helper()
 	return tokenPost(t, w.s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}, "client_id": {client}}, "", "")
+}
+
+// TestAdminInstanceRoutes: the instance-wide routes (all users, their
+// identities and sessions, all organizations) are for Gatehouse
+// administrators only. An organization admin who names their own
+// organization in the query (?org_id=) passes the rbac organization
+// check, so the routes refuse them on their own, and the service refuses
+// them again. /audit-events?org_id= stays open to an organization's
+// admins for their organization's events. Administrators do not sign out
+// or unlink one above their own level.
+func TestAdminInstanceRoutes(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			ctx := context.Background()
+			lead := w.signIn("admin-console", "lea@example.com", "leads", "").AccessToken // admin of acme: holds "*"
+			// A second identity, so that unlinking one is not refused as the last.
+			w.signInWith("dev2", "admin-console", "root@example.com", "", models.AdminOrgID)
+			rootID, leadID := w.userID("root@example.com"), w.userID("lea@example.com")
+			var detail admin.UserDetail
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			var sessions admin.List[admin.Session]
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID+"/sessions", w.root, nil, 200, &sessions)
+			if len(detail.Identities) != 2 || len(sessions.Items) != 2 {
+				t.Fatalf("root's identities %+v, sessions %+v", detail.Identities, sessions.Items)
+			}
+			identity, session := detail.Identities[1].ID, sessions.Items[0].ID
+
+			users, own := "/api/v1/admin/users/"+rootID, "?org_id="+w.acme
+			for _, tc := range []struct {
+				method, path string
+				body         any
+			}{
+				{"GET", "/api/v1/admin/users" + own, nil},
+				{"GET", users + own, nil},
+				{"POST", users + "/disable" + own, nil},
+				{"POST", users + "/enable" + own, nil},
+				{"DELETE", users + "/identities/" + identity + own, nil},
+				{"GET", users + "/sessions" + own, nil},
+				{"DELETE", users + "/sessions/" + session + own, nil},
+				{"DELETE", users + "/sessions" + own, nil},
+				{"GET", "/api/v1/admin/orgs" + own, nil},
+				{"POST", "/api/v1/admin/orgs" + own, map[string]any{"slug": "gamma"}},
+			} {
+				if status, body := w.call(tc.method, tc.path, lead, tc.body, nil); status != 403 || !strings.Contains(body, "Gatehouse administrators only") {
+					t.Errorf("org admin: %s %s = %d %s, want 403 for administrators only", tc.method, tc.path, status, body)
+				}
+			}
+			// Nothing happened: the administrator keeps both identities and
+			// their session, and there is no organization gamma.
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			if len(detail.Identities) != 2 {
+				t.Fatalf("root's identities after the org admin's attempts = %+v", detail.Identities)
+			}
+			var orgs admin.List[admin.Org]
+			w.mustCall("GET", "/api/v1/admin/orgs", w.root, nil, 200, &orgs)
+			for _, o := range orgs.Items {
+				if o.Slug == "gamma" {
+					t.Fatal("the org admin created an organization")
+				}
+			}
+
+			// The service refuses on its own (whatever the router lets through).
+			as := admin.Actor{UserID: leadID, OrgID: w.acme}
+			page := admin.PageRequest{}
+			for name, call := range map[string]func() error{
+				"ListUsers": func() error { _, err := w.s.Admin.ListUsers(ctx, as, admin.UserQuery{}, page); return err },
+				"GetUser":   func() error { _, err := w.s.Admin.GetUser(ctx, as, rootID); return err },
+				"ListSessions": func() error {
+					_, err := w.s.Admin.ListSessions(ctx, as, rootID, page)
+					return err
+				},
+				"RevokeSession": func() error { return w.s.Admin.RevokeSession(ctx, as, rootID, session) },
+				"RevokeAllSessions": func() error {
+					_, err := w.s.Admin.RevokeAllSessions(ctx, as, rootID)
+					return err
+				},
+				"Unlink":   func() error { return w.s.Admin.Unlink(ctx, as, rootID, identity) },
+				"ListOrgs": func() error { _, err := w.s.Admin.ListOrgs(ctx, as, page); return err },
+				"CreateOrg": func() error {
+					slug := "delta"
+					_, err := w.s.Admin.CreateOrg(ctx, as, admin.OrgInput{Slug: &slug})
+					return err
+				},
+				"ListAudit of every organization": func() error {
+					_, err := w.s.Admin.ListAudit(ctx, as, admin.AuditQuery{}, page)
+					return err
+				},
+				"ListAudit of another organization": func() error {
+					_, err := w.s.Admin.ListAudit(ctx, as, admin.AuditQuery{OrganizationID: w.beta}, page)
+					return err
+				},
+			} {
+				if err := call(); !errors.Is(err, admin.ErrForbidden) {
+					t.Errorf("service %s by an org admin = %v, want ErrForbidden", name, err)
+				}
+			}
+
+			// The deliberate exception: an organization's admin reads its
+			// events, and only those.
+			var events admin.List[admin.AuditEvent]
+			w.mustCall("GET", "/api/v1/admin/audit-events"+own, lead, nil, 200, &events)
+			if len(events.Items) == 0 {
+				t.Fatal("no audit events of acme")
+			}
+			for _, e := range events.Items {
+				if e.OrganizationID == nil || *e.OrganizationID != w.acme {
+					t.Fatalf("org admin's audit events include %+v", e)
+				}
+			}
+			for _, path := range []string{"/api/v1/admin/audit-events", "/api/v1/admin/audit-events?org_id=" + w.beta} {
+				if status, body := w.call("GET", path, lead, nil, nil); status != 403 {
+					t.Errorf("org admin: GET %s = %d %s, want 403", path, status, body)
+				}
+			}
+
+			// An administrator (admin, 80) does not sign out the owner (100)
+			// nor unlink their identities; users below them, yes.
+			w.signIn("admin-console", "ada@example.com", "", "")
+			w.mustCall("POST", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members", w.root, map[string]any{"email": "ada@example.com", "role": "admin"}, 201, nil)
+			ada := w.signIn("admin-console", "ada@example.com", "", models.AdminOrgID).AccessToken
+			for _, p := range []string{"DELETE " + users + "/sessions/" + session, "DELETE " + users + "/sessions", "DELETE " + users + "/identities/" + identity} {
+				method, path, _ := strings.Cut(p, " ")
+				if status, body := w.call(method, path, ada, nil, nil); status != 403 || !strings.Contains(body, "above your own level") {
+					t.Errorf("administrator below the owner: %s = %d %s, want 403", p, status, body)
+				}
+			}
+			w.mustCall("GET", "/api/v1/admin/users/"+rootID, w.root, nil, 200, &detail)
+			if len(detail.Identities) != 2 {
+				t.Fatalf("root's identities after ada's attempts = %+v", detail.Identities)
+			}
+			w.mustCall("DELETE", "/api/v1/admin/users/"+leadID+"/sessions", ada, nil, 200, nil)
+			if status, _ := w.call("GET", "/api/v1/admin/orgs/"+w.acme+"/members", lead, nil, nil); status != 401 {
+				t.Errorf("the org admin's session survived being revoked: %d", status)
+			}
+		})
+	}
+}
+
+// TestAdminRoleAssignmentNeedsItsGrants: whoever assigns a role (adding
+// a member, changing a member's role, inviting) must hold every grant of
+// that role, not only a level at least its own: a role is handed on like
+// the grants it carries.
+func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			acme := "/api/v1/admin/orgs/" + w.acme
+			// Kim leads the knowledge base: a high level (60) but narrow grants.
+			w.mustCall("POST", acme+"/roles", w.root, map[string]any{"name": "kb-lead", "level": 60,
+				"permissions": []string{"admin:members-*", "admin:invitations-*", "kb:*"}}, 201, nil)
+			w.mustCall("POST", acme+"/roles", w.root, map[string]any{"name": "auditor", "level": 30,
+				"permissions": []string{"admin:audit-read", "billing:*"}}, 201, nil)
+			w.signIn("admin-console", "kim@example.com", "", "")
+			w.mustCall("POST", acme+"/members", w.root, map[string]any{"email": "kim@example.com", "role": "kb-lead"}, 201, nil)
+			kim := w.signIn("admin-console", "kim@example.com", "", w.acme).AccessToken
+			w.signIn("admin-console", "nia@example.com", "", "")
+			nia := w.userID("nia@example.com")
+
+			// member (50: *:read, *:write) and auditor (30) are below her
+			// level but carry grants she does not hold.
+			for _, role := range []string{"member", "viewer", "auditor"} {
+				for _, tc := range []struct{ method, path string }{{"POST", acme + "/members"}, {"POST", acme + "/invitations"}} {
+					body := map[string]any{"email": "nia@example.com", "role": role}
+					if status, out := w.call(tc.method, tc.path, kim, body, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {
+						t.Errorf("kb-lead assigns %s: %s %s = %d %s, want 403", role, tc.method, tc.path, status, out)
+					}
+				}
+			}
+			// reader (kb:r*) is covered by her kb:*.
+			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 201, nil)
+			w.mustCall("POST", acme+"/invitations", kim, map[string]any{"email": "new@example.com", "role": "reader"}, 201, nil)
+			for _, role := range []string{"member", "auditor"} {
+				if status, out := w.call("PATCH", acme+"/members/"+nia, kim, map[string]any{"role": role}, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {
+					t.Errorf("kb-lead changes a member to %s = %d %s, want 403", role, status, out)
+				}
+			}
+			var members admin.List[admin.Member]
+			w.mustCall("GET", acme+"/members", w.root, nil, 200, &members)
+			for _, m := range members.Items {
+				if m.UserID == nia && m.Role != "reader" {
+					t.Fatalf("nia's role = %s, want reader", m.Role)
+				}
+			}
+			// An actor holding "*" assigns any role up to their level.
+			w.mustCall("PATCH", acme+"/members/"+nia, w.root, map[string]any{"role": "auditor"}, 200, nil)
+		})
+	}
+}
+
+// TestAdminReservedRoleNames: an organization's roles may not take the
+// system roles' names, which backends check (RequireRole("owner")) and
+// tokens carry: an organization's level-80 "owner" would pass for the
+// owner.
+func TestAdminReservedRoleNames(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorld(t, pg)
+			acme := "/api/v1/admin/orgs/" + w.acme
+			lead := w.signIn("admin-console", "lea@example.com", "leads", "").AccessToken
+			for _, name := range []string{"owner", "admin", "member", "viewer"} {
+				for _, token := range []string{lead, w.root} {
+					if status, body := w.call("POST", acme+"/roles", token, map[string]any{"name": name, "level": 80, "permissions": []string{"*"}}, nil); status != 400 ||
+						!strings.Contains(body, `"field":"name"`) || !strings.Contains(body, "reserved") {
+						t.Errorf("creating a role %q = %d %s, want 400 naming the name", name, status, body)
+					}
+				}
+				if status, body := w.call("PATCH", acme+"/roles/"+w.reader, lead, map[string]any{"name": name}, nil); status != 400 ||
+					!strings.Contains(body, `"field":"name"`) || !strings.Contains(body, "reserved") {
+					t.Errorf("renaming a role to %q = %d %s, want 400 naming the name", name, status, body)
+				}
+			}
+			var roles admin.List[admin.Role]
+			w.mustCall("GET", acme+"/roles", w.root, nil, 200, &roles)
+			for _, r := range roles.Items {
+				if !r.System && slices.Contains([]string{"owner", "admin", "member", "viewer"}, r.Name) {
+					t.Fatalf("organization role named %q: %+v", r.Name, r)
+				}
+			}
+			// Other names are the organization's to choose.
+			w.mustCall("PATCH", acme+"/roles/"+w.reader, lead, map[string]any{"name": "owners-reader"}, 200, nil)
+		})
+	}
 }

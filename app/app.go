@@ -273,7 +273,10 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // organization active, so disabling an administrator, revoking their
 // session or removing them cuts admin access at once. A token acting in
 // the administrators' organization may act on every organization;
-// others only on their own.
+// others only on their own. That check compares organizations and passes
+// a request naming the token's own, so it cannot be what keeps
+// organization admins off the instance-wide routes: the handlers and the
+// service check for the administrators' organization themselves.
 func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 	return rbac.New(ctx, rbac.Options{
 		Issuer: a.Config.Issuer, Audience: a.Config.AdminAudience, Logger: a.Log, Now: nowUTC,

@@ -151,3 +151,15 @@ func (w *world) mustCall(method, path, token string, body any, want int, out any
 		w.t.Fatalf("%s %s = %d %s, want %d", method, path, status, raw, want)
 	}
 }
+
+// userID returns the id of the user with this email, as the administrator
+// finds it through the admin API.
+func (w *world) userID(email string) string {
+	w.t.Helper()
+	var users admin.List[admin.User]
+	w.mustCall("GET", "/api/v1/admin/users?email="+url.QueryEscape(email), w.root, nil, 200, &users)
+	if len(users.Items) != 1 {
+		w.t.Fatalf("users with email %s = %+v", email, users.Items)
+	}
+	return users.Items[0].ID
+}

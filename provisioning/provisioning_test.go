@@ -594,6 +594,14 @@ func TestCreateRole(t *testing.T) {
 				t.Errorf("error %q lacks %q", err, want)
 			}
 		}
+		// The system roles' names are reserved: tokens carry role names, and
+		// an organization's "owner" would pass for the owner at backends.
+		for _, name := range []string{"owner", "admin", "member", "viewer"} {
+			_, err := f.svc.CreateRole(f.ctx, provisioning.NewRole{OrganizationID: acme.ID, Name: name, Level: 80}, provisioning.Meta{})
+			if !errors.Is(err, provisioning.ErrInvalid) || !strings.Contains(err.Error(), "reserved for the system role") {
+				t.Errorf("role named %q: err = %v, want reserved", name, err)
+			}
+		}
 		role, err := f.svc.CreateRole(f.ctx, provisioning.NewRole{OrganizationID: acme.ID, Name: "kb-editor", Level: 30,
 			Permissions: []string{"kb:*", "*:read", "kb:*"}}, provisioning.Meta{})
 		if err != nil {

@@ -15,6 +15,25 @@ import (
 // roles stay below it, so owner-only actions remain the owner's.
 const OwnerLevel = 100
 
+// systemRoleNames are the names of the system roles seeded by migration
+// 00002 (models.RoleOwnerID and the others).
+var systemRoleNames = []string{"owner", "admin", "member", "viewer"}
+
+// CheckRoleName reports what is wrong with the name of an organization's
+// own role, or nil: the grammar of rbac.ValidateRoleName, and none of the
+// system roles' names. Tokens carry role names and backends check them
+// (RequireRole("owner")), so an organization's own "owner", at a lower
+// level, would pass for the system owner there.
+func CheckRoleName(name string) error {
+	if err := rbac.ValidateRoleName(name); err != nil {
+		return err
+	}
+	if slices.Contains(systemRoleNames, name) {
+		return fmt.Errorf("role name %q is reserved for the system role of that name; choose another", name)
+	}
+	return nil
+}
+
 // NewRole defines a role of one organization.
 type NewRole struct {
 	OrganizationID string
@@ -31,7 +50,7 @@ type NewRole struct {
 // permission is reported, each with what is wrong.
 func (s *Service) CreateRole(ctx context.Context, in NewRole, meta Meta) (*models.Role, error) {
 	var problems []string
-	if err := rbac.ValidateRoleName(in.Name); err != nil {
+	if err := CheckRoleName(in.Name); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if in.Level < 0 || in.Level >= OwnerLevel {
