@@ -89,15 +89,7 @@ func TestScopesAreCheckedAndNarrowed(t *testing.T) {
 
 			refresh := func(scope string) (int, map[string]any) {
 				t.Helper()
-				form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"kb-web"}}
-				if scope != "" {
-					form.Set("scope", scope)
-				}
-				status, out := tokenPost(t, s, form, "", "")
-				if status == 200 {
-					tok.RefreshToken = out["refresh_token"].(string)
-				}
-				return status, out
+				return refreshWith(t, s, tok, "kb-web", "scope", scope)
 			}
 			for _, tc := range []struct {
 				ask, want string

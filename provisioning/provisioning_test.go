@@ -227,6 +227,23 @@ func TestDisabledUser(t *testing.T) {
 	})
 }
 
+// together runs fn(0) … fn(n-1) in n goroutines released at the same
+// moment, so that they contend, and waits for them all.
+func together(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
 // TestConcurrentFirstLogins is the race-safety proof: 200 concurrent
 // logins of 50 people, each also joining an organization that org sync
 // creates on the fly, yield exactly 50 users, 50 identities, one
@@ -238,26 +255,17 @@ func TestConcurrentFirstLogins(t *testing.T) {
 		const logins, people = 200, 50
 		var failures atomic.Int64
 		users := make([]string, logins)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range logins {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				p := i % people
-				res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
-					fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
-				if err != nil {
-					failures.Add(1)
-					t.Errorf("login %d: %v", i, err)
-					return
-				}
-				users[i] = res.User.ID
-			}()
-		}
-		close(start)
-		wg.Wait()
+		together(logins, func(i int) {
+			p := i % people
+			res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
+				fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
+			if err != nil {
+				failures.Add(1)
+				t.Errorf("login %d: %v", i, err)
+				return
+			}
+			users[i] = res.User.ID
+		})
 		if failures.Load() != 0 {
 			t.Fatalf("%d failed logins", failures.Load())
 		}
@@ -532,20 +540,11 @@ func TestConcurrentCollidingFirstLogins(t *testing.T) {
 				fmt.Sprintf("p%d@%s", p, domains[p%2]), true, "google:domain:"+domains[p%2])})
 			return err
 		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range logins {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				if err := login(i % people); err != nil {
-					t.Errorf("login %d: %v", i, err)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
+		together(logins, func(i int) {
+			if err := login(i % people); err != nil {
+				t.Errorf("login %d: %v", i, err)
+			}
+		})
 		for p := range people {
 			if err := login(p); err != nil {
 				t.Fatal(err)
