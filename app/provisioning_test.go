@@ -94,9 +94,16 @@ func asSlice(v any) []any {
 // refresh redeems a refresh token, optionally switching organization.
 func refresh(t *testing.T, s *apptest.Server, tok *oauth2.Token, organization string) (int, map[string]any) {
 	t.Helper()
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"spa"}}
-	if organization != "" {
-		form.Set("organization", organization)
+	return refreshWith(t, s, tok, "spa", "organization", organization)
+}
+
+// refreshWith redeems tok's refresh token as the public client, with the
+// optional parameter name=value, and keeps the new tokens in tok.
+func refreshWith(t *testing.T, s *apptest.Server, tok *oauth2.Token, client, name, value string) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}
+	if value != "" {
+		form.Set(name, value)
 	}
 	status, out := tokenPost(t, s, form, "", "")
 	if status == 200 {

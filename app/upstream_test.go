@@ -301,8 +301,10 @@ func TestTokenExchangeHTTP(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("refresh of an exchanged session = %d %v", status, out)
 	}
-	status, out = tokenPost(t, s, exchangeForm("google", up.google.IDToken(nil), idTokenType), "", "")
-	if status != 200 {
+	form := exchangeForm("google", up.google.IDToken(nil), idTokenType)
+	form.Set("scope", "email openid")
+	status, out = tokenPost(t, s, form, "", "")
+	if status != 200 || out["scope"] != "email openid" {
 		t.Fatalf("Google ID token exchange = %d %v", status, out)
 	}
 
@@ -345,6 +347,12 @@ func TestTokenExchangeHTTP(t *testing.T) {
 			form: func() url.Values {
 				f := exchangeForm("tenant-a", up.tenantA.AccessToken(upstreamAPI, nil), accessTokenType)
 				f.Set("audience", "reports-api")
+				return f
+			}()},
+		{name: "scope the client was not given", status: 400, code: "invalid_scope", desc: `scope "kb:admin" is not allowed`,
+			form: func() url.Values {
+				f := exchangeForm("tenant-a", up.tenantA.AccessToken(upstreamAPI, nil), accessTokenType)
+				f.Set("scope", "openid kb:admin")
 				return f
 			}()},
 		{name: "delegation", status: 400, code: "invalid_request", desc: "actor_token",

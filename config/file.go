@@ -46,7 +46,11 @@ type Client struct {
 	// Audience is the `aud` of access tokens minted for this client;
 	// empty means the client id.
 	Audience []string `yaml:"audience"`
-	// Scopes a client_credentials token may carry; empty means none beyond the defaults.
+	// Scopes the client may be granted beyond the OpenID Connect ones
+	// (openid, profile, email, offline_access): in user flows
+	// (authorization code, refresh, token exchange) and as what
+	// client_credentials tokens carry. A requested scope outside them is
+	// invalid_scope.
 	Scopes []string `yaml:"scopes"`
 	// Permissions granted to client_credentials tokens (resource:action).
 	Permissions    []string `yaml:"permissions"`

@@ -201,11 +201,55 @@ func (s *Store) FindOrganizationExternalIDs(ctx context.Context, provider string
 	return out, mapErr(err, "find organization external ids")
 }
 
+// FindSyncOrganizations returns, in one query, the organizations org
+// sync may resolve its targets to (those with one of the slugs, and those
+// the provider's upstream organizations externalIDs are mapped to) and
+// every mapping of those organizations, of any provider.
+func (s *Store) FindSyncOrganizations(ctx context.Context, slugs []string, provider string, externalIDs []string) ([]Organization, []OrganizationExternalID, error) {
+	if len(slugs) == 0 && len(externalIDs) == 0 {
+		return nil, nil, nil
+	}
+	var rows []struct {
+		Organization
+		XID         *string    `gorm:"column:x_id"`
+		XProvider   *string    `gorm:"column:x_provider"`
+		XExternalID *string    `gorm:"column:x_external_id"`
+		XCreatedAt  *time.Time `gorm:"column:x_created_at"`
+	}
+	err := s.db.WithContext(ctx).Table("organizations").
+		Select("organizations.*, x.id AS x_id, x.provider AS x_provider, x.external_id AS x_external_id, x.created_at AS x_created_at").
+		Joins("LEFT JOIN organization_external_ids x ON x.organization_id = organizations.id").
+		Where("organizations.slug IN ? OR organizations.id IN (?)", slugs,
+			s.db.Model(&OrganizationExternalID{}).Select("organization_id").Where("provider = ? AND external_id IN ?", provider, externalIDs)).
+		Order("organizations.slug, x.provider, x.external_id").Scan(&rows).Error
+	if err != nil {
+		return nil, nil, mapErr(err, "find organizations")
+	}
+	var orgs []Organization
+	var mappings []OrganizationExternalID
+	for _, r := range rows {
+		if len(orgs) == 0 || orgs[len(orgs)-1].ID != r.ID {
+			orgs = append(orgs, r.Organization)
+		}
+		if r.XID != nil {
+			mappings = append(mappings, OrganizationExternalID{ID: *r.XID, OrganizationID: r.ID, Provider: *r.XProvider,
+				ExternalID: *r.XExternalID, CreatedAt: *r.XCreatedAt})
+		}
+	}
+	return orgs, mappings, nil
+}
+
 // EnsureOrganization returns the organization with o.Slug, creating it
 // from o when there is none, and reports whether this call created it.
-// When externalID is set, the provider's upstream organization is mapped
-// to it (unless already mapped). Concurrent calls for one slug create one
-// organization and none fails.
+// Concurrent calls for one slug create one organization and none fails.
+//
+// With an externalID the organization stands for the provider's upstream
+// organization of that id: one this call creates is mapped to it, and an
+// existing one is returned only if it is mapped to it already, otherwise
+// the answer is ErrConflict. A slug alone never proves which upstream
+// organization an organization stands for (foo.co.uk and foo-co.uk both
+// slugify to foo-co-uk); ErrConflict is how a sign-in that lost the race
+// for a slug to another upstream organization learns it.
 func (s *Store) EnsureOrganization(ctx context.Context, o *Organization, provider, externalID string) (bool, error) {
 	if o.ID == "" {
 		o.ID = NewID()
@@ -215,28 +259,89 @@ func (s *Store) EnsureOrganization(ctx context.Context, o *Organization, provide
 	if res.Error != nil {
 		return false, mapErr(res.Error, "create organization")
 	}
-	created := res.RowsAffected == 1
-	if !created {
+	if res.RowsAffected == 0 {
 		// Into a fresh value: GORM would add o's (unused) id to the query.
 		var existing Organization
 		if err := db.Where("slug = ?", o.Slug).Take(&existing).Error; err != nil {
 			return false, mapErr(err, "find organization")
 		}
 		*o = existing
-	}
-	if externalID != "" {
-		ext := &OrganizationExternalID{ID: NewID(), OrganizationID: o.ID, Provider: provider, ExternalID: externalID, CreatedAt: o.CreatedAt}
-		if ext.CreatedAt.IsZero() {
-			ext.CreatedAt = db.NowFunc()
+		if externalID == "" {
+			return false, nil
 		}
-		err := db.Clauses(clause.OnConflict{
-			Columns: []clause.Column{{Name: "provider"}, {Name: "external_id"}}, DoNothing: true,
-		}).Create(ext).Error
+		var n int64
+		err := db.Model(&OrganizationExternalID{}).
+			Where("organization_id = ? AND provider = ? AND external_id = ?", o.ID, provider, externalID).Count(&n).Error
 		if err != nil {
-			return false, mapErr(err, "map organization external id")
+			return false, mapErr(err, "find organization external id")
+		}
+		if n == 0 {
+			return false, fmt.Errorf("organization %q does not stand for %s organization %q: %w", o.Slug, provider, externalID, ErrConflict)
+		}
+		return false, nil
+	}
+	if externalID == "" {
+		return true, nil
+	}
+	mapped, err := s.mapExternalID(ctx, o.ID, provider, externalID)
+	if err != nil || mapped {
+		return mapped, err
+	}
+	// A concurrent sign-in mapped the upstream organization to another
+	// organization meanwhile: take back the one made here, which would
+	// stand for nothing.
+	if err := db.Where("id = ?", o.ID).Delete(&Organization{}).Error; err != nil {
+		return false, mapErr(err, "delete organization")
+	}
+	return false, fmt.Errorf("%s organization %q is mapped to another organization: %w", provider, externalID, ErrConflict)
+}
+
+// ClaimOrganization maps the provider's upstream organization externalID
+// to the existing organization orgID, which must be mapped to nothing yet,
+// and reports whether this call mapped it: false without error when that
+// very mapping exists (a concurrent sign-in made it), ErrConflict when the
+// organization stands for another upstream organization or the upstream
+// organization for another organization, ErrNotFound when the
+// organization is gone. The organization's row stays locked for the rest
+// of the transaction, so of concurrent claims of one organization one
+// wins: the unique index covers (provider, external id), not the
+// organization.
+func (s *Store) ClaimOrganization(ctx context.Context, orgID, provider, externalID string) (bool, error) {
+	db := s.db.WithContext(ctx)
+	res := db.Model(&Organization{}).Where("id = ?", orgID).Update("updated_at", s.db.NowFunc())
+	if res.Error != nil {
+		return false, mapErr(res.Error, "lock organization")
+	}
+	if res.RowsAffected == 0 {
+		return false, mapErr(gorm.ErrRecordNotFound, "find organization")
+	}
+	var existing []OrganizationExternalID
+	if err := db.Where("organization_id = ?", orgID).Find(&existing).Error; err != nil {
+		return false, mapErr(err, "find organization external ids")
+	}
+	for _, x := range existing {
+		if x.Provider == provider && x.ExternalID == externalID {
+			return false, nil
 		}
 	}
-	return created, nil
+	if len(existing) > 0 {
+		return false, fmt.Errorf("organization %s stands for another upstream organization: %w", orgID, ErrConflict)
+	}
+	mapped, err := s.mapExternalID(ctx, orgID, provider, externalID)
+	if err == nil && !mapped {
+		err = fmt.Errorf("%s organization %q is mapped to another organization: %w", provider, externalID, ErrConflict)
+	}
+	return mapped, err
+}
+
+// mapExternalID maps the provider's upstream organization to orgID unless
+// it is mapped already (to any organization), and reports whether it did.
+func (s *Store) mapExternalID(ctx context.Context, orgID, provider, externalID string) (bool, error) {
+	ext := &OrganizationExternalID{ID: NewID(), OrganizationID: orgID, Provider: provider, ExternalID: externalID, CreatedAt: s.db.NowFunc()}
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "provider"}, {Name: "external_id"}}, DoNothing: true,
+	}).Create(ext)
+	return res.RowsAffected == 1, mapErr(res.Error, "map organization external id")
 }
 
 // FindRolesByNames returns the system roles and the roles of the given

@@ -300,6 +300,136 @@ func TestEnsureOrganizationConcurrently(t *testing.T) {
 	})
 }
 
+// TestOrganizationMappings: an organization with an upstream external id
+// stands for that upstream organization only. EnsureOrganization never
+// hands a sign-in an existing organization standing for something else,
+// ClaimOrganization maps an unmapped one once, and FindSyncOrganizations
+// finds organizations by slug or by mapping, with all their mappings.
+func TestOrganizationMappings(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, hand := withOrg(t, db, "eng-team") // made by hand: stands for nothing
+		inTx := func(fn func(tx *models.Store) error) error { return s.InTx(ctx, fn) }
+
+		foo := &models.Organization{Slug: "foo-co-uk", Name: "foo.co.uk"}
+		var created bool
+		if err := inTx(func(tx *models.Store) (err error) {
+			created, err = tx.EnsureOrganization(ctx, foo, "google", "foo.co.uk")
+			return err
+		}); err != nil || !created {
+			t.Fatalf("create foo-co-uk = %v, %v", created, err)
+		}
+		for _, tc := range []struct {
+			slug, provider, ext string
+			wantErr             error
+		}{
+			{"foo-co-uk", "google", "foo.co.uk", nil},                  // its own upstream organization
+			{"foo-co-uk", "google", "foo-co.uk", models.ErrConflict},   // another whose slug collides
+			{"foo-co-uk", "google-2", "foo.co.uk", models.ErrConflict}, // the same name at another provider
+			{"eng-team", "okta", "eng-team", models.ErrConflict},       // made by hand: not adopted
+			{"eng-team", "", "", nil},                                  // a literal slug is just the slug
+		} {
+			o := &models.Organization{Slug: tc.slug}
+			err := inTx(func(tx *models.Store) error {
+				c, err := tx.EnsureOrganization(ctx, o, tc.provider, tc.ext)
+				if c {
+					t.Errorf("%s for %s/%s: created again", tc.slug, tc.provider, tc.ext)
+				}
+				return err
+			})
+			if !errors.Is(err, tc.wantErr) || (err == nil && o.Slug != tc.slug) {
+				t.Errorf("EnsureOrganization(%s, %s/%s) = %+v, %v; want %v", tc.slug, tc.provider, tc.ext, o, err, tc.wantErr)
+			}
+		}
+
+		// A claim maps an unmapped organization once; the same claim again
+		// is a no-op, any other is a conflict.
+		claim := func(orgID, provider, ext string) (ok bool, err error) {
+			err = inTx(func(tx *models.Store) error {
+				ok, err = tx.ClaimOrganization(ctx, orgID, provider, ext)
+				return err
+			})
+			return ok, err
+		}
+		if ok, err := claim(hand.ID, "okta", "Eng Team"); !ok || err != nil {
+			t.Fatalf("first claim = %v, %v", ok, err)
+		}
+		if ok, err := claim(hand.ID, "okta", "Eng Team"); ok || err != nil {
+			t.Fatalf("same claim again = %v, %v", ok, err)
+		}
+		for _, tc := range []struct{ orgID, provider, ext string }{
+			{hand.ID, "okta", "eng-team"},    // the organization stands for Eng Team now
+			{foo.ID, "google", "foo-co.uk"},  // stands for foo.co.uk
+			{hand.ID, "google", "foo.co.uk"}, // foo.co.uk stands for foo-co-uk
+		} {
+			if ok, err := claim(tc.orgID, tc.provider, tc.ext); ok || !errors.Is(err, models.ErrConflict) {
+				t.Errorf("claim of %s for %s/%s = %v, %v", tc.orgID, tc.provider, tc.ext, ok, err)
+			}
+		}
+		if _, err := claim("no-such-org", "okta", "x"); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("claim of a missing organization = %v", err)
+		}
+
+		orgs, mappings, err := s.FindSyncOrganizations(ctx, []string{"eng-team", "nope"}, "google", []string{"foo.co.uk", "bar.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range orgs {
+			got = append(got, o.Slug)
+		}
+		for _, m := range mappings {
+			got = append(got, m.OrganizationID+"="+m.Provider+":"+m.ExternalID)
+		}
+		want := []string{"eng-team", "foo-co-uk", hand.ID + "=okta:Eng Team", foo.ID + "=google:foo.co.uk"}
+		if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+			t.Fatalf("FindSyncOrganizations = %v, want %v", got, want)
+		}
+	})
+}
+
+// TestConcurrentClaims: of sign-ins of different upstream organizations
+// claiming one unmapped organization at once, exactly one wins and the
+// others get ErrConflict, never an error of the database.
+func TestConcurrentClaims(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, org := withOrg(t, db, "eng-team")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, conflicts := 0, 0
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.InTx(ctx, func(tx *models.Store) error {
+					ok, err := tx.ClaimOrganization(ctx, org.ID, "okta", []string{"Eng Team", "eng-team", "ENG TEAM", "eng team"}[i%4])
+					mu.Lock()
+					defer mu.Unlock()
+					if ok {
+						wins++
+					}
+					return err
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, models.ErrConflict):
+					conflicts++
+				case err != nil:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		var n int64
+		db.Model(&models.OrganizationExternalID{}).Where("organization_id = ?", org.ID).Count(&n)
+		// The winner's own upstream organization may claim again without
+		// effect: 20 = 1 win + its 4 repeats + 15 conflicts.
+		if wins != 1 || n != 1 || conflicts != 15 {
+			t.Fatalf("%d wins, %d conflicts, %d mappings; want 1, 15, 1", wins, conflicts, n)
+		}
+	})
+}
+
 func TestFindRolesByNames(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()

@@ -101,6 +101,14 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
 		return nil, fail(invalidRequest("only response_mode=query is supported"))
 	}
+	// An unknown scope is refused, not dropped (RFC 6749 §4.1.2.1): it is
+	// a mismatch between the client and its registration that should show
+	// now, not as a puzzling 403 from a backend later.
+	scope, e := client.requestedScope(p.Scope)
+	if e != nil {
+		return nil, fail(e)
+	}
+	p.Scope = scope
 	switch {
 	case p.CodeChallenge == "" && client.Public:
 		return nil, fail(invalidRequest("code_challenge is required: public clients must use PKCE with S256"))

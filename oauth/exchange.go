@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -47,6 +46,14 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	if name == "" {
 		return nil, invalidRequest("provider is required: the name of the provider that issued subject_token")
 	}
+	// Checked before the subject token, so a refused scope provisions nothing.
+	scope, e := client.requestedScope(form.Get("scope"))
+	if e != nil {
+		return nil, e
+	}
+	if scope == "" {
+		scope = defaultExchangeScope
+	}
 	prov, ok := s.providers[name]
 	if !ok || !client.AllowsProvider(name) {
 		return nil, invalidRequest("unknown provider %q", truncate(name, 64))
@@ -81,10 +88,6 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	amr := id.AMR
 	if len(amr) == 0 {
 		amr = []string{"ext"}
-	}
-	scope := strings.Join(strings.Fields(form.Get("scope")), " ")
-	if scope == "" {
-		scope = defaultExchangeScope
 	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
 		UserID: user.ID, ClientID: client.ID, Provider: name, ActiveOrgID: initialOrg(res, form.Get("organization")),

@@ -323,7 +323,7 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
-		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"scopes_supported":                              slices.Clone(oidcScopes),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "sid",
 			"email", "email_verified", "name", "picture"},
 		"authorization_response_iss_parameter_supported": true,

@@ -127,25 +127,30 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	if token == "" {
 		return nil, invalidRequest("refresh_token is required")
 	}
-	scope, org := form.Get("scope"), form.Get("organization")
+	// RFC 6749 §6: a refresh may narrow the scope, never widen it. The
+	// narrower scope applies to the tokens of this answer only; the
+	// session keeps its scope, so a later refresh may ask for all of it.
+	want, e := client.requestedScope(form.Get("scope"))
+	if e != nil {
+		return nil, e
+	}
+	narrowed := strings.Fields(want)
+	org := form.Get("organization")
 	info := &tokens.RefreshInfo{}
-	if scope != "" || org != "" {
+	if len(narrowed) > 0 || org != "" {
 		if found, err := s.sessions.LookupRefreshToken(ctx, token); err == nil && found != nil {
 			info = found
 		}
 	}
-	if scope != "" {
-		// RFC 6749 §6: a refresh may narrow the scope, never widen it.
-		for _, sc := range strings.Fields(scope) {
-			if !slices.Contains(strings.Fields(info.Scope), sc) {
-				return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q exceeds the original grant", truncate(sc, 60))
-			}
-		}
+	// A wider scope, or an organization the user cannot switch to, is
+	// refused before the token is redeemed, so the client keeps a refresh
+	// token that works. Only for the token's own client: anyone else
+	// learns nothing, and redemption refuses them.
+	ownToken := info.UserID != "" && info.ClientID == client.ID
+	if sc := outsideScope(narrowed, info.Scope); sc != "" && ownToken {
+		return nil, exceedsGrant(sc)
 	}
-	// An organization the user cannot switch to is refused before the
-	// token is redeemed, so the client keeps a refresh token that works.
-	// Only for the token's own client: anyone else learns nothing.
-	if org != "" && info.UserID != "" && info.ClientID == client.ID {
+	if org != "" && ownToken {
 		if _, err := s.store.ActiveGrants(ctx, info.UserID, org); err != nil {
 			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
 		}
@@ -158,6 +163,11 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 		return nil, grantError(err)
 	}
 	sess := red.Session
+	// Checked again on the redeemed session: the look-up above may have
+	// failed, and nothing wider than the session may ever be minted.
+	if sc := outsideScope(narrowed, sess.Scope); sc != "" {
+		return nil, exceedsGrant(sc)
+	}
 	if org != "" {
 		// Checked again: the membership may have ended since.
 		if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
@@ -170,7 +180,11 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			sess.ActiveOrgID = &org
 		}
 	}
-	return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken})
+	return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed})
+}
+
+func exceedsGrant(scope string) *Error {
+	return oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q exceeds the original grant", truncate(scope, 60))
 }
 
 func (s *Service) clientCredentialsGrant(client *Client, form url.Values) (*TokenResponse, error) {
@@ -209,13 +223,21 @@ type issueOptions struct {
 	// noIDToken: no ID token even for openid (token exchange answers an
 	// access token; no authentication request asked for an ID token).
 	noIDToken bool
+	// scope, when set, is the subset of the session's scope a refresh
+	// asked for; the tokens carry it instead of the session's.
+	scope []string
 }
 
 // issueForSession mints the access token (and ID token for openid, and a
 // refresh token when the client may refresh) for a session.
 func (s *Service) issueForSession(ctx context.Context, client *Client, sess *models.Session, user *models.User, opts issueOptions) (*TokenResponse, error) {
 	now := s.now()
-	claims, err := s.accessClaims(ctx, client, sess, user, now)
+	scope := sess.Scope
+	if len(opts.scope) > 0 {
+		scope = strings.Join(opts.scope, " ")
+	}
+	scope = client.grantableScope(scope)
+	claims, err := s.accessClaims(ctx, client, sess, user, scope, now)
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +245,11 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 	if err != nil {
 		return nil, err
 	}
-	resp := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(client.AccessTTL / time.Second), Scope: sess.Scope}
-	scopes := strings.Fields(sess.Scope)
+	resp := &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(client.AccessTTL / time.Second), Scope: scope}
+	// The ID token follows the same scope: a refresh narrowed to exclude
+	// openid gets none (OIDC Core §12.2 allows omitting it), one without
+	// email or profile gets an ID token without those claims.
+	scopes := strings.Fields(scope)
 	if slices.Contains(scopes, "openid") && !opts.noIDToken {
 		id := tokens.IDClaims{
 			Issuer: s.issuer, Subject: user.ID, Audience: []string{client.ID}, AuthorizedBy: client.ID,
@@ -253,12 +278,13 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 	return resp, nil
 }
 
-// accessClaims builds the RFC 9068 claims with the active org's grants.
-func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models.Session, user *models.User, now time.Time) (*tokens.AccessClaims, error) {
+// accessClaims builds the RFC 9068 claims, with the scope being issued
+// and the active org's grants.
+func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models.Session, user *models.User, scope string, now time.Time) (*tokens.AccessClaims, error) {
 	c := &tokens.AccessClaims{
 		Issuer: s.issuer, Subject: user.ID, Audience: client.Audience(),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(client.AccessTTL).Unix(),
-		ID: randomToken(16), ClientID: client.ID, SessionID: sess.ID, Scope: sess.Scope,
+		ID: randomToken(16), ClientID: client.ID, SessionID: sess.ID, Scope: scope,
 		Email: user.Email, EmailVerified: user.EmailVerified, Name: user.Name, IdP: sess.Provider,
 	}
 	if sess.ActiveOrgID != nil {

@@ -126,6 +126,7 @@ const (
 	AuditIdentityUnlinked   = "identity.unlinked"
 	AuditLoginRefused       = "login.refused"
 	AuditOrgCreated         = "organization.created"
+	AuditOrgMapped          = "organization.mapped"
 	AuditMembershipAdded    = "membership.added"
 	AuditMembershipRole     = "membership.role_changed"
 	AuditMembershipRevived  = "membership.reactivated"

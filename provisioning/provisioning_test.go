@@ -227,6 +227,23 @@ func TestDisabledUser(t *testing.T) {
 	})
 }
 
+// together runs fn(0) … fn(n-1) in n goroutines released at the same
+// moment, so that they contend, and waits for them all.
+func together(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
 // TestConcurrentFirstLogins is the race-safety proof: 200 concurrent
 // logins of 50 people, each also joining an organization that org sync
 // creates on the fly, yield exactly 50 users, 50 identities, one
@@ -238,26 +255,17 @@ func TestConcurrentFirstLogins(t *testing.T) {
 		const logins, people = 200, 50
 		var failures atomic.Int64
 		users := make([]string, logins)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range logins {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				p := i % people
-				res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
-					fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
-				if err != nil {
-					failures.Add(1)
-					t.Errorf("login %d: %v", i, err)
-					return
-				}
-				users[i] = res.User.ID
-			}()
-		}
-		close(start)
-		wg.Wait()
+		together(logins, func(i int) {
+			p := i % people
+			res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
+				fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
+			if err != nil {
+				failures.Add(1)
+				t.Errorf("login %d: %v", i, err)
+				return
+			}
+			users[i] = res.User.ID
+		})
 		if failures.Load() != 0 {
 			t.Fatalf("%d failed logins", failures.Load())
 		}
@@ -436,6 +444,132 @@ func TestOrgSyncPartialGroups(t *testing.T) {
 		if ev.Outcome != models.OutcomeFailure || ev.OrganizationID == nil || *ev.OrganizationID != f.org("beta").ID ||
 			ev.Provider != "github" || *ev.SubjectUserID != userID || !strings.Contains(ev.Details, "left groups out") {
 			t.Fatalf("removal skipped audit = %+v", ev)
+		}
+	})
+}
+
+// TestOrgSyncCollidingUpstreams is the reported merge: with a rule
+// google:domain:* → {org}, foo.co.uk and foo-co.uk both slugify to
+// foo-co-uk, and whoever registered foo-co.uk joined foo.co.uk's
+// organization. Now the organization stands for foo.co.uk (its mapping),
+// foo-co.uk gets its own under a distinct slug, a rename does not detach
+// the mapped organization, and a membership merged before moves out.
+func TestOrgSyncCollidingUpstreams(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "google:domain:*", Org: "{org}", Role: "member"}}}})
+		ada := f.login(identity("google", "ada", "ada@foo.co.uk", true, "google:domain:foo.co.uk")).User
+		mallory := f.login(identity("google", "mallory", "m@foo-co.uk", true, "google:domain:foo-co.uk")).User
+		distinct := provisioning.DistinctSlug("foo-co-uk", "google", "foo-co.uk")
+		if got := f.memberships(ada.ID); !slices.Equal(got, []string{"foo-co-uk:member:active:sync:google"}) {
+			t.Fatalf("ada's memberships = %v", got)
+		}
+		if got := f.memberships(mallory.ID); !slices.Equal(got, []string{distinct + ":member:active:sync:google"}) {
+			t.Fatalf("foo-co.uk's member joined %v, want only %s", got, distinct)
+		}
+		if n := f.count("memberships", "organization_id = ?", f.org("foo-co-uk").ID); n != 1 {
+			t.Fatalf("foo.co.uk's organization has %d members, want 1", n)
+		}
+		var ev models.AuditEvent
+		f.db.Where("type = ? AND organization_id = ?", provisioning.AuditOrgCreated, f.org(distinct).ID).Take(&ev)
+		if !strings.Contains(ev.Details, `does not stand for google organization \"foo-co.uk\"`) || !strings.Contains(ev.Details, `"external_id":"foo-co.uk"`) {
+			t.Fatalf("creation of %s audited as %+v", distinct, ev)
+		}
+
+		// An administrator renames the organization: the mapping still finds it.
+		if err := f.db.Exec("UPDATE organizations SET slug = ? WHERE slug = ?", "foo", "foo-co-uk").Error; err != nil {
+			t.Fatal(err)
+		}
+		f.login(identity("google", "ada", "ada@foo.co.uk", true, "google:domain:foo.co.uk"))
+		if got := f.memberships(ada.ID); !slices.Equal(got, []string{"foo:member:active:sync:google"}) || f.count("organizations", "slug <> ?", models.AdminOrgSlug) != 2 {
+			t.Fatalf("after the rename: memberships %v, %d organizations", got, f.count("organizations", "slug <> ?", models.AdminOrgSlug))
+		}
+
+		// A membership the old sync merged into foo.co.uk's organization
+		// goes at its holder's next sign-in.
+		merged := &models.Membership{UserID: mallory.ID, OrganizationID: f.org("foo").ID, RoleID: models.RoleMemberID, Source: "sync:google"}
+		if err := f.store.CreateMembership(f.ctx, merged); err != nil {
+			t.Fatal(err)
+		}
+		f.login(identity("google", "mallory", "m@foo-co.uk", true, "google:domain:foo-co.uk"))
+		if got := f.memberships(mallory.ID); !slices.Equal(got, []string{distinct + ":member:active:sync:google"}) {
+			t.Fatalf("after the next sign-in the merged member holds %v", got)
+		}
+	})
+}
+
+// TestOrgSyncClaimsWithoutAutoCreate: without auto_create_orgs an {org}
+// rule fills organizations the administrators made; the first upstream
+// organization to use one maps it (audited), and a colliding one is
+// skipped instead of joining.
+func TestOrgSyncClaimsWithoutAutoCreate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{
+			Rules: []provisioning.Rule{{Match: "oidc:group:*", Org: "{org}", Role: "member"}}}})
+		team := f.org("eng-team")
+		first := f.login(identity("okta", "1", "one@example.com", true, "oidc:group:Eng Team")).User
+		second := f.login(identity("okta", "2", "two@example.com", true, "oidc:group:eng-team")).User
+		if got := f.memberships(first.ID); !slices.Equal(got, []string{"eng-team:member:active:sync:okta"}) {
+			t.Fatalf("first member: %v", got)
+		}
+		if got := f.memberships(second.ID); len(got) != 0 {
+			t.Fatalf("a colliding upstream group joined %v", got)
+		}
+		var mapped, skipped models.AuditEvent
+		f.db.Where("type = ?", provisioning.AuditOrgMapped).Take(&mapped)
+		f.db.Where("type = ? AND subject_user_id = ?", provisioning.AuditSyncRuleSkipped, second.ID).Take(&skipped)
+		if mapped.OrganizationID == nil || *mapped.OrganizationID != team.ID || !strings.Contains(mapped.Details, `"external_id":"Eng Team"`) ||
+			!strings.Contains(skipped.Details, "auto_create_orgs is off") {
+			t.Fatalf("audited: mapped %+v, skipped %+v", mapped, skipped)
+		}
+	})
+}
+
+// TestConcurrentCollidingFirstLogins: first sign-ins of people of two
+// upstream organizations whose slugs collide, all at once, never put
+// anyone in the other's organization and never fail; a sign-in that lost
+// the race for the slug joins at its next sign-in.
+func TestConcurrentCollidingFirstLogins(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
+			Rules: []provisioning.Rule{{Match: "google:domain:*", Org: "{org}", Role: "member"}}}})
+		const logins, people = 100, 20
+		domains := []string{"foo.co.uk", "foo-co.uk"}
+		login := func(p int) error {
+			_, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("google", fmt.Sprint(p),
+				fmt.Sprintf("p%d@%s", p, domains[p%2]), true, "google:domain:"+domains[p%2])})
+			return err
+		}
+		together(logins, func(i int) {
+			if err := login(i % people); err != nil {
+				t.Errorf("login %d: %v", i, err)
+			}
+		})
+		for p := range people {
+			if err := login(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rows []struct {
+			Slug, ExternalID string
+			Members          int64
+			Domains          string
+		}
+		err := f.db.Raw(`SELECT o.slug, x.external_id, COUNT(m.id) AS members, MIN(i.email) || ' ' || MAX(i.email) AS domains
+			FROM organizations o JOIN organization_external_ids x ON x.organization_id = o.id
+			JOIN memberships m ON m.organization_id = o.id JOIN identities i ON i.user_id = m.user_id
+			GROUP BY o.slug, x.external_id ORDER BY x.external_id`).Scan(&rows).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || f.count("organizations", "slug <> ?", models.AdminOrgSlug) != 2 {
+			t.Fatalf("organizations = %+v", rows)
+		}
+		for _, r := range rows {
+			lo, hi, _ := strings.Cut(r.Domains, " ")
+			if r.Members != people/2 || !strings.HasSuffix(lo, "@"+r.ExternalID) || !strings.HasSuffix(hi, "@"+r.ExternalID) {
+				t.Fatalf("organization %s for %s has %d members (%s)", r.Slug, r.ExternalID, r.Members, r.Domains)
+			}
 		}
 	})
 }

@@ -2,6 +2,8 @@ package provisioning
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"slices"
@@ -63,11 +65,16 @@ type Target struct {
 	Rule  int
 	Group string
 	// Slug of the organization; Name and ExternalID are what an
-	// auto-created organization gets.
+	// auto-created organization gets. ExternalID is set for {org}
+	// targets only: the upstream organization the group names, which is
+	// what the target stands for (Diff resolves it by mapping first).
 	Slug       string
 	Name       string
 	ExternalID string
-	Role       string
+	// AltSlug is an {org} target's second choice, for when Slug belongs
+	// to an organization that stands for something else (DistinctSlug).
+	AltSlug string
+	Role    string
 	// Problem, when set, is why the rule cannot apply (Slug is empty).
 	Problem string
 }
@@ -94,6 +101,8 @@ func (p SyncPolicy) Targets(provider string, groups []string) []Target {
 				if org == "" || !config.ValidSlug(t.Slug) {
 					t.Problem = fmt.Sprintf("group %q names no organization usable in %q", g, r.Org)
 					t.Slug = ""
+				} else {
+					t.AltSlug = DistinctSlug(t.Slug, provider, org)
 				}
 			}
 			out = append(out, t)
@@ -114,8 +123,28 @@ func UpstreamOrg(group string) string {
 	return org
 }
 
+// DistinctSlug is the slug an {org} target falls back to when its own is
+// taken by an organization that does not stand for the provider's
+// upstream organization externalID: slug, shortened to fit, and 8 hex
+// digits of SHA-256 over provider and externalID ("foo-co-uk-1f0e3dad").
+// Slugify is lossy ("foo.co.uk" and "foo-co.uk" both give "foo-co-uk"),
+// so colliding upstream organizations need distinct slugs; being a pure
+// function, concurrent first sign-ins of one upstream organization agree
+// on it. The suffix only separates: the mapping decides who belongs.
+func DistinctSlug(slug, provider, externalID string) string {
+	sum := sha256.Sum256([]byte(provider + "\x00" + externalID))
+	suffix := "-" + hex.EncodeToString(sum[:4])
+	const maxSlug = 63
+	if len(slug)+len(suffix) > maxSlug {
+		slug = strings.TrimRight(slug[:maxSlug-len(suffix)], "-")
+	}
+	return slug + suffix
+}
+
 // Slugify lowercases s and turns every run of characters other than
-// letters and digits into one hyphen ("Acme.com" → "acme-com").
+// letters and digits into one hyphen ("Acme.com" → "acme-com"). It is
+// lossy: an organization found by a slug Slugify made is not proof of
+// the upstream organization it stands for (see Diff).
 func Slugify(s string) string {
 	var b strings.Builder
 	dash := false
@@ -133,8 +162,13 @@ func Slugify(s string) string {
 
 // Directory is what Diff knows of existing organizations and roles.
 type Directory struct {
-	// OrgsBySlug maps slugs to organization ids.
+	// OrgsBySlug maps slugs to organization ids: the organizations the
+	// targets name by slug, and those their upstream organizations are
+	// mapped to.
 	OrgsBySlug map[string]string
+	// ExternalIDs are the mappings (organization_external_ids), of every
+	// provider, of the organizations in OrgsBySlug.
+	ExternalIDs []models.OrganizationExternalID
 	// Roles are the system roles and the roles of the organizations in
 	// OrgsBySlug, as far as the targets name them.
 	Roles []models.Role
@@ -162,7 +196,10 @@ type ChangeKind string
 
 // Change kinds, in the order Diff returns them.
 const (
-	ChangeCreateOrg  ChangeKind = "create_org"
+	ChangeCreateOrg ChangeKind = "create_org"
+	// ChangeMapOrg maps an upstream organization to an existing
+	// organization that stood for nothing yet (auto_create_orgs off).
+	ChangeMapOrg     ChangeKind = "map_org"
 	ChangeSkip       ChangeKind = "skip"
 	ChangeAdd        ChangeKind = "add"
 	ChangeRole       ChangeKind = "change_role"
@@ -184,10 +221,11 @@ var keepReason = map[ChangeKind]string{
 type Change struct {
 	Kind ChangeKind
 	// Slug is the organization's slug where known (always for create_org,
-	// add and skip); OrgID is empty for an organization this sync creates.
+	// map_org and add); OrgID is empty for an organization this sync
+	// creates.
 	Slug  string
 	OrgID string
-	// Name and ExternalID describe an organization to create.
+	// Name and ExternalID describe an organization to create or map.
 	Name       string
 	ExternalID string
 	// MembershipID is the membership changed (empty for add).
@@ -199,7 +237,8 @@ type Change struct {
 	// longer reports).
 	Rule  int
 	Group string
-	// Reason says why a rule was skipped or a membership kept.
+	// Reason says why a rule was skipped or a membership kept, or why an
+	// organization to create or map does not have its rule's own slug.
 	Reason string
 }
 
@@ -207,8 +246,11 @@ type Change struct {
 func (c Change) String() string {
 	org := cmp.Or(c.Slug, c.OrgID)
 	switch c.Kind {
-	case ChangeCreateOrg:
-		return fmt.Sprintf("create_org %s", org)
+	case ChangeCreateOrg, ChangeMapOrg:
+		if c.Reason != "" {
+			return fmt.Sprintf("%s %s: %s", c.Kind, org, c.Reason)
+		}
+		return fmt.Sprintf("%s %s", c.Kind, org)
 	case ChangeSkip:
 		return fmt.Sprintf("skip rule %d: %s", c.Rule, c.Reason)
 	case ChangeKeep:
@@ -224,6 +266,10 @@ func (c Change) String() string {
 //
 //   - an organization the rules call for gets a membership with the
 //     highest-level role any matching rule names (ties: the earlier rule);
+//   - an {org} target stands for an upstream organization: it goes to the
+//     organization mapped to it (provider, external id) whatever its slug
+//     now, and otherwise never to an organization standing for anything
+//     else; see place;
 //   - an organization that does not exist is created with AutoCreateOrgs,
 //     else the rule is skipped; a rule naming an unknown role is skipped
 //     too, leaving a membership it would have set as it is;
@@ -238,37 +284,53 @@ func (c Change) String() string {
 func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []string, partial bool, dir Directory) []Change {
 	source := models.SyncSource(provider)
 	type want struct {
-		t    Target
-		role *models.Role
+		t     Target
+		orgID string
+		role  *models.Role
 	}
-	wanted := map[string]*want{} // by slug
-	var creates, skips, upserts, leaves []Change
+	wanted := map[string]*want{}      // by slug
+	orgChanges := map[string]Change{} // create_org and map_org, by slug
+	var skips, upserts, leaves []Change
+	skip := func(t Target, slug, orgID, reason string) {
+		skips = append(skips, Change{Kind: ChangeSkip, Slug: slug, OrgID: orgID, Rule: t.Rule, Group: t.Group, Reason: reason})
+	}
+	adminOrg := func(slug string) string {
+		return fmt.Sprintf("organization %q is the Gatehouse administrators'; sync never manages it", slug)
+	}
+	places := newPlacer(provider, p.AutoCreateOrgs, dir)
 	for _, t := range p.Targets(provider, groups) {
 		if t.Problem != "" {
-			skips = append(skips, Change{Kind: ChangeSkip, Rule: t.Rule, Group: t.Group, Reason: t.Problem})
+			skip(t, "", "", t.Problem)
 			continue
 		}
-		orgID, exists := dir.OrgsBySlug[t.Slug]
-		if t.Slug == models.AdminOrgSlug || orgID == models.AdminOrgID {
+		if t.Slug == models.AdminOrgSlug {
 			// Whoever controls an upstream group must not become a
-			// Gatehouse administrator: that organization is managed by hand.
-			skips = append(skips, Change{Kind: ChangeSkip, Slug: t.Slug, Rule: t.Rule, Group: t.Group,
-				Reason: fmt.Sprintf("organization %q is the Gatehouse administrators'; sync never manages it", t.Slug)})
+			// Gatehouse administrator: that organization is managed by
+			// hand, and gets no look-alike either.
+			skip(t, t.Slug, "", adminOrg(t.Slug))
 			continue
 		}
-		if !exists && !p.AutoCreateOrgs {
-			skips = append(skips, Change{Kind: ChangeSkip, Slug: t.Slug, Rule: t.Rule, Group: t.Group,
-				Reason: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off", t.Slug)})
+		pl := places.place(t)
+		switch {
+		case pl.problem != "":
+			skip(t, t.Slug, "", pl.problem)
+			continue
+		case pl.orgID == models.AdminOrgID:
+			skip(t, pl.slug, "", adminOrg(pl.slug))
 			continue
 		}
-		role := dir.role(orgID, t.Role)
+		role := dir.role(pl.orgID, t.Role)
 		if role == nil {
-			skips = append(skips, Change{Kind: ChangeSkip, Slug: t.Slug, OrgID: orgID, Rule: t.Rule, Group: t.Group,
-				Reason: fmt.Sprintf("role %q does not exist in organization %q", t.Role, t.Slug)})
+			skip(t, pl.slug, pl.orgID, fmt.Sprintf("role %q does not exist in organization %q", t.Role, pl.slug))
 			continue
 		}
-		if w := wanted[t.Slug]; w == nil || role.Level > w.role.Level {
-			wanted[t.Slug] = &want{t: t, role: role}
+		if _, ok := orgChanges[pl.slug]; pl.change != nil && !ok {
+			c := *pl.change
+			c.Rule, c.Group = t.Rule, t.Group
+			orgChanges[pl.slug] = c
+		}
+		if w := wanted[pl.slug]; w == nil || role.Level > w.role.Level {
+			wanted[pl.slug] = &want{t: t, orgID: pl.orgID, role: role}
 		}
 	}
 	held := map[string]*models.Membership{}
@@ -286,17 +348,14 @@ func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []
 	}
 	for _, slug := range sortedKeys(wanted) {
 		w := wanted[slug]
-		orgID, exists := dir.OrgsBySlug[slug]
-		c := Change{Slug: slug, OrgID: orgID, RoleID: w.role.ID, RoleName: w.role.Name, Rule: w.t.Rule, Group: w.t.Group}
-		if !exists {
-			creates = append(creates, Change{Kind: ChangeCreateOrg, Slug: slug, Name: w.t.Name, ExternalID: w.t.ExternalID,
-				Rule: w.t.Rule, Group: w.t.Group})
-			c.Kind = ChangeAdd
+		c := Change{Slug: slug, OrgID: w.orgID, RoleID: w.role.ID, RoleName: w.role.Name, Rule: w.t.Rule, Group: w.t.Group}
+		if w.orgID == "" {
+			c.Kind = ChangeAdd // to an organization this sync creates
 			upserts = append(upserts, c)
 			continue
 		}
-		keep[orgID] = true
-		m := held[orgID]
+		keep[w.orgID] = true
+		m := held[w.orgID]
 		switch {
 		case m == nil:
 			c.Kind = ChangeAdd
@@ -331,7 +390,121 @@ func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []
 		leaves = append(leaves, c)
 	}
 	slices.SortFunc(leaves, func(a, b Change) int { return cmp.Compare(a.OrgID, b.OrgID) })
+	creates := make([]Change, 0, len(orgChanges))
+	for _, slug := range sortedKeys(orgChanges) {
+		creates = append(creates, orgChanges[slug])
+	}
 	return slices.Concat(creates, skips, upserts, leaves)
+}
+
+// placement is where a target's membership goes.
+type placement struct {
+	slug string
+	// orgID is empty for an organization this sync creates.
+	orgID string
+	// change, when set, is the create_org or map_org the organization needs.
+	change *Change
+	// problem, when set, is why the target cannot apply.
+	problem string
+}
+
+// placer decides placements for one Diff, remembering those it made, so
+// that two targets of one sign-in never create or map one slug for two
+// different things.
+type placer struct {
+	provider   string
+	autoCreate bool
+	orgs       map[string]string // slug → organization id
+	slugOf     map[string]string // organization id → slug
+	mapped     map[string]bool   // organization ids mapped to anything, any provider
+	byExternal map[string]string // this provider's external id → organization id
+	// byUpstream are the placements made for this provider's external ids.
+	byUpstream map[string]placement
+	// pending are the organizations this Diff creates or maps, by slug.
+	pending map[string]*Change
+}
+
+func newPlacer(provider string, autoCreate bool, dir Directory) *placer {
+	pl := &placer{provider: provider, autoCreate: autoCreate, orgs: dir.OrgsBySlug, slugOf: map[string]string{},
+		mapped: map[string]bool{}, byExternal: map[string]string{}, byUpstream: map[string]placement{}, pending: map[string]*Change{}}
+	for slug, id := range dir.OrgsBySlug {
+		pl.slugOf[id] = slug
+	}
+	for _, x := range dir.ExternalIDs {
+		pl.mapped[x.OrganizationID] = true
+		if x.Provider == provider {
+			pl.byExternal[x.ExternalID] = x.OrganizationID
+		}
+	}
+	return pl
+}
+
+// place finds the organization a target calls for.
+//
+// A literal slug means the organization with that slug, as configured.
+//
+// An {org} target means the upstream organization it names, and slugs
+// are lossy, so a slug is never proof: the organization mapped to the
+// upstream organization wins, whatever its slug is now. Without one, the
+// target's slug and then its DistinctSlug are tried; an organization
+// there is used only if it stands for nothing yet and auto_create_orgs is
+// off (one an administrator made for the rule: it is then mapped, first
+// come first served). With auto_create_orgs on, an unmapped organization
+// was not made by sync for this upstream organization (by hand, or by a
+// literal rule), so it is passed over like one standing for another.
+func (pl *placer) place(t Target) placement {
+	if t.ExternalID == "" {
+		switch id, ok := pl.orgs[t.Slug]; {
+		case ok:
+			return placement{slug: t.Slug, orgID: id}
+		case pl.pending[t.Slug] != nil:
+			return placement{slug: t.Slug, change: pl.pending[t.Slug]}
+		case pl.autoCreate:
+			pl.pending[t.Slug] = &Change{Kind: ChangeCreateOrg, Slug: t.Slug, Name: t.Name}
+			return placement{slug: t.Slug, change: pl.pending[t.Slug]}
+		}
+		return placement{problem: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off", t.Slug)}
+	}
+	if done, ok := pl.byUpstream[t.ExternalID]; ok {
+		return done
+	}
+	done := pl.placeUpstream(t)
+	if done.problem == "" {
+		pl.byUpstream[t.ExternalID] = done
+		if done.change != nil {
+			pl.pending[done.slug] = done.change
+		}
+	}
+	return done
+}
+
+func (pl *placer) placeUpstream(t Target) placement {
+	if id, ok := pl.byExternal[t.ExternalID]; ok {
+		return placement{slug: cmp.Or(pl.slugOf[id], id), orgID: id}
+	}
+	var taken []string
+	for _, slug := range []string{t.Slug, t.AltSlug} {
+		id, exists := pl.orgs[slug]
+		pending := pl.pending[slug] != nil
+		why := ""
+		if len(taken) > 0 {
+			why = fmt.Sprintf("%q is taken by an organization that does not stand for %s organization %q", taken[0], pl.provider, t.ExternalID)
+		}
+		switch {
+		case pending || (exists && (pl.mapped[id] || pl.autoCreate)):
+			taken = append(taken, slug)
+		case exists:
+			return placement{slug: slug, orgID: id, change: &Change{Kind: ChangeMapOrg, Slug: slug, OrgID: id, ExternalID: t.ExternalID, Reason: why}}
+		case pl.autoCreate:
+			return placement{slug: slug, change: &Change{Kind: ChangeCreateOrg, Slug: slug, Name: t.Name, ExternalID: t.ExternalID, Reason: why}}
+		case why != "":
+			return placement{problem: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off (%s)", slug, why)}
+		default:
+			return placement{problem: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off", slug)}
+		}
+	}
+	return placement{problem: fmt.Sprintf("%q and %q are taken by organizations that do not stand for %s organization %q",
+		taken[0], taken[1], pl.provider, t.ExternalID)}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,6 +3,8 @@ package provisioning
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
@@ -14,14 +16,18 @@ import (
 // synced memberships it runs no query at all.
 func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, current []models.Membership, meta Meta, now time.Time) (int, error) {
 	policy := s.opts.Sync
-	dir, err := loadDirectory(ctx, tx, policy.Targets(id.Provider, id.Groups))
+	dir, err := loadDirectory(ctx, tx, id.Provider, policy.Targets(id.Provider, id.Groups))
 	if err != nil {
 		return 0, err
 	}
 	source := models.SyncSource(id.Provider)
 	created := map[string]string{} // slug → id of organizations created now
+	lost := map[string]bool{}      // slugs another sign-in took meanwhile
 	applied := 0
 	for _, c := range policy.Diff(id.Provider, current, id.Groups, id.GroupsPartial, dir) {
+		if lost[c.Slug] && c.Kind == ChangeAdd {
+			continue // audited with the organization change that failed
+		}
 		e := models.AuditEvent{Provider: id.Provider, SubjectUserID: &user.ID}
 		details := map[string]any{"source": source, "rule": c.Rule, "group": c.Group}
 		orgID := cmp.Or(c.OrgID, created[c.Slug])
@@ -30,14 +36,34 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 		}
 		var ok bool
 		switch c.Kind {
-		case ChangeCreateOrg:
-			o := &models.Organization{Slug: c.Slug, Name: c.Name}
-			if ok, err = tx.EnsureOrganization(ctx, o, id.Provider, c.ExternalID); err != nil {
-				return applied, err
+		case ChangeCreateOrg, ChangeMapOrg:
+			o := &models.Organization{ID: c.OrgID, Slug: c.Slug, Name: c.Name}
+			e.Type = AuditOrgCreated
+			if c.Kind == ChangeCreateOrg {
+				ok, err = tx.EnsureOrganization(ctx, o, id.Provider, c.ExternalID)
+			} else {
+				e.Type = AuditOrgMapped
+				ok, err = tx.ClaimOrganization(ctx, c.OrgID, id.Provider, c.ExternalID)
 			}
-			created[c.Slug] = o.ID
-			e.Type, e.OrganizationID = AuditOrgCreated, &o.ID
 			details["slug"], details["external_id"] = c.Slug, c.ExternalID
+			if c.Reason != "" {
+				details["reason"] = c.Reason
+			}
+			if errors.Is(err, models.ErrConflict) || errors.Is(err, models.ErrNotFound) {
+				// Diff read the directory before a concurrent sign-in took
+				// the slug for another upstream organization (or an
+				// administrator deleted the organization): nothing is
+				// joined now; the next sign-in reads the new state.
+				lost[c.Slug], ok, err = true, true, nil
+				c.Kind, e.Type, e.Outcome = ChangeSkip, AuditSyncRuleSkipped, models.OutcomeFailure
+				details["reason"] = fmt.Sprintf("organization %q was taken for another upstream organization, or deleted, during this sign-in; "+
+					"the next sign-in places %s organization %q", c.Slug, id.Provider, c.ExternalID)
+				break
+			}
+			if err == nil && o.ID != "" {
+				created[c.Slug] = o.ID
+				e.OrganizationID = &o.ID
+			}
 		case ChangeSkip:
 			ok = true
 			e.Type, e.Outcome = AuditSyncRuleSkipped, models.OutcomeFailure
@@ -79,32 +105,35 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 	return applied, nil
 }
 
-// loadDirectory reads the organizations and roles the targets name: at
-// most two queries, whatever the number of groups and rules.
-func loadDirectory(ctx context.Context, tx *models.Store, targets []Target) (Directory, error) {
+// loadDirectory reads the organizations, mappings and roles the targets
+// name: at most two queries, whatever the number of groups and rules.
+func loadDirectory(ctx context.Context, tx *models.Store, provider string, targets []Target) (Directory, error) {
 	dir := Directory{OrgsBySlug: map[string]string{}}
-	var slugs, roleNames []string
+	var slugs, externalIDs, roleNames []string
 	seen := map[string]bool{}
+	add := func(list *[]string, kind, v string) {
+		if v != "" && !seen[kind+v] {
+			seen[kind+v] = true
+			*list = append(*list, v)
+		}
+	}
 	for _, t := range targets {
 		if t.Problem != "" {
 			continue
 		}
-		if !seen["o:"+t.Slug] {
-			seen["o:"+t.Slug] = true
-			slugs = append(slugs, t.Slug)
-		}
-		if !seen["r:"+t.Role] {
-			seen["r:"+t.Role] = true
-			roleNames = append(roleNames, t.Role)
-		}
+		add(&slugs, "o:", t.Slug)
+		add(&slugs, "o:", t.AltSlug)
+		add(&externalIDs, "x:", t.ExternalID)
+		add(&roleNames, "r:", t.Role)
 	}
 	if len(slugs) == 0 {
 		return dir, nil
 	}
-	orgs, err := tx.FindOrganizationsBySlugs(ctx, slugs)
+	orgs, mappings, err := tx.FindSyncOrganizations(ctx, slugs, provider, externalIDs)
 	if err != nil {
 		return dir, err
 	}
+	dir.ExternalIDs = mappings
 	orgIDs := make([]string, 0, len(orgs))
 	for _, o := range orgs {
 		dir.OrgsBySlug[o.Slug] = o.ID

@@ -1,10 +1,14 @@
 package provisioning_test
 
 import (
+	"cmp"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/provisioning"
 )
@@ -29,6 +33,30 @@ func synced(id, org, role, status string) models.Membership {
 	return models.Membership{ID: id, OrganizationID: org, RoleID: role, Status: status, Source: "sync:github"}
 }
 
+// mappedDir adds organizations that stand for upstream organizations:
+// foo-co-uk for Google's foo.co.uk, acme-corp (renamed from acme-com) for
+// Google's acme.com, acme for GitHub's acme, and eng-team made by hand.
+var mappedDir = provisioning.Directory{
+	OrgsBySlug: map[string]string{"acme": "org-acme", "beta": "org-beta", "foo-co-uk": "org-foo", "acme-corp": "org-renamed",
+		"eng-team": "org-eng", models.AdminOrgSlug: models.AdminOrgID},
+	ExternalIDs: []models.OrganizationExternalID{
+		{OrganizationID: "org-foo", Provider: "google", ExternalID: "foo.co.uk"},
+		{OrganizationID: "org-renamed", Provider: "google", ExternalID: "acme.com"},
+		{OrganizationID: "org-acme", Provider: "github", ExternalID: "acme"},
+		{OrganizationID: models.AdminOrgID, Provider: "github", ExternalID: "root"},
+	},
+	Roles: syncDir.Roles,
+}
+
+// withOrg is mappedDir plus one organization and its mappings.
+func withOrg(slug, id string, ext ...models.OrganizationExternalID) *provisioning.Directory {
+	d := mappedDir
+	d.OrgsBySlug = maps.Clone(d.OrgsBySlug)
+	d.OrgsBySlug[slug] = id
+	d.ExternalIDs = slices.Concat(d.ExternalIDs, ext)
+	return &d
+}
+
 func TestDiff(t *testing.T) {
 	gh := func(rules ...provisioning.Rule) provisioning.SyncPolicy {
 		for i := range rules {
@@ -50,6 +78,12 @@ func TestDiff(t *testing.T) {
 		p.AutoCreateOrgs = true
 		return p
 	}
+	perDomain := provisioning.Rule{Match: "google:domain:*", Org: "{org}", Role: "member"}
+	perGroup := provisioning.Rule{Match: "oidc:group:*", Org: "{org}", Role: "member"}
+	alt := provisioning.DistinctSlug
+	taken := func(slug, provider, ext string) string {
+		return fmt.Sprintf("%q is taken by an organization that does not stand for %s organization %q", slug, provider, ext)
+	}
 	const (
 		keptNotRemoved  = "the upstream's answer left groups out, so a missing group may still be the person's"
 		keepAcmeRemove  = "keep org-acme: not removed: " + keptNotRemoved
@@ -58,12 +92,14 @@ func TestDiff(t *testing.T) {
 	)
 
 	cases := []struct {
-		name    string
-		policy  provisioning.SyncPolicy
-		current []models.Membership
-		groups  []string
-		partial bool // the upstream said it left groups out
-		want    []string
+		name     string
+		policy   provisioning.SyncPolicy
+		provider string                  // default github
+		dir      *provisioning.Directory // default syncDir
+		current  []models.Membership
+		groups   []string
+		partial  bool // the upstream said it left groups out
+		want     []string
 	}{
 		{name: "no rules, nothing held", policy: gh(), groups: []string{"github:org:acme"}},
 		{name: "join", policy: gh(acmeMember), groups: []string{"github:org:acme"},
@@ -115,12 +151,72 @@ func TestDiff(t *testing.T) {
 			Rules: []provisioning.Rule{{Match: "github:org:acme", Org: "gamma", Role: "admin"}}},
 			groups: []string{"github:org:acme"},
 			want:   []string{"create_org gamma", "add gamma admin"}},
-		{name: "auto-create one organization per upstream org", policy: provisioning.SyncPolicy{AutoCreateOrgs: true, Rules: []provisioning.Rule{perOrg}},
+		{name: "auto-create one organization per upstream org", policy: autoCreate(perOrg), dir: &mappedDir,
 			groups: []string{"github:org:acme", "github:org:Zeta.IO", "github:team:acme/web"},
 			want:   []string{"create_org zeta-io", "add acme viewer", "add zeta-io viewer"}},
-		{name: "{org} pattern resolves existing organizations", policy: gh(perOrg),
+		// acme exists but stands for nothing: made by hand, or by a literal
+		// rule. Anyone may name an upstream organization "acme", so with
+		// auto-create it is not adopted: the upstream gets its own.
+		{name: "auto-create passes over an unmapped organization with the slug", policy: autoCreate(perOrg),
+			groups: []string{"github:org:acme"},
+			want: []string{"create_org " + alt("acme", "github", "acme") + ": " + taken("acme", "github", "acme"),
+				"add " + alt("acme", "github", "acme") + " viewer"}},
+		// Without auto-create the administrators made the organizations for
+		// the rule: the first upstream organization to use one claims it.
+		{name: "{org} pattern claims existing unmapped organizations", policy: gh(perOrg),
 			groups: []string{"github:org:beta", "github:org:delta"},
-			want:   []string{`skip rule 0: organization "delta" does not exist and auto_create_orgs is off`, "add beta viewer"}},
+			want:   []string{"map_org beta", `skip rule 0: organization "delta" does not exist and auto_create_orgs is off`, "add beta viewer"}},
+		// The reported merge: foo.co.uk and foo-co.uk both slugify to
+		// foo-co-uk, which stands for foo.co.uk.
+		{name: "a colliding upstream organization gets a distinct slug", policy: autoCreate(perDomain), provider: "google", dir: &mappedDir,
+			groups: []string{"google:domain:foo-co.uk"},
+			want: []string{"create_org " + alt("foo-co-uk", "google", "foo-co.uk") + ": " + taken("foo-co-uk", "google", "foo-co.uk"),
+				"add " + alt("foo-co-uk", "google", "foo-co.uk") + " member"}},
+		{name: "the mapped upstream organization joins its own", policy: autoCreate(perDomain), provider: "google", dir: &mappedDir,
+			groups: []string{"google:domain:foo.co.uk"},
+			want:   []string{"add foo-co-uk member"}},
+		{name: "a membership merged before moves out", policy: autoCreate(perDomain), provider: "google", dir: &mappedDir,
+			current: []models.Membership{{ID: "m1", OrganizationID: "org-foo", RoleID: models.RoleMemberID, Status: active, Source: "sync:google"}},
+			groups:  []string{"google:domain:foo-co.uk"},
+			want: []string{"create_org " + alt("foo-co-uk", "google", "foo-co.uk") + ": " + taken("foo-co-uk", "google", "foo-co.uk"),
+				"add " + alt("foo-co-uk", "google", "foo-co.uk") + " member", "remove org-foo"}},
+		{name: "a colliding upstream organization without auto-create is skipped", policy: gh(perDomain), provider: "google", dir: &mappedDir,
+			groups: []string{"google:domain:foo-co.uk"},
+			want: []string{fmt.Sprintf("skip rule 0: organization %q does not exist and auto_create_orgs is off (%s)",
+				alt("foo-co-uk", "google", "foo-co.uk"), taken("foo-co-uk", "google", "foo-co.uk"))}},
+		{name: "both slugs taken", policy: autoCreate(perDomain), provider: "google",
+			dir: withOrg(alt("foo-co-uk", "google", "foo-co.uk"), "org-squatter",
+				models.OrganizationExternalID{OrganizationID: "org-squatter", Provider: "google", ExternalID: "squat.example"}),
+			groups: []string{"google:domain:foo-co.uk"},
+			want: []string{fmt.Sprintf("skip rule 0: %q and %q are taken by organizations that do not stand for google organization %q",
+				"foo-co-uk", alt("foo-co-uk", "google", "foo-co.uk"), "foo-co.uk")}},
+		{name: "a renamed organization is still found by its mapping", policy: gh(perDomain), provider: "google", dir: &mappedDir,
+			groups: []string{"google:domain:acme.com"},
+			want:   []string{"add acme-corp member"}},
+		{name: "another provider's mapping is not this provider's", policy: autoCreate(perDomain), provider: "google-2", dir: &mappedDir,
+			groups: []string{"google:domain:foo.co.uk"},
+			want: []string{"create_org " + alt("foo-co-uk", "google-2", "foo.co.uk") + ": " + taken("foo-co-uk", "google-2", "foo.co.uk"),
+				"add " + alt("foo-co-uk", "google-2", "foo.co.uk") + " member"}},
+		{name: "two upstream organizations colliding in one sign-in", policy: autoCreate(perGroup), provider: "okta",
+			groups: []string{"oidc:group:Site Ops", "oidc:group:site-ops"},
+			want: []string{"create_org site-ops", "create_org " + alt("site-ops", "okta", "site-ops") + ": " + taken("site-ops", "okta", "site-ops"),
+				"add site-ops member", "add " + alt("site-ops", "okta", "site-ops") + " member"}},
+		{name: "first come claims, the next is told", policy: gh(perGroup), provider: "okta", dir: &mappedDir,
+			groups: []string{"oidc:group:Eng Team", "oidc:group:eng-team"},
+			want: []string{"map_org eng-team", fmt.Sprintf("skip rule 0: organization %q does not exist and auto_create_orgs is off (%s)",
+				alt("eng-team", "okta", "eng-team"), taken("eng-team", "okta", "eng-team")), "add eng-team member"}},
+		{name: "a literal rule and an {org} rule naming one new slug", provider: "okta",
+			policy: autoCreate(perGroup, provisioning.Rule{Match: "oidc:group:*", Org: "ops", Role: "viewer"}),
+			groups: []string{"oidc:group:ops"},
+			want:   []string{"create_org ops", "add ops member"}},
+		{name: "a literal rule's new slug is not an {org} target's", provider: "okta",
+			policy: autoCreate(provisioning.Rule{Match: "oidc:group:*", Org: "ops", Role: "viewer"}, perGroup),
+			groups: []string{"oidc:group:ops"},
+			want: []string{"create_org ops", "create_org " + alt("ops", "okta", "ops") + ": " + taken("ops", "okta", "ops"),
+				"add ops viewer", "add " + alt("ops", "okta", "ops") + " member"}},
+		{name: "a mapping to the administrators' organization is never used", policy: autoCreate(perOrg), dir: &mappedDir,
+			groups: []string{"github:org:root"},
+			want:   []string{`skip rule 0: organization "gatehouse-admin" is the Gatehouse administrators'; sync never manages it`}},
 		{name: "{org} from a group naming none", policy: provisioning.SyncPolicy{AutoCreateOrgs: true,
 			Rules: []provisioning.Rule{{Match: "*", Org: "{org}", Role: "viewer"}}},
 			groups: []string{"plain", "github:org:..."},
@@ -169,7 +265,11 @@ func TestDiff(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			changes := tc.policy.Diff("github", tc.current, tc.groups, tc.partial, syncDir)
+			dir := syncDir
+			if tc.dir != nil {
+				dir = *tc.dir
+			}
+			changes := tc.policy.Diff(cmp.Or(tc.provider, "github"), tc.current, tc.groups, tc.partial, dir)
 			var got []string
 			for _, c := range changes {
 				got = append(got, c.String())
@@ -184,19 +284,46 @@ func TestDiff(t *testing.T) {
 // TestDiffDetails checks what changes carry for applying and auditing.
 func TestDiffDetails(t *testing.T) {
 	p := provisioning.SyncPolicy{AutoCreateOrgs: true, OnLeave: provisioning.LeaveRemove, Rules: []provisioning.Rule{
-		{Index: 0, Match: "github:org:acme", Org: "acme", Role: "viewer"},
+		{Index: 0, Match: "github:team:acme/*", Org: "acme", Role: "viewer"},
 		{Index: 1, Match: "github:org:*", Org: "gh-{org}", Role: "member"},
 	}}
 	current := []models.Membership{synced("m1", "org-acme", models.RoleMemberID, models.MembershipActive)}
-	changes := p.Diff("github", current, []string{"github:org:Acme", "github:org:acme"}, false, syncDir)
+	changes := p.Diff("github", current, []string{"github:org:Acme", "github:team:acme/web"}, false, syncDir)
 	want := []provisioning.Change{
 		{Kind: provisioning.ChangeCreateOrg, Slug: "gh-acme", Name: "gh-Acme", ExternalID: "Acme", Rule: 1, Group: "github:org:Acme"},
 		{Kind: provisioning.ChangeRole, Slug: "acme", OrgID: "org-acme", MembershipID: "m1", RoleID: models.RoleViewerID,
-			RoleName: "viewer", FromRoleID: models.RoleMemberID, Rule: 0, Group: "github:org:acme"},
+			RoleName: "viewer", FromRoleID: models.RoleMemberID, Rule: 0, Group: "github:team:acme/web"},
 		{Kind: provisioning.ChangeAdd, Slug: "gh-acme", RoleID: models.RoleMemberID, RoleName: "member", Rule: 1, Group: "github:org:Acme"},
 	}
 	if !slices.Equal(changes, want) {
 		t.Fatalf("Diff =\n%+v\nwant\n%+v", changes, want)
+	}
+
+	// Upstream organizations whose slugs collide: the second gets a
+	// distinct slug, its own name and external id, and the reason.
+	changes = p.Diff("github", nil, []string{"github:org:Acme", "github:org:acme"}, false, syncDir)
+	distinct := provisioning.DistinctSlug("gh-acme", "github", "acme")
+	want = []provisioning.Change{
+		{Kind: provisioning.ChangeCreateOrg, Slug: "gh-acme", Name: "gh-Acme", ExternalID: "Acme", Rule: 1, Group: "github:org:Acme"},
+		{Kind: provisioning.ChangeCreateOrg, Slug: distinct, Name: "gh-acme", ExternalID: "acme", Rule: 1, Group: "github:org:acme",
+			Reason: `"gh-acme" is taken by an organization that does not stand for github organization "acme"`},
+		{Kind: provisioning.ChangeAdd, Slug: "gh-acme", RoleID: models.RoleMemberID, RoleName: "member", Rule: 1, Group: "github:org:Acme"},
+		{Kind: provisioning.ChangeAdd, Slug: distinct, RoleID: models.RoleMemberID, RoleName: "member", Rule: 1, Group: "github:org:acme"},
+	}
+	if !slices.Equal(changes, want) {
+		t.Fatalf("Diff (colliding) =\n%+v\nwant\n%+v", changes, want)
+	}
+
+	// Claiming an organization without auto-create names it.
+	p.AutoCreateOrgs = false
+	changes = p.Diff("github", nil, []string{"github:org:Acme"}, false, provisioning.Directory{
+		OrgsBySlug: map[string]string{"gh-acme": "org-gh-acme"}, Roles: syncDir.Roles})
+	want = []provisioning.Change{
+		{Kind: provisioning.ChangeMapOrg, Slug: "gh-acme", OrgID: "org-gh-acme", ExternalID: "Acme", Rule: 1, Group: "github:org:Acme"},
+		{Kind: provisioning.ChangeAdd, Slug: "gh-acme", OrgID: "org-gh-acme", RoleID: models.RoleMemberID, RoleName: "member", Rule: 1, Group: "github:org:Acme"},
+	}
+	if !slices.Equal(changes, want) {
+		t.Fatalf("Diff (claim) =\n%+v\nwant\n%+v", changes, want)
 	}
 
 	// A kept membership carries what applying needs to audit it.
@@ -227,5 +354,24 @@ func TestUpstreamOrgAndSlugify(t *testing.T) {
 		if org != tc.org || provisioning.Slugify(org) != tc.slug {
 			t.Errorf("%q: org %q slug %q, want %q %q", tc.group, org, provisioning.Slugify(org), tc.org, tc.slug)
 		}
+	}
+}
+
+// TestDistinctSlug: Slugify is lossy, DistinctSlug separates what it merges.
+func TestDistinctSlug(t *testing.T) {
+	if provisioning.Slugify("foo.co.uk") != provisioning.Slugify("foo-co.uk") {
+		t.Fatal("the collision this guards against is gone; keep the test honest")
+	}
+	a, b := provisioning.DistinctSlug("foo-co-uk", "google", "foo.co.uk"), provisioning.DistinctSlug("foo-co-uk", "google", "foo-co.uk")
+	other := provisioning.DistinctSlug("foo-co-uk", "google-2", "foo-co.uk")
+	if a == b || b == other || !strings.HasPrefix(a, "foo-co-uk-") || len(a) != len("foo-co-uk-")+8 {
+		t.Fatalf("distinct slugs %q %q %q", a, b, other)
+	}
+	if again := provisioning.DistinctSlug("foo-co-uk", "google", "foo.co.uk"); again != a {
+		t.Fatalf("not deterministic: %q then %q", a, again)
+	}
+	long := strings.Repeat("a", 53) + "-" + strings.Repeat("b", 9) // 63 characters, cut at the hyphen
+	if d := provisioning.DistinctSlug(long, "github", "x"); len(d) > 63 || !config.ValidSlug(d) || strings.Contains(d, "--") {
+		t.Fatalf("long slug %q (%d characters)", d, len(d))
 	}
 }
