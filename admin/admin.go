@@ -101,7 +101,7 @@ type Store interface {
 	DeleteRole(ctx context.Context, orgID, id string) error
 
 	FindUser(ctx context.Context, id string) (*models.User, error)
-	UsersWithVerifiedEmail(ctx context.Context, email string) ([]models.User, error)
+	UsersWithVerifiedEmail(ctx context.Context, email string, trusted []string) ([]models.EmailUser, error)
 	ListUsers(ctx context.Context, f models.UserFilter, p models.Page) ([]models.User, error)
 	SetUserDisabled(ctx context.Context, id string, disabled bool, now time.Time) (bool, error)
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
@@ -140,6 +140,9 @@ type Provisioner interface {
 	RevokeInvitation(ctx context.Context, orgID, invitationID string, meta provisioning.Meta) error
 	CreateRole(ctx context.Context, in provisioning.NewRole, meta provisioning.Meta) (*models.Role, error)
 	Unlink(ctx context.Context, userID, identityID string, meta provisioning.Meta) error
+	// TrustedEmailProviders names the providers whose verified emails
+	// count when a user is found by email.
+	TrustedEmailProviders() []string
 }
 
 // Service runs the admin API's operations.
@@ -170,6 +173,35 @@ func audit(ctx context.Context, st Store, a Actor, typ, orgID, subjectUserID str
 		e.SubjectUserID = &subjectUserID
 	}
 	return st.RecordAudit(ctx, &e, details)
+}
+
+// usersByEmail returns the users whose email a provider trusted for email
+// verified, and the ids of those holding it verified only by providers
+// that are not trusted, which matching by email passes over.
+func (s *Service) usersByEmail(ctx context.Context, st Store, email string) ([]models.User, []string, error) {
+	all, err := st.UsersWithVerifiedEmail(ctx, email, s.prov.TrustedEmailProviders())
+	var untrusted []string
+	for _, u := range all {
+		if !u.Trusted {
+			untrusted = append(untrusted, u.ID)
+		}
+	}
+	return models.TrustedOnly(all), untrusted, err
+}
+
+// untrustedEmailReason is why matching by email passed over users.
+const untrustedEmailReason = "the email is verified only by providers not trusted for email (trusted_email is off)"
+
+// auditEmailRefused records that matching by email passed over the users
+// holding it only through providers not trusted for email.
+func auditEmailRefused(ctx context.Context, st Store, a Actor, orgID, email string, untrusted []string) error {
+	e := models.AuditEvent{Type: AuditMemberEmailRefused, Outcome: models.OutcomeFailure, OrganizationID: &orgID,
+		ClientID: a.ClientID, IP: a.IP, RequestID: a.RequestID}
+	if a.UserID != "" {
+		e.ActorUserID = &a.UserID
+	}
+	return st.RecordAudit(ctx, &e, map[string]any{"email": email, "reason": untrustedEmailReason,
+		"users_with_email": untrusted[:min(len(untrusted), 5)]})
 }
 
 // standing is what the actor may do in one organization, read fresh

@@ -124,19 +124,25 @@ type GrantResult struct {
 	// owner of the administrators' organization.
 	UserID string
 	// InvitationID is set when no such user exists yet: the first
-	// sign-in with that verified email makes them owner.
+	// sign-in with that email, verified by a provider trusted for email,
+	// makes them owner.
 	InvitationID string
+	// PassedOver are the users who have the email verified only by
+	// providers not trusted for email: none of them was made owner.
+	PassedOver []string
 	// Created: the administrators' organization was created now.
 	Created bool
 }
 
 // GrantAdmin makes the person with this email an owner of the
 // administrators' organization (created when missing): at once when a
-// user has that verified email, else by an invitation their first
-// sign-in accepts. It is what `gatehouse admin grant` runs, with no
+// user has that email verified by a provider trusted for email, else by
+// an invitation that only a sign-in through such a provider accepts.
+// Users whose email only untrusted providers verified are passed over,
+// and that is audited. It is what `gatehouse admin grant` runs, with no
 // actor: the operator at the console.
 func (s *Service) GrantAdmin(ctx context.Context, email string) (GrantResult, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = normalEmail(email)
 	var res GrantResult
 	err := s.store.InTx(ctx, func(tx Store) error {
 		if _, err := tx.FindOrganization(ctx, models.AdminOrgID); errors.Is(err, models.ErrNotFound) {
@@ -151,16 +157,22 @@ func (s *Service) GrantAdmin(ctx context.Context, email string) (GrantResult, er
 		} else if err != nil {
 			return err
 		}
-		users, err := tx.UsersWithVerifiedEmail(ctx, email)
+		users, untrusted, err := s.usersByEmail(ctx, tx, email)
 		if err != nil {
 			return err
 		}
 		switch len(users) {
 		case 0:
+			if len(untrusted) > 0 {
+				res.PassedOver = untrusted
+				if err := auditEmailRefused(ctx, tx, Actor{}, models.AdminOrgID, email, untrusted); err != nil {
+					return err
+				}
+			}
 			return nil // invitation below, outside this transaction
 		case 1:
 		default:
-			return conflict("%d users have the verified email %s", len(users), email)
+			return conflict("%d users have the email %s verified by a trusted provider", len(users), email)
 		}
 		res.UserID = users[0].ID
 		m := &models.Membership{UserID: res.UserID, OrganizationID: models.AdminOrgID, RoleID: models.RoleOwnerID,

@@ -12,25 +12,29 @@ import (
 // Audit event types of the admin API (besides those provisioning records
 // for invitations, roles and unlinking).
 const (
-	AuditOrgCreated       = "organization.created"
-	AuditOrgUpdated       = "organization.updated"
-	AuditOrgDeleted       = "organization.deleted"
-	AuditMemberAdded      = "membership.added"
-	AuditMemberChanged    = "membership.updated"
-	AuditMemberRemoved    = "membership.removed"
-	AuditRoleUpdated      = "role.updated"
-	AuditRoleDeleted      = "role.deleted"
-	AuditUserDisabled     = "user.disabled"
-	AuditUserEnabled      = "user.enabled"
-	AuditSessionRevoked   = "session.revoked"
-	AuditSessionsRevoked  = "sessions.revoked"
-	AuditAPIKeyCreated    = "api_key.created"
-	AuditAPIKeyDisabled   = "api_key.disabled"
-	AuditAPIKeyEnabled    = "api_key.enabled"
-	AuditAPIKeyDeleted    = "api_key.deleted"
-	AuditAdminGranted     = "admin.granted"
-	revokeReasonByAdmin   = "revoked_by_admin"
-	revokeReasonDisabling = "user_disabled"
+	AuditOrgCreated      = "organization.created"
+	AuditOrgUpdated      = "organization.updated"
+	AuditOrgDeleted      = "organization.deleted"
+	AuditMemberAdded     = "membership.added"
+	AuditMemberChanged   = "membership.updated"
+	AuditMemberRemoved   = "membership.removed"
+	AuditRoleUpdated     = "role.updated"
+	AuditRoleDeleted     = "role.deleted"
+	AuditUserDisabled    = "user.disabled"
+	AuditUserEnabled     = "user.enabled"
+	AuditSessionRevoked  = "session.revoked"
+	AuditSessionsRevoked = "sessions.revoked"
+	AuditAPIKeyCreated   = "api_key.created"
+	AuditAPIKeyDisabled  = "api_key.disabled"
+	AuditAPIKeyEnabled   = "api_key.enabled"
+	AuditAPIKeyDeleted   = "api_key.deleted"
+	AuditAdminGranted    = "admin.granted"
+	// AuditMemberEmailRefused: adding a member by email, or granting
+	// administration, passed over users whose email only providers not
+	// trusted for email verified.
+	AuditMemberEmailRefused = "membership.email_refused"
+	revokeReasonByAdmin     = "revoked_by_admin"
+	revokeReasonDisabling   = "user_disabled"
 )
 
 // OrgInput creates or changes an organization; nil fields stay as they are.
@@ -245,11 +249,8 @@ func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in Membe
 		return Member{}, invalid("status", "must be active or suspended")
 	}
 	var out Member
+	var passedOver []string // users whose email only untrusted providers verified
 	err := s.store.InTx(ctx, func(tx Store) error {
-		userID, err := s.resolveUser(ctx, tx, in)
-		if err != nil {
-			return err
-		}
 		if _, err := tx.FindOrganization(ctx, orgID); err != nil {
 			return err
 		}
@@ -259,6 +260,11 @@ func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in Membe
 		}
 		role, err := findRole(ctx, tx, orgID, *in.Role, st)
 		if err != nil {
+			return err
+		}
+		userID, untrusted, err := s.resolveUser(ctx, tx, in)
+		if err != nil {
+			passedOver = untrusted
 			return err
 		}
 		m := &models.Membership{UserID: userID, OrganizationID: orgID, RoleID: role.ID, Status: status, Source: models.SourceManual}
@@ -275,35 +281,51 @@ func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in Membe
 		out = memberView(*mm)
 		return audit(ctx, tx, a, AuditMemberAdded, orgID, userID, map[string]any{"role": role.Name, "status": status, "source": models.SourceManual})
 	})
+	if len(passedOver) > 0 {
+		// Outside the rolled-back transaction, so it stays; a failure to
+		// record must not change the answer.
+		_ = auditEmailRefused(ctx, s.store, a, orgID, normalEmail(*in.Email), passedOver)
+	}
 	return out, err
 }
 
-func (s *Service) resolveUser(ctx context.Context, tx Store, in MemberInput) (string, error) {
+// resolveUser finds the user a membership request names: by id, or by an
+// email that a provider trusted for email verified. When the email
+// matches only users whose address untrusted providers verified, the
+// answer is an error and their ids, for the audit trail.
+func (s *Service) resolveUser(ctx context.Context, tx Store, in MemberInput) (string, []string, error) {
 	switch {
 	case in.UserID != nil && *in.UserID != "":
 		u, err := tx.FindUser(ctx, *in.UserID)
 		if errors.Is(err, models.ErrNotFound) {
-			return "", invalid("user_id", "no user %q", *in.UserID)
+			return "", nil, invalid("user_id", "no user %q", *in.UserID)
 		}
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		return u.ID, nil
+		return u.ID, nil, nil
 	case in.Email != nil && *in.Email != "":
-		users, err := tx.UsersWithVerifiedEmail(ctx, strings.ToLower(strings.TrimSpace(*in.Email)))
+		users, untrusted, err := s.usersByEmail(ctx, tx, normalEmail(*in.Email))
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
-		switch len(users) {
-		case 0:
-			return "", invalid("email", "no user has signed in with this verified email yet; invite it instead")
-		case 1:
-			return users[0].ID, nil
+		switch {
+		case len(users) == 1:
+			return users[0].ID, nil, nil
+		case len(users) > 1:
+			return "", nil, invalid("email", "%d users have this email verified by a trusted provider; name one by user_id", len(users))
+		case len(untrusted) > 0:
+			return "", untrusted, invalid("email", "no user has this email verified by a provider trusted for email "+
+				"(only by providers with trusted_email off); name the user by user_id, or invite the email: "+
+				"a sign-in through a trusted provider accepts the invitation")
 		}
-		return "", invalid("email", "%d users have this verified email; name one by user_id", len(users))
+		return "", nil, invalid("email", "no user has signed in with this verified email yet; invite it instead")
 	}
-	return "", invalid("user_id", "user_id or email is required")
+	return "", nil, invalid("user_id", "user_id or email is required")
 }
+
+// normalEmail is an email as provisioning stores it.
+func normalEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // UpdateMember changes a member's role or status. Neither the member's
 // current role nor the new one may be above the actor's level, and an

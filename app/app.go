@@ -310,14 +310,19 @@ func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 }
 
 // NewProvisioner builds the provisioning service from the configuration:
-// which providers link by verified email, and the org-sync rules.
+// which providers are trusted for email and link by verified email, and
+// the org-sync rules.
 func NewProvisioner(cfg *config.Config, store *models.Store) *provisioning.Service {
-	link := map[string]bool{}
+	link, trusted := map[string]bool{}, map[string]bool{}
 	for _, p := range cfg.File.Providers {
-		link[p.Name] = p.LinkByEmail
+		link[p.Name], trusted[p.Name] = p.LinkByEmail, p.TrustedEmail
+	}
+	if _, named := trusted[DevProviderName]; cfg.DevLogin && !named {
+		// The built-in dev provider (development only) has its kind's default.
+		trusted[DevProviderName] = config.DefaultTrustedEmail("dev")
 	}
 	return provisioning.New(store, provisioning.Options{
-		LinkByEmail: link, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
+		LinkByEmail: link, TrustedEmail: trusted, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
 	})
 }
 

@@ -210,7 +210,7 @@ clients:
     grant_types: [authorization_code, client_credentials]
     access_token_ttl: 5m
 providers:
-  - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc, link_by_email: true}
+  - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc, link_by_email: true, trusted_email: true}
 org_sync:
   rules:
     - {match: "github:team:acme/*", org: acme, role: member}
@@ -231,9 +231,11 @@ org_sync:
 		Issuer   string `yaml:"issuer"`
 		ClientID string `yaml:"client_id"`
 	}
-	// link_by_email is common to every kind: read here, hidden from the kind.
-	if err := f.Providers[0].Decode(&oidc); err != nil || oidc.Issuer != "https://idp.example.com" || !f.Providers[0].LinkByEmail {
-		t.Fatalf("Decode = %+v, %v (link_by_email %v)", oidc, err, f.Providers[0].LinkByEmail)
+	// link_by_email and trusted_email are common to every kind: read
+	// here, hidden from the kind.
+	if err := f.Providers[0].Decode(&oidc); err != nil || oidc.Issuer != "https://idp.example.com" ||
+		!f.Providers[0].LinkByEmail || !f.Providers[0].TrustedEmail {
+		t.Fatalf("Decode = %+v, %v (link_by_email %v, trusted_email %v)", oidc, err, f.Providers[0].LinkByEmail, f.Providers[0].TrustedEmail)
 	}
 	if r := f.OrgSync.Rules[1]; r.Org != "gh-{org}" || r.Provider != "corp" {
 		t.Fatalf("rule = %+v", r)
@@ -270,6 +272,11 @@ func TestYAMLProblems(t *testing.T) {
 		{"rule unknown provider", "org_sync:\n  rules:\n    - {match: 'x', org: a, role: member, provider: okta}\n", `org_sync.rules[0].provider: "okta" is not a configured provider`},
 		{"bad client permission", "clients:\n  - {id: a, secret: abcdefghijklmnopq, grant_types: [client_credentials], permissions: ['KB:read']}\n", `clients[0].permissions: grant "KB:read": resource "KB" has the uppercase letter "K"`},
 		{"bad ttl", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], access_token_ttl: forever}\n", "not a positive duration"},
+		{"link_by_email on oidc", "providers:\n  - {name: corp, type: oidc, link_by_email: true}\n", "providers[0].link_by_email: needs trusted_email: true"},
+		{"link_by_email on saml", "providers:\n  - {name: corp, type: saml, link_by_email: true}\n", "providers[0].link_by_email: needs trusted_email: true"},
+		{"link_by_email on auth0", "providers:\n  - {name: a0, type: auth0, link_by_email: true}\n", "providers[0].link_by_email: needs trusted_email: true"},
+		{"link_by_email on distrusted google", "providers:\n  - {name: google, type: google, link_by_email: true, trusted_email: false}\n", "providers[0].link_by_email: needs trusted_email: true"},
+		{"trusted_email not a bool", "providers:\n  - {name: corp, type: oidc, trusted_email: maybe}\n", "is not valid"},
 		{"unknown allowed provider", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], allowed_providers: [okta]}\n", `"okta" is not a configured provider`},
 	}
 	for _, tc := range cases {
@@ -283,6 +290,43 @@ func TestYAMLProblems(t *testing.T) {
 	_, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": filepath.Join(t.TempDir(), "missing.yaml")})
 	if err == nil || !strings.Contains(err.Error(), "cannot read") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestTrustedEmail: trusted_email defaults by kind, can be set either
+// way, and is hidden from the kind's strict decoder.
+func TestTrustedEmail(t *testing.T) {
+	cases := []struct {
+		kind, extra string
+		want        bool
+	}{
+		{"google", "", true},
+		{"github", "", true},
+		{"dev", "", true},
+		{"oidc", "", false},
+		{"auth0", "", false},
+		{"saml", "", false},
+		{"oidc", ", trusted_email: true", true},
+		{"saml", ", trusted_email: true, link_by_email: true", true},
+		{"google", ", trusted_email: false", false},
+		{"github", ", trusted_email: false", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.kind+tc.extra, func(t *testing.T) {
+			body := "providers:\n  - {name: p, type: " + tc.kind + tc.extra + "}\n"
+			c, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.File.Providers[0]
+			if p.TrustedEmail != tc.want {
+				t.Fatalf("trusted_email = %v, want %v", p.TrustedEmail, tc.want)
+			}
+			var kind struct{}
+			if err := p.Decode(&kind); err != nil {
+				t.Fatalf("the kind saw a common field: %v", err)
+			}
+		})
 	}
 }
 

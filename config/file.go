@@ -88,20 +88,41 @@ type Provider struct {
 	Name string
 	Type string
 	// LinkByEmail lets a first sign-in through this provider join the
-	// existing user with the same verified email (`link_by_email`).
+	// existing user with the same verified email (`link_by_email`). It
+	// requires TrustedEmail.
 	LinkByEmail bool
-	node        yaml.Node
+	// TrustedEmail: the emails this provider reports as verified may
+	// accept invitations, link accounts and be matched by the admin API
+	// (`trusted_email`). Unset in the file, it is DefaultTrustedEmail of
+	// the kind.
+	TrustedEmail bool
+	node         yaml.Node
 }
 
 // providerHead holds the fields common to every provider kind.
 type providerHead struct {
-	Name        string `yaml:"name"`
-	Type        string `yaml:"type"`
-	LinkByEmail bool   `yaml:"link_by_email"`
+	Name         string `yaml:"name"`
+	Type         string `yaml:"type"`
+	LinkByEmail  bool   `yaml:"link_by_email"`
+	TrustedEmail *bool  `yaml:"trusted_email"`
 }
 
 // commonProviderFields are decoded here, and hidden from the kinds.
-var commonProviderFields = map[string]bool{"name": true, "type": true, "link_by_email": true}
+var commonProviderFields = map[string]bool{"name": true, "type": true, "link_by_email": true, "trusted_email": true}
+
+// DefaultTrustedEmail reports whether a provider kind's verified emails
+// are trusted when its configuration does not say: yes for google (it
+// requires email_verified, and hd for Workspace domains), github (the
+// verified primary address) and dev (development only, where anyone is
+// anyone anyway); no for oidc, auth0 and saml, whose verified flag is
+// only as good as the IdP behind them, and for any other kind.
+func DefaultTrustedEmail(kind string) bool {
+	switch kind {
+	case "google", "github", "dev":
+		return true
+	}
+	return false
+}
 
 // UnmarshalYAML keeps the whole mapping for the provider kind to decode.
 func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
@@ -110,12 +131,16 @@ func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	p.Name, p.Type, p.LinkByEmail, p.node = head.Name, head.Type, head.LinkByEmail, *n
+	p.TrustedEmail = DefaultTrustedEmail(head.Type)
+	if head.TrustedEmail != nil {
+		p.TrustedEmail = *head.TrustedEmail
+	}
 	return nil
 }
 
 // Decode fills a provider kind's settings struct; unknown fields are errors.
-// The common fields (name, type, link_by_email) are stripped, so kinds
-// need not declare them.
+// The common fields (name, type, link_by_email, trusted_email) are
+// stripped, so kinds need not declare them.
 func (p *Provider) Decode(into any) error {
 	if p.node.Kind == 0 {
 		return nil
@@ -289,6 +314,10 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 		}
 		if p.Type == "dev" {
 			unsafe(field+".type", "the dev provider lets anyone sign in as anyone")
+		}
+		if p.LinkByEmail && !p.TrustedEmail {
+			r.fail(field+".link_by_email", "needs trusted_email: true (the default for google, github and dev only); "+
+				"link only through a provider whose verified emails you trust")
 		}
 	}
 	for i, cl := range f.Clients {

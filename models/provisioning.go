@@ -108,15 +108,43 @@ func (s *Store) UpdateUserLogin(ctx context.Context, userID string, profile map[
 	return mapErr(s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Updates(updates).Error, "update user")
 }
 
+// EmailUser is a user holding an identity with a given verified email.
+// Trusted: one such identity is of a provider trusted for email, whose
+// word on the address counts (config `trusted_email`).
+type EmailUser struct {
+	User
+	Trusted bool
+}
+
 // UsersWithVerifiedEmail returns the users holding an identity whose
 // verified email is email (compared exactly: provisioning stores emails
-// in lowercase).
-func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string) ([]User, error) {
-	var out []User
-	err := s.db.WithContext(ctx).
-		Where("id IN (?)", s.db.Model(&Identity{}).Select("user_id").Where("email = ? AND email_verified = ?", email, true)).
-		Order("created_at, id").Find(&out).Error
+// in lowercase), oldest first, each marked Trusted when one such
+// identity's provider is among trusted.
+func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string, trusted []string) ([]EmailUser, error) {
+	holders := s.db.Model(&Identity{}).Select("user_id").Where("email = ? AND email_verified = ?", email, true)
+	var out []EmailUser
+	q := s.db.WithContext(ctx).Table("users").Where("id IN (?)", holders).Order("created_at, id")
+	if len(trusted) == 0 {
+		q = q.Select("users.*, FALSE AS trusted")
+	} else {
+		// A fresh subquery: GORM statements are not reusable once built.
+		vouched := s.db.Model(&Identity{}).Select("user_id").
+			Where("email = ? AND email_verified = ? AND provider IN ?", email, true, trusted)
+		q = q.Select("users.*, (users.id IN (?)) AS trusted", vouched)
+	}
+	err := q.Scan(&out).Error
 	return out, mapErr(err, "find users by email")
+}
+
+// TrustedOnly keeps the users whose email a trusted provider verified.
+func TrustedOnly(users []EmailUser) []User {
+	var out []User
+	for _, u := range users {
+		if u.Trusted {
+			out = append(out, u.User)
+		}
+	}
+	return out
 }
 
 // LockUser takes the user's row lock for the rest of the transaction (by

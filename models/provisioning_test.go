@@ -3,7 +3,9 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,12 +172,34 @@ func TestLoginQueries(t *testing.T) {
 		if _, err := s.FindLoginUser(ctx, "dev", "nobody"); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown identity: %v", err)
 		}
-		users, err := s.UsersWithVerifiedEmail(ctx, "ada@example.com")
-		if err != nil || len(users) != 1 || users[0].ID != u.ID {
-			t.Fatalf("UsersWithVerifiedEmail = %v, %v", users, err)
+		// A second user holds the address through an untrusted provider.
+		v := &models.User{Email: "ada@example.com", Name: "Vera"}
+		_ = s.InsertUser(ctx, v)
+		_, _ = s.InsertIdentityIfAbsent(ctx, &models.Identity{UserID: v.ID, Provider: "corp", Subject: "c1", Email: "ada@example.com", EmailVerified: true})
+		for _, tc := range []struct {
+			trusted []string
+			want    []string // "name:trusted", sorted
+		}{
+			{[]string{"dev"}, []string{"Ada:true", "Vera:false"}},
+			{[]string{"dev", "corp"}, []string{"Ada:true", "Vera:true"}},
+			{[]string{"github"}, []string{"Ada:false", "Vera:false"}},
+			{nil, []string{"Ada:false", "Vera:false"}},
+		} {
+			users, err := s.UsersWithVerifiedEmail(ctx, "ada@example.com", tc.trusted)
+			var got []string
+			for _, eu := range users {
+				got = append(got, fmt.Sprintf("%s:%v", eu.Name, eu.Trusted))
+			}
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("UsersWithVerifiedEmail(trusted %v) = %v, %v; want %v", tc.trusted, got, err, tc.want)
+			}
+			if n := len(models.TrustedOnly(users)); n != strings.Count(strings.Join(tc.want, ","), "true") {
+				t.Fatalf("TrustedOnly kept %d", n)
+			}
 		}
 		_, _ = s.InsertIdentityIfAbsent(ctx, &models.Identity{UserID: u.ID, Provider: "other", Subject: "x", Email: "eve@example.com"})
-		if users, _ := s.UsersWithVerifiedEmail(ctx, "eve@example.com"); len(users) != 0 {
+		if users, _ := s.UsersWithVerifiedEmail(ctx, "eve@example.com", []string{"other"}); len(users) != 0 {
 			t.Fatalf("an unverified email matched: %v", users)
 		}
 		if err := s.LockUser(ctx, "nobody"); !errors.Is(err, models.ErrNotFound) {

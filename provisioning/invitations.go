@@ -37,7 +37,7 @@ type NewInvitation struct {
 }
 
 // Invite creates a pending invitation. The first sign-in with that email,
-// verified by the provider, activates the membership. A second invitation
+// verified by a provider trusted for email, activates the membership. A second invitation
 // of the same email to the same organization is ErrAlreadyInvited while
 // the first is pending.
 func (s *Service) Invite(ctx context.Context, in NewInvitation, meta Meta) (*models.Invitation, error) {
@@ -119,11 +119,24 @@ func (s *Service) RevokeInvitation(ctx context.Context, orgID, invitationID stri
 // identity's verified email into active memberships made by hand (sync
 // never touches them), replacing whatever membership the user had in
 // those organizations: the invitation is an administrator's latest word.
-// It returns how many it accepted.
+// A provider not trusted for email accepts none: each invitation stays
+// pending, for a sign-in through a trusted one, and the refusal is
+// audited. It returns how many it accepted.
 func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, meta Meta, now time.Time) (int, error) {
 	invs, err := tx.PendingInvitations(ctx, id.Email, now)
 	if err != nil {
 		return 0, err
+	}
+	if !s.trustedEmail(id.Provider) {
+		for _, inv := range invs {
+			err := s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditInvitationRefused, Outcome: models.OutcomeFailure,
+				Provider: id.Provider, SubjectUserID: &user.ID, OrganizationID: &inv.OrganizationID},
+				map[string]any{"invitation_id": inv.ID, "email": inv.Email, "reason": NotTrustedReason})
+			if err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
 	}
 	n := 0
 	for _, inv := range invs {

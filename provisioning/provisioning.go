@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,8 +53,15 @@ var errLostRace = errors.New("identity created concurrently")
 // Options configure a Service.
 type Options struct {
 	// LinkByEmail names the providers (by configured name) whose first
-	// sign-ins join the existing user with the same verified email.
+	// sign-ins join the existing user with the same verified email. Only
+	// trusted providers link, whatever this says.
 	LinkByEmail map[string]bool
+	// TrustedEmail names the providers (by configured name) whose
+	// verified emails count: only a sign-in through one of them accepts
+	// an invitation or links, and only users whose email one of them
+	// verified are linked to or matched by email. A provider not named
+	// is not trusted.
+	TrustedEmail map[string]bool
 	// Sync is the org-sync policy.
 	Sync SyncPolicy
 	// InvitationTTL is how long an invitation stays valid when its creator
@@ -70,9 +78,10 @@ const DefaultInvitationTTL = 7 * 24 * time.Hour
 // *models.Store because each login is one read-decide-write transaction
 // (Store.InTx), which a narrower interface could not express.
 type Service struct {
-	store *models.Store
-	opts  Options
-	now   func() time.Time
+	store   *models.Store
+	opts    Options
+	trusted []string // the TrustedEmail providers, sorted
+	now     func() time.Time
 }
 
 // New returns a provisioning service.
@@ -87,8 +96,26 @@ func New(store *models.Store, opts Options) *Service {
 	if opts.Sync.OnLeave == "" {
 		opts.Sync.OnLeave = LeaveRemove
 	}
-	return &Service{store: store, opts: opts, now: now}
+	var trusted []string
+	for name, ok := range opts.TrustedEmail {
+		if ok {
+			trusted = append(trusted, name)
+		}
+	}
+	slices.Sort(trusted)
+	return &Service{store: store, opts: opts, trusted: trusted, now: now}
 }
+
+// TrustedEmailProviders names the providers whose verified emails count,
+// sorted.
+func (s *Service) TrustedEmailProviders() []string { return slices.Clone(s.trusted) }
+
+// trustedEmail reports whether the provider's verified emails count.
+func (s *Service) trustedEmail(provider string) bool { return s.opts.TrustedEmail[provider] }
+
+// NotTrustedReason is the reason audited when a sign-in's verified email
+// is not taken at its word because its provider is not trusted for email.
+const NotTrustedReason = "the provider is not trusted for email (trusted_email is off)"
 
 // Meta says who asked and from where, for audit events.
 type Meta struct {
@@ -137,6 +164,7 @@ const (
 	AuditInvitationCreated  = "invitation.created"
 	AuditInvitationRevoked  = "invitation.revoked"
 	AuditInvitationAccepted = "invitation.accepted"
+	AuditInvitationRefused  = "invitation.accept_refused"
 	AuditRoleCreated        = "role.created"
 )
 
@@ -225,27 +253,35 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 }
 
 // firstLogin links the new identity to the existing user with the same
-// verified email, when the provider allows it and exactly one user
-// qualifies, or creates a new user.
+// verified email, when the provider allows it, is trusted for email, and
+// exactly one user has that email verified by a trusted provider; or it
+// creates a new user.
 func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *providers.Identity, fields models.Identity, meta Meta, now time.Time, res *Result) error {
-	var candidates []models.User
+	var candidates []models.EmailUser
 	if id.Email != "" {
 		var err error
-		if candidates, err = tx.UsersWithVerifiedEmail(ctx, id.Email); err != nil {
+		if candidates, err = tx.UsersWithVerifiedEmail(ctx, id.Email, s.trusted); err != nil {
 			return err
 		}
 	}
+	// Only users whose email a trusted provider verified are linked to:
+	// an address an untrusted provider vouched for proves nothing.
+	trusted := models.TrustedOnly(candidates)
 	notLinked := ""
 	switch {
 	case len(candidates) == 0:
 	case !s.opts.LinkByEmail[id.Provider]:
 		notLinked = "linking by email is not enabled for this provider"
+	case !s.trustedEmail(id.Provider):
+		notLinked = NotTrustedReason
 	case !id.EmailVerified:
 		notLinked = "the provider did not verify the email"
-	case len(candidates) > 1:
-		notLinked = fmt.Sprintf("%d users have this verified email", len(candidates))
+	case len(trusted) == 0:
+		notLinked = "no user has this email verified by a trusted provider"
+	case len(trusted) > 1:
+		notLinked = fmt.Sprintf("%d users have this email verified by a trusted provider", len(trusted))
 	default:
-		user := &candidates[0]
+		user := &trusted[0]
 		res.User = user
 		if user.Disabled {
 			return ErrUserDisabled

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -28,9 +29,17 @@ type fixture struct {
 	clock time.Time
 }
 
+// defaultTrusted is what the configuration trusts for email by default,
+// for providers named after their kind: dev, google and github, not
+// oidc, auth0, saml (nor okta, an oidc provider in these tests).
+var defaultTrusted = map[string]bool{"dev": true, "google": true, "github": true}
+
 func newFixture(t *testing.T, db *models.DB, opts provisioning.Options) *fixture {
 	// Microseconds: what PostgreSQL keeps.
 	f := &fixture{t: t, ctx: context.Background(), db: db, store: models.NewStore(db), clock: time.Now().UTC().Truncate(time.Microsecond)}
+	if opts.TrustedEmail == nil {
+		opts.TrustedEmail = defaultTrusted
+	}
 	opts.Now = func() time.Time { return f.clock }
 	f.svc = provisioning.New(f.store, opts)
 	return f
@@ -141,14 +150,21 @@ func TestFirstAndReturningLogin(t *testing.T) {
 	})
 }
 
+// TestLinking: a first sign-in joins the existing user with the same
+// verified email only when its provider links and is trusted for email,
+// and exactly one user has that email verified by a trusted provider.
+// okta is an oidc provider: not trusted unless the case opts it in.
 func TestLinking(t *testing.T) {
 	cases := []struct {
 		name          string
 		linkEnabled   bool
+		newProvider   string // default github
+		existingProv  string // default google
 		existingEmail string
 		existingVer   bool
 		newVerified   bool
-		secondUser    bool // another user already has the same verified email
+		secondProv    string // another user has the same verified email through it
+		trustOkta     bool
 		wantLinked    bool
 		wantReason    string
 	}{
@@ -159,18 +175,31 @@ func TestLinking(t *testing.T) {
 			wantReason: "the provider did not verify the email"},
 		{name: "existing email unverified", linkEnabled: true, existingEmail: "ada@example.com", newVerified: true},
 		{name: "different email", linkEnabled: true, existingEmail: "bob@example.com", existingVer: true, newVerified: true},
-		{name: "ambiguous", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true, newVerified: true, secondUser: true,
-			wantReason: "2 users have this verified email"},
+		{name: "ambiguous", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true, newVerified: true, secondProv: "dev",
+			wantReason: "2 users have this email verified by a trusted provider"},
+		{name: "new side untrusted", linkEnabled: true, newProvider: "okta", existingEmail: "ada@example.com", existingVer: true, newVerified: true,
+			wantReason: provisioning.NotTrustedReason},
+		{name: "new side trusted by opt-in", linkEnabled: true, newProvider: "okta", trustOkta: true, existingEmail: "ada@example.com",
+			existingVer: true, newVerified: true, wantLinked: true},
+		{name: "existing side untrusted", linkEnabled: true, existingProv: "okta", existingEmail: "ada@example.com", existingVer: true, newVerified: true,
+			wantReason: "no user has this email verified by a trusted provider"},
+		{name: "existing side trusted by opt-in", linkEnabled: true, existingProv: "okta", trustOkta: true, existingEmail: "ada@example.com",
+			existingVer: true, newVerified: true, wantLinked: true},
+		{name: "an untrusted holder does not make it ambiguous", linkEnabled: true, existingEmail: "ada@example.com", existingVer: true,
+			newVerified: true, secondProv: "okta", wantLinked: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *models.DB) {
-				f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{"github": tc.linkEnabled}})
-				existing := f.login(identity("google", "g1", tc.existingEmail, tc.existingVer))
-				if tc.secondUser {
-					f.login(identity("okta", "o1", tc.existingEmail, true))
+				newProv, existingProv := cmp.Or(tc.newProvider, "github"), cmp.Or(tc.existingProv, "google")
+				trusted := maps.Clone(defaultTrusted)
+				trusted["okta"] = tc.trustOkta
+				f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{newProv: tc.linkEnabled}, TrustedEmail: trusted})
+				existing := f.login(identity(existingProv, "e1", tc.existingEmail, tc.existingVer))
+				if tc.secondProv != "" {
+					f.login(identity(tc.secondProv, "s1", tc.existingEmail, true))
 				}
-				res := f.login(identity("github", "gh1", "Ada@example.com", tc.newVerified))
+				res := f.login(identity(newProv, "n1", "Ada@example.com", tc.newVerified))
 				if res.Linked != tc.wantLinked || (res.User.ID == existing.User.ID) != tc.wantLinked || res.Created == tc.wantLinked {
 					t.Fatalf("linked = %v created = %v same user = %v, want linked %v", res.Linked, res.Created, res.User.ID == existing.User.ID, tc.wantLinked)
 				}
@@ -180,12 +209,12 @@ func TestLinking(t *testing.T) {
 						t.Fatalf("identities of the linked user = %d", len(ids))
 					}
 					// Signing in again through the linked identity finds the same user.
-					if again := f.login(identity("github", "gh1", "ada@example.com", true)); again.User.ID != existing.User.ID || again.Linked {
+					if again := f.login(identity(newProv, "n1", "ada@example.com", true)); again.User.ID != existing.User.ID || again.Linked {
 						t.Fatalf("second login through the linked identity = %+v", again)
 					}
 				}
 				var ev models.AuditEvent
-				err := f.db.Where("type = ? AND provider = ?", provisioning.AuditIdentityNotLinked, "github").Take(&ev).Error
+				err := f.db.Where("type = ? AND provider = ?", provisioning.AuditIdentityNotLinked, newProv).Take(&ev).Error
 				switch {
 				case tc.wantReason == "" && err == nil:
 					t.Fatalf("unexpected link refusal: %s", ev.Details)
@@ -653,6 +682,81 @@ func TestInvitations(t *testing.T) {
 			t.Fatal("an invitation was accepted twice")
 		}
 	})
+}
+
+// TestInvitationTrust: only a sign-in through a provider trusted for
+// email accepts an invitation, the owner invitation to the
+// administrators' organization included. Through any other the
+// invitation stays pending, the refusal is audited with the reason, and
+// a later trusted sign-in with the address still accepts it.
+func TestInvitationTrust(t *testing.T) {
+	cases := []struct {
+		name       string
+		provider   string
+		trustOkta  bool
+		adminOrg   bool
+		wantAccept bool
+	}{
+		{name: "untrusted oidc", provider: "okta"},
+		{name: "untrusted oidc, administrators' owner invitation", provider: "okta", adminOrg: true},
+		{name: "untrusted saml", provider: "corp-saml"},
+		{name: "oidc trusted by opt-in", provider: "okta", trustOkta: true, wantAccept: true},
+		{name: "oidc trusted by opt-in, administrators' owner invitation", provider: "okta", trustOkta: true, adminOrg: true, wantAccept: true},
+		{name: "google", provider: "google", wantAccept: true},
+		{name: "github, administrators' owner invitation", provider: "github", adminOrg: true, wantAccept: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *models.DB) {
+				trusted := maps.Clone(defaultTrusted)
+				trusted["okta"] = tc.trustOkta
+				f := newFixture(t, db, provisioning.Options{TrustedEmail: trusted})
+				org, role := f.org("acme"), "member"
+				if tc.adminOrg {
+					org, role = &models.Organization{ID: models.AdminOrgID, Slug: models.AdminOrgSlug, Name: "admins"}, "owner"
+					if err := f.store.CreateOrganization(f.ctx, org); err != nil {
+						t.Fatal(err)
+					}
+				}
+				inv, err := f.svc.Invite(f.ctx, provisioning.NewInvitation{OrganizationID: org.ID, Email: "ada@example.com", Role: role}, provisioning.Meta{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Twice: a returning sign-in is held to the same rule.
+				f.login(identity(tc.provider, "p1", "ada@example.com", true))
+				res := f.login(identity(tc.provider, "p1", "ada@example.com", true))
+				want := []string{}
+				if tc.wantAccept {
+					want = []string{org.Slug + ":" + role + ":active:manual"}
+				}
+				if got := f.memberships(res.User.ID); !slices.Equal(got, want) {
+					t.Fatalf("memberships = %v, want %v", got, want)
+				}
+				var evs []models.AuditEvent
+				f.db.Where("type = ?", provisioning.AuditInvitationRefused).Order("id").Find(&evs)
+				if tc.wantAccept {
+					if len(evs) != 0 || f.audits(provisioning.AuditInvitationAccepted) != 1 {
+						t.Fatalf("refusals = %+v, acceptances = %d", evs, f.audits(provisioning.AuditInvitationAccepted))
+					}
+					return
+				}
+				if len(evs) != 2 || evs[0].Outcome != models.OutcomeFailure || evs[0].Provider != tc.provider ||
+					*evs[0].OrganizationID != org.ID || *evs[0].SubjectUserID != res.User.ID ||
+					!strings.Contains(evs[0].Details, provisioning.NotTrustedReason) || !strings.Contains(evs[0].Details, inv.ID) {
+					t.Fatalf("refusals audited = %+v", evs)
+				}
+				list, _ := f.svc.ListInvitations(f.ctx, org.ID)
+				if len(list) != 1 || list[0].Status != provisioning.InvitationPending {
+					t.Fatalf("invitations after the refusal = %+v", list)
+				}
+				// The address's owner, signing in through a trusted provider, still gets it.
+				owner := f.login(identity("google", "g1", "ada@example.com", true))
+				if got := f.memberships(owner.User.ID); !slices.Equal(got, []string{org.Slug + ":" + role + ":active:manual"}) {
+					t.Fatalf("trusted sign-in after the refusal: memberships = %v", got)
+				}
+			})
+		})
+	}
 }
 
 func TestUnlink(t *testing.T) {
