@@ -290,6 +290,79 @@ func TestAdminAPI(t *testing.T) {
 	}
 }
 
+// TestAdminEmailTrust: adding a member by email and `admin grant` match
+// only users whose email a provider trusted for email verified. A user
+// known only through lax (trusted_email: false) is passed over, which is
+// audited; admin grant falls back to the owner invitation, which a
+// sign-in through lax does not accept and one through a trusted provider
+// does.
+func TestAdminEmailTrust(t *testing.T) {
+	cases := []struct {
+		provider string
+		trusted  bool
+	}{
+		{"lax", false},
+		{"dev", true},
+	}
+	for _, pg := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg]+"/"+tc.provider, func(t *testing.T) {
+				w := newWorld(t, pg)
+				ctx := context.Background()
+				acme := "/api/v1/admin/orgs/" + w.acme
+				w.signInWith(tc.provider, "admin-console", "eve@example.com", "", "")
+				eve := w.userID("eve@example.com")
+				status, body := w.call("POST", acme+"/members", w.root, map[string]any{"email": "Eve@example.com", "role": "viewer"}, nil)
+				res, err := w.s.Admin.GrantAdmin(ctx, "eve@example.com")
+				if tc.trusted {
+					if status != 201 || err != nil || res.UserID != eve || len(res.PassedOver) != 0 {
+						t.Fatalf("add member = %d %s; GrantAdmin = %+v, %v", status, body, res, err)
+					}
+					tok := w.signInWith(tc.provider, "admin-console", "eve@example.com", "", models.AdminOrgID)
+					w.mustCall("GET", "/api/v1/admin/users", tok.AccessToken, nil, 200, nil)
+					return
+				}
+				if status != 400 || !strings.Contains(body, "trusted") {
+					t.Fatalf("add member by an untrusted email = %d %s, want 400 naming trust", status, body)
+				}
+				if err != nil || res.UserID != "" || res.InvitationID == "" || !slices.Equal(res.PassedOver, []string{eve}) {
+					t.Fatalf("GrantAdmin of an untrusted email = %+v, %v", res, err)
+				}
+				var refused admin.List[admin.AuditEvent]
+				w.mustCall("GET", "/api/v1/admin/audit-events?type=membership.email_refused", w.root, nil, 200, &refused)
+				orgs := []string{}
+				for _, e := range refused.Items {
+					if !strings.Contains(string(e.Details), eve) || !strings.Contains(string(e.Details), "not trusted for email") {
+						t.Fatalf("refusal details = %s", e.Details)
+					}
+					orgs = append(orgs, *e.OrganizationID)
+				}
+				want := []string{w.acme, models.AdminOrgID}
+				slices.Sort(orgs)
+				slices.Sort(want)
+				if !slices.Equal(orgs, want) {
+					t.Fatalf("refusals audited in %v, want %v", orgs, want)
+				}
+				// Through lax again, the owner invitation is not accepted.
+				w.signInWith("lax", "admin-console", "eve@example.com", "", models.AdminOrgID)
+				var detail admin.UserDetail
+				w.mustCall("GET", "/api/v1/admin/users/"+eve, w.root, nil, 200, &detail)
+				if len(detail.Memberships) != 0 {
+					t.Fatalf("memberships after an untrusted sign-in = %+v", detail.Memberships)
+				}
+				var notAccepted admin.List[admin.AuditEvent]
+				w.mustCall("GET", "/api/v1/admin/audit-events?type=invitation.accept_refused&subject_user_id="+eve, w.root, nil, 200, &notAccepted)
+				if len(notAccepted.Items) == 0 || *notAccepted.Items[0].OrganizationID != models.AdminOrgID {
+					t.Fatalf("invitation.accept_refused events = %+v", notAccepted.Items)
+				}
+				// The address's owner, through a trusted provider, becomes an administrator.
+				tok := w.signIn("admin-console", "eve@example.com", "", models.AdminOrgID)
+				w.mustCall("GET", "/api/v1/admin/users", tok.AccessToken, nil, 200, nil)
+			})
+		}
+	}
+}
+
 // refreshAt redeems a refresh token at client.
 func refreshAt(t *testing.T, w *world, token, client string) (int, map[string]any) {
 	t.Helper()

@@ -19,8 +19,9 @@ import (
 // rbacYAML: a public client for the knowledge-base SPA (audience kb-api),
 // the kb backend's confidential client (introspection, API-key
 // exchange), the admin console (audience gatehouse-admin), the dev
-// provider (and dev2, which links by email, for a second identity) and
-// sync rules that put dev groups into acme.
+// provider (and dev2, which links by email, for a second identity; and
+// lax, standing for an IdP whose verified flag is not trusted for email)
+// and sync rules that put dev groups into acme.
 const rbacYAML = `
 clients:
   - id: kb-web
@@ -45,6 +46,7 @@ clients:
 providers:
   - {name: dev, type: dev}
   - {name: dev2, type: dev, link_by_email: true}
+  - {name: lax, type: dev, trusted_email: false}
 org_sync:
   rules:
     - {match: "dev:group:eng", org: acme, role: member}

@@ -239,7 +239,8 @@ func timeOrDash(t *time.Time) string {
 
 // adminCmd bootstraps administrators: the person with the email becomes an
 // owner of the administrators' organization, at once if they have signed
-// in, else at their first sign-in with that verified email.
+// in through a provider trusted for email that verified it, else at their
+// first such sign-in.
 func adminCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 2 || args[0] != "grant" || !strings.Contains(args[1], "@") {
 		return errors.New("usage: gatehouse admin grant EMAIL")
@@ -262,8 +263,12 @@ func adminCmd(args []string, stdout, stderr io.Writer) error {
 	if res.UserID != "" {
 		fmt.Fprintf(stdout, "%s (user %s) is now an owner of %s\n", args[1], res.UserID, models.AdminOrgID)
 	} else {
-		fmt.Fprintf(stdout, "%s has not signed in yet: invitation %s makes them owner of %s at their first sign-in with that verified email (valid 7 days)\n",
-			args[1], res.InvitationID, models.AdminOrgID)
+		if n := len(res.PassedOver); n > 0 {
+			fmt.Fprintf(stdout, "%d user(s) (%s) have %s verified only by providers not trusted for email (trusted_email off): not made owner\n",
+				n, strings.Join(res.PassedOver, ", "), args[1])
+		}
+		fmt.Fprintf(stdout, "invitation %s makes %s owner of %s at their first sign-in with that email verified by a provider trusted for email (valid 7 days)\n",
+			res.InvitationID, args[1], models.AdminOrgID)
 	}
 	fmt.Fprintf(stdout, "sign in with organization=%s, through a client whose audience includes %s, to use /api/v1/admin\n",
 		models.AdminOrgID, cfg.AdminAudience)

@@ -251,7 +251,7 @@ func TestAdminGrant(t *testing.T) {
 	}{
 		{[]string{"admin"}, false, "usage: gatehouse admin grant EMAIL"},
 		{[]string{"admin", "grant", "not-an-email"}, false, "usage"},
-		{[]string{"admin", "grant", "Root@Example.com"}, true, "invitation"},
+		{[]string{"admin", "grant", "Root@Example.com"}, true, "verified by a provider trusted for email"},
 		{[]string{"admin", "grant", "root@example.com"}, false, "already has a pending invitation"},
 	}
 	for _, tc := range cases {
