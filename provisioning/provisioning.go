@@ -170,8 +170,9 @@ const (
 
 // Provision runs a login: it finds the user of (provider, subject) and
 // refreshes their profile, or creates the user and identity (joining an
-// existing user by verified email where the provider allows it); then it
-// accepts pending invitations of the verified email and syncs the
+// existing user by verified email where the provider allows it and is
+// trusted for email); then it accepts pending invitations of the verified
+// email, if the provider is trusted for email, and syncs the
 // provider's memberships with the upstream groups. All of it is one
 // transaction. Concurrent first logins of one person yield one user and
 // no error. A disabled user gets ErrUserDisabled and nothing changes
