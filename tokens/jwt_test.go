@@ -87,9 +87,7 @@ func TestVerifyAccessToken(t *testing.T) {
 		store := models.NewStore(db)
 		for _, alg := range ktAlgs {
 			t.Run(alg, func(t *testing.T) {
-				clock := newKTClock()
-				m := ktNew(t, store, alg, clock)
-				t.Cleanup(func() { _ = store.Gorm().Exec("DELETE FROM signing_keys").Error })
+				m, clock := ktFresh(t, store, alg)
 				stranger := ktNew(t, models.NewStore(dbtest.SQLite(t)), alg, clock)
 				now := clock.Now()
 				e := m.set.Load().keys[0]
@@ -245,9 +243,7 @@ func TestSignIDToken(t *testing.T) {
 	store := models.NewStore(dbtest.SQLite(t))
 	for _, alg := range ktAlgs {
 		t.Run(alg, func(t *testing.T) {
-			clock := newKTClock()
-			m := ktNew(t, store, alg, clock)
-			t.Cleanup(func() { _ = store.Gorm().Exec("DELETE FROM signing_keys").Error })
+			m, clock := ktFresh(t, store, alg)
 			now := clock.Now()
 			at := ktSign(t, m, ktClaims(now), TypAccessToken)
 			idc := IDClaims{

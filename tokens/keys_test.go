@@ -73,6 +73,16 @@ func ktNew(t testing.TB, store KeyStore, alg string, clock *ktClock) *KeyManager
 	return m
 }
 
+// ktFresh gives one subtest a new clock and key manager for alg on store,
+// and empties the key table afterwards so the next algorithm starts fresh.
+func ktFresh(t *testing.T, store *models.Store, alg string) (*KeyManager, *ktClock) {
+	t.Helper()
+	clock := newKTClock()
+	m := ktNew(t, store, alg, clock)
+	t.Cleanup(func() { _ = store.Gorm().Exec("DELETE FROM signing_keys").Error })
+	return m, clock
+}
+
 // ktClaims are full access-token claims valid for 15 minutes from now.
 func ktClaims(now time.Time) AccessClaims {
 	return AccessClaims{
@@ -198,8 +208,7 @@ func TestKeyGeneration(t *testing.T) {
 		store := models.NewStore(db)
 		for _, alg := range ktAlgs {
 			t.Run(alg, func(t *testing.T) {
-				clock := newKTClock()
-				m := ktNew(t, store, alg, clock)
+				m, clock := ktFresh(t, store, alg)
 				if err := m.Ready(); err != nil {
 					t.Fatal(err)
 				}
@@ -243,10 +252,6 @@ func TestKeyGeneration(t *testing.T) {
 					t.Fatalf("claims round trip:\n got %s\nwant %s", gb, wb)
 				}
 			})
-			// Keys of one algorithm per store: clean up for the next.
-			if err := store.Gorm().Exec("DELETE FROM signing_keys").Error; err != nil {
-				t.Fatal(err)
-			}
 		}
 	})
 }
@@ -499,8 +504,7 @@ func TestJWKSContent(t *testing.T) {
 	store := models.NewStore(dbtest.SQLite(t))
 	for _, alg := range ktAlgs {
 		t.Run(alg, func(t *testing.T) {
-			clock := newKTClock()
-			m := ktNew(t, store, alg, clock)
+			m, _ := ktFresh(t, store, alg)
 			if _, err := m.Rotate(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -535,9 +539,6 @@ func TestJWKSContent(t *testing.T) {
 				if want := base64.RawURLEncoding.EncodeToString(tp); k["kid"] != want {
 					t.Fatalf("kid %v is not the RFC 7638 thumbprint %s", k["kid"], want)
 				}
-			}
-			if err := store.Gorm().Exec("DELETE FROM signing_keys").Error; err != nil {
-				t.Fatal(err)
 			}
 		})
 	}
