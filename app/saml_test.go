@@ -26,6 +26,7 @@ providers:
     idp_metadata_url: ` + idpURL + `/metadata
     insecure_http_metadata: true
     trust_email: true
+    trusted_email: true
     attributes: {groups: eduPersonAffiliation}
 ` + extra
 }

@@ -21,8 +21,11 @@ func SyncSource(provider string) string { return "sync:" + provider }
 
 // User is a person known to Gatehouse; its ID is the `sub` of minted tokens.
 type User struct {
-	ID            string `gorm:"primaryKey"`
-	Email         string
+	ID    string `gorm:"primaryKey"`
+	Email string
+	// EmailVerified: the provider that supplied Email said it is verified,
+	// whether or not that provider is trusted for email. What Gatehouse
+	// tells applications is provisioning.Service.EmailVerified.
 	EmailVerified bool
 	Name          string
 	AvatarURL     string

@@ -128,12 +128,31 @@ func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string, truste
 		q = q.Select("users.*, FALSE AS trusted")
 	} else {
 		// A fresh subquery: GORM statements are not reusable once built.
-		vouched := s.db.Model(&Identity{}).Select("user_id").
-			Where("email = ? AND email_verified = ? AND provider IN ?", email, true, trusted)
+		vouched := s.vouching(trusted).Select("user_id").Where("email = ?", email)
 		q = q.Select("users.*, (users.id IN (?)) AS trusted", vouched)
 	}
 	err := q.Scan(&out).Error
 	return out, mapErr(err, "find users by email")
+}
+
+// vouching selects the identities whose word on their email counts: the
+// email is reported verified and the provider is among trusted (config
+// `trusted_email`), which must not be empty.
+func (s *Store) vouching(trusted []string) *gorm.DB {
+	return s.db.Model(&Identity{}).Where("email_verified = ? AND provider IN ?", true, trusted)
+}
+
+// TrustedVerifiedEmails returns, without repeats, the addresses that the
+// user's identities of providers among trusted report verified: the only
+// addresses Gatehouse may state verified for this user. None when trusted
+// is empty.
+func (s *Store) TrustedVerifiedEmails(ctx context.Context, userID string, trusted []string) ([]string, error) {
+	if len(trusted) == 0 {
+		return nil, nil
+	}
+	var out []string
+	err := s.vouching(trusted).WithContext(ctx).Where("user_id = ? AND email <> ''", userID).Distinct().Pluck("email", &out).Error
+	return out, mapErr(err, "find verified emails")
 }
 
 // TrustedOnly keeps the users whose email a trusted provider verified.

@@ -211,6 +211,47 @@ func TestLoginQueries(t *testing.T) {
 	})
 }
 
+// TestTrustedVerifiedEmails: the addresses a user's identities of trusted
+// providers report verified, each once; unverified addresses, empty ones,
+// untrusted providers' and other users' never.
+func TestTrustedVerifiedEmails(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		s := models.NewStore(db)
+		ada, eve := &models.User{Email: "ada@example.com"}, &models.User{Email: "ada@example.com"}
+		_ = s.InsertUser(ctx, ada)
+		_ = s.InsertUser(ctx, eve)
+		for _, i := range []models.Identity{
+			{UserID: ada.ID, Provider: "google", Subject: "g", Email: "ada@example.com", EmailVerified: true},
+			{UserID: ada.ID, Provider: "corp", Subject: "c", Email: "ada@example.com", EmailVerified: true},
+			{UserID: ada.ID, Provider: "okta", Subject: "o", Email: "ada@okta.example", EmailVerified: true},
+			{UserID: ada.ID, Provider: "github", Subject: "h", Email: "ada@github.example", EmailVerified: false},
+			{UserID: ada.ID, Provider: "dev", Subject: "d", Email: "", EmailVerified: true},
+			{UserID: eve.ID, Provider: "partner", Subject: "p", Email: "eve@example.com", EmailVerified: true},
+		} {
+			if ok, err := s.InsertIdentityIfAbsent(ctx, &i); !ok || err != nil {
+				t.Fatalf("insert identity %s: %v, %v", i.Provider, ok, err)
+			}
+		}
+		for _, tc := range []struct {
+			trusted []string
+			want    []string // sorted
+		}{
+			{trusted: []string{"google"}, want: []string{"ada@example.com"}},
+			{trusted: []string{"google", "corp", "okta"}, want: []string{"ada@example.com", "ada@okta.example"}},
+			{trusted: []string{"github", "dev"}, want: nil},
+			{trusted: []string{"partner"}, want: nil},
+			{trusted: nil, want: nil},
+		} {
+			got, err := s.TrustedVerifiedEmails(ctx, ada.ID, tc.trusted)
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("TrustedVerifiedEmails(trusted %v) = %v, %v; want %v", tc.trusted, got, err, tc.want)
+			}
+		}
+	})
+}
+
 func TestSyncMembershipWrites(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()

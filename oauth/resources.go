@@ -122,7 +122,8 @@ func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessC
 	return claims, nil
 }
 
-// userFor verifies a bearer token and loads its (enabled) user.
+// userFor verifies a bearer token and loads its (enabled) user, as
+// stated downstream (statedUser).
 func (s *Service) userFor(ctx context.Context, bearer string) (*tokens.AccessClaims, *models.User, error) {
 	claims, err := s.verifyLive(ctx, bearer)
 	if err != nil {
@@ -135,6 +136,10 @@ func (s *Service) userFor(ctx context.Context, bearer string) (*tokens.AccessCla
 	if errors.Is(err, models.ErrNotFound) || (err == nil && user.Disabled) {
 		return nil, nil, fmt.Errorf("%w: user unknown or disabled", ErrInvalidToken)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	user, err = s.statedUser(ctx, user)
 	return claims, user, err
 }
 
@@ -206,7 +211,8 @@ func (s *Service) Me(ctx context.Context, bearer string) (*Me, error) {
 		return nil, err
 	}
 	for _, id := range ids {
-		mi := MeIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified}
+		mi := MeIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email,
+			EmailVerified: id.EmailVerified && s.provisioner.TrustsEmail(id.Provider)}
 		if id.LastLoginAt != nil {
 			mi.LastLoginAt = id.LastLoginAt.UTC().Format("2006-01-02T15:04:05Z")
 		}

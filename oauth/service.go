@@ -37,9 +37,12 @@ type Sessions interface {
 	RedeemCode(ctx context.Context, code, clientID, redirectURI string) (*models.AuthorizationCode, error)
 }
 
-// Provisioner turns an upstream sign-in into a user with memberships.
+// Provisioner turns an upstream sign-in into a user with memberships,
+// and says whose email Gatehouse may state verified.
 type Provisioner interface {
 	Provision(ctx context.Context, in provisioning.Login) (*provisioning.Result, error)
+	EmailVerified(ctx context.Context, u *models.User) (bool, error)
+	TrustsEmail(provider string) bool
 }
 
 // Store is the storage the authorization server reads directly.

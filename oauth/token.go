@@ -231,6 +231,10 @@ type issueOptions struct {
 // issueForSession mints the access token (and ID token for openid, and a
 // refresh token when the client may refresh) for a session.
 func (s *Service) issueForSession(ctx context.Context, client *Client, sess *models.Session, user *models.User, opts issueOptions) (*TokenResponse, error) {
+	user, err := s.statedUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	scope := sess.Scope
 	if len(opts.scope) > 0 {
@@ -257,7 +261,7 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 			Nonce: opts.nonce, AMR: strings.Fields(sess.AMR), SessionID: sess.ID,
 		}
 		if slices.Contains(scopes, "email") {
-			id.Email, id.EmailVerified = user.Email, user.EmailVerified
+			id.SetEmail(user.Email, user.EmailVerified)
 		}
 		if slices.Contains(scopes, "profile") {
 			id.Name = user.Name
@@ -285,8 +289,9 @@ func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models
 		Issuer: s.issuer, Subject: user.ID, Audience: client.Audience(),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(client.AccessTTL).Unix(),
 		ID: randomToken(16), ClientID: client.ID, SessionID: sess.ID, Scope: scope,
-		Email: user.Email, EmailVerified: user.EmailVerified, Name: user.Name, IdP: sess.Provider,
+		Name: user.Name, IdP: sess.Provider,
 	}
+	c.SetEmail(user.Email, user.EmailVerified)
 	if sess.ActiveOrgID != nil {
 		g, err := s.store.ActiveGrants(ctx, user.ID, *sess.ActiveOrgID)
 		switch {

@@ -127,7 +127,7 @@ func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user 
 	if err != nil {
 		return 0, err
 	}
-	if !s.trustedEmail(id.Provider) {
+	if !s.TrustsEmail(id.Provider) {
 		for _, inv := range invs {
 			err := s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditInvitationRefused, Outcome: models.OutcomeFailure,
 				Provider: id.Provider, SubjectUserID: &user.ID, OrganizationID: &inv.OrganizationID},

@@ -110,8 +110,24 @@ func New(store *models.Store, opts Options) *Service {
 // sorted.
 func (s *Service) TrustedEmailProviders() []string { return slices.Clone(s.trusted) }
 
-// trustedEmail reports whether the provider's verified emails count.
-func (s *Service) trustedEmail(provider string) bool { return s.opts.TrustedEmail[provider] }
+// TrustsEmail reports whether the provider's verified emails count
+// (config `trusted_email`).
+func (s *Service) TrustsEmail(provider string) bool { return s.opts.TrustedEmail[provider] }
+
+// EmailVerified reports whether Gatehouse states the user's email
+// verified downstream (email_verified in ID and access tokens, UserInfo
+// and /auth/me): true only when one of the user's identities, of a
+// provider trusted for email as configured now, reports this very address
+// verified. It is derived from the identities at each call, not from the
+// stored users.email_verified, so it follows trust settings changed since
+// the user last signed in, and users stored before this rule.
+func (s *Service) EmailVerified(ctx context.Context, u *models.User) (bool, error) {
+	if u.Email == "" {
+		return false, nil
+	}
+	emails, err := s.store.TrustedVerifiedEmails(ctx, u.ID, s.trusted)
+	return slices.Contains(emails, u.Email), err
+}
 
 // NotTrustedReason is the reason audited when a sign-in's verified email
 // is not taken at its word because its provider is not trusted for email.
@@ -212,7 +228,11 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 			if err := tx.UpdateIdentityLogin(ctx, lu.IdentityID, fields, now); err != nil {
 				return err
 			}
-			if err := tx.UpdateUserLogin(ctx, res.User.ID, refreshProfile(res.User, id), now); err != nil {
+			profile, err := s.refreshProfile(ctx, tx, res.User, id)
+			if err != nil {
+				return err
+			}
+			if err := tx.UpdateUserLogin(ctx, res.User.ID, profile, now); err != nil {
 				return err
 			}
 			res.User.LastLoginAt = &now
@@ -273,7 +293,7 @@ func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *provider
 	case len(candidates) == 0:
 	case !s.opts.LinkByEmail[id.Provider]:
 		notLinked = "linking by email is not enabled for this provider"
-	case !s.trustedEmail(id.Provider):
+	case !s.TrustsEmail(id.Provider):
 		notLinked = NotTrustedReason
 	case !id.EmailVerified:
 		notLinked = "the provider did not verify the email"
@@ -291,7 +311,11 @@ func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *provider
 		if ok, err := tx.InsertIdentityIfAbsent(ctx, &fields); err != nil || !ok {
 			return cmpErr(err, errLostRace)
 		}
-		if err := tx.UpdateUserLogin(ctx, user.ID, refreshProfile(user, id), now); err != nil {
+		profile, err := s.refreshProfile(ctx, tx, user, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.UpdateUserLogin(ctx, user.ID, profile, now); err != nil {
 			return err
 		}
 		user.LastLoginAt = &now
@@ -400,11 +424,23 @@ func identityFields(id *providers.Identity) models.Identity {
 }
 
 // refreshProfile returns the user columns a login updates, and applies
-// them to u. Empty upstream values keep what is there, and a verified
-// email is not replaced by an unverified one.
-func refreshProfile(u *models.User, id *providers.Identity) map[string]any {
+// them to u; the login's identity row must be written already. Empty
+// upstream values keep what is there, and an unverified email never
+// replaces a verified one. Nor does an address no trusted provider
+// verifies for the user replace one that such a provider does (see
+// EmailVerified): a sign-in through an untrusted provider cannot take the
+// verified address away from the tokens.
+func (s *Service) refreshProfile(ctx context.Context, tx *models.Store, u *models.User, id *providers.Identity) (map[string]any, error) {
 	up := map[string]any{}
-	if id.Email != "" && (id.EmailVerified || !u.EmailVerified) {
+	replace := id.Email != "" && (id.EmailVerified || !u.EmailVerified)
+	if replace && id.Email != u.Email && !(id.EmailVerified && s.TrustsEmail(id.Provider)) {
+		vouched, err := tx.TrustedVerifiedEmails(ctx, u.ID, s.trusted)
+		if err != nil {
+			return nil, err
+		}
+		replace = slices.Contains(vouched, id.Email) || !slices.Contains(vouched, u.Email)
+	}
+	if replace {
 		u.Email, u.EmailVerified = id.Email, id.EmailVerified
 		up["email"], up["email_verified"] = id.Email, id.EmailVerified
 	}
@@ -414,7 +450,7 @@ func refreshProfile(u *models.User, id *providers.Identity) map[string]any {
 	if id.AvatarURL != "" {
 		u.AvatarURL, up["avatar_url"] = id.AvatarURL, id.AvatarURL
 	}
-	return up
+	return up, nil
 }
 
 // audit records an event with the request's metadata.

@@ -226,6 +226,102 @@ func TestLinking(t *testing.T) {
 	}
 }
 
+// TestEmailVerifiedFollowsTrust: Gatehouse states a user's email verified
+// only when an identity of the user, of a provider trusted for email as
+// configured now, reports that very address verified; and a sign-in
+// through an untrusted provider cannot displace such an address. Each
+// step is a sign-in under the trust settings of its time; corp and
+// partner are oidc providers, trusted only where a step or "now" says so.
+func TestEmailVerifiedFollowsTrust(t *testing.T) {
+	type signIn struct {
+		provider, subject, email string // email: a local part, made unique per case
+		verified                 bool
+		trusted                  []string // providers trusted for email at this sign-in
+		link                     bool     // the provider links by verified email
+	}
+	cases := []struct {
+		name      string
+		steps     []signIn
+		trusted   []string // trusted for email now
+		wantEmail string
+		want      bool
+	}{
+		{name: "trusted provider verified it", trusted: []string{"corp"}, wantEmail: "a", want: true,
+			steps: []signIn{{provider: "corp", subject: "c", email: "a", verified: true, trusted: []string{"corp"}}}},
+		{name: "untrusted provider verified it", wantEmail: "a", want: false,
+			steps: []signIn{{provider: "partner", subject: "p", email: "a", verified: true}}},
+		{name: "trusted provider did not verify it", trusted: []string{"corp"}, wantEmail: "a", want: false,
+			steps: []signIn{{provider: "corp", subject: "c", email: "a", verified: false, trusted: []string{"corp"}}}},
+		{name: "trust withdrawn since", wantEmail: "a", want: false,
+			steps: []signIn{{provider: "corp", subject: "c", email: "a", verified: true, trusted: []string{"corp"}}}},
+		{name: "trust granted since", trusted: []string{"partner"}, wantEmail: "a", want: true,
+			steps: []signIn{{provider: "partner", subject: "p", email: "a", verified: true}}},
+		{name: "signed in through an untrusted identity, a trusted one vouches", trusted: []string{"google"}, wantEmail: "a", want: true,
+			steps: []signIn{
+				{provider: "google", subject: "g", email: "a", verified: true, trusted: []string{"google"}},
+				{provider: "partner", subject: "p", email: "a", verified: true, trusted: []string{"google", "partner"}, link: true},
+				{provider: "partner", subject: "p", email: "a", verified: true, trusted: []string{"google"}},
+			}},
+		{name: "an untrusted identity's address does not displace the trusted one", trusted: []string{"google"}, wantEmail: "a", want: true,
+			steps: []signIn{
+				{provider: "google", subject: "g", email: "a", verified: true, trusted: []string{"google"}},
+				{provider: "partner", subject: "p", email: "a", verified: true, trusted: []string{"google", "partner"}, link: true},
+				{provider: "partner", subject: "p", email: "b", verified: true, trusted: []string{"google"}},
+			}},
+		{name: "the address follows the trusted identity", trusted: []string{"google"}, wantEmail: "b", want: true,
+			steps: []signIn{
+				{provider: "google", subject: "g", email: "a", verified: true, trusted: []string{"google"}},
+				{provider: "google", subject: "g", email: "b", verified: true, trusted: []string{"google"}},
+			}},
+		{name: "the address follows an untrusted identity when nothing trusted vouches", wantEmail: "b", want: false,
+			steps: []signIn{
+				{provider: "partner", subject: "p", email: "a", verified: true},
+				{provider: "partner", subject: "p", email: "b", verified: true},
+			}},
+		{name: "no email", trusted: []string{"dev"}, wantEmail: "", want: false,
+			steps: []signIn{{provider: "dev", subject: "d", email: "", verified: true, trusted: []string{"dev"}}}},
+	}
+	set := func(names []string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db, provisioning.Options{})
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				addr := func(local string) string {
+					if local == "" {
+						return ""
+					}
+					return fmt.Sprintf("%s.%d@example.com", local, i)
+				}
+				var userID string
+				for _, st := range tc.steps {
+					f.svc = provisioning.New(f.store, provisioning.Options{TrustedEmail: set(st.trusted),
+						LinkByEmail: map[string]bool{st.provider: st.link}})
+					res := f.login(identity(st.provider, fmt.Sprintf("%s-%d", st.subject, i), addr(st.email), st.verified))
+					if userID != "" && res.User.ID != userID {
+						t.Fatalf("sign-in through %s made another user", st.provider)
+					}
+					userID = res.User.ID
+				}
+				u, err := f.store.FindUser(f.ctx, userID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				now := provisioning.New(f.store, provisioning.Options{TrustedEmail: set(tc.trusted)})
+				got, err := now.EmailVerified(f.ctx, u)
+				if err != nil || u.Email != addr(tc.wantEmail) || got != tc.want {
+					t.Fatalf("email %q verified %v (%v); want %q verified %v", u.Email, got, err, addr(tc.wantEmail), tc.want)
+				}
+			})
+		}
+	})
+}
+
 func TestDisabledUser(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db, provisioning.Options{LinkByEmail: map[string]bool{"github": true},

@@ -41,7 +41,7 @@ type AccessClaims struct {
 	SessionID     string   `json:"sid,omitempty"`
 	Scope         string   `json:"scope,omitempty"`
 	Email         string   `json:"email,omitempty"`
-	EmailVerified bool     `json:"email_verified,omitempty"`
+	EmailVerified *bool    `json:"email_verified,omitempty"` // set by SetEmail
 	Name          string   `json:"name,omitempty"`
 	IdP           string   `json:"idp,omitempty"`
 	OrgID         string   `json:"org_id,omitempty"`
@@ -64,8 +64,29 @@ type IDClaims struct {
 	AuthorizedBy  string   `json:"azp,omitempty"`
 	SessionID     string   `json:"sid,omitempty"`
 	Email         string   `json:"email,omitempty"`
-	EmailVerified bool     `json:"email_verified,omitempty"`
+	EmailVerified *bool    `json:"email_verified,omitempty"` // set by SetEmail
 	Name          string   `json:"name,omitempty"`
+}
+
+// SetEmail sets the email claims: email, and email_verified stated true
+// or false whenever there is an email (neither when email is empty).
+// Some relying parties (oauth2-proxy among them) take an email without
+// email_verified as verified, so false is never left out. verified must
+// follow Gatehouse's rule: a provider trusted for email verified it.
+func (c *AccessClaims) SetEmail(email string, verified bool) {
+	c.Email, c.EmailVerified = email, emailVerifiedClaim(email, verified)
+}
+
+// SetEmail sets the email claims as AccessClaims.SetEmail does.
+func (c *IDClaims) SetEmail(email string, verified bool) {
+	c.Email, c.EmailVerified = email, emailVerifiedClaim(email, verified)
+}
+
+func emailVerifiedClaim(email string, verified bool) *bool {
+	if email == "" {
+		return nil
+	}
+	return &verified
 }
 
 // ErrInvalidToken is wrapped by every verification failure. The wrapping

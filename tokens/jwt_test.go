@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -378,5 +379,38 @@ func TestFuzzSeedStillValid(t *testing.T) {
 	}
 	if _, err := ktFuzzManager(t).VerifyAccessToken(tok, ktIssuer, ktFuzzNow); err != nil {
 		t.Fatalf("valid seed: %v", err)
+	}
+}
+
+// TestSetEmailStatesVerification: email_verified is in the JSON whenever
+// email is, false included, because relying parties such as oauth2-proxy
+// read an email without email_verified as verified.
+func TestSetEmailStatesVerification(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		email    string
+		verified bool
+		want     string // the email claims in the JSON
+	}{
+		{name: "verified", email: "ada@example.com", verified: true, want: `"email":"ada@example.com","email_verified":true`},
+		{name: "not verified is said", email: "ada@example.com", verified: false, want: `"email":"ada@example.com","email_verified":false`},
+		{name: "no email, no claims", email: "", verified: true, want: ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var at AccessClaims
+			var id IDClaims
+			at.SetEmail(tc.email, tc.verified)
+			id.SetEmail(tc.email, tc.verified)
+			for kind, c := range map[string]any{"access": at, "id": id} {
+				b, err := json.Marshal(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := string(b)
+				if tc.want == "" && strings.Contains(got, `"email`) || tc.want != "" && !strings.Contains(got, tc.want) {
+					t.Fatalf("%s token claims = %s; want %s", kind, got, cmp.Or(tc.want, "no email claims"))
+				}
+			}
+		})
 	}
 }

@@ -90,7 +90,7 @@ func ktClaims(now time.Time) AccessClaims {
 		Audience: []string{"spa", "https://api.example.com"},
 		Expiry:   now.Add(15 * time.Minute).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(),
 		ID: "8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0", ClientID: "spa", SessionID: "5f4e3d2c-1b0a-4987-a6b5-c4d3e2f1a0b9",
-		Scope: "openid email profile offline_access", Email: "ada@example.com", EmailVerified: true,
+		Scope: "openid email profile offline_access", Email: "ada@example.com", EmailVerified: new(true),
 		Name: "Ada Lovelace", IdP: "github", OrgID: "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d",
 		Roles:       []string{"admin", "member"},
 		Permissions: []string{"kb:read", "kb:write", "members:read", "members:invite", "billing:read", "reports:*"},
