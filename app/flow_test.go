@@ -36,6 +36,7 @@ clients:
     grant_types: [authorization_code, refresh_token, client_credentials]
     scopes: [reports:read]
     permissions: [reports:read]
+    introspect_any: true          # introspect() checks every client's tokens as a resource server
 `
 
 // browser follows nothing by itself, so each hop can be checked.

@@ -54,6 +54,14 @@ func (c *Client) RegisteredPostLogout(uri string) bool {
 	return slices.Contains(c.PostLogoutRedirectURIs, uri)
 }
 
+// MayIntrospect reports whether introspection may tell this client that
+// a token of tokenClient with audience aud is active: its own token, an
+// access token whose aud names it (it is the resource server the token
+// is for), or any token when it is configured with introspect_any.
+func (c *Client) MayIntrospect(tokenClient string, aud []string) bool {
+	return c.IntrospectAny || (tokenClient != "" && tokenClient == c.ID) || slices.Contains(aud, c.ID)
+}
+
 // checkSecret compares in constant time against the stored hash.
 func (c *Client) checkSecret(secret string) bool {
 	sum := sha256.Sum256([]byte(secret))

@@ -17,14 +17,11 @@ import (
 // introspection know what they hold without a hint.
 const refreshPrefix = "ghr_"
 
-// Revoke implements RFC 7009: revoking a refresh token or an access token
-// ends its whole session. Unknown or already invalid tokens are not an
-// error (§2.2); tokens of another client are left alone, silently.
-func (s *Service) Revoke(ctx context.Context, cred ClientCredentials, form url.Values) error {
-	client, err := s.authenticateClient(cred)
-	if err != nil {
-		return err
-	}
+// RevokeFor implements RFC 7009 for a client AuthenticateClient
+// accepted: revoking a refresh token or an access token ends its whole
+// session. Unknown or already invalid tokens are not an error (§2.2);
+// tokens of another client are left alone, silently.
+func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values) error {
 	token := form.Get("token")
 	if token == "" {
 		return invalidRequest("token is required")
@@ -62,13 +59,14 @@ type Introspection struct {
 	Permissions []string `json:"permissions,omitempty"`
 }
 
-// Introspect implements RFC 7662 for confidential clients. Revocation is
-// seen at once: an access token of a revoked session is inactive.
-func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form url.Values) (*Introspection, error) {
-	client, err := s.authenticateClient(cred)
-	if err != nil {
-		return nil, err
-	}
+// IntrospectFor implements RFC 7662 for a confidential client
+// AuthenticateClient accepted. Revocation is seen at once: an access
+// token of a revoked session is inactive. A token is answered active
+// only to a client entitled to it (Client.MayIntrospect); any other
+// client gets {"active": false}, as for an unknown token. API keys are
+// not bound to a client: every confidential client may check one (the
+// rbac package does for X-API-Key).
+func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Values) (*Introspection, error) {
 	if client.Public {
 		return nil, unauthorizedClient("introspection requires a confidential client")
 	}
@@ -82,7 +80,7 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 	}
 	if strings.HasPrefix(token, refreshPrefix) {
 		info, err := s.sessions.LookupRefreshToken(ctx, token)
-		if err != nil || info == nil || !info.Active {
+		if err != nil || info == nil || !info.Active || !client.MayIntrospect(info.ClientID, nil) {
 			return inactive, nil
 		}
 		out := &Introspection{Active: true, TokenType: "refresh_token", ClientID: info.ClientID, Sub: info.UserID,
@@ -93,7 +91,7 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 		return out, nil
 	}
 	claims, err := s.verifyLive(ctx, token)
-	if err != nil {
+	if err != nil || !client.MayIntrospect(claims.ClientID, claims.Audience) {
 		return inactive, nil
 	}
 	out := &Introspection{Active: true, TokenType: "access_token", Scope: claims.Scope, ClientID: claims.ClientID,

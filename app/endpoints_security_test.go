@@ -1,0 +1,218 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/models"
+)
+
+// securityYAML: a SPA whose access tokens are for orders-api, two
+// ordinary confidential clients (app-a signs people in, app-b only holds
+// client_credentials), the orders-api resource server, and a gateway
+// configured to introspect any token.
+const securityYAML = `
+clients:
+  - id: spa
+    public: true
+    redirect_uris: [http://127.0.0.1:9/callback]
+    post_logout_redirect_uris: [http://127.0.0.1:9/]
+    audience: [orders-api]
+  - id: app-a
+    secret: app-a-secret-0123456789
+    redirect_uris: [http://127.0.0.1:9/a/callback]
+    grant_types: [authorization_code, refresh_token, client_credentials]
+  - id: app-b
+    secret: app-b-secret-0123456789
+    grant_types: [client_credentials]
+  - id: orders-api
+    secret: orders-api-secret-0123456789
+    grant_types: [client_credentials]
+  - id: gateway
+    secret: gateway-secret-0123456789
+    grant_types: [client_credentials]
+    introspect_any: true
+`
+
+// secrets of securityYAML's confidential clients.
+var securitySecrets = map[string]string{
+	"app-a": "app-a-secret-0123456789", "app-b": "app-b-secret-0123456789",
+	"orders-api": "orders-api-secret-0123456789", "gateway": "gateway-secret-0123456789",
+}
+
+// postFrom posts form to path as if from client IP ip (through the
+// trusted proxy), with Basic credentials when user is set.
+func postFrom(t *testing.T, s *apptest.Server, path, ip string, form url.Values, user, pass string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ip != "" {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// introspectAs introspects token as client (a confidential client of
+// securityYAML).
+func introspectAs(t *testing.T, s *apptest.Server, client, token string) map[string]any {
+	t.Helper()
+	status, out := postFrom(t, s, "/auth/introspect", "", url.Values{"token": {token}}, client, securitySecrets[client])
+	if status != 200 {
+		t.Fatalf("introspection by %s = %d %v", client, status, out)
+	}
+	return out
+}
+
+// clientToken gets a client_credentials access token for client.
+func clientToken(t *testing.T, s *apptest.Server, client string) string {
+	t.Helper()
+	status, out := tokenPost(t, s, url.Values{"grant_type": {"client_credentials"}}, client, securitySecrets[client])
+	at, _ := out["access_token"].(string)
+	if status != 200 || at == "" {
+		t.Fatalf("client_credentials for %s = %d %v", client, status, out)
+	}
+	return at
+}
+
+// codeFlow signs email in through the dev form at client (confidential
+// when secret is set, else public with PKCE) and returns its tokens.
+func codeFlow(t *testing.T, s *apptest.Server, client, secret, redirect, email string) *oauth2.Token {
+	t.Helper()
+	conf := &oauth2.Config{ClientID: client, ClientSecret: secret, RedirectURL: redirect, Scopes: []string{"openid", "email"},
+		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login", TokenURL: s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	if secret == "" {
+		conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	verifier := oauth2.GenerateVerifier()
+	target := newBrowser(t).signIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), email)
+	tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange for %s: %v", client, err)
+	}
+	return tok
+}
+
+// TestIntrospectionAnswersEntitledClientsOnly: a token is active to its
+// own client, to a client its aud names, and to a client configured with
+// introspect_any; every other client learns only {"active": false}, for
+// access and refresh tokens alike.
+func TestIntrospectionAnswersEntitledClientsOnly(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s := apptest.Start(t, apptest.Options{YAML: securityYAML, Postgres: pg})
+			a := codeFlow(t, s, "app-a", securitySecrets["app-a"], "http://127.0.0.1:9/a/callback", "ada@example.com")
+			spa := codeFlow(t, s, "spa", "", "http://127.0.0.1:9/callback", "bob@example.com")
+			bOwn := clientToken(t, s, "app-b")
+			cases := []struct {
+				name, as, token string
+				active          bool
+			}{
+				{"own access token", "app-a", a.AccessToken, true},
+				{"own refresh token", "app-a", a.RefreshToken, true},
+				{"own client_credentials token", "app-b", bOwn, true},
+				{"another client's access token", "app-b", a.AccessToken, false},
+				{"another client's refresh token", "app-b", a.RefreshToken, false},
+				{"introspect_any: access token", "gateway", a.AccessToken, true},
+				{"introspect_any: refresh token", "gateway", a.RefreshToken, true},
+				{"introspect_any: client_credentials token", "gateway", bOwn, true},
+				{"named in aud", "orders-api", spa.AccessToken, true},
+				{"named in aud, refresh token (has no aud)", "orders-api", spa.RefreshToken, false},
+				{"not named in aud", "app-a", spa.AccessToken, false},
+				{"resource server, another client's token", "orders-api", a.AccessToken, false},
+			}
+			for _, tc := range cases {
+				out := introspectAs(t, s, tc.as, tc.token)
+				if tc.active && (out["active"] != true || out["sub"] == nil) {
+					t.Errorf("%s: %s got %v, want active with claims", tc.name, tc.as, out)
+				}
+				if !tc.active && (out["active"] != false || len(out) != 1) {
+					t.Errorf("%s: %s got %v, want only active:false", tc.name, tc.as, out)
+				}
+			}
+		})
+	}
+}
+
+// TestIntrospectionAndRevocationAreRateLimited: guessing a client secret
+// at /auth/introspect or /auth/revoke from one address meets 429 as at
+// /auth/token; an authenticated client has its own bucket at each; and
+// failed guesses from many addresses do not lock the real client out
+// (as at /auth/token: naming a client must not cost its users).
+func TestIntrospectionAndRevocationAreRateLimited(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{YAML: securityYAML,
+		Env: map[string]string{"GATEHOUSE_RATE_LIMIT": "3", "GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1"}})
+	for _, path := range []string{"/auth/introspect", "/auth/revoke"} {
+		ip := map[string]string{"/auth/introspect": "203.0.113.20", "/auth/revoke": "203.0.113.21"}[path]
+		var codes []int
+		for i := range 5 {
+			status, _ := postFrom(t, s, path, ip, url.Values{"token": {"x"}}, "gateway", "guess-"+strconv.Itoa(i)+"-0123456789")
+			codes = append(codes, status)
+		}
+		if codes[0] != 401 || codes[2] != 401 || codes[3] != http.StatusTooManyRequests || codes[4] != http.StatusTooManyRequests {
+			t.Fatalf("%s: secret guesses from one address = %v, want 401 401 401 429 429", path, codes)
+		}
+	}
+	// Guesses from many addresses: each is a 401, and the real gateway,
+	// from yet another address, is not refused for them.
+	for i := range 6 {
+		status, _ := postFrom(t, s, "/auth/introspect", "198.51.100."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", "wrong-secret-0123456789")
+		if status != 401 {
+			t.Fatalf("guess %d from a fresh address = %d", i+1, status)
+		}
+	}
+	// The client's own bucket: 3 introspections from 3 addresses, the
+	// fourth refused whatever its address.
+	var codes []int
+	for i := range 4 {
+		status, _ := postFrom(t, s, "/auth/introspect", "192.0.2."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", securitySecrets["gateway"])
+		codes = append(codes, status)
+	}
+	if codes[0] != 200 || codes[2] != 200 || codes[3] != http.StatusTooManyRequests {
+		t.Fatalf("authenticated introspections from several addresses = %v, want 200 200 200 429", codes)
+	}
+	// Introspection counts apart from the token endpoint.
+	if got := tokenRequestFrom(t, s, "192.0.2.9", "grant_type=client_credentials", "gateway", securitySecrets["gateway"]); got != 200 {
+		t.Fatalf("token request after the introspection bucket ran out = %d", got)
+	}
+}
+
+// auditEvents lists the audit events of type, oldest first.
+func auditEvents(t *testing.T, s *apptest.Server, typ string) []models.AuditEvent {
+	t.Helper()
+	events, err := s.Store.ListAuditEvents(context.Background(), models.AuditFilter{Type: typ}, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := 0, len(events)-1; i < j; i, j = i+1, j-1 {
+		events[i], events[j] = events[j], events[i]
+	}
+	return events
+}
+
+// details decodes an audit event's details.
+func details(t *testing.T, e models.AuditEvent) map[string]any {
+	t.Helper()
+	var out map[string]any
+	if err := json.Unmarshal([]byte(e.Details), &out); err != nil {
+		t.Fatalf("details of %s: %v", e.Type, err)
+	}
+	return out
+}
