@@ -216,3 +216,80 @@ func details(t *testing.T, e models.AuditEvent) map[string]any {
 	}
 	return out
 }
+
+// TestLogoutAuditsOnlyTheEndOfASession: 300 logouts with one ID token
+// hint (GET and POST, with and without a post-logout URI) end one
+// session and write one audit row; a logout naming a session another
+// call already ended writes nothing.
+func TestLogoutAuditsOnlyTheEndOfASession(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s := apptest.Start(t, apptest.Options{YAML: securityYAML, Postgres: pg})
+			tok := codeFlow(t, s, "spa", "", "http://127.0.0.1:9/callback", "ada@example.com")
+			hint, _ := tok.Extra("id_token").(string)
+			b := newBrowser(t)
+			for i := range 300 {
+				q := url.Values{"id_token_hint": {hint}}
+				if i%3 == 0 {
+					q.Set("post_logout_redirect_uri", "http://127.0.0.1:9/")
+				}
+				var resp *http.Response
+				if i%2 == 0 {
+					resp, _ = b.get(s.URL + "/auth/logout?" + q.Encode())
+				} else {
+					resp, _ = b.post(s.URL+"/auth/logout", q)
+				}
+				if resp.StatusCode != 200 && resp.StatusCode != http.StatusFound {
+					t.Fatalf("logout %d = %d", i+1, resp.StatusCode)
+				}
+			}
+			if rows := auditEvents(t, s, "logout"); len(rows) != 1 || details(t, rows[0])["session_id"] == nil {
+				t.Fatalf("300 logouts wrote %d logout events, want 1: %+v", len(rows), rows)
+			}
+			// The session is over: its refresh token is refused.
+			status, _ := tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"spa"}}, "", "")
+			if status != 400 {
+				t.Fatalf("refresh after logout = %d", status)
+			}
+			// A second session's logout is recorded: one row per session ended.
+			tok = codeFlow(t, s, "spa", "", "http://127.0.0.1:9/callback", "ada@example.com")
+			hint, _ = tok.Extra("id_token").(string)
+			for range 2 {
+				b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+			}
+			if rows := auditEvents(t, s, "logout"); len(rows) != 2 {
+				t.Fatalf("two sessions ended, %d logout events", len(rows))
+			}
+			// A session pruned from the database has ended: its logout is
+			// a signed-out page, not an internal error, and writes nothing.
+			tok = codeFlow(t, s, "spa", "", "http://127.0.0.1:9/callback", "ada@example.com")
+			hint, _ = tok.Extra("id_token").(string)
+			if err := s.DB.Exec("DELETE FROM sessions WHERE id = ?", jwtClaims(t, hint)["sid"]).Error; err != nil {
+				t.Fatal(err)
+			}
+			if resp, body := b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {hint}}.Encode()); resp.StatusCode != 200 {
+				t.Fatalf("logout of a pruned session = %d %s", resp.StatusCode, body)
+			}
+			if rows := auditEvents(t, s, "logout"); len(rows) != 2 {
+				t.Fatalf("logout of a pruned session wrote an event (%d)", len(rows))
+			}
+		})
+	}
+}
+
+// TestLogoutIsRateLimited: /auth/logout is limited per client IP like
+// the other browser endpoints.
+func TestLogoutIsRateLimited(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{YAML: securityYAML,
+		Env: map[string]string{"GATEHOUSE_RATE_LIMIT": "3", "GATEHOUSE_TRUSTED_PROXIES": "127.0.0.1"}})
+	var codes []int
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodGet, http.MethodPost} {
+		codes = append(codes, fromIP(t, method, s.URL+"/auth/logout", "203.0.113.30").StatusCode)
+	}
+	if codes[0] != 200 || codes[2] != 200 || codes[3] != http.StatusTooManyRequests {
+		t.Fatalf("logouts from one address = %v, want 200 200 200 429", codes)
+	}
+	if got := fromIP(t, http.MethodGet, s.URL+"/auth/logout", "203.0.113.31").StatusCode; got != 200 {
+		t.Fatalf("logout from another address = %d", got)
+	}
+}

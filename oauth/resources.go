@@ -36,7 +36,11 @@ func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values
 	if err != nil || claims.ClientID != client.ID || claims.SessionID == "" {
 		return nil
 	}
-	return s.sessions.RevokeSession(ctx, claims.SessionID, "revoked_by_client")
+	_, err = s.sessions.EndSession(ctx, claims.SessionID, "revoked_by_client")
+	if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
+		return nil
+	}
+	return err
 }
 
 // Introspection is an RFC 7662 response.
@@ -249,7 +253,10 @@ type LogoutResult struct {
 
 // Logout ends the session named by the ID token hint (or bearer access
 // token) and returns the post-logout redirect when it is registered for
-// the client. An unregistered redirect is never followed.
+// the client. An unregistered redirect is never followed. The "logout"
+// audit event is written only by the call that actually ends the
+// session: repeating a logout (one ID token hint, many calls) writes
+// nothing more.
 func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMeta) (*LogoutResult, error) {
 	var sid, clientID, userID string
 	switch {
@@ -276,11 +283,14 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 		clientID = req.ClientID
 	}
 	if sid != "" {
-		if err := s.sessions.RevokeSession(ctx, sid, "logout"); err != nil {
+		ended, err := s.sessions.EndSession(ctx, sid, "logout")
+		if err != nil && !errors.Is(err, models.ErrNotFound) { // a pruned session has ended long ago
 			return nil, err
 		}
-		s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
-			ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+		if ended {
+			s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
+				ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+		}
 	}
 	if req.PostLogoutRedirectURI == "" {
 		return &LogoutResult{}, nil

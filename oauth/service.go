@@ -27,7 +27,7 @@ type Sessions interface {
 	CreateSession(ctx context.Context, ns tokens.NewSession) (*models.Session, error)
 	IssueRefreshToken(ctx context.Context, sessionID, clientID string) (string, error)
 	RedeemRefreshToken(ctx context.Context, token, clientID string) (*tokens.Redeemed, error)
-	RevokeSession(ctx context.Context, sessionID, reason string) error
+	EndSession(ctx context.Context, sessionID, reason string) (bool, error)
 	RevokeRefreshToken(ctx context.Context, token, clientID string) error
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
 	LookupRefreshToken(ctx context.Context, token string) (*tokens.RefreshInfo, error)

@@ -103,7 +103,7 @@ func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values
 	case ac.CodeChallenge != "" && !tokens.VerifyPKCE(ac.CodeChallenge, ac.CodeChallengeMethod, verifier):
 		// A wrong verifier means whoever holds the code is not who asked
 		// for it: end the session the code opened.
-		_ = s.sessions.RevokeSession(ctx, ac.SessionID, "pkce_failure")
+		_, _ = s.sessions.EndSession(ctx, ac.SessionID, "pkce_failure")
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	case ac.CodeChallenge == "" && verifier != "":
 		return nil, invalidGrant("code_verifier sent for a code issued without code_challenge")
