@@ -8,17 +8,21 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
 // securityYAML: a SPA whose access tokens are for orders-api, two
-// ordinary confidential clients (app-a signs people in, app-b only holds
-// client_credentials), the orders-api resource server, and a gateway
-// configured to introspect any token.
+// ordinary confidential clients (app-a signs people in, app-b holds
+// client_credentials and exchanges API keys, with hour-long access
+// tokens), the orders-api resource server, and a gateway configured to
+// introspect any token.
 const securityYAML = `
 clients:
   - id: spa
@@ -32,7 +36,8 @@ clients:
     grant_types: [authorization_code, refresh_token, client_credentials]
   - id: app-b
     secret: app-b-secret-0123456789
-    grant_types: [client_credentials]
+    grant_types: [client_credentials, "urn:ietf:params:oauth:grant-type:token-exchange"]
+    access_token_ttl: 1h
   - id: orders-api
     secret: orders-api-secret-0123456789
     grant_types: [client_credentials]
@@ -291,5 +296,106 @@ func TestLogoutIsRateLimited(t *testing.T) {
 	}
 	if got := fromIP(t, http.MethodGet, s.URL+"/auth/logout", "203.0.113.31").StatusCode; got != 200 {
 		t.Fatalf("logout from another address = %d", got)
+	}
+}
+
+// newAPIKey stores an API key of a new organization slug and returns its
+// secret and row.
+func newAPIKey(t *testing.T, s *apptest.Server, slug string) (string, *models.APIKey) {
+	t.Helper()
+	ctx := context.Background()
+	org := &models.Organization{Slug: slug, Name: slug}
+	if err := s.Store.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	secret, prefix, hash, err := tokens.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	k := &models.APIKey{OrganizationID: org.ID, Name: "ci", Prefix: prefix, KeyHash: hash, Permissions: `["kb:read"]`,
+		CreatedAt: now, UpdatedAt: now}
+	if err := s.Store.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	return secret, k
+}
+
+// exchangeAPIKey trades an API key for an access token as app-b.
+func exchangeAPIKey(t *testing.T, s *apptest.Server, key string) (string, int64) {
+	t.Helper()
+	status, out := tokenPost(t, s, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {key}, "subject_token_type": {oauth.TokenTypeAPIKey}}, "app-b", securitySecrets["app-b"])
+	at, _ := out["access_token"].(string)
+	if status != 200 || at == "" {
+		t.Fatalf("API key exchange = %d %v", status, out)
+	}
+	expiresIn, _ := out["expires_in"].(float64)
+	return at, int64(expiresIn)
+}
+
+// TestAPIKeyTokensFollowTheKey: a token exchanged for an API key lives
+// at most GATEHOUSE_API_KEY_TOKEN_TTL (default 5 minutes) whatever the
+// client's access-token lifetime (1h here), and introspection answers it
+// inactive as soon as its key is disabled, deleted or expired.
+func TestAPIKeyTokensFollowTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pg   bool
+		env  map[string]string
+		cap  time.Duration
+	}{
+		{"sqlite default cap", false, nil, 5 * time.Minute},
+		{"postgres default cap", true, nil, 5 * time.Minute},
+		{"configured cap", false, map[string]string{"GATEHOUSE_API_KEY_TOKEN_TTL": "90s"}, 90 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := apptest.Start(t, apptest.Options{YAML: securityYAML, Postgres: tc.pg, Env: tc.env})
+			ctx := context.Background()
+			key, k := newAPIKey(t, s, "acme")
+			before := time.Now()
+			at, expiresIn := exchangeAPIKey(t, s, key)
+			exp := int64(jwtClaims(t, at)["exp"].(float64))
+			if expiresIn <= 0 || expiresIn > int64(tc.cap/time.Second) || exp > before.Add(tc.cap).Unix()+1 {
+				t.Fatalf("expires_in %d, exp %d: want at most now+%s (%d)", expiresIn, exp, tc.cap, before.Add(tc.cap).Unix())
+			}
+			if info := introspectAs(t, s, "app-b", at); info["active"] != true || info["sub"] != "apikey:"+k.ID {
+				t.Fatalf("live key's token = %v", info)
+			}
+
+			// Disabled: inactive at once; enabled again: active again.
+			if err := s.Store.SetAPIKeyDisabled(ctx, k.OrganizationID, k.ID, true, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			for _, as := range []string{"app-b", "gateway"} {
+				if info := introspectAs(t, s, as, at); info["active"] != false || len(info) != 1 {
+					t.Fatalf("disabled key's token, introspected by %s = %v", as, info)
+				}
+			}
+			if err := s.Store.SetAPIKeyDisabled(ctx, k.OrganizationID, k.ID, false, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			if info := introspectAs(t, s, "app-b", at); info["active"] != true {
+				t.Fatalf("re-enabled key's token = %v", info)
+			}
+
+			// Expired since the exchange.
+			if err := s.DB.Model(&models.APIKey{}).Where("id = ?", k.ID).Update("expires_at", time.Now().UTC().Add(-time.Second)).Error; err != nil {
+				t.Fatal(err)
+			}
+			if info := introspectAs(t, s, "app-b", at); info["active"] != false {
+				t.Fatalf("expired key's token = %v", info)
+			}
+
+			// Deleted.
+			key2, k2 := newAPIKey(t, s, "beta")
+			at2, _ := exchangeAPIKey(t, s, key2)
+			if err := s.Store.DeleteAPIKey(ctx, k2.OrganizationID, k2.ID); err != nil {
+				t.Fatal(err)
+			}
+			if info := introspectAs(t, s, "app-b", at2); info["active"] != false {
+				t.Fatalf("deleted key's token = %v", info)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Issuer != "http://localhost:8080" || c.Addr != ":8080" || c.DatabaseURL != "./gatehouse.db" ||
-		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 {
+		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 || c.APIKeyTokenTTL.Minutes() != 5 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if !c.SecretKeyDefaulted || c.SecretKey != DevSecretKey {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -105,12 +106,22 @@ func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Va
 	return out, nil
 }
 
-// verifyLive verifies an access token and that its session is still
-// live (tokens without a session, from client_credentials, need none).
+// verifyLive verifies an access token and that what it stands for is
+// still live: its session, or for a token exchanged for an API key (sub
+// "apikey:<id>") the key. Tokens of client_credentials need neither.
 func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessClaims, error) {
 	claims, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if claims.SessionID == "" && strings.HasPrefix(claims.Subject, rbac.APIKeySubjectPrefix) {
+		ok, err := s.apiKeyTokenLive(ctx, claims)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: the API key is disabled, deleted or expired", ErrInvalidToken)
+		}
 	}
 	if claims.SessionID != "" {
 		ok, err := s.sessions.SessionActive(ctx, claims.SessionID)

@@ -93,3 +93,54 @@ func TestAPIKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIKeyLive: what a token exchanged for a key depends on: the key
+// exists in that organization, is enabled and unexpired, as of now.
+func TestAPIKeyLive(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		store := models.NewStore(db)
+		org := &models.Organization{Slug: "acme"}
+		if err := store.CreateOrganization(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		svc := tokens.NewAPIKeyService(store, func() time.Time { return now })
+		mk := func(disabled bool, expires *time.Time) string {
+			_, prefix, hash, err := tokens.NewAPIKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := &models.APIKey{OrganizationID: org.ID, Name: "k", Prefix: prefix, KeyHash: hash, Permissions: `[]`,
+				Disabled: disabled, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now}
+			if err := store.CreateAPIKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			return k.ID
+		}
+		past, future := now.Add(-time.Second), now.Add(time.Hour)
+		deleted := mk(false, nil)
+		if err := store.DeleteAPIKey(ctx, org.ID, deleted); err != nil {
+			t.Fatal(err)
+		}
+		live := mk(false, &future)
+		cases := []struct {
+			name, org, id string
+			live          bool
+		}{
+			{"live", org.ID, live, true},
+			{"live without expiry", org.ID, mk(false, nil), true},
+			{"disabled", org.ID, mk(true, nil), false},
+			{"expired", org.ID, mk(false, &past), false},
+			{"expires now", org.ID, mk(false, &now), false},
+			{"deleted", org.ID, deleted, false},
+			{"another organization's id", "org-other", live, false},
+			{"unknown", org.ID, "nope", false},
+		}
+		for _, tc := range cases {
+			if got, err := svc.Live(ctx, tc.org, tc.id); err != nil || got != tc.live {
+				t.Errorf("%s: Live = %v, %v; want %v", tc.name, got, err, tc.live)
+			}
+		}
+	})
+}
