@@ -53,33 +53,11 @@ var securitySecrets = map[string]string{
 	"orders-api": "orders-api-secret-0123456789", "gateway": "gateway-secret-0123456789",
 }
 
-// postFrom posts form to path as if from client IP ip (through the
-// trusted proxy), with Basic credentials when user is set.
-func postFrom(t *testing.T, s *apptest.Server, path, ip string, form url.Values, user, pass string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if ip != "" {
-		req.Header.Set("X-Forwarded-For", ip)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
-
 // introspectAs introspects token as client (a confidential client of
 // securityYAML).
 func introspectAs(t *testing.T, s *apptest.Server, client, token string) map[string]any {
 	t.Helper()
-	status, out := postFrom(t, s, "/auth/introspect", "", url.Values{"token": {token}}, client, securitySecrets[client])
+	status, out := formPost(t, s.URL+"/auth/introspect", url.Values{"token": {token}}, client, securitySecrets[client])
 	if status != 200 {
 		t.Fatalf("introspection by %s = %d %v", client, status, out)
 	}
@@ -168,7 +146,7 @@ func TestIntrospectionAndRevocationAreRateLimited(t *testing.T) {
 		ip := map[string]string{"/auth/introspect": "203.0.113.20", "/auth/revoke": "203.0.113.21"}[path]
 		var codes []int
 		for i := range 5 {
-			status, _ := postFrom(t, s, path, ip, url.Values{"token": {"x"}}, "gateway", "guess-"+strconv.Itoa(i)+"-0123456789")
+			status, _ := formPostFrom(t, s.URL+path, ip, url.Values{"token": {"x"}}, "gateway", "guess-"+strconv.Itoa(i)+"-0123456789")
 			codes = append(codes, status)
 		}
 		if codes[0] != 401 || codes[2] != 401 || codes[3] != http.StatusTooManyRequests || codes[4] != http.StatusTooManyRequests {
@@ -178,7 +156,7 @@ func TestIntrospectionAndRevocationAreRateLimited(t *testing.T) {
 	// Guesses from many addresses: each is a 401, and the real gateway,
 	// from yet another address, is not refused for them.
 	for i := range 6 {
-		status, _ := postFrom(t, s, "/auth/introspect", "198.51.100."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", "wrong-secret-0123456789")
+		status, _ := formPostFrom(t, s.URL+"/auth/introspect", "198.51.100."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", "wrong-secret-0123456789")
 		if status != 401 {
 			t.Fatalf("guess %d from a fresh address = %d", i+1, status)
 		}
@@ -187,7 +165,7 @@ func TestIntrospectionAndRevocationAreRateLimited(t *testing.T) {
 	// fourth refused whatever its address.
 	var codes []int
 	for i := range 4 {
-		status, _ := postFrom(t, s, "/auth/introspect", "192.0.2."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", securitySecrets["gateway"])
+		status, _ := formPostFrom(t, s.URL+"/auth/introspect", "192.0.2."+strconv.Itoa(i+1), url.Values{"token": {"x"}}, "gateway", securitySecrets["gateway"])
 		codes = append(codes, status)
 	}
 	if codes[0] != 200 || codes[2] != 200 || codes[3] != http.StatusTooManyRequests {
@@ -395,6 +373,177 @@ func TestAPIKeyTokensFollowTheKey(t *testing.T) {
 			}
 			if info := introspectAs(t, s, "app-b", at2); info["active"] != false {
 				t.Fatalf("deleted key's token = %v", info)
+			}
+		})
+	}
+}
+
+// spaCode signs email in at the spa client of flowYAML with groups and
+// returns the authorization code and its PKCE verifier.
+func spaCode(t *testing.T, s *apptest.Server, email, groups string) (code, verifier string) {
+	t.Helper()
+	conf := &oauth2.Config{ClientID: "spa", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"openid", "email"},
+		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login", TokenURL: s.URL + "/auth/token"}}
+	verifier = oauth2.GenerateVerifier()
+	resp, body := newBrowser(t).devSignIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), email, groups)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d %s", resp.StatusCode, body)
+	}
+	target, _ := url.Parse(resp.Header.Get("Location"))
+	return target.Query().Get("code"), verifier
+}
+
+// redeem exchanges an authorization code at the spa client.
+func redeem(t *testing.T, s *apptest.Server, code, verifier string) (int, map[string]any) {
+	t.Helper()
+	return tokenPost(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier},
+		"client_id": {"spa"}, "redirect_uri": {"http://127.0.0.1:9/callback"}}, "", "")
+}
+
+// oneEvent returns the only audit event of typ, failing unless there is
+// exactly one, and checks it carries the request's IP and id.
+func oneEvent(t *testing.T, s *apptest.Server, typ string) (models.AuditEvent, map[string]any) {
+	t.Helper()
+	rows := auditEvents(t, s, typ)
+	if len(rows) != 1 {
+		t.Fatalf("%d %s events, want 1: %+v", len(rows), typ, rows)
+	}
+	if rows[0].IP != "127.0.0.1" || rows[0].RequestID == "" {
+		t.Fatalf("%s event without the request's IP and id: %+v", typ, rows[0])
+	}
+	return rows[0], details(t, rows[0])
+}
+
+// TestSecurityEventsAreAudited: RFC 7009 revocations, the session ended
+// by a PKCE failure or a replayed code, and switching the active
+// organization at refresh each write one audit event with the request's
+// IP and id; repeating a revocation writes nothing more.
+func TestSecurityEventsAreAudited(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, signIn := provisioningServer(t, pg)
+			ctx := context.Background()
+			ada := signIn("dev", "ada@example.com", "eng", "")
+			adaID := jwtClaims(t, ada.AccessToken)["sub"].(string)
+
+			// Revocation of a refresh token, twice; then of another
+			// session's access token; another client's attempt is silent.
+			for range 2 {
+				if status, out := formPost(t, s.URL+"/auth/revoke", url.Values{"token": {ada.RefreshToken}, "client_id": {"spa"}}, "", ""); status != 200 {
+					t.Fatalf("revoke = %d %v", status, out)
+				}
+			}
+			ev, d := oneEvent(t, s, "token.revoked")
+			if ev.ClientID != "spa" || ev.SubjectUserID == nil || *ev.SubjectUserID != adaID || d["token_type"] != "refresh_token" ||
+				d["session_id"] != jwtClaims(t, ada.AccessToken)["sid"] {
+				t.Fatalf("revocation event = %+v %v", ev, d)
+			}
+			other := signIn("dev", "ada@example.com", "eng", "")
+			formPost(t, s.URL+"/auth/revoke", url.Values{"token": {other.AccessToken}}, "backend", "backend-secret-0123456789")
+			if n := len(auditEvents(t, s, "token.revoked")); n != 1 {
+				t.Fatalf("another client's revocation request was recorded (%d events)", n)
+			}
+			formPost(t, s.URL+"/auth/revoke", url.Values{"token": {other.AccessToken}, "client_id": {"spa"}}, "", "")
+			if rows := auditEvents(t, s, "token.revoked"); len(rows) != 2 || details(t, rows[1])["token_type"] != "access_token" {
+				t.Fatalf("access token revocation events = %+v", rows)
+			}
+
+			// A wrong PKCE verifier ends the session the code opened.
+			code, _ := spaCode(t, s, "ada@example.com", "eng")
+			if status, out := redeem(t, s, code, oauth2.GenerateVerifier()); status != 400 || out["error"] != "invalid_grant" {
+				t.Fatalf("wrong verifier = %d %v", status, out)
+			}
+			ev, d = oneEvent(t, s, "authorization_code.pkce_failure")
+			if ev.Outcome != models.OutcomeFailure || d["session_revoked"] != true || ev.ClientID != "spa" {
+				t.Fatalf("PKCE failure event = %+v %v", ev, d)
+			}
+			if live, _ := s.Sessions.SessionActive(ctx, d["session_id"].(string)); live {
+				t.Fatal("the session of a code redeemed with a wrong verifier is live")
+			}
+
+			// A replayed code ends the session its first redemption opened.
+			code, verifier := spaCode(t, s, "ada@example.com", "eng")
+			if status, out := redeem(t, s, code, verifier); status != 200 {
+				t.Fatalf("redeem = %d %v", status, out)
+			}
+			if status, _ := redeem(t, s, code, verifier); status != 400 {
+				t.Fatalf("replay = %d", status)
+			}
+			ev, d = oneEvent(t, s, "authorization_code.replay")
+			if d["session_revoked"] != true || ev.Outcome != models.OutcomeFailure {
+				t.Fatalf("replay event = %+v %v", ev, d)
+			}
+
+			// Switching the active organization at refresh; refreshing in
+			// the same organization again is no switch.
+			both := signIn("dev", "ada@example.com", "eng,team-red", "")
+			from := jwtClaims(t, both.AccessToken)["org_id"].(string)
+			acme, _ := s.Store.FindOrganizationBySlug(ctx, "acme")
+			red, _ := s.Store.FindOrganizationBySlug(ctx, "team-red")
+			to := acme.ID
+			if from == acme.ID {
+				to = red.ID
+			}
+			for range 2 {
+				if status, out := refresh(t, s, both, to); status != 200 {
+					t.Fatalf("switch = %d %v", status, out)
+				}
+			}
+			ev, d = oneEvent(t, s, "session.org_switched")
+			if ev.OrganizationID == nil || *ev.OrganizationID != to || d["from_org_id"] != from || d["to_org_id"] != to ||
+				ev.ActorUserID == nil || *ev.ActorUserID != adaID {
+				t.Fatalf("switch event = %+v %v", ev, d)
+			}
+		})
+	}
+}
+
+// TestClientAuthFailureFloodWritesFewRows: 300 wrong secrets for one
+// client at the token, introspection and revocation endpoints, and 300
+// invented client ids, write a handful of rows that account for every
+// failure (the rest at the minute's end or shutdown), and add no state
+// per invented id.
+func TestClientAuthFailureFloodWritesFewRows(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s := apptest.Start(t, apptest.Options{YAML: flowYAML, Postgres: pg})
+			paths := []string{"/auth/token", "/auth/introspect", "/auth/revoke"}
+			for i := range 300 {
+				form := url.Values{"grant_type": {"client_credentials"}, "token": {"x"}}
+				if status, _ := formPost(t, s.URL+paths[i%3], form, "backend", "guess-"+strconv.Itoa(i)+"-0123456789"); status != 401 {
+					t.Fatalf("guess %d = %d", i, status)
+				}
+				form.Set("client_id", "invented-"+strconv.Itoa(i))
+				if status, _ := formPost(t, s.URL+paths[i%3], form, "", ""); status != 401 {
+					t.Fatalf("invented client %d = %d", i, status)
+				}
+			}
+			count := func(client string) (rows, failures int) {
+				for _, e := range auditEvents(t, s, "client_auth.failed") {
+					if e.ClientID == client {
+						rows++
+						failures += int(details(t, e)["failures"].(float64))
+					}
+				}
+				return rows, failures
+			}
+			// Within a minute one row each; a minute boundary during the
+			// flood adds a summary and a new first row.
+			for _, c := range []string{"backend", ""} {
+				if rows, _ := count(c); rows < 1 || rows > 3 {
+					t.Fatalf("client %q: %d rows during the flood", c, rows)
+				}
+			}
+			first := auditEvents(t, s, "client_auth.failed")[0]
+			if d := details(t, first); first.IP != "127.0.0.1" || first.RequestID == "" || d["reason"] == nil ||
+				strings.Contains(first.Details, "guess-") || strings.Contains(first.Details, "invented-") {
+				t.Fatalf("first row = %+v", first)
+			}
+			s.OAuth.FlushClientAuthFailures(context.Background(), true)
+			for _, c := range []string{"backend", ""} {
+				if rows, failures := count(c); rows > 4 || failures != 300 {
+					t.Fatalf("client %q: %d rows accounting for %d failures, want at most 4 for 300", c, rows, failures)
+				}
 			}
 		})
 	}

@@ -234,7 +234,7 @@ func (h *OAuth) authenticatedClient(c *gin.Context, group string) (client *oauth
 		writeOAuthError(c, h.Log, err)
 		return nil, nil, false
 	}
-	client, err = h.Svc.AuthenticateClient(clientCredentials(c, form))
+	client, err = h.Svc.AuthenticateClient(c.Request.Context(), clientCredentials(c, form), meta(c))
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
 		return nil, nil, false
@@ -263,7 +263,7 @@ func (h *OAuth) revoke(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := h.Svc.RevokeFor(c.Request.Context(), client, form); err != nil {
+	if err := h.Svc.RevokeFor(c.Request.Context(), client, form, meta(c)); err != nil {
 		writeOAuthError(c, h.Log, err)
 		return
 	}

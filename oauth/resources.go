@@ -18,18 +18,28 @@ import (
 // introspection know what they hold without a hint.
 const refreshPrefix = "ghr_"
 
+// AuditTokenRevoked is the audit event of an RFC 7009 revocation that
+// ended a session.
+const AuditTokenRevoked = "token.revoked"
+
 // RevokeFor implements RFC 7009 for a client AuthenticateClient
 // accepted: revoking a refresh token or an access token ends its whole
 // session. Unknown or already invalid tokens are not an error (§2.2);
-// tokens of another client are left alone, silently.
-func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values) error {
+// tokens of another client are left alone, silently. The call that ends
+// a session records a "token.revoked" audit event; repeating it records
+// nothing more.
+func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values, meta RequestMeta) error {
 	token := form.Get("token")
 	if token == "" {
 		return invalidRequest("token is required")
 	}
 	if strings.HasPrefix(token, refreshPrefix) {
-		if err := s.sessions.RevokeRefreshToken(ctx, token, client.ID); err != nil && !errors.Is(err, tokens.ErrGrantInvalid) {
+		sess, ended, err := s.sessions.RevokeRefreshTokenSession(ctx, token, client.ID)
+		if err != nil && !errors.Is(err, tokens.ErrGrantInvalid) {
 			return err
+		}
+		if ended && sess != nil {
+			s.auditRevocation(ctx, client, sess.ID, sess.UserID, "refresh_token", meta)
 		}
 		return nil
 	}
@@ -37,11 +47,22 @@ func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values
 	if err != nil || claims.ClientID != client.ID || claims.SessionID == "" {
 		return nil
 	}
-	_, err = s.sessions.EndSession(ctx, claims.SessionID, "revoked_by_client")
+	ended, err := s.sessions.EndSession(ctx, claims.SessionID, "revoked_by_client")
 	if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if ended {
+		s.auditRevocation(ctx, client, claims.SessionID, claims.Subject, "access_token", meta)
+	}
+	return nil
+}
+
+func (s *Service) auditRevocation(ctx context.Context, client *Client, sessionID, userID, tokenType string, meta RequestMeta) {
+	s.audit(context.WithoutCancel(ctx), models.AuditEvent{Type: AuditTokenRevoked, SubjectUserID: ptr(userID), ClientID: client.ID,
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sessionID, "token_type": tokenType})
 }
 
 // Introspection is an RFC 7662 response.
