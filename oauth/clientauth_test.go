@@ -167,3 +167,16 @@ func TestClientAuthFailuresConcurrent(t *testing.T) {
 		t.Fatalf("rows account for %d + %d failures, want 4000", a, o)
 	}
 }
+
+// BenchmarkClientAuthFailure: what counting one failure costs once the
+// minute's first row is written (the flood path: no database write).
+func BenchmarkClientAuthFailure(b *testing.B) {
+	ctx := context.Background()
+	f, _ := newFailureLog("app", "other")
+	meta := RequestMeta{IP: "203.0.113.5"}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			f.failed(ctx, "app", authFailWrongSecret, meta)
+		}
+	})
+}
