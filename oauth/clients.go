@@ -73,8 +73,9 @@ func (c *Client) checkSecret(secret string) bool {
 // revocation or introspection request (RFC 6749 §2.3,
 // client_secret_basic and client_secret_post; public clients present
 // only their id), so the caller can apply per-client limits to real
-// clients only. Failures are invalid_client and are audited, aggregated
-// per client and minute (see authFailures); meta describes the request.
+// clients only. A failure returns no client; failed authentication is
+// invalid_client and is audited, aggregated per client and minute (see
+// authFailures); meta describes the request.
 func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials, meta RequestMeta) (*Client, error) {
 	c, reason, err := s.authenticateClient(cred)
 	if reason != "" {
@@ -84,7 +85,10 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 		}
 		s.authFailures.failed(ctx, id, reason, meta)
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // FlushClientAuthFailures writes the summary rows of failed client
