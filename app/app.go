@@ -208,6 +208,9 @@ func (a *App) build(ctx context.Context) error {
 		IdleTTL: cfg.RefreshIdleTTL, AbsoluteTTL: cfg.RefreshAbsoluteTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		CodeTTL: cfg.AuthCodeTTL, Now: nowUTC,
 		Audit: func(ctx context.Context, e *models.AuditEvent, details map[string]any) {
+			if m, ok := oauth.RequestMetaFrom(ctx); ok && e.IP == "" && e.RequestID == "" {
+				e.IP, e.RequestID = m.IP, m.RequestID
+			}
 			if err := a.Store.RecordAudit(ctx, e, details); err != nil {
 				a.Log.ErrorContext(ctx, "audit event not recorded", slog.String("type", e.Type), slog.String("error", err.Error()))
 			}
@@ -425,6 +428,7 @@ func (a *App) maintain(ctx context.Context) {
 		if err := a.APIKeys.Flush(ctx); err != nil {
 			a.Log.Error("record API key use", slog.String("error", err.Error()))
 		}
+		a.OAuth.FlushClientAuthFailures(ctx, false)
 		if n%10 == 0 {
 			if _, err := a.Sessions.PruneExpired(ctx); err != nil {
 				a.Log.Error("prune expired sessions", slog.String("error", err.Error()))
@@ -437,13 +441,15 @@ func (a *App) maintain(ctx context.Context) {
 }
 
 // Close stops the providers' background work, writes the API key use
-// not yet recorded and releases Redis and the database.
+// and the failed client authentications not yet recorded and releases
+// Redis and the database.
 func (a *App) Close() error {
 	closeProviders(a.providers)
 	a.closeRedis()
 	if err := a.APIKeys.Flush(context.Background()); err != nil {
 		a.Log.Error("record API key use", slog.String("error", err.Error()))
 	}
+	a.OAuth.FlushClientAuthFailures(context.Background(), true)
 	return a.DB.Close()
 }
 

@@ -36,6 +36,7 @@ clients:
     grant_types: [authorization_code, refresh_token, client_credentials]
     scopes: [reports:read]
     permissions: [reports:read]
+    introspect_any: true          # introspect() checks every client's tokens as a resource server
 `
 
 // browser follows nothing by itself, so each hop can be checked.
@@ -108,8 +109,18 @@ func (b *browser) devSignIn(authURL, email, groups string) (*http.Response, stri
 // formPost posts a form to one of Gatehouse's JSON endpoints.
 func formPost(t *testing.T, endpoint string, form url.Values, basicUser, basicPass string) (int, map[string]any) {
 	t.Helper()
+	return formPostFrom(t, endpoint, "", form, basicUser, basicPass)
+}
+
+// formPostFrom is formPost as if from client IP ip (through a trusted
+// proxy) when ip is set.
+func formPostFrom(t *testing.T, endpoint, ip string, form url.Values, basicUser, basicPass string) (int, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ip != "" {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	if basicUser != "" {
 		req.SetBasicAuth(basicUser, basicPass)
 	}

@@ -33,6 +33,7 @@ clients:
   - id: backend
     secret: backend-secret-0123456789
     grant_types: [client_credentials]
+    introspect_any: true
 ` + githubProviderYAML(gh, "allowed_organizations: [acme]") + `
 org_sync:
   auto_create_orgs: true

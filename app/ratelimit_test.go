@@ -112,18 +112,12 @@ func backendTokenFrom(t *testing.T, s *apptest.Server, ip string) int {
 // (through a trusted proxy), with Basic credentials when user is set.
 func tokenRequestFrom(t *testing.T, s *apptest.Server, ip, body, user, pass string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/token", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-For", ip)
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	form, err := url.ParseQuery(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _ := formPostFrom(t, s.URL+"/auth/token", ip, form, user, pass)
+	return status
 }
 
 // TestRedisGoingAwayFailsOpen: while Redis is unreachable requests pass

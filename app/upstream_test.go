@@ -45,6 +45,7 @@ clients:
     secret: backend-secret-0123456789
     redirect_uris: [http://127.0.0.1:9/backend/callback]
     grant_types: [authorization_code, refresh_token, client_credentials]
+    introspect_any: true
 `
 
 // upstreamYAML is one provider entry of each OpenID Connect kind (two

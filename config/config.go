@@ -63,6 +63,11 @@ type Config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 
+	// APIKeyTokenTTL caps the lifetime of an access token exchanged for
+	// an API key: backends that verify it locally accept it this long
+	// after the key is disabled or deleted.
+	APIKeyTokenTTL time.Duration
+
 	// RedisURL, when set, keeps rate limits in Redis, shared by every
 	// replica; empty keeps them in each replica's memory.
 	RedisURL string
@@ -252,6 +257,7 @@ func (r *reader) read() *Config {
 		RefreshReuseGrace:  r.duration("GATEHOUSE_REFRESH_REUSE_GRACE", 2*time.Second),
 		AuthCodeTTL:        r.duration("GATEHOUSE_AUTH_CODE_TTL", 60*time.Second),
 		LoginStateTTL:      r.duration("GATEHOUSE_LOGIN_STATE_TTL", 10*time.Minute),
+		APIKeyTokenTTL:     r.duration("GATEHOUSE_API_KEY_TOKEN_TTL", 5*time.Minute),
 		KeyRotationPeriod:  r.duration("GATEHOUSE_KEY_ROTATION_PERIOD", 30*24*time.Hour),
 		KeyPublishLead:     r.duration("GATEHOUSE_KEY_PUBLISH_LEAD", time.Hour),
 		JWKSMaxAge:         r.duration("GATEHOUSE_JWKS_MAX_AGE", 5*time.Minute),

@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Issuer != "http://localhost:8080" || c.Addr != ":8080" || c.DatabaseURL != "./gatehouse.db" ||
-		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 {
+		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 || c.APIKeyTokenTTL.Minutes() != 5 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if !c.SecretKeyDefaulted || c.SecretKey != DevSecretKey {
@@ -209,6 +209,7 @@ clients:
     redirect_uris: [https://reports.example.com/cb]
     grant_types: [authorization_code, client_credentials]
     access_token_ttl: 5m
+    introspect_any: true
 providers:
   - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc, link_by_email: true, trusted_email: true}
 org_sync:
@@ -224,7 +225,7 @@ org_sync:
 	if len(f.Clients) != 2 || f.Clients[1].Secret != "" || f.Clients[1].SecretHash == [32]byte{} {
 		t.Fatalf("clients = %+v", f.Clients)
 	}
-	if f.Clients[1].AccessTokenTTL.String() != "5m0s" || f.OrgSync.OnLeave != "remove" {
+	if f.Clients[1].AccessTokenTTL.String() != "5m0s" || !f.Clients[1].IntrospectAny || f.Clients[0].IntrospectAny || f.OrgSync.OnLeave != "remove" {
 		t.Fatalf("file = %+v", f)
 	}
 	var oidc struct {
@@ -254,6 +255,7 @@ func TestYAMLProblems(t *testing.T) {
 		{"unknown field", "clients:\n  - id: a\n    redirect_url: [x]\n", "field redirect_url not found"},
 		{"not yaml", "clients: [\n", "is not valid"},
 		{"public with secret", "clients:\n  - {id: a, public: true, secret: abcdefghijklmnopq, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a public client has no secret"},
+		{"public introspect_any", "clients:\n  - {id: a, public: true, introspect_any: true, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].introspect_any: a public client cannot introspect"},
 		{"short secret", "clients:\n  - {id: a, secret: short, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a confidential client needs a secret"},
 		{"duplicate client", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n", `clients[1].id: "a" is used by another client`},
 		{"relative redirect", "clients:\n  - {id: a, public: true, redirect_uris: [/cb]}\n", `clients[0].redirect_uris: "/cb" is not an absolute URL`},

@@ -56,6 +56,11 @@ type Client struct {
 	Permissions    []string `yaml:"permissions"`
 	AccessTokenTTL Duration `yaml:"access_token_ttl"`
 	IDTokenTTL     Duration `yaml:"id_token_ttl"`
+	// IntrospectAny lets this confidential client (a resource server)
+	// learn through introspection that any client's token is active.
+	// Without it, introspection answers active only for the client's
+	// own tokens and access tokens whose aud names it.
+	IntrospectAny bool `yaml:"introspect_any"`
 }
 
 // AllowsGrant reports whether the client may use the grant type.
@@ -260,6 +265,9 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 			r.fail(field+".secret", "a public client has no secret; remove it or set public: false")
 		case !cl.Public && len(cl.Secret) < 16:
 			r.fail(field+".secret", "a confidential client needs a secret of at least 16 characters")
+		}
+		if cl.Public && cl.IntrospectAny {
+			r.fail(field+".introspect_any", "a public client cannot introspect; give it to the resource server's confidential client")
 		}
 		if cl.Secret != "" {
 			cl.SecretHash = sha256.Sum256([]byte(cl.Secret))

@@ -44,12 +44,12 @@ func (h *OAuth) Register(r *gin.Engine) {
 	r.POST("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
 	r.POST("/auth/token", h.Limiter.PerIP("token"), h.token)
 	r.POST("/auth/revoke", h.Limiter.PerIP("token"), h.revoke)
-	r.POST("/auth/introspect", h.introspect)
+	r.POST("/auth/introspect", h.Limiter.PerIP("introspect"), h.introspect)
 	r.GET("/auth/userinfo", h.userinfo)
 	r.POST("/auth/userinfo", h.userinfo)
 	r.GET("/auth/me", h.me)
-	r.GET("/auth/logout", h.logout)
-	r.POST("/auth/logout", h.logout)
+	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
+	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.GET("/auth/saml/:provider/metadata", h.samlMetadata)
 	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
 	r.StaticFS("/static", http.FS(web.Static()))
@@ -221,21 +221,33 @@ func clientCredentials(c *gin.Context, form url.Values) oauth.ClientCredentials 
 	return cred
 }
 
-func (h *OAuth) token(c *gin.Context) {
+// authenticatedClient reads the form of a token, revocation or
+// introspection request and authenticates its client. Only an
+// authenticated confidential client spends its own bucket of group:
+// anyone can name a public client, and naming one (or failing to
+// authenticate as one) must not lock its users out. The per-IP limit in
+// front of these routes counts every request, failed authentications
+// included. It has answered when ok is false.
+func (h *OAuth) authenticatedClient(c *gin.Context, group string) (client *oauth.Client, form url.Values, ok bool) {
 	form, err := postForm(c)
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
-		return
+		return nil, nil, false
 	}
-	client, err := h.Svc.AuthenticateClient(clientCredentials(c, form))
+	client, err = h.Svc.AuthenticateClient(c.Request.Context(), clientCredentials(c, form), meta(c))
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
-		return
+		return nil, nil, false
 	}
-	// Only an authenticated confidential client spends its own bucket:
-	// anyone can name a public client, and naming one must not lock
-	// its users out (the per-IP limit still applies to everyone).
-	if !client.Public && !h.Limiter.check(c, "token", "client", client.ID) {
+	if !client.Public && !h.Limiter.check(c, group, "client", client.ID) {
+		return nil, nil, false
+	}
+	return client, form, true
+}
+
+func (h *OAuth) token(c *gin.Context) {
+	client, form, ok := h.authenticatedClient(c, "token")
+	if !ok {
 		return
 	}
 	resp, err := h.Svc.TokenFor(c.Request.Context(), client, form, meta(c))
@@ -247,12 +259,11 @@ func (h *OAuth) token(c *gin.Context) {
 }
 
 func (h *OAuth) revoke(c *gin.Context) {
-	form, err := postForm(c)
-	if err != nil {
-		writeOAuthError(c, h.Log, err)
+	client, form, ok := h.authenticatedClient(c, "token")
+	if !ok {
 		return
 	}
-	if err := h.Svc.Revoke(c.Request.Context(), clientCredentials(c, form), form); err != nil {
+	if err := h.Svc.RevokeFor(c.Request.Context(), client, form, meta(c)); err != nil {
 		writeOAuthError(c, h.Log, err)
 		return
 	}
@@ -260,12 +271,11 @@ func (h *OAuth) revoke(c *gin.Context) {
 }
 
 func (h *OAuth) introspect(c *gin.Context) {
-	form, err := postForm(c)
-	if err != nil {
-		writeOAuthError(c, h.Log, err)
+	client, form, ok := h.authenticatedClient(c, "introspect")
+	if !ok {
 		return
 	}
-	out, err := h.Svc.Introspect(c.Request.Context(), clientCredentials(c, form), form)
+	out, err := h.Svc.IntrospectFor(c.Request.Context(), client, form)
 	if err != nil {
 		writeOAuthError(c, h.Log, err)
 		return

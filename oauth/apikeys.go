@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
@@ -20,7 +21,13 @@ const TokenTypeAPIKey = "urn:gatehouse:params:oauth:token-type:api-key"
 // APIKeys resolves API keys (tokens.APIKeyService).
 type APIKeys interface {
 	Resolve(ctx context.Context, secret string) (*models.APIKey, error)
+	// Live reports whether a key still exists, enabled and unexpired.
+	Live(ctx context.Context, orgID, id string) (bool, error)
 }
+
+// DefaultAPIKeyTokenTTL caps an API-key token's lifetime when the
+// configuration does not (GATEHOUSE_API_KEY_TOKEN_TTL).
+const DefaultAPIKeyTokenTTL = 5 * time.Minute
 
 // introspectAPIKey answers introspection of an API key with the shape of
 // an access token's answer: sub "apikey:<id>", org_id, permissions, and
@@ -45,10 +52,23 @@ func (s *Service) introspectAPIKey(ctx context.Context, secret string) (*Introsp
 	return out, nil
 }
 
+// apiKeyTokenLive reports whether the API key an exchanged access
+// token stands for (sub "apikey:<id>") is still live: disabling,
+// deleting or expiring the key ends its tokens at introspection.
+func (s *Service) apiKeyTokenLive(ctx context.Context, claims *tokens.AccessClaims) (bool, error) {
+	if s.apiKeys == nil {
+		return false, nil
+	}
+	return s.apiKeys.Live(ctx, claims.OrgID, strings.TrimPrefix(claims.Subject, rbac.APIKeySubjectPrefix))
+}
+
 // apiKeyExchange mints an access token for an API key: subject
 // "apikey:<id>", the key's organization and permissions, the client's
-// audience, and a lifetime of the client's access-token TTL, cut short
-// by the key's expiry. Only confidential clients may exchange keys.
+// audience, and a lifetime of the client's access-token TTL capped at
+// GATEHOUSE_API_KEY_TOKEN_TTL and cut short by the key's expiry (a
+// backend verifying it locally accepts it that long after the key is
+// disabled; introspection refuses it at once). Only confidential clients
+// may exchange keys.
 func (s *Service) apiKeyExchange(ctx context.Context, client *Client, secret string, meta RequestMeta) (*TokenResponse, error) {
 	refused := func(e *Error) *Error {
 		s.audit(ctx, models.AuditEvent{Type: "token_exchange.refused", Outcome: models.OutcomeFailure, ClientID: client.ID,
@@ -69,7 +89,11 @@ func (s *Service) apiKeyExchange(ctx context.Context, client *Client, secret str
 		return nil, err
 	}
 	now := s.now()
-	exp := now.Add(client.AccessTTL)
+	ttl := s.cfg.APIKeyTokenTTL
+	if ttl <= 0 {
+		ttl = DefaultAPIKeyTokenTTL
+	}
+	exp := now.Add(min(client.AccessTTL, ttl))
 	if k.ExpiresAt != nil && k.ExpiresAt.Before(exp) {
 		exp = *k.ExpiresAt
 	}

@@ -36,6 +36,20 @@ type RequestMeta struct {
 	RequestID string
 }
 
+type requestMetaKey struct{}
+
+// WithRequestMeta returns ctx carrying meta, for audit events recorded
+// below the authorization server (the session service's).
+func WithRequestMeta(ctx context.Context, meta RequestMeta) context.Context {
+	return context.WithValue(ctx, requestMetaKey{}, meta)
+}
+
+// RequestMetaFrom returns the RequestMeta WithRequestMeta put in ctx.
+func RequestMetaFrom(ctx context.Context) (RequestMeta, bool) {
+	m, ok := ctx.Value(requestMetaKey{}).(RequestMeta)
+	return m, ok
+}
+
 var codeChallengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // maxParamLen bounds every authorization parameter; real values are short.

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/url"
@@ -54,36 +55,73 @@ func (c *Client) RegisteredPostLogout(uri string) bool {
 	return slices.Contains(c.PostLogoutRedirectURIs, uri)
 }
 
+// MayIntrospect reports whether introspection may tell this client that
+// a token of tokenClient with audience aud is active: its own token, an
+// access token whose aud names it (it is the resource server the token
+// is for), or any token when it is configured with introspect_any.
+func (c *Client) MayIntrospect(tokenClient string, aud []string) bool {
+	return c.IntrospectAny || (tokenClient != "" && tokenClient == c.ID) || slices.Contains(aud, c.ID)
+}
+
 // checkSecret compares in constant time against the stored hash.
 func (c *Client) checkSecret(secret string) bool {
 	sum := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(sum[:], c.SecretHash[:]) == 1 && secret != ""
 }
 
-// authenticateClient resolves and authenticates the client of a token,
-// revocation or introspection request (RFC 6749 §2.3, client_secret_basic
-// and client_secret_post; public clients present only their id).
-func (s *Service) authenticateClient(cred ClientCredentials) (*Client, error) {
+// AuthenticateClient resolves and authenticates the client of a token,
+// revocation or introspection request (RFC 6749 §2.3,
+// client_secret_basic and client_secret_post; public clients present
+// only their id), so the caller can apply per-client limits to real
+// clients only. A failure returns no client; failed authentication is
+// invalid_client and is audited, aggregated per client and minute (see
+// authFailures); meta describes the request.
+func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials, meta RequestMeta) (*Client, error) {
+	c, reason, err := s.authenticateClient(cred)
+	if reason != "" {
+		id := ""
+		if c != nil {
+			id = c.ID
+		}
+		s.authFailures.failed(ctx, id, reason, meta)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// FlushClientAuthFailures writes the summary rows of failed client
+// authentication for minutes that are over; all writes the current
+// minute's too (at shutdown). The app calls it every minute.
+func (s *Service) FlushClientAuthFailures(ctx context.Context, all bool) {
+	s.authFailures.flush(ctx, all)
+}
+
+// authenticateClient checks cred. When authentication failed (not a
+// malformed request), reason says why, and the client is returned
+// alongside the error when the id named a configured one.
+func (s *Service) authenticateClient(cred ClientCredentials) (*Client, string, error) {
 	if cred.BothMethods {
-		return nil, invalidRequest("use one client authentication method only")
+		return nil, "", invalidRequest("use one client authentication method only")
 	}
 	if cred.ID == "" {
-		return nil, invalidClient("client authentication required")
+		return nil, authFailNoClientID, invalidClient("client authentication required")
 	}
 	c, ok := s.clients[cred.ID]
 	if !ok {
-		return nil, invalidClient("client authentication failed")
+		return nil, authFailUnknownClient, invalidClient("client authentication failed")
 	}
 	if c.Public {
 		if cred.Secret != "" {
-			return nil, invalidClient("client authentication failed")
+			return c, authFailPublicWithPass, invalidClient("client authentication failed")
 		}
-		return c, nil
+		return c, "", nil
 	}
 	if !c.checkSecret(cred.Secret) {
-		return nil, invalidClient("client authentication failed")
+		return c, authFailWrongSecret, invalidClient("client authentication failed")
 	}
-	return c, nil
+	return c, "", nil
 }
 
 // ParseBasicAuth decodes client_secret_basic credentials, which RFC 6749

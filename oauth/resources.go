@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -17,21 +18,28 @@ import (
 // introspection know what they hold without a hint.
 const refreshPrefix = "ghr_"
 
-// Revoke implements RFC 7009: revoking a refresh token or an access token
-// ends its whole session. Unknown or already invalid tokens are not an
-// error (§2.2); tokens of another client are left alone, silently.
-func (s *Service) Revoke(ctx context.Context, cred ClientCredentials, form url.Values) error {
-	client, err := s.authenticateClient(cred)
-	if err != nil {
-		return err
-	}
+// AuditTokenRevoked is the audit event of an RFC 7009 revocation that
+// ended a session.
+const AuditTokenRevoked = "token.revoked"
+
+// RevokeFor implements RFC 7009 for a client AuthenticateClient
+// accepted: revoking a refresh token or an access token ends its whole
+// session. Unknown or already invalid tokens are not an error (§2.2);
+// tokens of another client are left alone, silently. The call that ends
+// a session records a "token.revoked" audit event; repeating it records
+// nothing more.
+func (s *Service) RevokeFor(ctx context.Context, client *Client, form url.Values, meta RequestMeta) error {
 	token := form.Get("token")
 	if token == "" {
 		return invalidRequest("token is required")
 	}
 	if strings.HasPrefix(token, refreshPrefix) {
-		if err := s.sessions.RevokeRefreshToken(ctx, token, client.ID); err != nil && !errors.Is(err, tokens.ErrGrantInvalid) {
+		sess, ended, err := s.sessions.RevokeRefreshTokenSession(ctx, token, client.ID)
+		if err != nil && !errors.Is(err, tokens.ErrGrantInvalid) {
 			return err
+		}
+		if ended && sess != nil {
+			s.auditRevocation(ctx, client, sess.ID, sess.UserID, "refresh_token", meta)
 		}
 		return nil
 	}
@@ -39,7 +47,22 @@ func (s *Service) Revoke(ctx context.Context, cred ClientCredentials, form url.V
 	if err != nil || claims.ClientID != client.ID || claims.SessionID == "" {
 		return nil
 	}
-	return s.sessions.RevokeSession(ctx, claims.SessionID, "revoked_by_client")
+	ended, err := s.sessions.EndSession(ctx, claims.SessionID, "revoked_by_client")
+	if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ended {
+		s.auditRevocation(ctx, client, claims.SessionID, claims.Subject, "access_token", meta)
+	}
+	return nil
+}
+
+func (s *Service) auditRevocation(ctx context.Context, client *Client, sessionID, userID, tokenType string, meta RequestMeta) {
+	s.audit(context.WithoutCancel(ctx), models.AuditEvent{Type: AuditTokenRevoked, SubjectUserID: ptr(userID), ClientID: client.ID,
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sessionID, "token_type": tokenType})
 }
 
 // Introspection is an RFC 7662 response.
@@ -62,13 +85,14 @@ type Introspection struct {
 	Permissions []string `json:"permissions,omitempty"`
 }
 
-// Introspect implements RFC 7662 for confidential clients. Revocation is
-// seen at once: an access token of a revoked session is inactive.
-func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form url.Values) (*Introspection, error) {
-	client, err := s.authenticateClient(cred)
-	if err != nil {
-		return nil, err
-	}
+// IntrospectFor implements RFC 7662 for a confidential client
+// AuthenticateClient accepted. Revocation is seen at once: an access
+// token of a revoked session is inactive. A token is answered active
+// only to a client entitled to it (Client.MayIntrospect); any other
+// client gets {"active": false}, as for an unknown token. API keys are
+// not bound to a client: every confidential client may check one (the
+// rbac package does for X-API-Key).
+func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Values) (*Introspection, error) {
 	if client.Public {
 		return nil, unauthorizedClient("introspection requires a confidential client")
 	}
@@ -82,7 +106,7 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 	}
 	if strings.HasPrefix(token, refreshPrefix) {
 		info, err := s.sessions.LookupRefreshToken(ctx, token)
-		if err != nil || info == nil || !info.Active {
+		if err != nil || info == nil || !info.Active || !client.MayIntrospect(info.ClientID, nil) {
 			return inactive, nil
 		}
 		out := &Introspection{Active: true, TokenType: "refresh_token", ClientID: info.ClientID, Sub: info.UserID,
@@ -93,7 +117,7 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 		return out, nil
 	}
 	claims, err := s.verifyLive(ctx, token)
-	if err != nil {
+	if err != nil || !client.MayIntrospect(claims.ClientID, claims.Audience) {
 		return inactive, nil
 	}
 	out := &Introspection{Active: true, TokenType: "access_token", Scope: claims.Scope, ClientID: claims.ClientID,
@@ -103,12 +127,22 @@ func (s *Service) Introspect(ctx context.Context, cred ClientCredentials, form u
 	return out, nil
 }
 
-// verifyLive verifies an access token and that its session is still
-// live (tokens without a session, from client_credentials, need none).
+// verifyLive verifies an access token and that what it stands for is
+// still live: its session, or for a token exchanged for an API key (sub
+// "apikey:<id>") the key. Tokens of client_credentials need neither.
 func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessClaims, error) {
 	claims, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if claims.SessionID == "" && strings.HasPrefix(claims.Subject, rbac.APIKeySubjectPrefix) {
+		ok, err := s.apiKeyTokenLive(ctx, claims)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: the API key is disabled, deleted or expired", ErrInvalidToken)
+		}
 	}
 	if claims.SessionID != "" {
 		ok, err := s.sessions.SessionActive(ctx, claims.SessionID)
@@ -257,7 +291,10 @@ type LogoutResult struct {
 
 // Logout ends the session named by the ID token hint (or bearer access
 // token) and returns the post-logout redirect when it is registered for
-// the client. An unregistered redirect is never followed.
+// the client. An unregistered redirect is never followed. The "logout"
+// audit event is written only by the call that actually ends the
+// session: repeating a logout (one ID token hint, many calls) writes
+// nothing more.
 func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMeta) (*LogoutResult, error) {
 	var sid, clientID, userID string
 	switch {
@@ -284,11 +321,14 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 		clientID = req.ClientID
 	}
 	if sid != "" {
-		if err := s.sessions.RevokeSession(ctx, sid, "logout"); err != nil {
+		ended, err := s.sessions.EndSession(ctx, sid, "logout")
+		if err != nil && !errors.Is(err, models.ErrNotFound) { // a pruned session has ended long ago
 			return nil, err
 		}
-		s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
-			ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+		if ended {
+			s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
+				ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+		}
 	}
 	if req.PostLogoutRedirectURI == "" {
 		return &LogoutResult{}, nil

@@ -27,8 +27,8 @@ type Sessions interface {
 	CreateSession(ctx context.Context, ns tokens.NewSession) (*models.Session, error)
 	IssueRefreshToken(ctx context.Context, sessionID, clientID string) (string, error)
 	RedeemRefreshToken(ctx context.Context, token, clientID string) (*tokens.Redeemed, error)
-	RevokeSession(ctx context.Context, sessionID, reason string) error
-	RevokeRefreshToken(ctx context.Context, token, clientID string) error
+	EndSession(ctx context.Context, sessionID, reason string) (bool, error)
+	RevokeRefreshTokenSession(ctx context.Context, token, clientID string) (*models.Session, bool, error)
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
 	LookupRefreshToken(ctx context.Context, token string) (*tokens.RefreshInfo, error)
 	SetActiveOrg(ctx context.Context, sessionID string, orgID *string) error
@@ -98,6 +98,7 @@ type Service struct {
 	now           func() time.Time
 	loginKey      []byte
 	secureCookies bool
+	authFailures  *authFailures
 }
 
 // New builds the authorization server.
@@ -116,9 +117,12 @@ func New(opts Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	ids := make([]string, 0, len(opts.Config.File.Clients))
 	for _, c := range opts.Config.File.Clients {
 		s.clients[c.ID] = newClient(c, opts.Config)
+		ids = append(ids, c.ID)
 	}
+	s.authFailures = newAuthFailures(ids, s.now, s.audit)
 	for _, p := range opts.Providers {
 		s.providers[p.Name()] = p
 	}

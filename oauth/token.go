@@ -28,17 +28,11 @@ type TokenResponse struct {
 // Token answers the token endpoint for an authenticated client; meta
 // describes the request for audit events.
 func (s *Service) Token(ctx context.Context, cred ClientCredentials, form url.Values, meta RequestMeta) (*TokenResponse, error) {
-	client, err := s.AuthenticateClient(cred)
+	client, err := s.AuthenticateClient(ctx, cred, meta)
 	if err != nil {
 		return nil, err
 	}
 	return s.TokenFor(ctx, client, form, meta)
-}
-
-// AuthenticateClient resolves and authenticates the client of a token
-// request, so the caller can apply per-client limits to real clients only.
-func (s *Service) AuthenticateClient(cred ClientCredentials) (*Client, error) {
-	return s.authenticateClient(cred)
 }
 
 // TokenFor answers the token endpoint for a client AuthenticateClient
@@ -61,12 +55,15 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 		}
 		return nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported", truncate(grant, 80))
 	}
+	// Events the session service records (code replay, refresh token
+	// reuse) carry the request's IP and id from the context.
+	ctx = WithRequestMeta(ctx, meta)
 	var resp *TokenResponse
 	switch grant {
 	case config.GrantAuthorizationCode:
-		resp, err = s.codeGrant(ctx, client, form)
+		resp, err = s.codeGrant(ctx, client, form, meta)
 	case config.GrantRefreshToken:
-		resp, err = s.refreshGrant(ctx, client, form)
+		resp, err = s.refreshGrant(ctx, client, form, meta)
 	case config.GrantClientCredentials:
 		resp, err = s.clientCredentialsGrant(client, form)
 	case config.GrantTokenExchange:
@@ -83,7 +80,17 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 	return resp, nil
 }
 
-func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values) (*TokenResponse, error) {
+// Audit events of the token endpoint.
+const (
+	// AuditPKCEFailure: a code was redeemed with a wrong code_verifier;
+	// the session it opened is ended.
+	AuditPKCEFailure = "authorization_code.pkce_failure"
+	// AuditActiveOrgSwitched: a refresh switched the session's active
+	// organization.
+	AuditActiveOrgSwitched = "session.org_switched"
+)
+
+func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values, meta RequestMeta) (*TokenResponse, error) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, invalidRequest("code is required")
@@ -102,8 +109,16 @@ func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values
 		return nil, invalidGrant("code_verifier is required")
 	case ac.CodeChallenge != "" && !tokens.VerifyPKCE(ac.CodeChallenge, ac.CodeChallengeMethod, verifier):
 		// A wrong verifier means whoever holds the code is not who asked
-		// for it: end the session the code opened.
-		_ = s.sessions.RevokeSession(ctx, ac.SessionID, "pkce_failure")
+		// for it: end the session the code opened. The client hanging up
+		// must not abort that or its record.
+		ctx := context.WithoutCancel(ctx)
+		ended, err := s.sessions.EndSession(ctx, ac.SessionID, "pkce_failure")
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			return nil, err
+		}
+		s.audit(ctx, models.AuditEvent{Type: AuditPKCEFailure, Outcome: models.OutcomeFailure, SubjectUserID: ptr(ac.UserID),
+			ClientID: client.ID, IP: meta.IP, RequestID: meta.RequestID},
+			map[string]any{"session_id": ac.SessionID, "authorization_code_id": ac.ID, "session_revoked": ended})
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	case ac.CodeChallenge == "" && verifier != "":
 		return nil, invalidGrant("code_verifier sent for a code issued without code_challenge")
@@ -122,7 +137,7 @@ func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values
 	return s.issueForSession(ctx, client, sess, user, issueOptions{nonce: ac.Nonce})
 }
 
-func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Values) (*TokenResponse, error) {
+func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Values, meta RequestMeta) (*TokenResponse, error) {
 	token := form.Get("refresh_token")
 	if token == "" {
 		return nil, invalidRequest("refresh_token is required")
@@ -177,6 +192,13 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
 				return nil, err
 			}
+			from := ""
+			if sess.ActiveOrgID != nil {
+				from = *sess.ActiveOrgID
+			}
+			s.audit(ctx, models.AuditEvent{Type: AuditActiveOrgSwitched, ActorUserID: ptr(red.UserID), SubjectUserID: ptr(red.UserID),
+				OrganizationID: ptr(org), ClientID: client.ID, Provider: sess.Provider, IP: meta.IP, RequestID: meta.RequestID},
+				map[string]any{"session_id": sess.ID, "from_org_id": from, "to_org_id": org})
 			sess.ActiveOrgID = &org
 		}
 	}

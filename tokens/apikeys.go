@@ -27,6 +27,7 @@ var ErrAPIKeyInvalid = errors.New("API key unknown, disabled or expired")
 // implements it.
 type APIKeyStore interface {
 	FindAPIKeyByPrefix(ctx context.Context, prefix string) (*models.APIKey, error)
+	FindAPIKey(ctx context.Context, orgID, id string) (*models.APIKey, error)
 	TouchAPIKeys(ctx context.Context, used map[string]time.Time) error
 }
 
@@ -82,13 +83,32 @@ func (s *APIKeyService) Resolve(ctx context.Context, secret string) (*models.API
 	switch {
 	case subtle.ConstantTimeCompare([]byte(want), []byte(k.KeyHash)) != 1:
 		return nil, ErrAPIKeyInvalid
-	case k.Disabled, k.ExpiresAt != nil && !k.ExpiresAt.After(now):
+	case !keyLive(k, now):
 		return nil, ErrAPIKeyInvalid
 	}
 	s.mu.Lock()
 	s.used[k.ID] = now
 	s.mu.Unlock()
 	return k, nil
+}
+
+// Live reports whether the key id of organization orgID still exists
+// and is neither disabled nor expired: what a credential derived from it
+// (an access token exchanged for it) depends on. It notes no use.
+func (s *APIKeyService) Live(ctx context.Context, orgID, id string) (bool, error) {
+	k, err := s.store.FindAPIKey(ctx, orgID, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return keyLive(k, s.now().UTC().Truncate(time.Microsecond)), nil
+}
+
+// keyLive: not disabled, not expired at now.
+func keyLive(k *models.APIKey, now time.Time) bool {
+	return !k.Disabled && (k.ExpiresAt == nil || k.ExpiresAt.After(now))
 }
 
 // Flush writes the use noted since the last flush. The app calls it every

@@ -311,23 +311,38 @@ func (s *SessionService) inactiveSessionError(ctx context.Context, sessionID str
 // revokes nothing; the endpoint should answer it exactly like success (200,
 // empty body) so that it reveals nothing about other clients' tokens.
 func (s *SessionService) RevokeRefreshToken(ctx context.Context, token, clientID string) error {
+	_, _, err := s.RevokeRefreshTokenSession(ctx, token, clientID)
+	return err
+}
+
+// RevokeRefreshTokenSession is RevokeRefreshToken reporting the session
+// the token belongs to (nil for an unknown or malformed token, or one of
+// another client) and whether this call ended it (false when it had
+// already been revoked), so that the caller records a revocation once.
+func (s *SessionService) RevokeRefreshTokenSession(ctx context.Context, token, clientID string) (*models.Session, bool, error) {
 	if !opaqueWellFormed(RefreshTokenPrefix, token) {
-		return nil
+		return nil, false, nil
 	}
 	tok, err := s.store.FindRefreshTokenByHash(ctx, opaqueHash(token))
 	if errors.Is(err, models.ErrNotFound) {
-		return nil
+		return nil, false, nil
 	} else if err != nil {
-		return err
+		return nil, false, err
 	}
 	if tok.ClientID != clientID {
-		return grantErr(ErrGrantClientMismatch, reasonRefreshClient)
+		return nil, false, grantErr(ErrGrantClientMismatch, reasonRefreshClient)
 	}
-	_, err = s.store.RevokeSession(ctx, tok.SessionID, RevokeReasonTokenRevocation, s.now())
+	ended, err := s.store.RevokeSession(ctx, tok.SessionID, RevokeReasonTokenRevocation, s.now())
 	if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
-		return nil
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
 	}
-	return err
+	sess, err := s.store.FindSession(ctx, tok.SessionID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, ended, nil
+	}
+	return sess, ended, err
 }
 
 // LookupRefreshToken describes a refresh token for introspection. An

@@ -458,6 +458,34 @@ func TestRevokeRefreshToken(t *testing.T) {
 	})
 }
 
+// TestRevokeRefreshTokenSession: the revocation reports the session and
+// whether this call ended it, so it is recorded once.
+func TestRevokeRefreshTokenSession(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newSessFixture(t, db, nil)
+		s := f.session(f.user("ada").ID, "spa")
+		r0 := f.refresh(s.ID, "spa")
+		cases := []struct {
+			name, token, client string
+			session, ended      bool
+		}{
+			{"unknown", tokens.RefreshTokenPrefix + strings.Repeat("x", 43), "spa", false, false},
+			{"another client's", r0, "other", false, false},
+			{"first revocation", r0, "spa", true, true},
+			{"again", r0, "spa", true, false},
+		}
+		for _, tc := range cases {
+			sess, ended, err := f.svc.RevokeRefreshTokenSession(f.ctx, tc.token, tc.client)
+			if err != nil && !errors.Is(err, tokens.ErrGrantClientMismatch) {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if (sess != nil) != tc.session || ended != tc.ended || (sess != nil && (sess.ID != s.ID || sess.UserID != s.UserID)) {
+				t.Fatalf("%s: session %+v ended %v; want session %v ended %v", tc.name, sess, ended, tc.session, tc.ended)
+			}
+		}
+	})
+}
+
 func TestLookupRefreshToken(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newSessFixture(t, db, nil)

@@ -300,8 +300,17 @@ func (s *SessionService) SetActiveOrg(ctx context.Context, sessionID string, org
 // reason is stored in revoke_reason. Revoking a revoked session is a no-op
 // that keeps the first reason; an unknown id matches models.ErrNotFound.
 func (s *SessionService) RevokeSession(ctx context.Context, sessionID, reason string) error {
-	_, err := s.store.RevokeSession(ctx, sessionID, reason, s.now())
+	_, err := s.EndSession(ctx, sessionID, reason)
 	return err
+}
+
+// EndSession is RevokeSession reporting whether this call ended the
+// session: false when it had already been revoked (by an earlier call,
+// or a concurrent one that got there first), so that callers record the
+// end of a session once however often they are asked to end it. An
+// unknown session matches models.ErrNotFound.
+func (s *SessionService) EndSession(ctx context.Context, sessionID, reason string) (bool, error) {
+	return s.store.RevokeSession(ctx, sessionID, reason, s.now())
 }
 
 // RevokeUserSessions revokes every live session of a user with all their
