@@ -268,7 +268,7 @@ func TestAdminAPI(t *testing.T) {
 				t.Fatalf("identity.unlinked events = %+v", unlinked.Items)
 			}
 			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "suspended"}, 200, nil)
-			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "no longer an active member") {
+			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 403 || !strings.Contains(body, "no longer an active member") {
 				t.Fatalf("suspended administrator = %d %s", status, body)
 			}
 			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "active"}, 200, nil)
