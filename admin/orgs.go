@@ -221,17 +221,26 @@ func findRole(ctx context.Context, st Store, orgID, name string, actor standing)
 	if found == nil {
 		return nil, invalid("role", "no role %q in this organization", name)
 	}
-	if found.Level > actor.level {
-		return nil, forbidden("role %q (level %d) is above your own level (%d)", name, found.Level, actor.level)
-	}
-	perms, err := st.RolePermissions(ctx, []string{found.ID})
-	if err != nil {
+	if err := checkAssignable(ctx, st, found.ID, found.Name, found.Level, actor); err != nil {
 		return nil, err
 	}
-	if missing := actor.uncovered(perms[found.ID]); len(missing) > 0 {
-		return nil, forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
-	}
 	return found, nil
+}
+
+// checkAssignable checks the actor may hand on a role: not above their
+// level, and every grant of it covered by their own grants.
+func checkAssignable(ctx context.Context, st Store, roleID, name string, level int, actor standing) error {
+	if level > actor.level {
+		return forbidden("role %q (level %d) is above your own level (%d)", name, level, actor.level)
+	}
+	perms, err := st.RolePermissions(ctx, []string{roleID})
+	if err != nil {
+		return err
+	}
+	if missing := actor.uncovered(perms[roleID]); len(missing) > 0 {
+		return forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // AddMember gives a user a role in an organization (a manual membership,
@@ -329,7 +338,9 @@ func normalEmail(email string) string { return strings.ToLower(strings.TrimSpace
 
 // UpdateMember changes a member's role or status. Neither the member's
 // current role nor the new one may be above the actor's level, and an
-// organization keeps at least one active owner.
+// organization keeps at least one active owner. Reactivating a suspended
+// member hands their role on again, so it follows the rules of assigning
+// it (checkAssignable): the actor's grants must cover the role's.
 func (s *Service) UpdateMember(ctx context.Context, a Actor, orgID, userID string, in MemberInput) (Member, error) {
 	if in.Status != nil && *in.Status != models.MembershipActive && *in.Status != models.MembershipSuspended {
 		return Member{}, invalid("status", "must be active or suspended")
@@ -350,6 +361,11 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, orgID, userID strin
 		}
 		if in.Status != nil {
 			status = *in.Status
+		}
+		if in.Role == nil && status == models.MembershipActive && m.Status != models.MembershipActive {
+			if err := checkAssignable(ctx, tx, roleID, roleName, level, st); err != nil {
+				return err
+			}
 		}
 		if err := s.keepAnOwner(ctx, tx, orgID, m, level, status); err != nil {
 			return err
