@@ -229,7 +229,7 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 		}
 		changed := false
 		if id.EmailVerified && id.Email != "" {
-			n, err := s.acceptInvitations(ctx, tx, res.User, id, meta, now)
+			n, err := s.acceptInvitations(ctx, tx, res.User, id, ms, meta, now)
 			if err != nil {
 				return err
 			}
