@@ -187,8 +187,10 @@ func (s *Service) ListMembers(ctx context.Context, orgID string, req PageRequest
 
 // MemberInput adds a member or changes one; nil fields stay as they are.
 type MemberInput struct {
-	// UserID or Email (a verified email of exactly one user) names the
-	// person to add.
+	// UserID or Email names the person to add. A Gatehouse
+	// administrator adds a user directly, by id or by an email exactly
+	// one user holds verified by a trusted provider; an organization's
+	// admin names an email, which is invited.
 	UserID *string `json:"user_id"`
 	Email  *string `json:"email"`
 	// Role is a role name: the organization's own, else a system role.
@@ -243,20 +245,70 @@ func checkAssignable(ctx context.Context, st Store, roleID, name string, level i
 	return nil
 }
 
+// MemberAdded is what AddMember did: Member is set when a Gatehouse
+// administrator added a user directly; Invitation when an organization's
+// admin added someone, who joins at their next sign-in.
+type MemberAdded struct {
+	Member     *Member
+	Invitation *Invitation
+}
+
+// errInviteOnly refuses an organization's admin naming a user by id.
+var errInviteOnly = forbidden("organization admins add people by email: the address is invited, and its owner " +
+	"joins at their next sign-in through a provider trusted for email; only Gatehouse administrators add a user directly")
+
 // AddMember gives a user a role in an organization (a manual membership,
 // which org sync never changes). The role may not be above the actor's
-// level.
-func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in MemberInput) (Member, error) {
+// level, nor hold grants the actor's do not cover.
+//
+// Only Gatehouse administrators (acting in the administrators'
+// organization) add a user directly. An organization's admin reaches
+// people by invitation only: the email is invited with the role, and its
+// owner joins at their next sign-in through a provider trusted for email.
+// The answer is the invitation, the same whether or not anyone has that
+// email, and nothing looks users up: an organization's admin neither
+// learns who has an account on the instance nor enrolls anyone without
+// their signing in.
+func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in MemberInput) (MemberAdded, error) {
 	if in.Role == nil || *in.Role == "" {
-		return Member{}, invalid("role", "is required")
+		return MemberAdded{}, invalid("role", "is required")
 	}
 	status := models.MembershipActive
 	if in.Status != nil {
 		status = *in.Status
 	}
 	if status != models.MembershipActive && status != models.MembershipSuspended {
-		return Member{}, invalid("status", "must be active or suspended")
+		return MemberAdded{}, invalid("status", "must be active or suspended")
 	}
+	if a.OrgID != models.AdminOrgID {
+		return s.addByInvitation(ctx, a, orgID, in, status)
+	}
+	out, err := s.addDirectly(ctx, a, orgID, in, status)
+	if err != nil {
+		return MemberAdded{}, err
+	}
+	return MemberAdded{Member: &out}, nil
+}
+
+// addByInvitation is AddMember for an organization's admin.
+func (s *Service) addByInvitation(ctx context.Context, a Actor, orgID string, in MemberInput, status string) (MemberAdded, error) {
+	switch {
+	case in.UserID != nil && *in.UserID != "":
+		return MemberAdded{}, errInviteOnly
+	case in.Email == nil || *in.Email == "":
+		return MemberAdded{}, invalid("email", "is required: organization admins add people by email, as an invitation")
+	case status != models.MembershipActive:
+		return MemberAdded{}, invalid("status", "an invitation makes an active membership when accepted; suspend the member afterwards")
+	}
+	inv, err := s.Invite(ctx, a, orgID, InvitationInput{Email: *in.Email, Role: *in.Role})
+	if err != nil {
+		return MemberAdded{}, err
+	}
+	return MemberAdded{Invitation: &inv}, nil
+}
+
+// addDirectly is AddMember for a Gatehouse administrator.
+func (s *Service) addDirectly(ctx context.Context, a Actor, orgID string, in MemberInput, status string) (Member, error) {
 	var out Member
 	var passedOver []string // users whose email only untrusted providers verified
 	err := s.store.InTx(ctx, func(tx Store) error {

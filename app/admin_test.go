@@ -536,8 +536,10 @@ func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
 					}
 				}
 			}
-			// reader (kb:r*) is covered by her kb:*.
-			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 201, nil)
+			// reader (kb:r*) is covered by her kb:*. As an organization's
+			// admin she invites; nia joins at her next sign-in.
+			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 202, nil)
+			w.signIn("admin-console", "nia@example.com", "", "")
 			w.mustCall("POST", acme+"/invitations", kim, map[string]any{"email": "new@example.com", "role": "reader"}, 201, nil)
 			for _, role := range []string{"member", "auditor"} {
 				if status, out := w.call("PATCH", acme+"/members/"+nia, kim, map[string]any{"role": role}, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {

@@ -207,10 +207,23 @@ func (h *Admin) listMembers(c *gin.Context) {
 	h.answer(c, http.StatusOK, out, err)
 }
 
+// addMember answers 201 with the membership a Gatehouse administrator
+// made, or 202 with the invitation an organization's admin made.
 func (h *Admin) addMember(c *gin.Context) {
-	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.MemberInput) (any, error) {
-		return h.Svc.AddMember(ctx, actor(c), c.Param("org_id"), in)
-	})
+	var in admin.MemberInput
+	if err := readJSON(c, &in); err != nil {
+		writeAdminError(c, h.Log, err)
+		return
+	}
+	out, err := h.Svc.AddMember(c.Request.Context(), actor(c), c.Param("org_id"), in)
+	switch {
+	case err != nil:
+		writeAdminError(c, h.Log, err)
+	case out.Invitation != nil:
+		c.JSON(http.StatusAccepted, out.Invitation)
+	default:
+		c.JSON(http.StatusCreated, out.Member)
+	}
 }
 
 func (h *Admin) updateMember(c *gin.Context) {
