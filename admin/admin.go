@@ -159,6 +159,9 @@ type Provisioner interface {
 	// TrustedEmailProviders names the providers whose verified emails
 	// count when a user is found by email.
 	TrustedEmailProviders() []string
+	// SyncRuleTargeting returns the first org-sync rule that may place
+	// people in an organization with this slug.
+	SyncRuleTargeting(slug string) (provisioning.Rule, bool)
 }
 
 // Service runs the admin API's operations.

@@ -73,7 +73,9 @@ func (s *Service) ListOrgs(ctx context.Context, a Actor, req PageRequest) (List[
 	return finish(rows, p.Limit, func(o models.Organization) cursor { return cursor{T: o.CreatedAt, I: o.ID} }, orgView), err
 }
 
-// CreateOrg creates an organization (Gatehouse administrators only).
+// CreateOrg creates an organization (Gatehouse administrators only). It
+// may take a slug an org-sync rule targets: with auto_create_orgs off,
+// that is how an administrator makes a rule's organization.
 func (s *Service) CreateOrg(ctx context.Context, a Actor, in OrgInput) (Org, error) {
 	if in.Slug == nil {
 		return Org{}, invalid("slug", "is required")
@@ -112,8 +114,26 @@ func (s *Service) GetOrg(ctx context.Context, orgID string) (Org, error) {
 	return orgView(*o), nil
 }
 
-// UpdateOrg renames an organization or changes its slug (which detaches
-// it from org-sync rules naming the old slug).
+// syncTargetSlug refuses a slug an org-sync rule may place people in
+// (provisioning.SyncPolicy.RuleTargeting) to an actor who is not a
+// Gatehouse administrator: an organization's admin who took `finance`
+// before the rule's organization existed would receive its members.
+func (s *Service) syncTargetSlug(a Actor, slug string) error {
+	if a.OrgID == models.AdminOrgID {
+		return nil
+	}
+	r, ok := s.prov.SyncRuleTargeting(slug)
+	if !ok {
+		return nil
+	}
+	return invalid("slug", "%q is reserved: org_sync.rules[%d] (org: %q) places people in the organization with that slug; "+
+		"only Gatehouse administrators may give an organization a slug that org sync targets", slug, r.Index, r.Org)
+}
+
+// UpdateOrg renames an organization or changes its slug. Org-sync rules
+// that have placed people in it keep to it whatever its slug (literal
+// targets are bound to it, {org} targets mapped); a slug a rule targets
+// is for Gatehouse administrators to give (syncTargetSlug).
 func (s *Service) UpdateOrg(ctx context.Context, a Actor, orgID string, in OrgInput) (Org, error) {
 	var o *models.Organization
 	err := s.store.InTx(ctx, func(tx Store) error {
@@ -127,6 +147,9 @@ func (s *Service) UpdateOrg(ctx context.Context, a Actor, orgID string, in OrgIn
 				return forbidden("the administrators' organization keeps its slug")
 			}
 			if err := checkSlug(*in.Slug); err != nil {
+				return err
+			}
+			if err := s.syncTargetSlug(a, *in.Slug); err != nil {
 				return err
 			}
 			o.Slug = *in.Slug
