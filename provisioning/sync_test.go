@@ -360,22 +360,22 @@ func TestDiffDetails(t *testing.T) {
 	// one that exists unbound is bound to it.
 	literal := provisioning.SyncPolicy{AutoCreateOrgs: true, OnLeave: provisioning.LeaveRemove, Rules: []provisioning.Rule{
 		{Index: 0, Match: "github:org:*", Org: "finance", Role: "viewer"}}}
-	changes = literal.Diff("github", nil, []string{"github:org:acme"}, false, provisioning.Directory{Roles: syncDir.Roles})
-	want = []provisioning.Change{
-		{Kind: provisioning.ChangeCreateOrg, Slug: "finance", Name: "finance", Target: "finance", Rule: 0, Group: "github:org:acme"},
-		{Kind: provisioning.ChangeAdd, Slug: "finance", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"},
-	}
-	if !slices.Equal(changes, want) {
-		t.Fatalf("Diff (literal, created) =\n%+v\nwant\n%+v", changes, want)
-	}
-	changes = literal.Diff("github", nil, []string{"github:org:acme"}, false, provisioning.Directory{
-		OrgsBySlug: map[string]string{"finance": "org-fin"}, Roles: syncDir.Roles})
-	want = []provisioning.Change{
-		{Kind: provisioning.ChangeBindOrg, Slug: "finance", OrgID: "org-fin", Target: "finance", Rule: 0, Group: "github:org:acme"},
-		{Kind: provisioning.ChangeAdd, Slug: "finance", OrgID: "org-fin", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"},
-	}
-	if !slices.Equal(changes, want) {
-		t.Fatalf("Diff (literal, bound) =\n%+v\nwant\n%+v", changes, want)
+	for _, tc := range []struct {
+		name string
+		orgs map[string]string
+		want []provisioning.Change
+	}{
+		{"created", nil, []provisioning.Change{
+			{Kind: provisioning.ChangeCreateOrg, Slug: "finance", Name: "finance", Target: "finance", Rule: 0, Group: "github:org:acme"},
+			{Kind: provisioning.ChangeAdd, Slug: "finance", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"}}},
+		{"bound", map[string]string{"finance": "org-fin"}, []provisioning.Change{
+			{Kind: provisioning.ChangeBindOrg, Slug: "finance", OrgID: "org-fin", Target: "finance", Rule: 0, Group: "github:org:acme"},
+			{Kind: provisioning.ChangeAdd, Slug: "finance", OrgID: "org-fin", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"}}},
+	} {
+		changes = literal.Diff("github", nil, []string{"github:org:acme"}, false, provisioning.Directory{OrgsBySlug: tc.orgs, Roles: syncDir.Roles})
+		if !slices.Equal(changes, tc.want) {
+			t.Fatalf("Diff (literal, %s) =\n%+v\nwant\n%+v", tc.name, changes, tc.want)
+		}
 	}
 
 	// A kept membership carries what applying needs to audit it.
