@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/provisioning"
+	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 // Errors the HTTP layer maps; they arrive wrapped with details that are
@@ -39,6 +40,21 @@ var (
 
 // InputError names the input that is wrong and says why.
 type InputError = provisioning.InputError
+
+// PermissionError (an ErrForbidden) refuses a request whose actor does
+// not hold, now, the permission the route requires.
+type PermissionError struct {
+	// Required is the route's permission, such as admin:members-write.
+	Required string
+	// Reason says why the actor does not hold it.
+	Reason string
+}
+
+// Error is ErrForbidden's text and the reason.
+func (e *PermissionError) Error() string { return ErrForbidden.Error() + ": " + e.Reason }
+
+// Unwrap lets callers test errors.Is(err, ErrForbidden).
+func (e *PermissionError) Unwrap() error { return ErrForbidden }
 
 func invalid(field, format string, args ...any) error {
 	return &InputError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -143,6 +159,9 @@ type Provisioner interface {
 	// TrustedEmailProviders names the providers whose verified emails
 	// count when a user is found by email.
 	TrustedEmailProviders() []string
+	// SyncRuleTargeting returns the first org-sync rule that may place
+	// people in an organization with this slug.
+	SyncRuleTargeting(slug string) (provisioning.Rule, bool)
 }
 
 // Service runs the admin API's operations.
@@ -202,6 +221,29 @@ func auditEmailRefused(ctx context.Context, st Store, a Actor, orgID, email stri
 	}
 	return st.RecordAudit(ctx, &e, map[string]any{"email": email, "reason": untrustedEmailReason,
 		"users_with_email": untrusted[:min(len(untrusted), 5)]})
+}
+
+// Authorize checks that the actor holds permission now: their membership
+// in the organization their token acts in is active in the database, and
+// its role's grants, as stored now, cover permission. A token's roles and
+// permissions are a copy made when it was minted, up to an access-token
+// lifetime ago: someone demoted, suspended, removed, or no longer a
+// Gatehouse administrator is refused here (a *PermissionError) at their
+// next request. The admin API calls it before every route, reads
+// included; operations that compare levels read the level again.
+func (s *Service) Authorize(ctx context.Context, a Actor, permission string) error {
+	g, err := s.store.ActiveGrants(ctx, a.UserID, a.OrgID)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return &PermissionError{Required: permission,
+			Reason: "you are no longer an active member of the organization your token acts in"}
+	case err != nil:
+		return err
+	case !rbac.Allowed(g.Permissions, permission):
+		return &PermissionError{Required: permission,
+			Reason: fmt.Sprintf("your current role in the organization your token acts in does not grant %s", permission)}
+	}
+	return nil
 }
 
 // standing is what the actor may do in one organization, read fresh

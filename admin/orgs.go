@@ -73,7 +73,9 @@ func (s *Service) ListOrgs(ctx context.Context, a Actor, req PageRequest) (List[
 	return finish(rows, p.Limit, func(o models.Organization) cursor { return cursor{T: o.CreatedAt, I: o.ID} }, orgView), err
 }
 
-// CreateOrg creates an organization (Gatehouse administrators only).
+// CreateOrg creates an organization (Gatehouse administrators only). It
+// may take a slug an org-sync rule targets: with auto_create_orgs off,
+// that is how an administrator makes a rule's organization.
 func (s *Service) CreateOrg(ctx context.Context, a Actor, in OrgInput) (Org, error) {
 	if in.Slug == nil {
 		return Org{}, invalid("slug", "is required")
@@ -112,8 +114,26 @@ func (s *Service) GetOrg(ctx context.Context, orgID string) (Org, error) {
 	return orgView(*o), nil
 }
 
-// UpdateOrg renames an organization or changes its slug (which detaches
-// it from org-sync rules naming the old slug).
+// syncTargetSlug refuses a slug an org-sync rule may place people in
+// (provisioning.SyncPolicy.RuleTargeting) to an actor who is not a
+// Gatehouse administrator: an organization's admin who took `finance`
+// before the rule's organization existed would receive its members.
+func (s *Service) syncTargetSlug(a Actor, slug string) error {
+	if a.OrgID == models.AdminOrgID {
+		return nil
+	}
+	r, ok := s.prov.SyncRuleTargeting(slug)
+	if !ok {
+		return nil
+	}
+	return invalid("slug", "%q is reserved: org_sync.rules[%d] (org: %q) places people in the organization with that slug; "+
+		"only Gatehouse administrators may give an organization a slug that org sync targets", slug, r.Index, r.Org)
+}
+
+// UpdateOrg renames an organization or changes its slug. Org-sync rules
+// that have placed people in it keep to it whatever its slug (literal
+// targets are bound to it, {org} targets mapped); a slug a rule targets
+// is for Gatehouse administrators to give (syncTargetSlug).
 func (s *Service) UpdateOrg(ctx context.Context, a Actor, orgID string, in OrgInput) (Org, error) {
 	var o *models.Organization
 	err := s.store.InTx(ctx, func(tx Store) error {
@@ -127,6 +147,9 @@ func (s *Service) UpdateOrg(ctx context.Context, a Actor, orgID string, in OrgIn
 				return forbidden("the administrators' organization keeps its slug")
 			}
 			if err := checkSlug(*in.Slug); err != nil {
+				return err
+			}
+			if err := s.syncTargetSlug(a, *in.Slug); err != nil {
 				return err
 			}
 			o.Slug = *in.Slug
@@ -187,8 +210,10 @@ func (s *Service) ListMembers(ctx context.Context, orgID string, req PageRequest
 
 // MemberInput adds a member or changes one; nil fields stay as they are.
 type MemberInput struct {
-	// UserID or Email (a verified email of exactly one user) names the
-	// person to add.
+	// UserID or Email names the person to add. A Gatehouse
+	// administrator adds a user directly, by id or by an email exactly
+	// one user holds verified by a trusted provider; an organization's
+	// admin names an email, which is invited.
 	UserID *string `json:"user_id"`
 	Email  *string `json:"email"`
 	// Role is a role name: the organization's own, else a system role.
@@ -221,33 +246,92 @@ func findRole(ctx context.Context, st Store, orgID, name string, actor standing)
 	if found == nil {
 		return nil, invalid("role", "no role %q in this organization", name)
 	}
-	if found.Level > actor.level {
-		return nil, forbidden("role %q (level %d) is above your own level (%d)", name, found.Level, actor.level)
-	}
-	perms, err := st.RolePermissions(ctx, []string{found.ID})
-	if err != nil {
+	if err := checkAssignable(ctx, st, found.ID, found.Name, found.Level, actor); err != nil {
 		return nil, err
-	}
-	if missing := actor.uncovered(perms[found.ID]); len(missing) > 0 {
-		return nil, forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
 	}
 	return found, nil
 }
 
+// checkAssignable checks the actor may hand on a role: not above their
+// level, and every grant of it covered by their own grants.
+func checkAssignable(ctx context.Context, st Store, roleID, name string, level int, actor standing) error {
+	if level > actor.level {
+		return forbidden("role %q (level %d) is above your own level (%d)", name, level, actor.level)
+	}
+	perms, err := st.RolePermissions(ctx, []string{roleID})
+	if err != nil {
+		return err
+	}
+	if missing := actor.uncovered(perms[roleID]); len(missing) > 0 {
+		return forbidden("role %q holds %s, not covered by your own permissions", name, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// MemberAdded is what AddMember did: Member is set when a Gatehouse
+// administrator added a user directly; Invitation when an organization's
+// admin added someone, who joins at their next sign-in.
+type MemberAdded struct {
+	Member     *Member
+	Invitation *Invitation
+}
+
+// errInviteOnly refuses an organization's admin naming a user by id.
+var errInviteOnly = forbidden("organization admins add people by email: the address is invited, and its owner " +
+	"joins at their next sign-in through a provider trusted for email; only Gatehouse administrators add a user directly")
+
 // AddMember gives a user a role in an organization (a manual membership,
 // which org sync never changes). The role may not be above the actor's
-// level.
-func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in MemberInput) (Member, error) {
+// level, nor hold grants the actor's do not cover.
+//
+// Only Gatehouse administrators (acting in the administrators'
+// organization) add a user directly. An organization's admin reaches
+// people by invitation only: the email is invited with the role, and its
+// owner joins at their next sign-in through a provider trusted for email.
+// The answer is the invitation, the same whether or not anyone has that
+// email, and nothing looks users up: an organization's admin neither
+// learns who has an account on the instance nor enrolls anyone without
+// their signing in.
+func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in MemberInput) (MemberAdded, error) {
 	if in.Role == nil || *in.Role == "" {
-		return Member{}, invalid("role", "is required")
+		return MemberAdded{}, invalid("role", "is required")
 	}
 	status := models.MembershipActive
 	if in.Status != nil {
 		status = *in.Status
 	}
 	if status != models.MembershipActive && status != models.MembershipSuspended {
-		return Member{}, invalid("status", "must be active or suspended")
+		return MemberAdded{}, invalid("status", "must be active or suspended")
 	}
+	if a.OrgID != models.AdminOrgID {
+		return s.addByInvitation(ctx, a, orgID, in, status)
+	}
+	out, err := s.addDirectly(ctx, a, orgID, in, status)
+	if err != nil {
+		return MemberAdded{}, err
+	}
+	return MemberAdded{Member: &out}, nil
+}
+
+// addByInvitation is AddMember for an organization's admin.
+func (s *Service) addByInvitation(ctx context.Context, a Actor, orgID string, in MemberInput, status string) (MemberAdded, error) {
+	switch {
+	case in.UserID != nil && *in.UserID != "":
+		return MemberAdded{}, errInviteOnly
+	case in.Email == nil || *in.Email == "":
+		return MemberAdded{}, invalid("email", "is required: organization admins add people by email, as an invitation")
+	case status != models.MembershipActive:
+		return MemberAdded{}, invalid("status", "an invitation makes an active membership when accepted; suspend the member afterwards")
+	}
+	inv, err := s.Invite(ctx, a, orgID, InvitationInput{Email: *in.Email, Role: *in.Role})
+	if err != nil {
+		return MemberAdded{}, err
+	}
+	return MemberAdded{Invitation: &inv}, nil
+}
+
+// addDirectly is AddMember for a Gatehouse administrator.
+func (s *Service) addDirectly(ctx context.Context, a Actor, orgID string, in MemberInput, status string) (Member, error) {
 	var out Member
 	var passedOver []string // users whose email only untrusted providers verified
 	err := s.store.InTx(ctx, func(tx Store) error {
@@ -329,7 +413,9 @@ func normalEmail(email string) string { return strings.ToLower(strings.TrimSpace
 
 // UpdateMember changes a member's role or status. Neither the member's
 // current role nor the new one may be above the actor's level, and an
-// organization keeps at least one active owner.
+// organization keeps at least one active owner. Reactivating a suspended
+// member hands their role on again, so it follows the rules of assigning
+// it (checkAssignable): the actor's grants must cover the role's.
 func (s *Service) UpdateMember(ctx context.Context, a Actor, orgID, userID string, in MemberInput) (Member, error) {
 	if in.Status != nil && *in.Status != models.MembershipActive && *in.Status != models.MembershipSuspended {
 		return Member{}, invalid("status", "must be active or suspended")
@@ -350,6 +436,11 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, orgID, userID strin
 		}
 		if in.Status != nil {
 			status = *in.Status
+		}
+		if in.Role == nil && status == models.MembershipActive && m.Status != models.MembershipActive {
+			if err := checkAssignable(ctx, tx, roleID, roleName, level, st); err != nil {
+				return err
+			}
 		}
 		if err := s.keepAnOwner(ctx, tx, orgID, m, level, status); err != nil {
 			return err

@@ -268,7 +268,7 @@ func TestAdminAPI(t *testing.T) {
 				t.Fatalf("identity.unlinked events = %+v", unlinked.Items)
 			}
 			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "suspended"}, 200, nil)
-			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "no longer an active member") {
+			if status, body := w.call("GET", "/api/v1/admin/users", again.AccessToken, nil, nil); status != 403 || !strings.Contains(body, "no longer an active member") {
 				t.Fatalf("suspended administrator = %d %s", status, body)
 			}
 			w.mustCall("PATCH", "/api/v1/admin/orgs/"+models.AdminOrgID+"/members/"+adaID, w.root, map[string]any{"status": "active"}, 200, nil)
@@ -507,9 +507,9 @@ func TestAdminInstanceRoutes(t *testing.T) {
 }
 
 // TestAdminRoleAssignmentNeedsItsGrants: whoever assigns a role (adding
-// a member, changing a member's role, inviting) must hold every grant of
-// that role, not only a level at least its own: a role is handed on like
-// the grants it carries.
+// a member, changing a member's role, reactivating a suspended member,
+// inviting) must hold every grant of that role, not only a level at least
+// its own: a role is handed on like the grants it carries.
 func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
@@ -536,8 +536,10 @@ func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
 					}
 				}
 			}
-			// reader (kb:r*) is covered by her kb:*.
-			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 201, nil)
+			// reader (kb:r*) is covered by her kb:*. As an organization's
+			// admin she invites; nia joins at her next sign-in.
+			w.mustCall("POST", acme+"/members", kim, map[string]any{"email": "nia@example.com", "role": "reader"}, 202, nil)
+			w.signIn("admin-console", "nia@example.com", "", "")
 			w.mustCall("POST", acme+"/invitations", kim, map[string]any{"email": "new@example.com", "role": "reader"}, 201, nil)
 			for _, role := range []string{"member", "auditor"} {
 				if status, out := w.call("PATCH", acme+"/members/"+nia, kim, map[string]any{"role": role}, nil); status != 403 || !strings.Contains(out, "not covered by your own permissions") {
@@ -551,6 +553,18 @@ func TestAdminRoleAssignmentNeedsItsGrants(t *testing.T) {
 					t.Fatalf("nia's role = %s, want reader", m.Role)
 				}
 			}
+			// Reactivating a suspended member hands their role on again:
+			// she may suspend a member (level 50, below hers), not bring
+			// them back with grants she does not hold.
+			w.signIn("admin-console", "max@example.com", "", "")
+			maxID := w.userID("max@example.com")
+			w.mustCall("POST", acme+"/members", w.root, map[string]any{"user_id": maxID, "role": "member"}, 201, nil)
+			w.mustCall("PATCH", acme+"/members/"+maxID, kim, map[string]any{"status": "suspended"}, 200, nil)
+			if status, out := w.call("PATCH", acme+"/members/"+maxID, kim, map[string]any{"status": "active"}, nil); status != 403 ||
+				!strings.Contains(out, "not covered by your own permissions") {
+				t.Errorf("kb-lead reactivates a member = %d %s, want 403", status, out)
+			}
+			w.mustCall("PATCH", acme+"/members/"+maxID, w.root, map[string]any{"status": "active"}, 200, nil)
 			// An actor holding "*" assigns any role up to their level.
 			w.mustCall("PATCH", acme+"/members/"+nia, w.root, map[string]any{"role": "auditor"}, 200, nil)
 		})

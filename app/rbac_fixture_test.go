@@ -69,7 +69,13 @@ type world struct {
 
 func newWorld(t *testing.T, pg bool) *world {
 	t.Helper()
-	s := apptest.Start(t, apptest.Options{YAML: rbacYAML, Postgres: pg, Env: map[string]string{"GATEHOUSE_REFRESH_REUSE_GRACE": "1ns"}})
+	return newWorldWith(t, pg, rbacYAML)
+}
+
+// newWorldWith is newWorld with another configuration file.
+func newWorldWith(t *testing.T, pg bool, yaml string) *world {
+	t.Helper()
+	s := apptest.Start(t, apptest.Options{YAML: yaml, Postgres: pg, Env: map[string]string{"GATEHOUSE_REFRESH_REUSE_GRACE": "1ns"}})
 	w := &world{t: t, s: s}
 	res, err := s.Admin.GrantAdmin(context.Background(), "root@example.com")
 	if err != nil || res.InvitationID == "" || !res.Created {

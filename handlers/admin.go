@@ -17,10 +17,13 @@ import (
 )
 
 // Admin serves the admin API under /api/v1/admin. Every route needs a
-// person's access token for the admin audience and an "admin:..."
-// permission, enforced by the rbac package like in any backend; the
-// instance-wide routes also need a token acting in the administrators'
-// organization; the service then applies the role hierarchy.
+// person's access token for the admin audience, verified by the rbac
+// package like in any backend (signature, audience, live session, the
+// organization the request names), and an "admin:..." permission that
+// the person holds now: Admin.authorize reads it from the database, not
+// from the token, whose grants may be minutes old. The instance-wide
+// routes also need a token acting in the administrators' organization;
+// the service then applies the role hierarchy.
 type Admin struct {
 	Svc  *admin.Service
 	RBAC *rbac.Middleware
@@ -30,7 +33,7 @@ type Admin struct {
 // Register adds the admin routes to r.
 func (h *Admin) Register(r *gin.Engine) {
 	g := h.RBAC.Gin()
-	need := func(action string) gin.HandlerFunc { return g.RequirePermission("admin", action) }
+	need := func(action string) gin.HandlerFunc { return h.authorize("admin:" + action) }
 	api := r.Group("/api/v1/admin", g.Authenticate())
 	// Instance-wide routes: Gatehouse administrators only. The rbac
 	// organization check cannot keep organization admins out of them: it
@@ -86,6 +89,28 @@ func administratorsOnly(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if p, ok := rbac.GinPrincipal(c); !ok || p.OrgID != models.AdminOrgID {
 			writeAdminError(c, log, admin.ErrAdministratorsOnly)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// authorize is the one place the admin API checks a route's permission:
+// against the actor's grants as the database holds them now (membership
+// active, its role, the role's permissions, in the organization the
+// token acts in, which for Gatehouse administrators is the
+// administrators' organization), never the copy in the token. Every
+// route takes it, reads included, so a demoted, suspended or removed
+// admin is refused (403) at their next request, not when their token
+// expires.
+func (h *Admin) authorize(permission string) gin.HandlerFunc {
+	if err := rbac.ValidatePermission(permission); err != nil {
+		panic("admin route permission: " + err.Error())
+	}
+	return func(c *gin.Context) {
+		if err := h.Svc.Authorize(c.Request.Context(), actor(c), permission); err != nil {
+			writeAdminError(c, h.Log, err)
 			c.Abort()
 			return
 		}
@@ -182,10 +207,23 @@ func (h *Admin) listMembers(c *gin.Context) {
 	h.answer(c, http.StatusOK, out, err)
 }
 
+// addMember answers 201 with the membership a Gatehouse administrator
+// made, or 202 with the invitation an organization's admin made.
 func (h *Admin) addMember(c *gin.Context) {
-	withBody(h, c, http.StatusCreated, func(ctx context.Context, in admin.MemberInput) (any, error) {
-		return h.Svc.AddMember(ctx, actor(c), c.Param("org_id"), in)
-	})
+	var in admin.MemberInput
+	if err := readJSON(c, &in); err != nil {
+		writeAdminError(c, h.Log, err)
+		return
+	}
+	out, err := h.Svc.AddMember(c.Request.Context(), actor(c), c.Param("org_id"), in)
+	switch {
+	case err != nil:
+		writeAdminError(c, h.Log, err)
+	case out.Invitation != nil:
+		c.JSON(http.StatusAccepted, out.Invitation)
+	default:
+		c.JSON(http.StatusCreated, out.Member)
+	}
 }
 
 func (h *Admin) updateMember(c *gin.Context) {

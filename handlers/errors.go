@@ -141,9 +141,12 @@ func logDetail(c *gin.Context, log *slog.Logger, level slog.Level, msg string, e
 // current state, 500 (detail logged) for anything else.
 func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
 	var ie *admin.InputError
+	var pe *admin.PermissionError
 	switch {
 	case errors.As(err, &ie):
 		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid_request", "field": ie.Field, "error_description": ie.Error()})
+	case errors.As(err, &pe):
+		c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_permission", "required": pe.Required, "error_description": pe.Reason})
 	case errors.Is(err, admin.ErrForbidden):
 		c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_permission", "error_description": reason(err, admin.ErrForbidden)})
 	case errors.Is(err, admin.ErrNotFound):

@@ -71,6 +71,16 @@ type OrganizationExternalID struct {
 	CreatedAt      time.Time
 }
 
+// OrgSyncBinding records the organization a literal org-sync target (a
+// rule's org slug) stands for, once sync created or found it: the target
+// follows the organization's id from then on, not whichever organization
+// has the slug.
+type OrgSyncBinding struct {
+	Target         string `gorm:"primaryKey"`
+	OrganizationID string
+	CreatedAt      time.Time
+}
+
 // Role carries permissions within an organization; a nil OrganizationID
 // marks a seeded system role shared by every organization.
 type Role struct {
@@ -265,7 +275,7 @@ type ProviderSecret struct {
 // All lists every model, for schema checks.
 func All() []any {
 	return []any{
-		&User{}, &Identity{}, &Organization{}, &OrganizationExternalID{}, &Role{},
+		&User{}, &Identity{}, &Organization{}, &OrganizationExternalID{}, &OrgSyncBinding{}, &Role{},
 		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
 		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
 		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{},

@@ -248,13 +248,26 @@ func (s *Store) FindOrganizationExternalIDs(ctx context.Context, provider string
 	return out, mapErr(err, "find organization external ids")
 }
 
+// SyncOrganizations is what org sync reads about organizations for one
+// sign-in (FindSyncOrganizations).
+type SyncOrganizations struct {
+	Orgs []Organization
+	// Mappings are every mapping of Orgs, of any provider.
+	Mappings []OrganizationExternalID
+	// Bindings maps the literal targets asked for that are bound to an
+	// organization (of Orgs) to its id.
+	Bindings map[string]string
+}
+
 // FindSyncOrganizations returns, in one query, the organizations org
-// sync may resolve its targets to (those with one of the slugs, and those
-// the provider's upstream organizations externalIDs are mapped to) and
-// every mapping of those organizations, of any provider.
-func (s *Store) FindSyncOrganizations(ctx context.Context, slugs []string, provider string, externalIDs []string) ([]Organization, []OrganizationExternalID, error) {
-	if len(slugs) == 0 && len(externalIDs) == 0 {
-		return nil, nil, nil
+// sync may resolve its targets to (those with one of the slugs, those the
+// provider's upstream organizations externalIDs are mapped to, and those
+// the literal targets are bound to), every mapping of those
+// organizations, of any provider, and the targets' bindings.
+func (s *Store) FindSyncOrganizations(ctx context.Context, slugs []string, provider string, externalIDs, targets []string) (SyncOrganizations, error) {
+	out := SyncOrganizations{Bindings: map[string]string{}}
+	if len(slugs) == 0 && len(externalIDs) == 0 && len(targets) == 0 {
+		return out, nil
 	}
 	var rows []struct {
 		Organization
@@ -262,28 +275,69 @@ func (s *Store) FindSyncOrganizations(ctx context.Context, slugs []string, provi
 		XProvider   *string    `gorm:"column:x_provider"`
 		XExternalID *string    `gorm:"column:x_external_id"`
 		XCreatedAt  *time.Time `gorm:"column:x_created_at"`
+		BTarget     *string    `gorm:"column:b_target"`
 	}
 	err := s.db.WithContext(ctx).Table("organizations").
-		Select("organizations.*, x.id AS x_id, x.provider AS x_provider, x.external_id AS x_external_id, x.created_at AS x_created_at").
+		Select("organizations.*, x.id AS x_id, x.provider AS x_provider, x.external_id AS x_external_id, x.created_at AS x_created_at, b.target AS b_target").
 		Joins("LEFT JOIN organization_external_ids x ON x.organization_id = organizations.id").
-		Where("organizations.slug IN ? OR organizations.id IN (?)", slugs,
+		Joins("LEFT JOIN org_sync_bindings b ON b.organization_id = organizations.id AND b.target IN ?", nonEmpty(targets)).
+		Where("organizations.slug IN ? OR organizations.id IN (?) OR b.target IS NOT NULL", slugs,
 			s.db.Model(&OrganizationExternalID{}).Select("organization_id").Where("provider = ? AND external_id IN ?", provider, externalIDs)).
 		Order("organizations.slug, x.provider, x.external_id").Scan(&rows).Error
 	if err != nil {
-		return nil, nil, mapErr(err, "find organizations")
+		return out, mapErr(err, "find organizations")
 	}
-	var orgs []Organization
-	var mappings []OrganizationExternalID
+	seen := map[string]bool{}
 	for _, r := range rows {
-		if len(orgs) == 0 || orgs[len(orgs)-1].ID != r.ID {
-			orgs = append(orgs, r.Organization)
+		if len(out.Orgs) == 0 || out.Orgs[len(out.Orgs)-1].ID != r.ID {
+			out.Orgs = append(out.Orgs, r.Organization)
 		}
-		if r.XID != nil {
-			mappings = append(mappings, OrganizationExternalID{ID: *r.XID, OrganizationID: r.ID, Provider: *r.XProvider,
+		if r.XID != nil && !seen[*r.XID] {
+			seen[*r.XID] = true
+			out.Mappings = append(out.Mappings, OrganizationExternalID{ID: *r.XID, OrganizationID: r.ID, Provider: *r.XProvider,
 				ExternalID: *r.XExternalID, CreatedAt: *r.XCreatedAt})
 		}
+		if r.BTarget != nil {
+			out.Bindings[*r.BTarget] = r.ID
+		}
 	}
-	return orgs, mappings, nil
+	return out, nil
+}
+
+// nonEmpty keeps an IN list valid SQL when there is nothing to match.
+func nonEmpty(list []string) []string {
+	if len(list) == 0 {
+		return []string{""}
+	}
+	return list
+}
+
+// BindSyncTarget records that the literal org-sync target stands for the
+// organization orgID, and reports whether this call recorded it: false
+// without error when that very binding exists (a concurrent sign-in made
+// it), ErrConflict when the target is bound to another organization,
+// ErrNotFound when the organization is gone.
+func (s *Store) BindSyncTarget(ctx context.Context, target, orgID string) (bool, error) {
+	db := s.db.WithContext(ctx)
+	res := db.Exec("INSERT INTO org_sync_bindings (target, organization_id, created_at) "+
+		"SELECT ?, id, ? FROM organizations WHERE id = ? ON CONFLICT (target) DO NOTHING", target, s.db.NowFunc(), orgID)
+	if res.Error != nil {
+		return false, mapErr(res.Error, "bind org sync target")
+	}
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	var existing []OrgSyncBinding
+	if err := db.Where("target = ?", target).Limit(1).Find(&existing).Error; err != nil {
+		return false, mapErr(err, "find org sync binding")
+	}
+	switch {
+	case len(existing) == 0:
+		return false, mapErr(gorm.ErrRecordNotFound, "find organization")
+	case existing[0].OrganizationID != orgID:
+		return false, fmt.Errorf("org sync target %q is bound to another organization: %w", target, ErrConflict)
+	}
+	return false, nil
 }
 
 // EnsureOrganization returns the organization with o.Slug, creating it

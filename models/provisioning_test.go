@@ -434,15 +434,15 @@ func TestOrganizationMappings(t *testing.T) {
 			t.Errorf("claim of a missing organization = %v", err)
 		}
 
-		orgs, mappings, err := s.FindSyncOrganizations(ctx, []string{"eng-team", "nope"}, "google", []string{"foo.co.uk", "bar.example"})
+		found, err := s.FindSyncOrganizations(ctx, []string{"eng-team", "nope"}, "google", []string{"foo.co.uk", "bar.example"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []string
-		for _, o := range orgs {
+		for _, o := range found.Orgs {
 			got = append(got, o.Slug)
 		}
-		for _, m := range mappings {
+		for _, m := range found.Mappings {
 			got = append(got, m.OrganizationID+"="+m.Provider+":"+m.ExternalID)
 		}
 		want := []string{"eng-team", "foo-co-uk", hand.ID + "=okta:Eng Team", foo.ID + "=google:foo.co.uk"}
@@ -591,6 +591,67 @@ func TestInvitationQueries(t *testing.T) {
 		}
 		if pending, _ := s.PendingInvitations(ctx, "bob@example.com", later); len(pending) != 0 {
 			t.Fatalf("revoked invitation pending: %v", pending)
+		}
+	})
+}
+
+// TestOrgSyncBindings: a literal org-sync target bound to an organization
+// is found through the binding whatever the organization's slug, and
+// another organization taking the slug later is not; a binding is made
+// once (the same again is a no-op, another organization a conflict, a
+// missing one not found) and goes with its organization.
+func TestOrgSyncBindings(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx, s, finance := withOrg(t, db, "finance")
+		bind := func(target, orgID string) (ok bool, err error) {
+			err = s.InTx(ctx, func(tx *models.Store) error {
+				ok, err = tx.BindSyncTarget(ctx, target, orgID)
+				return err
+			})
+			return ok, err
+		}
+		if ok, err := bind("finance", finance.ID); !ok || err != nil {
+			t.Fatalf("first binding = %v, %v", ok, err)
+		}
+		if ok, err := bind("finance", finance.ID); ok || err != nil {
+			t.Fatalf("same binding again = %v, %v", ok, err)
+		}
+		// The bound organization is renamed; another takes the slug.
+		finance.Slug, finance.UpdatedAt = "finance-old", time.Now()
+		if err := s.UpdateOrganization(ctx, finance); err != nil {
+			t.Fatal(err)
+		}
+		squat := &models.Organization{Slug: "finance"}
+		if err := s.CreateOrganization(ctx, squat); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := bind("finance", squat.ID); ok || !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("binding a bound target to another organization = %v, %v", ok, err)
+		}
+		if ok, err := bind("payroll", "no-such-org"); ok || !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("binding to a missing organization = %v, %v", ok, err)
+		}
+		found, err := s.FindSyncOrganizations(ctx, []string{"finance"}, "dev", nil, []string{"finance", "payroll"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slugs := []string{}
+		for _, o := range found.Orgs {
+			slugs = append(slugs, o.Slug)
+		}
+		slices.Sort(slugs)
+		if !slices.Equal(slugs, []string{"finance", "finance-old"}) || len(found.Bindings) != 1 || found.Bindings["finance"] != finance.ID {
+			t.Fatalf("FindSyncOrganizations = %v, bindings %v", slugs, found.Bindings)
+		}
+		// Deleting the organization removes its binding.
+		if err := s.DeleteOrganization(ctx, finance.ID); err != nil {
+			t.Fatal(err)
+		}
+		if found, err = s.FindSyncOrganizations(ctx, nil, "dev", nil, []string{"finance"}); err != nil || len(found.Bindings) != 0 || len(found.Orgs) != 0 {
+			t.Fatalf("after deleting the bound organization: %+v, %v", found, err)
+		}
+		if ok, err := bind("finance", squat.ID); !ok || err != nil {
+			t.Fatalf("binding after the bound organization is gone = %v, %v", ok, err)
 		}
 	})
 }

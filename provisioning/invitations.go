@@ -117,12 +117,15 @@ func (s *Service) RevokeInvitation(ctx context.Context, orgID, invitationID stri
 
 // acceptInvitations turns the pending, unexpired invitations of the
 // identity's verified email into active memberships made by hand (sync
-// never touches them), replacing whatever membership the user had in
-// those organizations: the invitation is an administrator's latest word.
-// A provider not trusted for email accepts none: each invitation stays
-// pending, for a sign-in through a trusted one, and the refusal is
-// audited. It returns how many it accepted.
-func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, meta Meta, now time.Time) (int, error) {
+// never touches them), replacing the membership the user had in those
+// organizations (current), except one an invitation must not change: a
+// suspended membership stays suspended, and one whose role is above the
+// invited role keeps it (keptMembership). Whoever invites may assign the
+// invited role, not necessarily lift a suspension or lower a role above
+// their own. A provider not trusted for email accepts none: each
+// invitation stays pending, for a sign-in through a trusted one, and the
+// refusal is audited. It returns how many memberships it made or changed.
+func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, current []models.Membership, meta Meta, now time.Time) (int, error) {
 	invs, err := tx.PendingInvitations(ctx, id.Email, now)
 	if err != nil {
 		return 0, err
@@ -138,6 +141,10 @@ func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user 
 		}
 		return 0, nil
 	}
+	held := map[string]*models.Membership{}
+	for i := range current {
+		held[current[i].OrganizationID] = &current[i]
+	}
 	n := 0
 	for _, inv := range invs {
 		ok, err := tx.AcceptInvitation(ctx, inv.ID, now)
@@ -146,6 +153,19 @@ func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user 
 		}
 		if !ok {
 			continue // accepted by a concurrent login
+		}
+		kept, err := keptMembership(ctx, tx, held[inv.OrganizationID], inv.RoleID)
+		if err != nil {
+			return n, err
+		}
+		if kept != "" {
+			err = s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditInvitationAccepted, Provider: id.Provider,
+				SubjectUserID: &user.ID, OrganizationID: &inv.OrganizationID},
+				map[string]any{"invitation_id": inv.ID, "role_id": inv.RoleID, "membership_kept": kept})
+			if err != nil {
+				return n, err
+			}
+			continue
 		}
 		m := &models.Membership{UserID: user.ID, OrganizationID: inv.OrganizationID, RoleID: inv.RoleID,
 			Status: models.MembershipActive, Source: models.SourceManual}
@@ -161,4 +181,29 @@ func (s *Service) acceptInvitations(ctx context.Context, tx *models.Store, user 
 		}
 	}
 	return n, nil
+}
+
+// keptMembership says why an accepted invitation leaves the existing
+// membership m as it is, or "" when the invitation's role replaces it.
+func keptMembership(ctx context.Context, tx *models.Store, m *models.Membership, invitedRoleID string) (string, error) {
+	switch {
+	case m == nil:
+		return "", nil
+	case m.Status != models.MembershipActive:
+		return "the membership is suspended; an invitation does not lift a suspension", nil
+	case m.RoleID == invitedRoleID:
+		return "", nil
+	}
+	held, err := tx.FindRole(ctx, m.RoleID)
+	if err != nil {
+		return "", err
+	}
+	invited, err := tx.FindRole(ctx, invitedRoleID)
+	if err != nil {
+		return "", err
+	}
+	if held.Level > invited.Level {
+		return fmt.Sprintf("the membership's role %q is above the invited role %q; an invitation does not lower a role", held.Name, invited.Name), nil
+	}
+	return "", nil
 }

@@ -106,6 +106,10 @@ func New(store *models.Store, opts Options) *Service {
 	return &Service{store: store, opts: opts, trusted: trusted, now: now}
 }
 
+// SyncRuleTargeting returns the first org-sync rule that may place
+// people in an organization with this slug (SyncPolicy.RuleTargeting).
+func (s *Service) SyncRuleTargeting(slug string) (Rule, bool) { return s.opts.Sync.RuleTargeting(slug) }
+
 // TrustedEmailProviders names the providers whose verified emails count,
 // sorted.
 func (s *Service) TrustedEmailProviders() []string { return slices.Clone(s.trusted) }
@@ -170,6 +174,7 @@ const (
 	AuditLoginRefused       = "login.refused"
 	AuditOrgCreated         = "organization.created"
 	AuditOrgMapped          = "organization.mapped"
+	AuditOrgBound           = "organization.bound"
 	AuditMembershipAdded    = "membership.added"
 	AuditMembershipRole     = "membership.role_changed"
 	AuditMembershipRevived  = "membership.reactivated"
@@ -249,7 +254,7 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 		}
 		changed := false
 		if id.EmailVerified && id.Email != "" {
-			n, err := s.acceptInvitations(ctx, tx, res.User, id, meta, now)
+			n, err := s.acceptInvitations(ctx, tx, res.User, id, ms, meta, now)
 			if err != nil {
 				return err
 			}

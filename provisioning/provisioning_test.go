@@ -623,6 +623,64 @@ func TestOrgSyncCollidingUpstreams(t *testing.T) {
 	})
 }
 
+// TestOrgSyncBindsLiteralTargets: a literal target (org: finance) is
+// bound to the organization sync first creates or finds for it, and
+// follows that organization's id: renamed, it keeps the rule's members;
+// another organization renamed to finance afterwards (the squat: an
+// organization's admin taking the slug of a rule's organization) gets
+// nobody. With the bound organization deleted, the target is free again.
+func TestOrgSyncBindsLiteralTargets(t *testing.T) {
+	for _, autoCreate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("auto_create_orgs=%v", autoCreate), func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *models.DB) {
+				f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: autoCreate,
+					Rules: []provisioning.Rule{{Match: "github:org:acme", Org: "finance", Role: "member"}}}})
+				if !autoCreate {
+					f.org("finance") // an administrator made it for the rule
+				}
+				ada := f.login(identity("github", "ada", "ada@example.com", true, "github:org:acme")).User
+				fin := f.org("finance")
+				if got := f.memberships(ada.ID); !slices.Equal(got, []string{"finance:member:active:sync:github"}) {
+					t.Fatalf("ada's memberships = %v", got)
+				}
+				want := map[bool]string{true: provisioning.AuditOrgCreated, false: provisioning.AuditOrgBound}[autoCreate]
+				var ev models.AuditEvent
+				f.db.Where("type = ? AND organization_id = ?", want, fin.ID).Take(&ev)
+				if !strings.Contains(ev.Details, `"target":"finance"`) || f.count("org_sync_bindings", "target = ? AND organization_id = ?", "finance", fin.ID) != 1 {
+					t.Fatalf("binding of finance: event %+v, %d bindings", ev, f.count("org_sync_bindings", ""))
+				}
+
+				// The bound organization is renamed; a squatter takes the slug.
+				if err := f.db.Exec("UPDATE organizations SET slug = ? WHERE id = ?", "finance-eu", fin.ID).Error; err != nil {
+					t.Fatal(err)
+				}
+				squat := f.org("finance")
+				bob := f.login(identity("github", "bob", "bob@example.com", true, "github:org:acme")).User
+				f.login(identity("github", "ada", "ada@example.com", true, "github:org:acme"))
+				for _, u := range []*models.User{ada, bob} {
+					if got := f.memberships(u.ID); !slices.Equal(got, []string{"finance-eu:member:active:sync:github"}) {
+						t.Fatalf("%s's memberships after the squat = %v", u.Email, got)
+					}
+				}
+				if n := f.count("memberships", "organization_id = ?", squat.ID); n != 0 {
+					t.Fatalf("the squatting organization got %d members", n)
+				}
+
+				// Deleted, the bound organization takes its binding along:
+				// the rule resolves by slug again (and binds it).
+				if err := f.store.DeleteOrganization(f.ctx, fin.ID); err != nil {
+					t.Fatal(err)
+				}
+				f.login(identity("github", "bob", "bob@example.com", true, "github:org:acme"))
+				if got := f.memberships(bob.ID); !slices.Equal(got, []string{"finance:member:active:sync:github"}) ||
+					f.count("org_sync_bindings", "target = ? AND organization_id = ?", "finance", squat.ID) != 1 {
+					t.Fatalf("after deleting the bound organization: %v", got)
+				}
+			})
+		})
+	}
+}
+
 // TestOrgSyncClaimsWithoutAutoCreate: without auto_create_orgs an {org}
 // rule fills organizations the administrators made; the first upstream
 // organization to use one maps it (audited), and a colliding one is

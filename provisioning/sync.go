@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -111,6 +112,63 @@ func (p SyncPolicy) Targets(provider string, groups []string) []Target {
 	return out
 }
 
+// RuleTargeting returns the first rule that may place people in an
+// organization with this slug, so that no organization's admin takes
+// the slug for their organization: a literal target naming it, and, with
+// auto_create_orgs off, an {org} pattern that can produce it (as a
+// target's slug or its DistinctSlug), since an unmapped organization at
+// such a slug is claimed by the first upstream organization that names
+// it. With auto_create_orgs on, {org} targets only join organizations
+// mapped to their upstream organization, which a rename cannot fake.
+func (p SyncPolicy) RuleTargeting(slug string) (Rule, bool) {
+	for _, r := range p.Rules {
+		switch {
+		case !strings.Contains(r.Org, config.OrgPlaceholder):
+			if r.Org == slug {
+				return r, true
+			}
+		case !p.AutoCreateOrgs && patternProduces(r.Org, slug):
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// slugified matches what Slugify makes of a non-empty value.
+const slugified = `[a-z0-9]+(?:-[a-z0-9]+)*`
+
+// patternProduces reports whether an {org} pattern can yield slug, as a
+// target's slug or as its DistinctSlug (which may have cut the target's
+// slug short).
+func patternProduces(pattern, slug string) bool {
+	parts := strings.Split(pattern, config.OrgPlaceholder)
+	for i := range parts {
+		parts[i] = regexp.QuoteMeta(parts[i])
+	}
+	re := regexp.MustCompile("^" + strings.Join(parts, slugified) + "$")
+	if re.MatchString(slug) {
+		return true
+	}
+	base, suffix, ok := cutLast(slug, "-")
+	if !ok || len(suffix) != 8 || strings.Trim(suffix, "0123456789abcdef") != "" {
+		return false
+	}
+	if re.MatchString(base) {
+		return true
+	}
+	// Shortened to fit 63 characters: base is the start of a target slug.
+	prefix, _, _ := strings.Cut(pattern, config.OrgPlaceholder)
+	return len(slug) == maxSlug && (strings.HasPrefix(base, prefix) || strings.HasPrefix(prefix, base))
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
 // UpstreamOrg is the organization a typed group names: the value after the
 // second colon, up to a slash ("github:team:acme/platform" → "acme",
 // "google:domain:acme.com" → "acme.com"); "" when there is none.
@@ -123,6 +181,9 @@ func UpstreamOrg(group string) string {
 	return org
 }
 
+// maxSlug is the longest slug (config.ValidSlug).
+const maxSlug = 63
+
 // DistinctSlug is the slug an {org} target falls back to when its own is
 // taken by an organization that does not stand for the provider's
 // upstream organization externalID: slug, shortened to fit, and 8 hex
@@ -134,7 +195,6 @@ func UpstreamOrg(group string) string {
 func DistinctSlug(slug, provider, externalID string) string {
 	sum := sha256.Sum256([]byte(provider + "\x00" + externalID))
 	suffix := "-" + hex.EncodeToString(sum[:4])
-	const maxSlug = 63
 	if len(slug)+len(suffix) > maxSlug {
 		slug = strings.TrimRight(slug[:maxSlug-len(suffix)], "-")
 	}
@@ -169,6 +229,10 @@ type Directory struct {
 	// ExternalIDs are the mappings (organization_external_ids), of every
 	// provider, of the organizations in OrgsBySlug.
 	ExternalIDs []models.OrganizationExternalID
+	// Bindings map the literal targets bound to an organization
+	// (org_sync_bindings) to its id; the organization is in OrgsBySlug
+	// under its current slug.
+	Bindings map[string]string
 	// Roles are the system roles and the roles of the organizations in
 	// OrgsBySlug, as far as the targets name them.
 	Roles []models.Role
@@ -199,7 +263,10 @@ const (
 	ChangeCreateOrg ChangeKind = "create_org"
 	// ChangeMapOrg maps an upstream organization to an existing
 	// organization that stood for nothing yet (auto_create_orgs off).
-	ChangeMapOrg     ChangeKind = "map_org"
+	ChangeMapOrg ChangeKind = "map_org"
+	// ChangeBindOrg binds a literal target to the existing organization
+	// that has its slug, the first time sync uses it.
+	ChangeBindOrg    ChangeKind = "bind_org"
 	ChangeSkip       ChangeKind = "skip"
 	ChangeAdd        ChangeKind = "add"
 	ChangeRole       ChangeKind = "change_role"
@@ -228,6 +295,9 @@ type Change struct {
 	// Name and ExternalID describe an organization to create or map.
 	Name       string
 	ExternalID string
+	// Target is the literal target a create_org or bind_org binds the
+	// organization to.
+	Target string
 	// MembershipID is the membership changed (empty for add).
 	MembershipID string
 	RoleID       string
@@ -246,7 +316,7 @@ type Change struct {
 func (c Change) String() string {
 	org := cmp.Or(c.Slug, c.OrgID)
 	switch c.Kind {
-	case ChangeCreateOrg, ChangeMapOrg:
+	case ChangeCreateOrg, ChangeMapOrg, ChangeBindOrg:
 		if c.Reason != "" {
 			return fmt.Sprintf("%s %s: %s", c.Kind, org, c.Reason)
 		}
@@ -270,6 +340,10 @@ func (c Change) String() string {
 //     organization mapped to it (provider, external id) whatever its slug
 //     now, and otherwise never to an organization standing for anything
 //     else; see place;
+//   - a literal target goes to the organization it is bound to, whatever
+//     its slug now; unbound, to the organization with its slug, which it
+//     is then bound to (so that no organization renamed to the slug later
+//     takes its place); see place;
 //   - an organization that does not exist is created with AutoCreateOrgs,
 //     else the rule is skipped; a rule naming an unknown role is skipped
 //     too, leaving a membership it would have set as it is;
@@ -289,7 +363,7 @@ func (p SyncPolicy) Diff(provider string, current []models.Membership, groups []
 		role  *models.Role
 	}
 	wanted := map[string]*want{}      // by slug
-	orgChanges := map[string]Change{} // create_org and map_org, by slug
+	orgChanges := map[string]Change{} // create_org, map_org and bind_org, by slug
 	var skips, upserts, leaves []Change
 	skip := func(t Target, slug, orgID, reason string) {
 		skips = append(skips, Change{Kind: ChangeSkip, Slug: slug, OrgID: orgID, Rule: t.Rule, Group: t.Group, Reason: reason})
@@ -422,11 +496,16 @@ type placer struct {
 	byUpstream map[string]placement
 	// pending are the organizations this Diff creates or maps, by slug.
 	pending map[string]*Change
+	// bound are the literal targets' bindings: target → organization id.
+	bound map[string]string
+	// binds are the bind_org changes this Diff makes, by target.
+	binds map[string]*Change
 }
 
 func newPlacer(provider string, autoCreate bool, dir Directory) *placer {
 	pl := &placer{provider: provider, autoCreate: autoCreate, orgs: dir.OrgsBySlug, slugOf: map[string]string{},
-		mapped: map[string]bool{}, byExternal: map[string]string{}, byUpstream: map[string]placement{}, pending: map[string]*Change{}}
+		mapped: map[string]bool{}, byExternal: map[string]string{}, byUpstream: map[string]placement{}, pending: map[string]*Change{},
+		bound: dir.Bindings, binds: map[string]*Change{}}
 	for slug, id := range dir.OrgsBySlug {
 		pl.slugOf[id] = slug
 	}
@@ -441,7 +520,12 @@ func newPlacer(provider string, autoCreate bool, dir Directory) *placer {
 
 // place finds the organization a target calls for.
 //
-// A literal slug means the organization with that slug, as configured.
+// A literal slug means the organization bound to it (org_sync_bindings),
+// whatever its slug is now. Unbound, it means the organization with that
+// slug, which gets bound to it (bind_org), or one this sync creates with
+// auto_create_orgs, bound to it on creation: the target follows that
+// organization's id from then on, and an organization renamed to the
+// slug later does not take its place.
 //
 // An {org} target means the upstream organization it names, and slugs
 // are lossy, so a slug is never proof: the organization mapped to the
@@ -454,13 +538,19 @@ func newPlacer(provider string, autoCreate bool, dir Directory) *placer {
 // literal rule), so it is passed over like one standing for another.
 func (pl *placer) place(t Target) placement {
 	if t.ExternalID == "" {
+		if id, ok := pl.bound[t.Slug]; ok {
+			return placement{slug: cmp.Or(pl.slugOf[id], id), orgID: id}
+		}
 		switch id, ok := pl.orgs[t.Slug]; {
 		case ok:
-			return placement{slug: t.Slug, orgID: id}
+			if pl.binds[t.Slug] == nil {
+				pl.binds[t.Slug] = &Change{Kind: ChangeBindOrg, Slug: t.Slug, OrgID: id, Target: t.Slug}
+			}
+			return placement{slug: t.Slug, orgID: id, change: pl.binds[t.Slug]}
 		case pl.pending[t.Slug] != nil:
 			return placement{slug: t.Slug, change: pl.pending[t.Slug]}
 		case pl.autoCreate:
-			pl.pending[t.Slug] = &Change{Kind: ChangeCreateOrg, Slug: t.Slug, Name: t.Name}
+			pl.pending[t.Slug] = &Change{Kind: ChangeCreateOrg, Slug: t.Slug, Name: t.Name, Target: t.Slug}
 			return placement{slug: t.Slug, change: pl.pending[t.Slug]}
 		}
 		return placement{problem: fmt.Sprintf("organization %q does not exist and auto_create_orgs is off", t.Slug)}

@@ -36,28 +36,48 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 		}
 		var ok bool
 		switch c.Kind {
-		case ChangeCreateOrg, ChangeMapOrg:
+		case ChangeCreateOrg, ChangeMapOrg, ChangeBindOrg:
 			o := &models.Organization{ID: c.OrgID, Slug: c.Slug, Name: c.Name}
 			e.Type = AuditOrgCreated
-			if c.Kind == ChangeCreateOrg {
+			switch c.Kind {
+			case ChangeCreateOrg:
 				ok, err = tx.EnsureOrganization(ctx, o, id.Provider, c.ExternalID)
-			} else {
+				if err == nil && c.Target != "" {
+					// Bound in the same transaction: the target follows this
+					// organization's id from now on.
+					_, err = tx.BindSyncTarget(ctx, c.Target, o.ID)
+				}
+			case ChangeMapOrg:
 				e.Type = AuditOrgMapped
 				ok, err = tx.ClaimOrganization(ctx, c.OrgID, id.Provider, c.ExternalID)
+			case ChangeBindOrg:
+				e.Type = AuditOrgBound
+				ok, err = tx.BindSyncTarget(ctx, c.Target, c.OrgID)
 			}
-			details["slug"], details["external_id"] = c.Slug, c.ExternalID
+			details["slug"] = c.Slug
+			if c.ExternalID != "" || c.Target == "" {
+				details["external_id"] = c.ExternalID
+			}
+			if c.Target != "" {
+				details["target"] = c.Target
+			}
 			if c.Reason != "" {
 				details["reason"] = c.Reason
 			}
 			if errors.Is(err, models.ErrConflict) || errors.Is(err, models.ErrNotFound) {
 				// Diff read the directory before a concurrent sign-in took
-				// the slug for another upstream organization (or an
-				// administrator deleted the organization): nothing is
-				// joined now; the next sign-in reads the new state.
+				// the slug for another upstream organization, or bound the
+				// target to another organization (or an administrator
+				// deleted the organization): nothing is joined now; the
+				// next sign-in reads the new state.
 				lost[c.Slug], ok, err = true, true, nil
 				c.Kind, e.Type, e.Outcome = ChangeSkip, AuditSyncRuleSkipped, models.OutcomeFailure
-				details["reason"] = fmt.Sprintf("organization %q was taken for another upstream organization, or deleted, during this sign-in; "+
-					"the next sign-in places %s organization %q", c.Slug, id.Provider, c.ExternalID)
+				what := fmt.Sprintf("%s organization %q", id.Provider, c.ExternalID)
+				if c.Target != "" {
+					what = fmt.Sprintf("the target %q", c.Target)
+				}
+				details["reason"] = fmt.Sprintf("organization %q was taken for something else, or deleted, during this sign-in; "+
+					"the next sign-in places %s", c.Slug, what)
 				break
 			}
 			if err == nil && o.ID != "" {
@@ -109,7 +129,7 @@ func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.U
 // name: at most two queries, whatever the number of groups and rules.
 func loadDirectory(ctx context.Context, tx *models.Store, provider string, targets []Target) (Directory, error) {
 	dir := Directory{OrgsBySlug: map[string]string{}}
-	var slugs, externalIDs, roleNames []string
+	var slugs, externalIDs, roleNames, literals []string
 	seen := map[string]bool{}
 	add := func(list *[]string, kind, v string) {
 		if v != "" && !seen[kind+v] {
@@ -125,17 +145,20 @@ func loadDirectory(ctx context.Context, tx *models.Store, provider string, targe
 		add(&slugs, "o:", t.AltSlug)
 		add(&externalIDs, "x:", t.ExternalID)
 		add(&roleNames, "r:", t.Role)
+		if t.ExternalID == "" {
+			add(&literals, "t:", t.Slug)
+		}
 	}
 	if len(slugs) == 0 {
 		return dir, nil
 	}
-	orgs, mappings, err := tx.FindSyncOrganizations(ctx, slugs, provider, externalIDs)
+	found, err := tx.FindSyncOrganizations(ctx, slugs, provider, externalIDs, literals)
 	if err != nil {
 		return dir, err
 	}
-	dir.ExternalIDs = mappings
-	orgIDs := make([]string, 0, len(orgs))
-	for _, o := range orgs {
+	dir.ExternalIDs, dir.Bindings = found.Mappings, found.Bindings
+	orgIDs := make([]string, 0, len(found.Orgs))
+	for _, o := range found.Orgs {
 		dir.OrgsBySlug[o.Slug] = o.ID
 		orgIDs = append(orgIDs, o.ID)
 	}

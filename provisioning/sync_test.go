@@ -16,9 +16,11 @@ import (
 func strp(s string) *string { return &s }
 
 // The directory of the sync scenarios: organizations acme (with its own
-// "editor" role) and beta; the four system roles.
+// "editor" role) and beta, which literal targets of their slugs are bound
+// to already; the four system roles.
 var syncDir = provisioning.Directory{
 	OrgsBySlug: map[string]string{"acme": "org-acme", "beta": "org-beta"},
+	Bindings:   map[string]string{"acme": "org-acme", "beta": "org-beta"},
 	Roles: []models.Role{
 		{ID: models.RoleOwnerID, Name: "owner", Level: 100},
 		{ID: models.RoleAdminID, Name: "admin", Level: 80},
@@ -45,7 +47,17 @@ var mappedDir = provisioning.Directory{
 		{OrganizationID: "org-acme", Provider: "github", ExternalID: "acme"},
 		{OrganizationID: models.AdminOrgID, Provider: "github", ExternalID: "root"},
 	},
-	Roles: syncDir.Roles,
+	Bindings: syncDir.Bindings,
+	Roles:    syncDir.Roles,
+}
+
+// boundDir: the literal target finance is bound to org-fin, since renamed
+// finance-old; another organization has taken the slug finance since.
+// The literal target payroll is bound to nothing yet.
+var boundDir = provisioning.Directory{
+	OrgsBySlug: map[string]string{"finance-old": "org-fin", "finance": "org-squat", "payroll": "org-pay"},
+	Bindings:   map[string]string{"finance": "org-fin"},
+	Roles:      syncDir.Roles,
 }
 
 // withOrg is mappedDir plus one organization and its mappings.
@@ -225,6 +237,24 @@ func TestDiff(t *testing.T) {
 			Rules: []provisioning.Rule{{Match: "github:team:*/*", Org: "{org}", Role: "owner"}}},
 			groups: []string{"github:team:gatehouse-admin/owners"},
 			want:   []string{`skip rule 0: organization "gatehouse-admin" is the Gatehouse administrators'; sync never manages it`}},
+		// Literal targets follow their binding, not the slug.
+		{name: "a bound literal target follows its organization, not the slug", dir: &boundDir,
+			policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "finance", Role: "viewer"}),
+			groups: []string{"github:org:acme"},
+			want:   []string{"add finance-old viewer"}},
+		{name: "a bound literal target's members stay put when another organization takes the slug", dir: &boundDir,
+			policy:  gh(provisioning.Rule{Match: "github:org:acme", Org: "finance", Role: "viewer"}),
+			current: []models.Membership{synced("m1", "org-fin", models.RoleViewerID, active)},
+			groups:  []string{"github:org:acme"}},
+		{name: "an unbound literal target is bound to the organization with its slug", dir: &boundDir,
+			policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "payroll", Role: "viewer"}),
+			groups: []string{"github:org:acme"},
+			want:   []string{"bind_org payroll", "add payroll viewer"}},
+		{name: "two rules naming one unbound target bind it once", dir: &boundDir,
+			policy: gh(provisioning.Rule{Match: "github:org:acme", Org: "payroll", Role: "viewer"},
+				provisioning.Rule{Match: "github:team:acme/*", Org: "payroll", Role: "admin"}),
+			groups: []string{"github:org:acme", "github:team:acme/web"},
+			want:   []string{"bind_org payroll", "add payroll admin"}},
 		{name: "join, change, leave and untouched at once", policy: gh(acmeMember, platformAdmin,
 			provisioning.Rule{Match: "github:org:beta", Org: "beta", Role: "viewer"}),
 			current: []models.Membership{
@@ -326,6 +356,28 @@ func TestDiffDetails(t *testing.T) {
 		t.Fatalf("Diff (claim) =\n%+v\nwant\n%+v", changes, want)
 	}
 
+	// A literal target: the organization created for it is bound to it;
+	// one that exists unbound is bound to it.
+	literal := provisioning.SyncPolicy{AutoCreateOrgs: true, OnLeave: provisioning.LeaveRemove, Rules: []provisioning.Rule{
+		{Index: 0, Match: "github:org:*", Org: "finance", Role: "viewer"}}}
+	for _, tc := range []struct {
+		name string
+		orgs map[string]string
+		want []provisioning.Change
+	}{
+		{"created", nil, []provisioning.Change{
+			{Kind: provisioning.ChangeCreateOrg, Slug: "finance", Name: "finance", Target: "finance", Rule: 0, Group: "github:org:acme"},
+			{Kind: provisioning.ChangeAdd, Slug: "finance", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"}}},
+		{"bound", map[string]string{"finance": "org-fin"}, []provisioning.Change{
+			{Kind: provisioning.ChangeBindOrg, Slug: "finance", OrgID: "org-fin", Target: "finance", Rule: 0, Group: "github:org:acme"},
+			{Kind: provisioning.ChangeAdd, Slug: "finance", OrgID: "org-fin", RoleID: models.RoleViewerID, RoleName: "viewer", Rule: 0, Group: "github:org:acme"}}},
+	} {
+		changes = literal.Diff("github", nil, []string{"github:org:acme"}, false, provisioning.Directory{OrgsBySlug: tc.orgs, Roles: syncDir.Roles})
+		if !slices.Equal(changes, tc.want) {
+			t.Fatalf("Diff (literal, %s) =\n%+v\nwant\n%+v", tc.name, changes, tc.want)
+		}
+	}
+
 	// A kept membership carries what applying needs to audit it.
 	p.OnLeave = provisioning.LeaveSuspend
 	kept := p.Diff("github", current, nil, true, syncDir)
@@ -373,5 +425,69 @@ func TestDistinctSlug(t *testing.T) {
 	long := strings.Repeat("a", 53) + "-" + strings.Repeat("b", 9) // 63 characters, cut at the hyphen
 	if d := provisioning.DistinctSlug(long, "github", "x"); len(d) > 63 || !config.ValidSlug(d) || strings.Contains(d, "--") {
 		t.Fatalf("long slug %q (%d characters)", d, len(d))
+	}
+}
+
+// TestRuleTargeting: the slugs an organization's admin may not take are
+// those a rule may place people in: a literal target, and with
+// auto_create_orgs off every slug an {org} pattern produces, its
+// distinct slugs included (checked against what Targets produces).
+func TestRuleTargeting(t *testing.T) {
+	rules := []provisioning.Rule{
+		{Index: 0, Match: "github:org:acme", Org: "finance", Role: "member"},
+		{Index: 1, Match: "github:org:*", Org: "gh-{org}", Role: "viewer"},
+		{Index: 2, Match: "oidc:group:*", Org: "{org}-team", Role: "viewer"},
+	}
+	off := provisioning.SyncPolicy{Rules: rules}
+	on := provisioning.SyncPolicy{Rules: rules, AutoCreateOrgs: true}
+	long := "gh-" + strings.Repeat("x", 58)
+	cases := []struct {
+		slug    string
+		off, on int // rule index, -1 for none
+	}{
+		{"finance", 0, 0},
+		{"gh-acme", 1, -1},
+		{"gh-acme-com", 1, -1},
+		{provisioning.DistinctSlug("gh-acme", "github", "acme"), 1, -1},
+		{provisioning.DistinctSlug(long, "github", "x"), 1, -1},
+		{"site-ops-team", 2, -1},
+		{provisioning.DistinctSlug("site-ops-team", "okta", "site-ops"), 2, -1},
+		{"gh-", -1, -1},
+		{"gh--acme", -1, -1},
+		{"team", -1, -1},
+		{"acme", -1, -1},
+		{"finance-eu", -1, -1},
+		{"acme-1234567g", -1, -1},
+	}
+	for _, tc := range cases {
+		for _, p := range []struct {
+			policy provisioning.SyncPolicy
+			want   int
+		}{{off, tc.off}, {on, tc.on}} {
+			r, ok := p.policy.RuleTargeting(tc.slug)
+			got := -1
+			if ok {
+				got = r.Index
+			}
+			if got != p.want {
+				t.Errorf("RuleTargeting(%q) with auto_create_orgs=%v = %d, want %d", tc.slug, p.policy.AutoCreateOrgs, got, p.want)
+			}
+		}
+	}
+	// Whatever the groups, every slug a target may use is reserved.
+	groups := []string{"github:org:acme", "github:org:Acme.COM", "github:team:a/b", "github:org:" + strings.Repeat("Long.Name", 9),
+		"github:org:" + strings.Repeat("x", 57), "oidc:group:Site Ops", "oidc:group:site-ops", "oidc:group:" + strings.Repeat("y", 52),
+		"oidc:group:" + strings.Repeat("z", 70)}
+	for _, provider := range []string{"github", "okta"} {
+		for _, tgt := range off.Targets(provider, groups) {
+			for _, slug := range []string{tgt.Slug, tgt.AltSlug} {
+				if slug == "" {
+					continue
+				}
+				if _, ok := off.RuleTargeting(slug); !ok {
+					t.Errorf("target slug %q of rule %d (group %q) is not reserved", slug, tgt.Rule, tgt.Group)
+				}
+			}
+		}
 	}
 }
