@@ -32,7 +32,7 @@ func TestPlainHTTPRedirectURIs(t *testing.T) {
 		{"http://10.0.0.5/callback", true},
 		{"http://[::ffff:10.0.0.5]/callback", true},
 	} {
-		t.Run(tc.uri, func(t *testing.T) {
+		t.Run(strings.NewReplacer("://", " ", "/", " ").Replace(tc.uri), func(t *testing.T) {
 			yaml := "clients:\n  - {id: app, public: true, redirect_uris: ['" + tc.uri + "']}\n"
 			for _, env := range []map[string]string{prod, dev} {
 				vars := map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, yaml)}
