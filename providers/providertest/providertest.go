@@ -485,6 +485,13 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	if s.opts.JWKSMaxAge > 0 {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.opts.JWKSMaxAge.Seconds())))
 	}
+	s.mu.Lock()
+	pad := s.padding["jwks"]
+	s.mu.Unlock()
+	if pad == 0 {
+		writeJSON(w, http.StatusOK, set)
+		return
+	}
 	raw, _ := json.Marshal(set)
 	var doc map[string]any
 	_ = json.Unmarshal(raw, &doc)
