@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -49,13 +50,7 @@ func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 	r.Use(requestID(), recovery(opts.Log), accessLog(opts.Log), opts.Metrics.middleware(),
 		securityHeaders(opts.HSTS), bodyLimit(opts.MaxBodyBytes))
 	if len(opts.CORSOrigins) > 0 {
-		r.Use(cors.New(cors.Config{
-			AllowOrigins:  opts.CORSOrigins,
-			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-			AllowHeaders:  []string{"Authorization", "Content-Type", RequestIDHeader},
-			ExposeHeaders: []string{RequestIDHeader, "WWW-Authenticate"},
-			MaxAge:        10 * time.Minute,
-		}))
+		r.Use(corsFor(opts.CORSOrigins))
 	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such endpoint"})
@@ -68,6 +63,37 @@ func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 	r.GET("/readyz", readyz(opts.Log, opts.Ready))
 	r.GET("/metrics", opts.Metrics.handler())
 	return r, nil
+}
+
+// corsFor answers CORS for the registered origins only. A request from
+// another origin gets no CORS headers, so the browser keeps the answer
+// from the page that sent it; it is not refused, since browsers send an
+// Origin with every form POST, and the upstream's cross-site POST to the
+// SAML ACS or a client's logout form must reach Gatehouse. A preflight
+// from another origin is refused (403).
+// Origins are compared as browsers send them: lowercase, and without the
+// trailing slash GATEHOUSE_CORS_ORIGINS accepts.
+func corsFor(origins []string) gin.HandlerFunc {
+	registered := map[string]bool{}
+	var allow []string
+	for _, o := range origins {
+		o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+		registered[o] = true
+		allow = append(allow, o)
+	}
+	handle := cors.New(cors.Config{
+		AllowOrigins:  allow,
+		AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowHeaders:  []string{"Authorization", "Content-Type", RequestIDHeader},
+		ExposeHeaders: []string{RequestIDHeader, "WWW-Authenticate"},
+		MaxAge:        10 * time.Minute,
+	})
+	return func(c *gin.Context) {
+		if o := c.GetHeader("Origin"); o != "" && c.Request.Method != http.MethodOptions && !registered[strings.ToLower(o)] {
+			return
+		}
+		handle(c)
+	}
 }
 
 // readyz runs every check with a deadline; failures are named in the body

@@ -231,6 +231,9 @@ type discovered struct {
 	userinfo string
 	keys     *keySet
 	verifier *oidc.IDTokenVerifier
+	// issParam: the upstream advertises that its authorization responses
+	// carry iss (RFC 9207), so a callback without one is not its answer.
+	issParam bool
 }
 
 // Discovery retry schedule: the first retry after discoveryFirstRetry,
@@ -327,7 +330,8 @@ func (p *oidcProvider) discoverLoop() {
 // verifier (built once: go-oidc's VerifierContext would build a new key
 // set each call).
 func (p *oidcProvider) discover() (*discovered, error) {
-	ctx := oidc.ClientContext(p.ctx, p.client)
+	// go-oidc reads the document whole: bound what it can read.
+	ctx := oidc.ClientContext(p.ctx, boundedClient(p.client, maxDiscoveryBytes, "discovery document"))
 	op, err := oidc.NewProvider(ctx, p.cfg.issuer)
 	if err != nil {
 		var mismatch *oidc.IssuerMismatchError
@@ -340,6 +344,7 @@ func (p *oidcProvider) discover() (*discovered, error) {
 		JWKS        string   `json:"jwks_uri"`
 		UserInfo    string   `json:"userinfo_endpoint"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
@@ -367,7 +372,7 @@ func (p *oidcProvider) discover() (*discovered, error) {
 	keys := newKeySet(p.ctx, p.name, p.cfg.algs, p.cfg.minRefetch, p.now, httpJWKSFetcher(p.client, meta.JWKS), onFetch, p.log)
 	keys.warm()
 	return &discovered{
-		endpoint: ep, userinfo: meta.UserInfo, keys: keys,
+		endpoint: ep, userinfo: meta.UserInfo, keys: keys, issParam: meta.IssParam,
 		// Issuer, audience and times are checked in verify, with the
 		// skew and the exchange audiences go-oidc cannot express.
 		verifier: oidc.NewVerifier(p.cfg.issuer, keys, &oidc.Config{SupportedSigningAlgs: p.cfg.algs,
@@ -467,6 +472,11 @@ func (p *oidcProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	d, err := p.ready(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// RFC 9207 §2.4: an upstream that says it names itself in every
+	// response did not send one that does not (a mix-up attacker's).
+	if d.issParam && q.Get("iss") == "" {
+		return nil, &UserError{Message: verifyFailed, Err: fmt.Errorf("%w: callback without iss from an issuer that advertises authorization_response_iss_parameter_supported", ErrInvalidResponse)}
 	}
 	tok, err := p.oauth2Config(d, req.CallbackURL).Exchange(oidc.ClientContext(ctx, p.client), code, oauth2.VerifierOption(saved.Verifier))
 	if err != nil {
@@ -605,9 +615,12 @@ func (p *oidcProvider) completeFromUserInfo(ctx context.Context, d *discovered, 
 		return fmt.Errorf("%w: userinfo: %v", ErrUnavailable, redactURLError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUserInfoBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUserInfoBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: userinfo: %v", ErrUnavailable, err)
+	}
+	if len(body) > maxUserInfoBytes {
+		return &rejection{reason: "the UserInfo response is too large", err: tooLarge("UserInfo answer", maxUserInfoBytes)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return &rejection{reason: "the UserInfo endpoint refused the access token", err: fmt.Errorf("%w: userinfo answered %s", ErrInvalidResponse, resp.Status)}

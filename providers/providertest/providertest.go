@@ -53,6 +53,9 @@ type Options struct {
 	NoUserInfo bool
 	// JWKSMaxAge sets Cache-Control max-age on the JWKS; 0 sends none.
 	JWKSMaxAge time.Duration
+	// IssParameter advertises authorization_response_iss_parameter_supported
+	// in discovery and adds iss to every authorization response (RFC 9207).
+	IssParameter bool
 }
 
 // Defaults of Options.
@@ -88,6 +91,7 @@ type Server struct {
 	lastAuthorize url.Values
 	idTokenHook   func(*TokenDraft)
 	userInfoHook  func(claims map[string]any)
+	padding       map[string]int
 
 	jwksFetches   atomic.Int64
 	jwksDown      atomic.Bool
@@ -205,6 +209,29 @@ func (s *Server) PublicKey() *rsa.PublicKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return &s.keys[len(s.keys)-1].Key.(*rsa.PrivateKey).PublicKey
+}
+
+// PadAnswers makes the answers of one endpoint ("discovery", "jwks" or
+// "userinfo") carry an extra member "x_padding" of n bytes: still valid
+// JSON, only too large (0 removes the padding).
+func (s *Server) PadAnswers(endpoint string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.padding == nil {
+		s.padding = map[string]int{}
+	}
+	s.padding[endpoint] = n
+}
+
+// padded returns doc with the padding set for endpoint.
+func (s *Server) padded(endpoint string, doc map[string]any) map[string]any {
+	s.mu.Lock()
+	n := s.padding[endpoint]
+	s.mu.Unlock()
+	if n > 0 {
+		doc["x_padding"] = strings.Repeat("x", n)
+	}
+	return doc
 }
 
 // SetJWKSDown makes the JWKS endpoint answer 503 (down) or work again.
@@ -345,7 +372,10 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.NoUserInfo {
 		doc["userinfo_endpoint"] = s.endpoint("/userinfo")
 	}
-	writeJSON(w, http.StatusOK, doc)
+	if s.opts.IssParameter {
+		doc["authorization_response_iss_parameter_supported"] = true
+	}
+	writeJSON(w, http.StatusOK, s.padded("discovery", doc))
 }
 
 // authorize approves the configured person at once.
@@ -377,6 +407,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		rq := u.Query()
 		rq.Set("code", code)
 		rq.Set("state", q.Get("state"))
+		if s.opts.IssParameter {
+			rq.Set("iss", s.Issuer)
+		}
 		u.RawQuery = rq.Encode()
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	}
@@ -452,7 +485,17 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	if s.opts.JWKSMaxAge > 0 {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.opts.JWKSMaxAge.Seconds())))
 	}
-	writeJSON(w, http.StatusOK, set)
+	s.mu.Lock()
+	pad := s.padding["jwks"]
+	s.mu.Unlock()
+	if pad == 0 {
+		writeJSON(w, http.StatusOK, set)
+		return
+	}
+	raw, _ := json.Marshal(set)
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	writeJSON(w, http.StatusOK, s.padded("jwks", doc))
 }
 
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
@@ -470,7 +513,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	if hook != nil {
 		hook(claims)
 	}
-	writeJSON(w, http.StatusOK, claims)
+	writeJSON(w, http.StatusOK, s.padded("userinfo", claims))
 }
 
 func atHash(accessToken string) string {
