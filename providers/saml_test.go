@@ -549,6 +549,8 @@ func TestSAMLSettings(t *testing.T) {
 		{"idp_initiated without client", base(mapSettings{"idp_initiated": map[string]any{"redirect_uri": "https://x/cb"}}), false, "needs client_id"},
 		{"unreadable metadata file", base(mapSettings{"idp_metadata_file": "/nonexistent/md.xml"}), false, "no such file"},
 		{"no storage for a generated key", base(mapSettings{"sp_key": nil, "sp_certificate": nil}), false, "no storage"},
+		{"max_response_bytes too small", base(mapSettings{"max_response_bytes": 1000}), false, "max_response_bytes must be between 16384 and 1048576"},
+		{"max_response_bytes too large", base(mapSettings{"max_response_bytes": 2 << 20}), false, "max_response_bytes must be between"},
 		{"bad refresh", base(mapSettings{"idp_metadata_file": nil, "idp_metadata_url": "https://idp.example/md", "metadata_refresh": "5s"}), false, "at least 1m"},
 	}
 	for _, tc := range cases {

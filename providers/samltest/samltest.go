@@ -148,11 +148,21 @@ func NewKeyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
 
 // New starts an IdP serving GET /metadata and GET /sso, stopped at cleanup.
 // By default it signs both the assertion and the response.
-func New(t testing.TB) *IdP {
+func New(t testing.TB) *IdP { return NewOnHost(t, "") }
+
+// NewOnHost is New with the IdP's URLs naming host (for example
+// "localhost") instead of the listener's address, so that a browser takes
+// it for another site than a server on 127.0.0.1; "" keeps the address.
+func NewOnHost(t testing.TB, host string) *IdP {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	i := Offline(t, srv.URL)
+	base := srv.URL
+	if host != "" {
+		u, _ := url.Parse(srv.URL)
+		base = "http://" + host + ":" + u.Port()
+	}
+	i := Offline(t, base)
 	mux.HandleFunc("GET /metadata", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
 		_, _ = w.Write(i.MetadataXML())
