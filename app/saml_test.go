@@ -2,9 +2,13 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,7 +17,9 @@ import (
 	"github.com/crewjam/saml"
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
 )
 
@@ -249,6 +255,11 @@ func TestSAMLRefusals(t *testing.T) {
 			o.Tamper = samltest.Replace(t, ">ada@example.com<", ">mallory@example.com<")
 			return b.toIdP(idp, authURL(), o)
 		}, "changed after signing", "saml signature"},
+		{"RSA-SHA1 signature", func(b *browser) samltest.Form {
+			o := signed
+			o.SignatureMethod = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+			return b.toIdP(idp, authURL(), o)
+		}, "signed its answer with SHA-1", "saml algorithm"},
 		{"wrong audience", func(b *browser) samltest.Form {
 			o := signed
 			o.EditAssertion = func(a *samlAssertion) { a.Conditions.AudienceRestrictions[0].Audience.Value = "https://other.example" }
@@ -389,5 +400,36 @@ func TestSAMLIdPInitiatedTargetChecked(t *testing.T) {
 				t.Fatalf("start-up error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSAMLSHA1KnobRefusedInProduction: insecure_allow_sha1_signatures
+// stops a production start-up, naming the provider and the field.
+func TestSAMLSHA1KnobRefusedInProduction(t *testing.T) {
+	idp := samltest.New(t)
+	dir := t.TempDir()
+	yaml := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(yaml, []byte(`providers:
+  - name: corp
+    type: saml
+    idp_metadata_file: `+idp.WriteMetadataFile(t)+`
+    insecure_allow_sha1_signatures: true
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com",
+		"GATEHOUSE_SECRET_KEY": "production-secret-key-0123456789abcdef-0123", "GATEHOUSE_CONFIG": yaml,
+		"GATEHOUSE_DATABASE_URL": filepath.Join(dir, "g.db")}
+	cfg, _, err := config.Load(config.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		DotenvPath: filepath.Join(dir, "absent.env")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.NewLogger(io.Discard, "error"))
+	if err == nil {
+		_ = a.Close()
+	}
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "corp") || !strings.Contains(msg, "insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production") {
+		t.Fatalf("start-up error = %v", err)
 	}
 }

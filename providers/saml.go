@@ -52,6 +52,9 @@ type samlPolicy struct {
 	nameIDFormat saml.NameIDFormat
 	attrs        samlAttributeNames
 	trustEmail   bool
+	// allowSHA1 accepts XML signatures and digests made with SHA-1
+	// (insecure_allow_sha1_signatures).
+	allowSHA1 bool
 	// maxResponse bounds the posted SAMLResponse (base64, whitespace
 	// excluded); the element bound follows from it.
 	maxResponse int
@@ -87,6 +90,9 @@ type samlSettings struct {
 		RedirectURI string `yaml:"redirect_uri"`
 		Scope       string `yaml:"scope"`
 	} `yaml:"idp_initiated"`
+	// InsecureAllowSHA1Signatures accepts RSA-SHA1 (and other SHA-1) XML
+	// signatures and digests; refused in production.
+	InsecureAllowSHA1Signatures bool `yaml:"insecure_allow_sha1_signatures"`
 	// MaxResponseBytes bounds the base64 SAMLResponse an answer may post.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
 }
@@ -153,6 +159,9 @@ func newSAML(name string, settings Settings, env Env) (Provider, error) {
 	if p.policy, err = samlPolicyFrom(&s); err != nil {
 		return nil, err
 	}
+	if s.InsecureAllowSHA1Signatures && env.Production {
+		return nil, errors.New("insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production: SHA-1 collisions are practical, so an SHA-1 signature no longer proves who wrote what it covers")
+	}
 	p.signRequest = s.SignRequests == nil || *s.SignRequests
 	if s.IdPInitiated != nil {
 		t := s.IdPInitiated
@@ -189,7 +198,7 @@ func newSAML(name string, settings Settings, env Env) (Provider, error) {
 
 func samlPolicyFrom(s *samlSettings) (samlPolicy, error) {
 	pol := samlPolicy{signed: s.RequireSignature, requireEncryption: s.RequireEncryptedAssertions, trustEmail: s.TrustEmail,
-		maxResponse: s.MaxResponseBytes}
+		allowSHA1: s.InsecureAllowSHA1Signatures, maxResponse: s.MaxResponseBytes}
 	switch {
 	case pol.maxResponse == 0:
 		pol.maxResponse = defaultMaxResponseBytes

@@ -19,6 +19,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
@@ -699,3 +700,67 @@ func TestParseIDPMetadata(t *testing.T) {
 }
 
 func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
+
+// TestSAMLSHA1Signatures: SHA-1 XML signatures are refused unless the
+// provider sets insecure_allow_sha1_signatures, which production refuses.
+func TestSAMLSHA1Signatures(t *testing.T) {
+	idp := samltest.New(t)
+	sha1 := dsig.RSASHA1SignatureMethod
+	cases := []struct {
+		name     string
+		settings mapSettings
+		opts     samltest.Options
+		want     string
+	}{
+		{"RSA-SHA1 assertion refused by default", nil, samltest.Options{User: samlAda, SignAssertion: true, SignatureMethod: sha1}, failAlgorithm},
+		{"RSA-SHA1 response refused by default", nil, samltest.Options{User: samlAda, SignResponse: true, SignatureMethod: sha1}, failAlgorithm},
+		{"RSA-SHA1 inside an encrypted assertion refused", nil, samltest.Options{User: samlAda, SignAssertion: true, Encrypt: true, SignatureMethod: sha1}, failAlgorithm},
+		{"SHA-1 digest under an RSA-SHA256 signature refused", nil, samltest.Options{User: samlAda, SignAssertion: true,
+			Tamper: func(doc string) string {
+				return strings.Replace(doc, "http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1", 1)
+			}}, failAlgorithm},
+		{"RSA-SHA256 accepted", nil, samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true}, ""},
+		{"RSA-SHA1 accepted with the knob", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true, SignatureMethod: sha1}, ""},
+		{"RSA-SHA1 encrypted accepted with the knob", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, Encrypt: true, SignatureMethod: sha1}, ""},
+		{"the knob does not accept a tampered RSA-SHA1 answer", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, SignatureMethod: sha1,
+			Tamper: samltest.Replace(t, ">Ada@Example.com<", ">mallory@example.com<")}, failSignature},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestSAML(t, idp, tc.settings)
+			ch, err := p.Begin(context.Background(), BeginRequest{State: "state-0123456789abcdef"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			form, err := idp.Respond(ch.RedirectURL, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.opts.SignatureMethod == sha1 && !strings.Contains(form.DecodedXML(), `Algorithm="`+sha1+`"`) &&
+				!tc.opts.Encrypt {
+				t.Fatal("the test IdP did not sign with RSA-SHA1")
+			}
+			id, err := p.Complete(context.Background(), CompleteRequest{HTTP: post(form), Saved: ch.Saved})
+			if got := failKind(err); got != tc.want {
+				t.Fatalf("outcome %q (%v), want %q", got, err, tc.want)
+			}
+			var ue *UserError
+			if tc.want == failAlgorithm && (!errors.As(err, &ue) || !strings.Contains(ue.Message, "SHA-1")) {
+				t.Fatalf("the page would not say why: %v", err)
+			}
+			if err == nil && id.Subject != "ada-0001" {
+				t.Fatalf("identity = %+v", id)
+			}
+		})
+	}
+	t.Run("the knob is refused in production", func(t *testing.T) {
+		_, _, keyPEM, certPEM := samltest.SPKeyPair(t)
+		env := testEnv()
+		env.Production = true
+		_, err := newSAML("corp", mapSettings{"idp_metadata_file": idp.WriteMetadataFile(t), "sp_key": keyPEM, "sp_certificate": certPEM,
+			"insecure_allow_sha1_signatures": true}, env)
+		if err == nil || !strings.Contains(err.Error(), "insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

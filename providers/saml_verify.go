@@ -86,6 +86,7 @@ const (
 	failEncryption  = "encryption"
 	failUnsolicited = "unsolicited"
 	failMalformed   = "malformed"
+	failAlgorithm   = "algorithm"
 )
 
 var failMessages = map[string]string{
@@ -101,6 +102,7 @@ var failMessages = map[string]string{
 	failEncryption:  "The identity provider's answer could not be decrypted, or was not encrypted as this service requires.",
 	failUnsolicited: "Sign-in started at the identity provider is not enabled for this service. Start from the application instead.",
 	failMalformed:   "The identity provider's answer could not be read.",
+	failAlgorithm:   "The identity provider signed its answer with SHA-1, which this service does not accept. Your administrator can switch the identity provider to SHA-256.",
 }
 
 // samlFail builds the error for a failure kind. The detail goes to the
@@ -271,7 +273,7 @@ func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, r
 	if err != nil {
 		return nil, err
 	}
-	rec := &signatureRecorder{}
+	rec := &signatureRecorder{allowSHA1: p.policy.allowSHA1}
 	spc := *sp
 	spc.SignatureVerifier = rec
 	spc.AllowIDPInitiated = unsolicited
@@ -280,6 +282,9 @@ func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, r
 		ids = []string{requestID}
 	}
 	a, err := spc.ParseXMLResponse(raw, ids, p.acsURL)
+	if rec.refused != "" {
+		return nil, samlFail(failAlgorithm, rec.refused+" (insecure_allow_sha1_signatures is off)")
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -401,13 +406,50 @@ func (p *samlProvider) precheck(raw []byte, unsolicited bool) ([]byte, error) {
 
 // signatureRecorder verifies signatures exactly as crewjam/saml would and
 // keeps what each signature covered: the validated element as the signer
-// signed it, which is what Gatehouse then reads.
+// signed it, which is what Gatehouse then reads. Unless allowSHA1, it
+// refuses every signature of an element that carries an SHA-1 signature
+// or digest anywhere, before verifying anything.
 type signatureRecorder struct {
-	verified []*etree.Element
+	allowSHA1 bool
+	verified  []*etree.Element
+	// refused says which SHA-1 algorithm was refused, "" when none was.
+	refused string
+}
+
+// sha1Algorithms are the SHA-1 signature and digest methods of XML
+// signatures (RFC 3275, RFC 4051, RFC 6931).
+var sha1Algorithms = map[string]bool{
+	dsig.RSASHA1SignatureMethod:                   true,
+	dsig.ECDSASHA1SignatureMethod:                 true,
+	"http://www.w3.org/2000/09/xmldsig#dsa-sha1":  true,
+	"http://www.w3.org/2000/09/xmldsig#hmac-sha1": true,
+	"http://www.w3.org/2000/09/xmldsig#sha1":      true,
+}
+
+// sha1Use returns the first SHA-1 algorithm a signature in el (at any
+// depth) names as its SignatureMethod or a DigestMethod, or "".
+func sha1Use(el *etree.Element) string {
+	for _, sig := range el.FindElements(".//Signature") {
+		if sig.NamespaceURI() != nsDSig {
+			continue
+		}
+		for _, m := range append(sig.FindElements("./SignedInfo/SignatureMethod"), sig.FindElements("./SignedInfo/Reference/DigestMethod")...) {
+			if alg := m.SelectAttrValue("Algorithm", ""); sha1Algorithms[alg] && m.NamespaceURI() == nsDSig {
+				return alg
+			}
+		}
+	}
+	return ""
 }
 
 // VerifySignature implements saml.SignatureVerifier.
 func (r *signatureRecorder) VerifySignature(vc *dsig.ValidationContext, el *etree.Element) error {
+	if !r.allowSHA1 {
+		if alg := sha1Use(el); alg != "" {
+			r.refused = "SHA-1 XML signature algorithm " + alg + " on " + el.Tag
+			return errors.New("cannot validate signature on " + el.Tag + ": " + r.refused)
+		}
+	}
 	signed, err := vc.Validate(el)
 	if err != nil {
 		return fmt.Errorf("cannot validate signature on %s: %v", el.Tag, err)

@@ -54,6 +54,9 @@ type Options struct {
 	EditResponse func(*saml.Response)
 	// Tamper changes the serialized response after every signature.
 	Tamper func(xml string) string
+	// SignatureMethod is the XML signature algorithm of both signatures
+	// (its hash is also the digest method); empty means RSA-SHA256.
+	SignatureMethod string
 }
 
 // Form is the auto-posted form the IdP sends the browser back with.
@@ -356,7 +359,7 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 	}
 	var err error
 	if o.SignAssertion {
-		if assertionEl, err = i.sign(assertionEl); err != nil {
+		if assertionEl, err = i.sign(assertionEl, o.SignatureMethod); err != nil {
 			return Form{}, err
 		}
 	}
@@ -377,7 +380,7 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 	respEl := resp.Element()
 	respEl.AddChild(assertionEl)
 	if o.SignResponse {
-		if respEl, err = i.sign(respEl); err != nil {
+		if respEl, err = i.sign(respEl, o.SignatureMethod); err != nil {
 			return Form{}, err
 		}
 	}
@@ -394,13 +397,16 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 		RelayState: req.RelayState}, nil
 }
 
-// sign adds an enveloped RSA-SHA256 signature, placed after the Issuer
-// as the SAML schema wants it.
-func (i *IdP) sign(el *etree.Element) (*etree.Element, error) {
+// sign adds an enveloped signature (RSA-SHA256 unless method names
+// another), placed after the Issuer as the SAML schema wants it.
+func (i *IdP) sign(el *etree.Element, method string) (*etree.Element, error) {
 	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{
 		Certificate: [][]byte{i.Cert.Raw}, PrivateKey: i.Key, Leaf: i.Cert}))
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+	if method == "" {
+		method = dsig.RSASHA256SignatureMethod
+	}
+	if err := ctx.SetSignatureMethod(method); err != nil {
 		return nil, err
 	}
 	sig, err := ctx.ConstructSignature(el, true)
