@@ -70,7 +70,7 @@ type PostAnswer struct {
 	// RedirectURL, once the sign-in is complete, is the client redirect.
 	RedirectURL string
 	// ClearCookie, when set, removes the login cookie of the sign-in the
-	// answer named; it comes with an error too.
+	// answer consumed; it comes with an error too.
 	ClearCookie *http.Cookie
 }
 
@@ -100,14 +100,15 @@ func (s *Service) AcceptPost(ctx context.Context, name string, r *http.Request, 
 		return &PostAnswer{Form: &providers.AutoPostForm{Action: csp.PostURL(), Fields: fields}}, nil
 	}
 	ans := &PostAnswer{}
-	if state != "" {
-		ans.ClearCookie = s.ClearLoginCookie(state)
-	}
 	if checkErr != nil {
 		// Even an answer refused unread ends the sign-in it names.
 		if state != "" {
-			if _, err := s.store.ConsumePendingLogin(ctx, stateHash(state), s.now()); err != nil && !errors.Is(err, models.ErrNotFound) {
-				return ans, err
+			_, err := s.store.ConsumePendingLogin(ctx, stateHash(state), s.now())
+			switch {
+			case err == nil:
+				ans.ClearCookie = s.ClearLoginCookie(state)
+			case !errors.Is(err, models.ErrNotFound):
+				return nil, err
 			}
 		}
 		s.LoginFailed(ctx, &LoginState{Provider: name}, checkErr, meta)
@@ -118,8 +119,10 @@ func (s *Service) AcceptPost(ctx context.Context, name string, r *http.Request, 
 			Message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again.",
 			Cause:   errors.New("every validation slot is busy")}
 	}
-	ls, id, err := s.validateAnswer(ctx, prov, state, r, meta)
-	s.leaveAnswer()
+	ls, id, err := func() (*LoginState, *providers.Identity, error) {
+		defer s.leaveAnswer()
+		return s.validateAnswer(ctx, prov, state, r, ans, meta)
+	}()
 	if err != nil {
 		return ans, err
 	}
@@ -127,18 +130,21 @@ func (s *Service) AcceptPost(ctx context.Context, name string, r *http.Request, 
 	return ans, err
 }
 
-// validateAnswer consumes the pending login of state and validates the
-// answer when this browser holds its login cookie; with no live sign-in
-// for state, the answer is unsolicited.
-func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, state string, r *http.Request, meta RequestMeta) (*LoginState, *providers.Identity, error) {
+// validateAnswer consumes the pending login of state (and has ans clear
+// its login cookie) and validates the answer when this browser holds that
+// cookie; with no live sign-in for state, the answer is unsolicited.
+func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, state string, r *http.Request, ans *PostAnswer, meta RequestMeta) (*LoginState, *providers.Identity, error) {
 	name := prov.Name()
 	var pending *models.PendingLogin
 	if state != "" {
 		p, err := s.store.ConsumePendingLogin(ctx, stateHash(state), s.now())
 		switch {
-		case err == nil && p.Provider == name:
-			pending = p
-		case err != nil && !errors.Is(err, models.ErrNotFound):
+		case err == nil:
+			ans.ClearCookie = s.ClearLoginCookie(state)
+			if p.Provider == name {
+				pending = p
+			}
+		case !errors.Is(err, models.ErrNotFound):
 			return nil, nil, err
 		}
 	}
