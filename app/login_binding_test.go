@@ -263,66 +263,57 @@ func TestSAMLOneAnswerPerSignIn(t *testing.T) {
 // callback refuses before the code is redeemed upstream, and the code,
 // single-use upstream, never reaches the attacker's browser.
 func TestCallbacksBoundToBrowser(t *testing.T) {
-	t.Run("oidc", func(t *testing.T) {
-		s, up := startUpstreamServer(t, false, map[string]string{"GATEHOUSE_DEV_LOGIN": "false"})
-		op, err := oidc.NewProvider(t.Context(), s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
-			Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
-		attacker, victim := newBrowser(t), newBrowser(t)
-		resp, _ := attacker.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("provider", "okta")))
-		toUpstream := resp.Header.Get("Location")
-		if !strings.HasPrefix(toUpstream, up.okta.URL) {
-			t.Fatalf("authorize = %d %s", resp.StatusCode, toUpstream)
-		}
-		resp, _ = victim.get(toUpstream) // the victim is signed in upstream
-		callback := resp.Header.Get("Location")
-		if !strings.HasPrefix(callback, s.URL+"/auth/callback/okta?") || !strings.Contains(callback, "code=") {
-			t.Fatalf("upstream sent the victim to %q", callback)
-		}
-		resp, body := victim.get(callback)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") || resp.Header.Get("Location") != "" {
-			t.Fatalf("victim at the callback = %d %s", resp.StatusCode, body)
-		}
-		nothingSignedIn(t, s)
-		if n := countRows(t, s, "SELECT COUNT(*) FROM audit_events WHERE type = ? AND provider = ?", "login.state_rejected", "okta"); n != 1 {
-			t.Fatalf("state_rejected audit events = %d", n)
-		}
-	})
-	t.Run("github", func(t *testing.T) {
-		gh := githubtest.New(t)
-		s := apptest.Start(t, apptest.Options{Env: map[string]string{"GATEHOUSE_DEV_LOGIN": "false"}, YAML: `
+	for _, tc := range []struct {
+		provider string
+		// start runs Gatehouse with the provider on a fake upstream that
+		// signs the victim in, and returns the upstream's URL.
+		start func(t *testing.T) (s *apptest.Server, upstream string)
+	}{
+		{"okta", func(t *testing.T) (*apptest.Server, string) {
+			s, up := startUpstreamServer(t, false, map[string]string{"GATEHOUSE_DEV_LOGIN": "false"})
+			return s, up.okta.URL
+		}},
+		{"github", func(t *testing.T) (*apptest.Server, string) {
+			gh := githubtest.New(t)
+			gh.SignIn(githubtest.User{ID: 7007, Login: "victim", Emails: []githubtest.Email{{Address: "victim@example.com", Primary: true, Verified: true}}})
+			return apptest.Start(t, apptest.Options{Env: map[string]string{"GATEHOUSE_DEV_LOGIN": "false"}, YAML: `
 clients:
   - id: spa
     public: true
     redirect_uris: [http://127.0.0.1:9/callback]
-` + githubProviderYAML(gh, "")})
-		gh.SignIn(githubtest.User{ID: 7007, Login: "victim", Emails: []githubtest.Email{{Address: "victim@example.com", Primary: true, Verified: true}}})
-		op, err := oidc.NewProvider(t.Context(), s.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
-			Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
-		attacker, victim := newBrowser(t), newBrowser(t)
-		resp, _ := attacker.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-		toGitHub := resp.Header.Get("Location")
-		if !strings.HasPrefix(toGitHub, gh.URL+"/login/oauth/authorize?") {
-			t.Fatalf("authorize = %d %s", resp.StatusCode, toGitHub)
-		}
-		resp, _ = victim.get(toGitHub)
-		callback := resp.Header.Get("Location")
-		if !strings.HasPrefix(callback, s.URL+"/auth/callback/github?") || !strings.Contains(callback, "code=") {
-			t.Fatalf("GitHub sent the victim to %q", callback)
-		}
-		resp, body := victim.get(callback)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") || resp.Header.Get("Location") != "" {
-			t.Fatalf("victim at the callback = %d %s", resp.StatusCode, body)
-		}
-		nothingSignedIn(t, s)
-	})
+` + githubProviderYAML(gh, "")}), gh.URL
+		}},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			s, upstream := tc.start(t)
+			op, err := oidc.NewProvider(t.Context(), s.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
+				Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+			attacker, victim := newBrowser(t), newBrowser(t)
+			resp, _ := attacker.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+				oauth2.SetAuthURLParam("provider", tc.provider)))
+			toUpstream := resp.Header.Get("Location")
+			if !strings.HasPrefix(toUpstream, upstream) {
+				t.Fatalf("authorize = %d %s", resp.StatusCode, toUpstream)
+			}
+			resp, _ = victim.get(toUpstream) // the victim is signed in upstream
+			callback := resp.Header.Get("Location")
+			if !strings.HasPrefix(callback, s.URL+"/auth/callback/"+tc.provider+"?") || !strings.Contains(callback, "code=") {
+				t.Fatalf("the upstream sent the victim to %q", callback)
+			}
+			resp, body := victim.get(callback)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired or was already used") || resp.Header.Get("Location") != "" {
+				t.Fatalf("victim at the callback = %d %s", resp.StatusCode, body)
+			}
+			nothingSignedIn(t, s)
+			if n := countRows(t, s, "SELECT COUNT(*) FROM audit_events WHERE type = ? AND provider = ?", "login.state_rejected", tc.provider); n != 1 {
+				t.Fatalf("state_rejected audit events = %d", n)
+			}
+		})
+	}
 }
 
 func base64Of(doc string) string { return base64.StdEncoding.EncodeToString([]byte(doc)) }

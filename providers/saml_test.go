@@ -293,6 +293,23 @@ func TestSAMLResponses(t *testing.T) {
 				}
 				return f
 			}, want: failRequest},
+		{name: "RSA-SHA1 assertion refused by default", opts: with(signedA, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod }), want: failAlgorithm},
+		{name: "RSA-SHA1 response refused by default", opts: with(signedR, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod }), want: failAlgorithm},
+		{name: "RSA-SHA1 inside an encrypted assertion refused", opts: with(signedA, func(o *samltest.Options) {
+			o.SignatureMethod, o.Encrypt = dsig.RSASHA1SignatureMethod, true
+		}), want: failAlgorithm},
+		{name: "SHA-1 digest under an RSA-SHA256 signature refused", opts: with(signedA, func(o *samltest.Options) {
+			o.Tamper = samltest.Replace(t, "http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1")
+		}), want: failAlgorithm},
+		{name: "RSA-SHA1 accepted with insecure_allow_sha1_signatures", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(both, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod })},
+		{name: "RSA-SHA1 encrypted accepted with insecure_allow_sha1_signatures", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(signedA, func(o *samltest.Options) { o.SignatureMethod, o.Encrypt = dsig.RSASHA1SignatureMethod, true })},
+		{name: "insecure_allow_sha1_signatures does not accept a tampered answer", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(signedA, func(o *samltest.Options) {
+				o.SignatureMethod = dsig.RSASHA1SignatureMethod
+				o.Tamper = samltest.Replace(t, ">Ada@Example.com<", ">mallory@example.com<")
+			}), want: failSignature},
 		{name: "response to another SP's request", opts: both,
 			respond: func(t *testing.T, _ *samlProvider, _ string) samltest.Form {
 				f, err := idp.Respond(otherSP, both)
@@ -541,6 +558,7 @@ func TestSAMLSettings(t *testing.T) {
 		{"both metadata sources", base(mapSettings{"idp_metadata_url": "https://idp.example/md"}), false, "exactly one of"},
 		{"plain-HTTP metadata URL", base(mapSettings{"idp_metadata_file": nil, "idp_metadata_url": "http://idp.example/md"}), false, "must use https"},
 		{"insecure knob refused in production", base(mapSettings{"insecure_http_metadata": true}), true, "cannot be used with GATEHOUSE_ENV=production"},
+		{"SHA-1 knob refused in production", base(mapSettings{"insecure_allow_sha1_signatures": true}), true, "insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production"},
 		{"unknown field", base(mapSettings{"idp_metadata": "x"}), false, "not found"},
 		{"bad require_signature", base(mapSettings{"require_signature": "none"}), false, "require_signature must be"},
 		{"bad preset", base(mapSettings{"preset": "ping"}), false, "preset must be"},
@@ -700,67 +718,3 @@ func TestParseIDPMetadata(t *testing.T) {
 }
 
 func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
-
-// TestSAMLSHA1Signatures: SHA-1 XML signatures are refused unless the
-// provider sets insecure_allow_sha1_signatures, which production refuses.
-func TestSAMLSHA1Signatures(t *testing.T) {
-	idp := samltest.New(t)
-	sha1 := dsig.RSASHA1SignatureMethod
-	cases := []struct {
-		name     string
-		settings mapSettings
-		opts     samltest.Options
-		want     string
-	}{
-		{"RSA-SHA1 assertion refused by default", nil, samltest.Options{User: samlAda, SignAssertion: true, SignatureMethod: sha1}, failAlgorithm},
-		{"RSA-SHA1 response refused by default", nil, samltest.Options{User: samlAda, SignResponse: true, SignatureMethod: sha1}, failAlgorithm},
-		{"RSA-SHA1 inside an encrypted assertion refused", nil, samltest.Options{User: samlAda, SignAssertion: true, Encrypt: true, SignatureMethod: sha1}, failAlgorithm},
-		{"SHA-1 digest under an RSA-SHA256 signature refused", nil, samltest.Options{User: samlAda, SignAssertion: true,
-			Tamper: func(doc string) string {
-				return strings.Replace(doc, "http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1", 1)
-			}}, failAlgorithm},
-		{"RSA-SHA256 accepted", nil, samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true}, ""},
-		{"RSA-SHA1 accepted with the knob", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true, SignatureMethod: sha1}, ""},
-		{"RSA-SHA1 encrypted accepted with the knob", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, Encrypt: true, SignatureMethod: sha1}, ""},
-		{"the knob does not accept a tampered RSA-SHA1 answer", mapSettings{"insecure_allow_sha1_signatures": true}, samltest.Options{User: samlAda, SignAssertion: true, SignatureMethod: sha1,
-			Tamper: samltest.Replace(t, ">Ada@Example.com<", ">mallory@example.com<")}, failSignature},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := newTestSAML(t, idp, tc.settings)
-			ch, err := p.Begin(context.Background(), BeginRequest{State: "state-0123456789abcdef"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			form, err := idp.Respond(ch.RedirectURL, tc.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.opts.SignatureMethod == sha1 && !strings.Contains(form.DecodedXML(), `Algorithm="`+sha1+`"`) &&
-				!tc.opts.Encrypt {
-				t.Fatal("the test IdP did not sign with RSA-SHA1")
-			}
-			id, err := p.Complete(context.Background(), CompleteRequest{HTTP: post(form), Saved: ch.Saved})
-			if got := failKind(err); got != tc.want {
-				t.Fatalf("outcome %q (%v), want %q", got, err, tc.want)
-			}
-			var ue *UserError
-			if tc.want == failAlgorithm && (!errors.As(err, &ue) || !strings.Contains(ue.Message, "SHA-1")) {
-				t.Fatalf("the page would not say why: %v", err)
-			}
-			if err == nil && id.Subject != "ada-0001" {
-				t.Fatalf("identity = %+v", id)
-			}
-		})
-	}
-	t.Run("the knob is refused in production", func(t *testing.T) {
-		_, _, keyPEM, certPEM := samltest.SPKeyPair(t)
-		env := testEnv()
-		env.Production = true
-		_, err := newSAML("corp", mapSettings{"idp_metadata_file": idp.WriteMetadataFile(t), "sp_key": keyPEM, "sp_certificate": certPEM,
-			"insecure_allow_sha1_signatures": true}, env)
-		if err == nil || !strings.Contains(err.Error(), "insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production") {
-			t.Fatalf("err = %v", err)
-		}
-	})
-}
