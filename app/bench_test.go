@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers/samltest"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -133,5 +137,72 @@ func benchmarkTokenExchange(b *testing.B, pg bool, alg string) {
 	b.ReportMetric(float64(fetches), "jwks-fetches")
 	if fetches != 1 {
 		b.Fatalf("upstream JWKS fetches = %d, want 1", fetches)
+	}
+}
+
+// BenchmarkSAMLACSJunk measures what a junk answer costs the ACS through
+// the HTTP handler (form parsing included): posted as the IdP's POST
+// (refused before it is posted again), and posted as the same-site POST
+// of a live sign-in, cookie and all (the sign-in is consumed, then the
+// answer refused; starting each sign-in is not timed).
+//
+//	go test -run '^$' -bench SAMLACSJunk -benchtime 50x -count 3 ./app/
+func BenchmarkSAMLACSJunk(b *testing.B) {
+	idp := samltest.New(b)
+	s := apptest.Start(b, apptest.Options{YAML: samlYAML(idp.URL, "")})
+	acs := s.URL + "/auth/saml/corp/acs"
+	open := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="id-1" Version="2.0">`
+	junk := func(elements int) string {
+		return base64.StdEncoding.EncodeToString([]byte(open + strings.Repeat("<a/>", elements) + "</samlp:Response>"))
+	}
+	for _, tc := range []struct {
+		name     string
+		response string
+		sameSite bool
+	}{
+		{"IdP's POST, 500 KB", junk(125_000), false},
+		{"same-site POST, 500 KB", junk(125_000), true},
+		{"same-site POST, 2046 elements", junk(2046), true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				form := url.Values{"SAMLResponse": {tc.response}, "RelayState": {"junk-relay-state-0123456789abcdefghijklmno"}}
+				var cookie *http.Cookie
+				if tc.sameSite {
+					b.StopTimer()
+					noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+					resp, err := noFollow.Get(s.URL + "/auth/login?client_id=spa&response_type=code&provider=corp&code_challenge_method=S256&code_challenge=" + strings.Repeat("A", 43))
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+					loc, _ := url.Parse(resp.Header.Get("Location"))
+					form.Set("RelayState", loc.Query().Get("RelayState"))
+					form.Set(oauth.ResubmitField, "1")
+					cookie = resp.Cookies()[0]
+					b.StartTimer()
+				}
+				body := form.Encode()
+				if !tc.sameSite {
+					b.StopTimer()
+					body = form.Encode()
+					b.StartTimer()
+				}
+				req, _ := http.NewRequest(http.MethodPost, acs, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if cookie != nil {
+					req.AddCookie(cookie)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest {
+					b.Fatalf("junk answer = %d", resp.StatusCode)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,9 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +14,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/providers/samltest"
 )
 
 // findChromium returns a headless-capable browser, or "" when none is
@@ -186,5 +191,76 @@ func TestDemoBadPathsInChromium(t *testing.T) {
 	)
 	if err != nil || !strings.Contains(text, "please start again") || !strings.Contains(text, "Start again") {
 		t.Fatalf("expired login: %v %q", err, text)
+	}
+}
+
+// TestSAMLInChromium signs in through a SAML IdP on another site
+// (localhost against Gatehouse on 127.0.0.1), so Chromium's SameSite
+// rules apply: the IdP's form posts cross-site without the login cookie,
+// Gatehouse's auto-submitting page posts it again under Gatehouse's CSP,
+// and that same-site POST, cookie and all, completes the sign-in. The
+// IdP's answer to a sign-in another browser started ends on a page that
+// says so, and signs nobody in.
+func TestSAMLInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	idp := samltest.NewOnHost(t, "localhost")
+	idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
+	client := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><title>app</title><p id="done">back at the application</p>`))
+	}))
+	t.Cleanup(client.Close)
+	s := apptest.Start(t, apptest.Options{YAML: `
+clients:
+  - id: spa
+    public: true
+    redirect_uris: [` + client.URL + `/callback]
+providers:
+  - name: corp
+    type: saml
+    idp_metadata_url: ` + idp.URL + `/metadata
+    insecure_http_metadata: true
+`})
+	idp.TrustSPMetadataURL(t, s.URL+"/auth/saml/corp/metadata")
+	conf := &oauth2.Config{ClientID: "spa", Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login"}, RedirectURL: client.URL + "/callback",
+		Scopes: []string{"openid", "email"}}
+	authURL := func() string {
+		return conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("provider", "corp"))
+	}
+	var location string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(authURL()),
+		chromedp.WaitVisible(`#SAMLResponseForm input[type="submit"]`, chromedp.ByQuery), // the IdP's page
+		chromedp.Click(`#SAMLResponseForm input[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#done", chromedp.ByID),
+		chromedp.Location(&location),
+	)
+	if err != nil {
+		t.Fatalf("browser flow: %v", err)
+	}
+	back, _ := url.Parse(location)
+	if !strings.HasPrefix(location, client.URL+"/callback?") || back.Query().Get("code") == "" || back.Query().Get("state") != "st" {
+		t.Fatalf("landed on %s", location)
+	}
+
+	// The attacker starts a sign-in elsewhere and hands the IdP's URL to
+	// this browser, signed in at the IdP.
+	attacker := newBrowser(t)
+	resp, _ := attacker.get(authURL())
+	var text string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(resp.Header.Get("Location")),
+		chromedp.WaitVisible(`#SAMLResponseForm input[type="submit"]`, chromedp.ByQuery),
+		chromedp.Click(`#SAMLResponseForm input[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("h1", chromedp.ByQuery),
+		chromedp.Text("main", &text, chromedp.ByQuery),
+	)
+	if err != nil || !strings.Contains(text, "started in another browser") {
+		t.Fatalf("answer to another browser's sign-in: %v %q", err, text)
+	}
+	var sessions int64
+	s.DB.Raw("SELECT COUNT(*) FROM sessions").Scan(&sessions)
+	if sessions != 1 {
+		t.Fatalf("sessions = %d, want the one sign-in of this browser", sessions)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -111,6 +113,9 @@ func renderPage(c *gin.Context, log *slog.Logger, pages *web.Pages, err error) {
 		c.Redirect(http.StatusFound, re.RedirectURL)
 	case errors.As(err, &pe):
 		logDetail(c, log, slog.LevelInfo, "browser flow refused", err)
+		if pe.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(pe.RetryAfter.Seconds()))))
+		}
 		showPage(c, log, pages, pe.Status, "error.html", pageData{Title: pe.Title, Message: pe.Message, StartOver: pe.StartOver, RequestID: rid})
 	case IsBodyTooLarge(err):
 		showPage(c, log, pages, http.StatusRequestEntityTooLarge, "error.html", pageData{Title: "Request too large",

@@ -26,7 +26,10 @@ func (h *OAuth) samlMetadata(c *gin.Context) {
 	c.Data(http.StatusOK, mediaType, doc)
 }
 
-// samlACS is the assertion consumer service: the IdP's POST.
+// samlACS is the assertion consumer service: the IdP's POST, answered
+// with a page that posts the same fields again from Gatehouse's origin,
+// and that second POST, which carries the login cookie and completes the
+// sign-in.
 func (h *OAuth) samlACS(c *gin.Context) {
 	if err := c.Request.ParseForm(); err != nil {
 		if IsBodyTooLarge(err) {
@@ -37,10 +40,16 @@ func (h *OAuth) samlACS(c *gin.Context) {
 			Message: "The identity provider's answer could not be read.", Cause: err})
 		return
 	}
-	target, err := h.Svc.AcceptPost(c.Request.Context(), c.Param("provider"), c.Request, meta(c))
-	if err != nil {
-		renderPage(c, h.Log, h.Pages, err)
-		return
+	ans, err := h.Svc.AcceptPost(c.Request.Context(), c.Param("provider"), c.Request, meta(c))
+	if ans != nil && ans.ClearCookie != nil {
+		http.SetCookie(c.Writer, ans.ClearCookie)
 	}
-	c.Redirect(http.StatusSeeOther, target)
+	switch {
+	case err != nil:
+		renderPage(c, h.Log, h.Pages, err)
+	case ans.Form != nil:
+		showPage(c, h.Log, h.Pages, http.StatusOK, "autopost.html", ans.Form)
+	default:
+		c.Redirect(http.StatusSeeOther, ans.RedirectURL)
+	}
 }

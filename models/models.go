@@ -244,9 +244,10 @@ type SAMLReplay struct {
 // TableName is the plural used by the migration.
 func (SAMLReplay) TableName() string { return "saml_replays" }
 
-// PendingLogin is the server-side state of a sign-in whose upstream
-// answers with a cross-site POST (SAML): the ACS finds it by the hash of the
-// state, stores the identity it accepted, and the callback consumes it.
+// PendingLogin is the server-side record of a sign-in whose upstream
+// answers with a cross-site POST (SAML): the AuthnRequest it answers, and
+// whether an answer was already posted for it. The ACS finds it by the
+// hash of the state and consumes it with the first answer.
 type PendingLogin struct {
 	// ID is the hex SHA-256 of the state (the SAML RelayState).
 	ID       string `gorm:"primaryKey"`
@@ -254,10 +255,7 @@ type PendingLogin struct {
 	ClientID string
 	// Saved is the provider's private data for the sign-in (the SAML
 	// AuthnRequest ID).
-	Saved string
-	// Identity is the accepted identity as JSON, empty until answered.
-	Identity   string
-	AnsweredAt *time.Time
+	Saved      string
 	ConsumedAt *time.Time
 	ExpiresAt  time.Time
 	CreatedAt  time.Time

@@ -38,25 +38,15 @@ func (s *Store) FindPendingLogin(ctx context.Context, id string) (*PendingLogin,
 	return &p, mapErr(err, "find pending login")
 }
 
-// AnswerPendingLogin stores the identity the upstream vouched for on a
-// live, unanswered pending login. It reports false when the login was
-// already answered, consumed or has expired at now.
-func (s *Store) AnswerPendingLogin(ctx context.Context, id, identity string, now time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&PendingLogin{}).
-		Where("id = ? AND answered_at IS NULL AND consumed_at IS NULL AND expires_at > ?", id, now).
-		Updates(map[string]any{"identity": identity, "answered_at": now})
-	return res.RowsAffected == 1, mapErr(res.Error, "answer pending login")
-}
-
-// ConsumePendingLogin marks an answered, live pending login used and
-// returns it. Of concurrent callers exactly one succeeds; the others, and
-// any caller for an unknown, unanswered, used or expired login, get
-// ErrNotFound.
+// ConsumePendingLogin marks a live pending login used and returns it: the
+// first answer to a sign-in consumes it, whether it is then accepted or
+// not. Of concurrent callers exactly one succeeds; the others, and any
+// caller for an unknown, used or expired login, get ErrNotFound.
 func (s *Store) ConsumePendingLogin(ctx context.Context, id string, now time.Time) (*PendingLogin, error) {
 	var p *PendingLogin
 	err := s.InTx(ctx, func(tx *Store) error {
 		res := tx.db.Model(&PendingLogin{}).
-			Where("id = ? AND answered_at IS NOT NULL AND consumed_at IS NULL AND expires_at > ?", id, now).
+			Where("id = ? AND consumed_at IS NULL AND expires_at > ?", id, now).
 			Update("consumed_at", now)
 		if res.Error != nil {
 			return mapErr(res.Error, "consume pending login")

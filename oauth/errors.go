@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2). Description is shown
@@ -63,6 +64,9 @@ type PageError struct {
 	Cause   error
 	// StartOver, when set, is a URL the page offers to begin again.
 	StartOver string
+	// RetryAfter, when set, is how long to wait before trying again
+	// (sent as Retry-After with a 503).
+	RetryAfter time.Duration
 }
 
 func (e *PageError) Error() string {

@@ -53,8 +53,6 @@ type Store interface {
 	ListUserMemberships(ctx context.Context, userID string) ([]models.UserMembership, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
 	CreatePendingLogin(ctx context.Context, p *models.PendingLogin) error
-	FindPendingLogin(ctx context.Context, id string) (*models.PendingLogin, error)
-	AnswerPendingLogin(ctx context.Context, id, identity string, now time.Time) (bool, error)
 	ConsumePendingLogin(ctx context.Context, id string, now time.Time) (*models.PendingLogin, error)
 }
 
@@ -99,6 +97,8 @@ type Service struct {
 	loginKey      []byte
 	secureCookies bool
 	authFailures  *authFailures
+	// answers holds a token per upstream answer being validated.
+	answers chan struct{}
 }
 
 // New builds the authorization server.
@@ -110,6 +110,7 @@ func New(opts Options) *Service {
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.Config.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Config.Issuer, "https://"),
+		answers:       make(chan struct{}, answerSlots()),
 	}
 	if s.now == nil {
 		s.now = func() time.Time { return time.Now().UTC() }

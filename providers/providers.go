@@ -100,12 +100,21 @@ type LocalForm interface {
 
 // CrossSitePost is implemented by providers whose upstream answers with a
 // form POST from its own site (SAML's HTTP-POST binding to the ACS). A
-// SameSite=Lax login cookie does not arrive with that POST, so the caller
-// keeps such a sign-in server-side, keyed by its state (sent upstream as the
-// RelayState), completes it at the POST, and finishes it when the browser,
-// cookie and all, comes back to the callback URL with a GET.
+// SameSite=Lax login cookie does not arrive with that cross-site POST, so
+// the caller answers it with a page that posts the same fields again from
+// its own origin: that second POST carries the cookie, which binds the
+// answer to the browser that started the sign-in before Complete looks
+// at it.
 type CrossSitePost interface {
-	CrossSitePost()
+	// PostURL is the absolute URL the upstream posts its answer to.
+	PostURL() string
+	// CheckPost reads an answer's form without validating it: the fields
+	// to post again unchanged, and the state the answer names (the
+	// RelayState; "" for none). It refuses, cheaply and before anything
+	// else looks at the form, one that cannot be an answer (too large, not
+	// the binding's syntax); the state is returned even then, when the
+	// form names one.
+	CheckPost(form url.Values) (fields map[string]string, state string, err error)
 }
 
 // MetadataPublisher is implemented by providers that publish metadata for

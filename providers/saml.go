@@ -52,6 +52,12 @@ type samlPolicy struct {
 	nameIDFormat saml.NameIDFormat
 	attrs        samlAttributeNames
 	trustEmail   bool
+	// allowSHA1 accepts XML signatures and digests made with SHA-1
+	// (insecure_allow_sha1_signatures).
+	allowSHA1 bool
+	// maxResponse bounds the posted SAMLResponse (base64, whitespace
+	// excluded); the element bound follows from it.
+	maxResponse int
 }
 
 type samlSettings struct {
@@ -84,6 +90,11 @@ type samlSettings struct {
 		RedirectURI string `yaml:"redirect_uri"`
 		Scope       string `yaml:"scope"`
 	} `yaml:"idp_initiated"`
+	// InsecureAllowSHA1Signatures accepts RSA-SHA1 (and other SHA-1) XML
+	// signatures and digests; refused in production.
+	InsecureAllowSHA1Signatures bool `yaml:"insecure_allow_sha1_signatures"`
+	// MaxResponseBytes bounds the base64 SAMLResponse an answer may post.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
 }
 
 // samlAttributeConfig names the attributes that carry each field.
@@ -148,6 +159,9 @@ func newSAML(name string, settings Settings, env Env) (Provider, error) {
 	if p.policy, err = samlPolicyFrom(&s); err != nil {
 		return nil, err
 	}
+	if s.InsecureAllowSHA1Signatures && env.Production {
+		return nil, errors.New("insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production: SHA-1 collisions are practical, so an SHA-1 signature no longer proves who wrote what it covers")
+	}
 	p.signRequest = s.SignRequests == nil || *s.SignRequests
 	if s.IdPInitiated != nil {
 		t := s.IdPInitiated
@@ -183,7 +197,14 @@ func newSAML(name string, settings Settings, env Env) (Provider, error) {
 }
 
 func samlPolicyFrom(s *samlSettings) (samlPolicy, error) {
-	pol := samlPolicy{signed: s.RequireSignature, requireEncryption: s.RequireEncryptedAssertions, trustEmail: s.TrustEmail}
+	pol := samlPolicy{signed: s.RequireSignature, requireEncryption: s.RequireEncryptedAssertions, trustEmail: s.TrustEmail,
+		allowSHA1: s.InsecureAllowSHA1Signatures, maxResponse: s.MaxResponseBytes}
+	switch {
+	case pol.maxResponse == 0:
+		pol.maxResponse = defaultMaxResponseBytes
+	case pol.maxResponse < minMaxResponseBytes || pol.maxResponse > maxMaxResponseBytes:
+		return pol, fmt.Errorf("max_response_bytes must be between %d and %d, not %d", minMaxResponseBytes, maxMaxResponseBytes, pol.maxResponse)
+	}
 	switch pol.signed {
 	case "":
 		pol.signed = "either"
@@ -218,8 +239,34 @@ func (p *samlProvider) Name() string        { return p.name }
 func (p *samlProvider) Type() string        { return "saml" }
 func (p *samlProvider) DisplayName() string { return p.displayName }
 
-// CrossSitePost marks that the IdP answers with a POST from its own site.
-func (p *samlProvider) CrossSitePost() {}
+// PostURL is the ACS: the IdP answers with a POST from its own site.
+func (p *samlProvider) PostURL() string { return p.acsURL.String() }
+
+// CheckPost reads the SAMLResponse and RelayState of an answer and refuses,
+// without decoding anything, one that is not a single base64
+// SAMLResponse within max_response_bytes. A RelayState longer than the
+// 80 bytes SAML allows (ours are 43) is dropped, not posted again: it
+// cannot name a sign-in of ours.
+func (p *samlProvider) CheckPost(form url.Values) (map[string]string, string, error) {
+	relay := form.Get("RelayState")
+	if len(relay) > maxRelayStateBytes || len(form["RelayState"]) > 1 {
+		relay = ""
+	}
+	if form.Get("SAMLart") != "" {
+		// Artifact resolution would make Gatehouse call out on the sender's
+		// behalf; only the POST binding is offered in our metadata.
+		return nil, relay, samlFail(failMalformed, "artifact binding is not supported")
+	}
+	encoded, err := p.encodedResponse(form)
+	if err != nil {
+		return nil, relay, err
+	}
+	fields := map[string]string{"SAMLResponse": encoded}
+	if relay != "" {
+		fields["RelayState"] = relay
+	}
+	return fields, relay, nil
+}
 
 // IdPInitiatedTarget reports where unsolicited sign-ins go, if anywhere.
 func (p *samlProvider) IdPInitiatedTarget() (IdPInitiatedLogin, bool) {
@@ -293,10 +340,9 @@ func (p *samlProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 			return nil, samlFail(failMalformed, "form: "+err.Error())
 		}
 	}
-	if r.PostForm.Get("SAMLart") != "" {
-		// Artifact resolution would make Gatehouse call out on the sender's
-		// behalf; only the POST binding is offered in our metadata.
-		return nil, samlFail(failMalformed, "artifact binding is not supported")
+	fields, _, err := p.CheckPost(r.PostForm)
+	if err != nil {
+		return nil, err
 	}
 	if req.Unsolicited && p.idpInit == nil {
 		return nil, samlFail(failUnsolicited, "IdP-initiated sign-in is not enabled")
@@ -304,11 +350,17 @@ func (p *samlProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	if !req.Unsolicited && req.Saved == "" {
 		return nil, samlFail(failRequest, "no request id to match InResponseTo")
 	}
+	// The cheap checks (size, base64, a streaming scan of the XML) come
+	// before the metadata, the tree and any signature.
+	raw, err := p.decodeResponse(fields["SAMLResponse"])
+	if err != nil {
+		return nil, err
+	}
 	sp, err := p.serviceProvider(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.validate(ctx, sp, r.PostForm.Get("SAMLResponse"), req.Saved, req.Unsolicited)
+	return p.validate(ctx, sp, raw, req.Saved, req.Unsolicited)
 }
 
 // Metadata serves the SP descriptor: entity id, ACS (POST binding only),

@@ -8,11 +8,14 @@ import (
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
 )
 
-// FuzzSAMLResponse drives the ACS parsing path (crewjam/saml inside
-// Gatehouse's checks) with arbitrary response documents. No input may
-// panic out of Complete, and none may yield an identity the IdP did not
-// sign: the seeds in testdata/fuzz are real responses of a fixed-key test
-// IdP (long expired by the time they run) and the attacks the tests know.
+// FuzzSAMLResponse drives the ACS parsing path (the cheap checks, then
+// crewjam/saml inside Gatehouse's checks) with arbitrary response
+// documents. No input may panic out of Complete, and none may yield an
+// identity the IdP did not sign: the seeds in testdata/fuzz are real
+// responses of a fixed-key test IdP (long expired by the time they run),
+// the attacks the tests know, and inputs each cheap check refuses
+// (cheap-*: size, DOCTYPE, element count, depth, tag matching, and the
+// same for an assertion anyone encrypted to the SP certificate).
 func FuzzSAMLResponse(f *testing.F) {
 	idp := samltest.Offline(f, "https://idp.fuzz.example")
 	p := newTestSAML(f, idp, nil)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
@@ -292,6 +293,23 @@ func TestSAMLResponses(t *testing.T) {
 				}
 				return f
 			}, want: failRequest},
+		{name: "RSA-SHA1 assertion refused by default", opts: with(signedA, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod }), want: failAlgorithm},
+		{name: "RSA-SHA1 response refused by default", opts: with(signedR, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod }), want: failAlgorithm},
+		{name: "RSA-SHA1 inside an encrypted assertion refused", opts: with(signedA, func(o *samltest.Options) {
+			o.SignatureMethod, o.Encrypt = dsig.RSASHA1SignatureMethod, true
+		}), want: failAlgorithm},
+		{name: "SHA-1 digest under an RSA-SHA256 signature refused", opts: with(signedA, func(o *samltest.Options) {
+			o.Tamper = samltest.Replace(t, "http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1")
+		}), want: failAlgorithm},
+		{name: "RSA-SHA1 accepted with insecure_allow_sha1_signatures", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(both, func(o *samltest.Options) { o.SignatureMethod = dsig.RSASHA1SignatureMethod })},
+		{name: "RSA-SHA1 encrypted accepted with insecure_allow_sha1_signatures", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(signedA, func(o *samltest.Options) { o.SignatureMethod, o.Encrypt = dsig.RSASHA1SignatureMethod, true })},
+		{name: "insecure_allow_sha1_signatures does not accept a tampered answer", settings: mapSettings{"insecure_allow_sha1_signatures": true},
+			opts: with(signedA, func(o *samltest.Options) {
+				o.SignatureMethod = dsig.RSASHA1SignatureMethod
+				o.Tamper = samltest.Replace(t, ">Ada@Example.com<", ">mallory@example.com<")
+			}), want: failSignature},
 		{name: "response to another SP's request", opts: both,
 			respond: func(t *testing.T, _ *samlProvider, _ string) samltest.Form {
 				f, err := idp.Respond(otherSP, both)
@@ -540,6 +558,7 @@ func TestSAMLSettings(t *testing.T) {
 		{"both metadata sources", base(mapSettings{"idp_metadata_url": "https://idp.example/md"}), false, "exactly one of"},
 		{"plain-HTTP metadata URL", base(mapSettings{"idp_metadata_file": nil, "idp_metadata_url": "http://idp.example/md"}), false, "must use https"},
 		{"insecure knob refused in production", base(mapSettings{"insecure_http_metadata": true}), true, "cannot be used with GATEHOUSE_ENV=production"},
+		{"SHA-1 knob refused in production", base(mapSettings{"insecure_allow_sha1_signatures": true}), true, "insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production"},
 		{"unknown field", base(mapSettings{"idp_metadata": "x"}), false, "not found"},
 		{"bad require_signature", base(mapSettings{"require_signature": "none"}), false, "require_signature must be"},
 		{"bad preset", base(mapSettings{"preset": "ping"}), false, "preset must be"},
@@ -549,6 +568,8 @@ func TestSAMLSettings(t *testing.T) {
 		{"idp_initiated without client", base(mapSettings{"idp_initiated": map[string]any{"redirect_uri": "https://x/cb"}}), false, "needs client_id"},
 		{"unreadable metadata file", base(mapSettings{"idp_metadata_file": "/nonexistent/md.xml"}), false, "no such file"},
 		{"no storage for a generated key", base(mapSettings{"sp_key": nil, "sp_certificate": nil}), false, "no storage"},
+		{"max_response_bytes too small", base(mapSettings{"max_response_bytes": 1000}), false, "max_response_bytes must be between 16384 and 1048576"},
+		{"max_response_bytes too large", base(mapSettings{"max_response_bytes": 2 << 20}), false, "max_response_bytes must be between"},
 		{"bad refresh", base(mapSettings{"idp_metadata_file": nil, "idp_metadata_url": "https://idp.example/md", "metadata_refresh": "5s"}), false, "at least 1m"},
 	}
 	for _, tc := range cases {

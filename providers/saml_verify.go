@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
+	"net/url"
 	"strings"
 	"unicode"
 
@@ -40,9 +43,28 @@ const (
 	rsa15       = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
 )
 
-// maxResponseBytes bounds a decoded SAMLResponse; real ones, groups
-// included, stay well below.
-const maxResponseBytes = 512 << 10
+// Bounds on an answer, checked before anything builds a tree of it or
+// looks at a signature: an anonymous POST must cost little to refuse.
+const (
+	// defaultMaxResponseBytes bounds the posted SAMLResponse: base64
+	// characters, whitespace excluded. A signed and encrypted response
+	// with 150 groups named by long LDAP DNs (Entra ID's most in a SAML
+	// token) posts about 63 KiB; docs/providers-saml.md has the figures.
+	defaultMaxResponseBytes = 128 << 10
+	// minMaxResponseBytes and maxMaxResponseBytes bound max_response_bytes.
+	minMaxResponseBytes = 16 << 10
+	maxMaxResponseBytes = 1 << 20
+	// bytesPerElement sets the element bound: one element per this many
+	// bytes of the encoded answer (2,048 at the default). Real SAML
+	// elements take 60 bytes or more each once encoded (an
+	// AttributeValue with its prefix and type, base64), and each one the
+	// bound lets through costs about 12 µs in the validators after it.
+	bytesPerElement = 64
+	// maxXMLDepth bounds nesting; a SAML response nests about 8 deep.
+	maxXMLDepth = 32
+	// maxRelayStateBytes is SAML's own limit (bindings §3.4.3).
+	maxRelayStateBytes = 80
+)
 
 // Limits on what an assertion may carry into an Identity.
 const (
@@ -64,6 +86,7 @@ const (
 	failEncryption  = "encryption"
 	failUnsolicited = "unsolicited"
 	failMalformed   = "malformed"
+	failAlgorithm   = "algorithm"
 )
 
 var failMessages = map[string]string{
@@ -79,6 +102,7 @@ var failMessages = map[string]string{
 	failEncryption:  "The identity provider's answer could not be decrypted, or was not encrypted as this service requires.",
 	failUnsolicited: "Sign-in started at the identity provider is not enabled for this service. Start from the application instead.",
 	failMalformed:   "The identity provider's answer could not be read.",
+	failAlgorithm:   "The identity provider signed its answer with SHA-1, which this service does not accept. Your administrator can switch the identity provider to SHA-256.",
 }
 
 // samlFail builds the error for a failure kind. The detail goes to the
@@ -140,28 +164,116 @@ func classify(err error) error {
 	return samlFail(kind, msg)
 }
 
-// validate turns a base64 SAMLResponse into an Identity or a failure.
-func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, encoded, requestID string, unsolicited bool) (id *Identity, err error) {
+// encodedResponse returns the posted SAMLResponse without whitespace. It
+// refuses, in one pass and before decoding anything, a form with none or
+// several, one longer than max_response_bytes, or one that is not base64
+// text.
+func (p *samlProvider) encodedResponse(form url.Values) (string, error) {
+	values := form["SAMLResponse"]
+	switch {
+	case len(values) == 0 || values[0] == "":
+		return "", samlFail(failMalformed, "no SAMLResponse")
+	case len(values) > 1:
+		return "", samlFail(failMalformed, "several SAMLResponse fields")
+	case len(values[0]) > 2*p.policy.maxResponse:
+		// Line breaks every 64 or 76 characters are far below double.
+		return "", samlFail(failMalformed, fmt.Sprintf("SAMLResponse larger than max_response_bytes (%d)", p.policy.maxResponse))
+	}
+	v := values[0]
+	var b strings.Builder
+	b.Grow(min(len(v), p.policy.maxResponse))
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/', c == '=':
+			if b.Len() == p.policy.maxResponse {
+				return "", samlFail(failMalformed, fmt.Sprintf("SAMLResponse larger than max_response_bytes (%d)", p.policy.maxResponse))
+			}
+			b.WriteByte(c)
+		case c == ' ', c == '\t', c == '\r', c == '\n':
+		default:
+			return "", samlFail(failMalformed, "SAMLResponse is not base64")
+		}
+	}
+	return b.String(), nil
+}
+
+// decodeResponse decodes a SAMLResponse encodedResponse returned and scans
+// it with a streaming XML decoder, refusing a DOCTYPE (or any other
+// directive), more elements than its size allows, or deeper nesting than
+// maxXMLDepth. Nothing is built: the scan costs a few milliseconds at
+// most, far less than the well-formedness check, the tree and the
+// signatures that come after it.
+func (p *samlProvider) decodeResponse(encoded string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, samlFail(failMalformed, "SAMLResponse is not base64")
+	}
+	if err := scanXML(raw, max(p.policy.maxResponse/bytesPerElement, 1)); err != nil {
+		return nil, samlFail(failMalformed, err.Error())
+	}
+	return raw, nil
+}
+
+// scanXML walks doc token by token, counting elements and nesting.
+func scanXML(doc []byte, maxElements int) error {
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	d.Strict = true
+	// Like etree: the declared encoding is not converted. The scan only
+	// counts; the parsers after it decide what the text means.
+	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	elements := 0
+	var open []xml.Name // at most maxXMLDepth
+	for {
+		tok, err := d.RawToken()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("not well-formed XML: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			elements++
+			switch {
+			case elements > maxElements:
+				return fmt.Errorf("more than %d elements", maxElements)
+			case len(open) == maxXMLDepth:
+				return fmt.Errorf("elements nested deeper than %d", maxXMLDepth)
+			}
+			open = append(open, t.Name)
+		case xml.EndElement:
+			if len(open) == 0 || open[len(open)-1] != t.Name {
+				return errors.New("not well-formed XML: an end tag does not match its start tag")
+			}
+			open = open[:len(open)-1]
+		case xml.Directive:
+			// A DOCTYPE declares entities (billion laughs) and external
+			// references; SAML has no use for one.
+			return errors.New("a DOCTYPE or other directive is refused")
+		}
+	}
+	if len(open) > 0 {
+		return errors.New("not well-formed XML: an element is not closed")
+	}
+	if elements == 0 {
+		return errors.New("no element")
+	}
+	return nil
+}
+
+// validate turns a decoded SAMLResponse, past the cheap checks, into an
+// Identity or a failure.
+func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, raw []byte, requestID string, unsolicited bool) (id *Identity, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			id, err = nil, samlFail(failMalformed, fmt.Sprintf("panic while validating: %v", r))
 		}
 	}()
-	encoded = strings.Join(strings.Fields(encoded), "")
-	switch {
-	case encoded == "":
-		return nil, samlFail(failMalformed, "no SAMLResponse")
-	case base64.StdEncoding.DecodedLen(len(encoded)) > maxResponseBytes:
-		return nil, samlFail(failMalformed, "SAMLResponse too large")
-	}
-	raw, err := base64.StdEncoding.DecodeString(encoded)
+	raw, err = p.precheck(raw, unsolicited)
 	if err != nil {
-		return nil, samlFail(failMalformed, "SAMLResponse is not base64")
-	}
-	if raw, err = p.precheck(raw, unsolicited); err != nil {
 		return nil, err
 	}
-	rec := &signatureRecorder{}
+	rec := &signatureRecorder{allowSHA1: p.policy.allowSHA1}
 	spc := *sp
 	spc.SignatureVerifier = rec
 	spc.AllowIDPInitiated = unsolicited
@@ -170,6 +282,9 @@ func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, e
 		ids = []string{requestID}
 	}
 	a, err := spc.ParseXMLResponse(raw, ids, p.acsURL)
+	if rec.refused != "" {
+		return nil, samlFail(failAlgorithm, rec.refused+" (insecure_allow_sha1_signatures is off)")
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -242,6 +357,24 @@ func (p *samlProvider) precheck(raw []byte, unsolicited bool) ([]byte, error) {
 	if total > 1 || total != direct {
 		return nil, samlFail(failSignature, fmt.Sprintf("%d assertions in the response, %d where one belongs (signature wrapping)", total, direct))
 	}
+	if encrypted == 1 && !signedDirectly(root) {
+		// In a Response without a signature of its own, crewjam/saml
+		// decrypts the assertion and parses it before looking for its
+		// signature, and anyone can encrypt to the SP certificate: the
+		// plaintext gets the bounds the response got, before that.
+		for _, e := range root.ChildElements() {
+			if e.Tag != "EncryptedAssertion" {
+				continue
+			}
+			plain, err := decryptAssertionXML(e, p.key)
+			if err != nil {
+				return nil, samlFail(failEncryption, err.Error())
+			}
+			if err := scanXML(plain, max(p.policy.maxResponse/bytesPerElement, 1)); err != nil {
+				return nil, samlFail(failMalformed, "decrypted assertion: "+err.Error())
+			}
+		}
+	}
 	if p.policy.requireEncryption && direct == 1 && encrypted == 0 {
 		return nil, samlFail(failEncryption, "the assertion is not encrypted (require_encrypted_assertions)")
 	}
@@ -273,13 +406,50 @@ func (p *samlProvider) precheck(raw []byte, unsolicited bool) ([]byte, error) {
 
 // signatureRecorder verifies signatures exactly as crewjam/saml would and
 // keeps what each signature covered: the validated element as the signer
-// signed it, which is what Gatehouse then reads.
+// signed it, which is what Gatehouse then reads. Unless allowSHA1, it
+// refuses every signature of an element that carries an SHA-1 signature
+// or digest anywhere, before verifying anything.
 type signatureRecorder struct {
-	verified []*etree.Element
+	allowSHA1 bool
+	verified  []*etree.Element
+	// refused says which SHA-1 algorithm was refused, "" when none was.
+	refused string
+}
+
+// sha1Algorithms are the SHA-1 signature and digest methods of XML
+// signatures (RFC 3275, RFC 4051, RFC 6931).
+var sha1Algorithms = map[string]bool{
+	dsig.RSASHA1SignatureMethod:                   true,
+	dsig.ECDSASHA1SignatureMethod:                 true,
+	"http://www.w3.org/2000/09/xmldsig#dsa-sha1":  true,
+	"http://www.w3.org/2000/09/xmldsig#hmac-sha1": true,
+	"http://www.w3.org/2000/09/xmldsig#sha1":      true,
+}
+
+// sha1Use returns the first SHA-1 algorithm a signature in el (at any
+// depth) names as its SignatureMethod or a DigestMethod, or "".
+func sha1Use(el *etree.Element) string {
+	for _, sig := range el.FindElements(".//Signature") {
+		if sig.NamespaceURI() != nsDSig {
+			continue
+		}
+		for _, m := range append(sig.FindElements("./SignedInfo/SignatureMethod"), sig.FindElements("./SignedInfo/Reference/DigestMethod")...) {
+			if alg := m.SelectAttrValue("Algorithm", ""); sha1Algorithms[alg] && m.NamespaceURI() == nsDSig {
+				return alg
+			}
+		}
+	}
+	return ""
 }
 
 // VerifySignature implements saml.SignatureVerifier.
 func (r *signatureRecorder) VerifySignature(vc *dsig.ValidationContext, el *etree.Element) error {
+	if !r.allowSHA1 {
+		if alg := sha1Use(el); alg != "" {
+			r.refused = "SHA-1 XML signature algorithm " + alg + " on " + el.Tag
+			return errors.New("cannot validate signature on " + el.Tag + ": " + r.refused)
+		}
+	}
 	signed, err := vc.Validate(el)
 	if err != nil {
 		return fmt.Errorf("cannot validate signature on %s: %v", el.Tag, err)
@@ -327,9 +497,19 @@ func (r *signatureRecorder) assertion(id string, key *rsa.PrivateKey) (*etree.El
 	return nil, errors.New("the signed Response does not contain the accepted assertion")
 }
 
-// decryptAssertion decrypts an EncryptedAssertion as crewjam/saml does
-// (its decryptElement is not exported).
-func decryptAssertion(encEl *etree.Element, key *rsa.PrivateKey) (*etree.Element, error) {
+// signedDirectly reports whether el has an XML signature of its own.
+func signedDirectly(el *etree.Element) bool {
+	for _, c := range el.ChildElements() {
+		if c.Tag == "Signature" && c.NamespaceURI() == nsDSig {
+			return true
+		}
+	}
+	return false
+}
+
+// decryptAssertionXML decrypts an EncryptedAssertion as crewjam/saml does
+// (its decryptElement is not exported), returning the plaintext.
+func decryptAssertionXML(encEl *etree.Element, key *rsa.PrivateKey) ([]byte, error) {
 	var data *etree.Element
 	for _, c := range encEl.ChildElements() {
 		if c.Tag == "EncryptedData" && c.NamespaceURI() == nsXMLEnc {
@@ -349,6 +529,15 @@ func decryptAssertion(encEl *etree.Element, key *rsa.PrivateKey) (*etree.Element
 	plain, err := xmlenc.Decrypt(k, data)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %v", err)
+	}
+	return plain, nil
+}
+
+// decryptAssertion decrypts and parses an EncryptedAssertion.
+func decryptAssertion(encEl *etree.Element, key *rsa.PrivateKey) (*etree.Element, error) {
+	plain, err := decryptAssertionXML(encEl, key)
+	if err != nil {
+		return nil, err
 	}
 	if err := xrv.Validate(bytes.NewReader(plain)); err != nil {
 		return nil, fmt.Errorf("decrypted assertion: %v", err)

@@ -54,6 +54,9 @@ type Options struct {
 	EditResponse func(*saml.Response)
 	// Tamper changes the serialized response after every signature.
 	Tamper func(xml string) string
+	// SignatureMethod is the XML signature algorithm of both signatures
+	// (its hash is also the digest method); empty means RSA-SHA256.
+	SignatureMethod string
 }
 
 // Form is the auto-posted form the IdP sends the browser back with.
@@ -148,11 +151,21 @@ func NewKeyPair(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
 
 // New starts an IdP serving GET /metadata and GET /sso, stopped at cleanup.
 // By default it signs both the assertion and the response.
-func New(t testing.TB) *IdP {
+func New(t testing.TB) *IdP { return NewOnHost(t, "") }
+
+// NewOnHost is New with the IdP's URLs naming host (for example
+// "localhost") instead of the listener's address, so that a browser takes
+// it for another site than a server on 127.0.0.1; "" keeps the address.
+func NewOnHost(t testing.TB, host string) *IdP {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	i := Offline(t, srv.URL)
+	base := srv.URL
+	if host != "" {
+		u, _ := url.Parse(srv.URL)
+		base = "http://" + host + ":" + u.Port()
+	}
+	i := Offline(t, base)
 	mux.HandleFunc("GET /metadata", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
 		_, _ = w.Write(i.MetadataXML())
@@ -346,7 +359,7 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 	}
 	var err error
 	if o.SignAssertion {
-		if assertionEl, err = i.sign(assertionEl); err != nil {
+		if assertionEl, err = i.sign(assertionEl, o.SignatureMethod); err != nil {
 			return Form{}, err
 		}
 	}
@@ -367,7 +380,7 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 	respEl := resp.Element()
 	respEl.AddChild(assertionEl)
 	if o.SignResponse {
-		if respEl, err = i.sign(respEl); err != nil {
+		if respEl, err = i.sign(respEl, o.SignatureMethod); err != nil {
 			return Form{}, err
 		}
 	}
@@ -384,13 +397,16 @@ func (i *IdP) respond(req *saml.IdpAuthnRequest, o Options) (Form, error) {
 		RelayState: req.RelayState}, nil
 }
 
-// sign adds an enveloped RSA-SHA256 signature, placed after the Issuer
-// as the SAML schema wants it.
-func (i *IdP) sign(el *etree.Element) (*etree.Element, error) {
+// sign adds an enveloped signature (RSA-SHA256 unless method names
+// another), placed after the Issuer as the SAML schema wants it.
+func (i *IdP) sign(el *etree.Element, method string) (*etree.Element, error) {
 	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{
 		Certificate: [][]byte{i.Cert.Raw}, PrivateKey: i.Key, Leaf: i.Cert}))
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+	if method == "" {
+		method = dsig.RSASHA256SignatureMethod
+	}
+	if err := ctx.SetSignatureMethod(method); err != nil {
 		return nil, err
 	}
 	sig, err := ctx.ConstructSignature(el, true)
