@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 func env(vars map[string]string) Lookup {
@@ -255,6 +257,7 @@ func TestYAMLProblems(t *testing.T) {
 		{"unknown field", "clients:\n  - id: a\n    redirect_url: [x]\n", "field redirect_url not found"},
 		{"not yaml", "clients: [\n", "is not valid"},
 		{"public with secret", "clients:\n  - {id: a, public: true, secret: abcdefghijklmnopq, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a public client has no secret"},
+		{"client id naming an API key", "clients:\n  - {id: \"apikey:x\", secret: 0123456789abcdef, grant_types: [client_credentials]}\n", "clients[0].id: must not start with \"apikey:\""},
 		{"public introspect_any", "clients:\n  - {id: a, public: true, introspect_any: true, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].introspect_any: a public client cannot introspect"},
 		{"short secret", "clients:\n  - {id: a, secret: short, redirect_uris: [https://a.example.com/cb]}\n", "clients[0].secret: a confidential client needs a secret"},
 		{"duplicate client", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}\n", `clients[1].id: "a" is used by another client`},
@@ -346,5 +349,13 @@ func TestEnvExampleDocumentsEverySetting(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^#?\s*` + m[1] + `=`).Match(example) {
 			t.Errorf(".env.example does not document %s", m[1])
 		}
+	}
+}
+
+// TestAPIKeyPrefixMatchesRBAC keeps the client-id rule in step with the
+// subject prefix backends read as an API key.
+func TestAPIKeyPrefixMatchesRBAC(t *testing.T) {
+	if apiKeySubjectPrefix != rbac.APIKeySubjectPrefix {
+		t.Fatalf("config refuses client ids starting with %q, but rbac reads %q as an API key", apiKeySubjectPrefix, rbac.APIKeySubjectPrefix)
 	}
 }

@@ -240,6 +240,10 @@ func cleanYAMLError(err error) error {
 	return fmt.Errorf("%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
 }
 
+// apiKeySubjectPrefix is rbac.APIKeySubjectPrefix (config imports no
+// other Gatehouse package; TestAPIKeyPrefixMatchesRBAC keeps them equal).
+const apiKeySubjectPrefix = "apikey:"
+
 // providerName: provider names appear in URLs; same shape as a slug.
 var providerName = slugSyntax
 
@@ -260,6 +264,12 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 			r.fail(field+".id", "%q is used by another client", cl.ID)
 		}
 		seen[cl.ID] = true
+		if strings.HasPrefix(cl.ID, apiKeySubjectPrefix) {
+			// A client's own tokens carry its id as their subject; this
+			// prefix would make backends and introspection take them for
+			// an API key's.
+			r.fail(field+".id", "must not start with %q: that prefix names API keys", apiKeySubjectPrefix)
+		}
 		switch {
 		case cl.Public && cl.Secret != "":
 			r.fail(field+".secret", "a public client has no secret; remove it or set public: false")
