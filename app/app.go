@@ -287,7 +287,7 @@ func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 		OrgCheck: func(p *rbac.Principal, requested string) bool {
 			return p.OrgID == models.AdminOrgID || (requested != "" && requested == p.OrgID)
 		},
-		Check: func(ctx context.Context, p *rbac.Principal) error {
+		Check: unavailableWhenTransient(func(ctx context.Context, p *rbac.Principal) error {
 			if !p.IsUser() {
 				return errors.New("the admin API takes a person's access token")
 			}
@@ -307,8 +307,21 @@ func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 				return fmt.Errorf("check membership: %w", err)
 			}
 			return nil
-		},
+		}),
 	})
+}
+
+// unavailableWhenTransient makes a transient database fault in an rbac
+// check answer 503 (rbac.ErrUnavailable), not 401: the credential may be
+// fine, the database could not say.
+func unavailableWhenTransient(check func(context.Context, *rbac.Principal) error) func(context.Context, *rbac.Principal) error {
+	return func(ctx context.Context, p *rbac.Principal) error {
+		err := check(ctx, p)
+		if models.IsTransient(err) {
+			return fmt.Errorf("%w: %w", rbac.ErrUnavailable, err)
+		}
+		return err
+	}
 }
 
 // NewProvisioner builds the provisioning service from the configuration:
