@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,6 +57,19 @@ func TestServeMetricsOnSeparateAddress(t *testing.T) {
 	if code, body := status("http://" + metricsAddr + "/metrics"); code != http.StatusOK || !strings.Contains(body, "gatehouse_") {
 		t.Fatalf("metrics address /metrics = %d:\n%.300s", code, body)
 	}
+	stopGracefully(t, cmd, stderr)
+	for _, addr := range []string{mainAddr, metricsAddr} {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			t.Fatalf("%s still accepts after exit", addr)
+		}
+	}
+}
+
+// stopGracefully sends SIGTERM and expects an exit within 10 s with a
+// clean stop in the log (read from stderr, the server's log pipe).
+func stopGracefully(t *testing.T, cmd *exec.Cmd, stderr io.Reader) {
+	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -72,11 +86,5 @@ func TestServeMetricsOnSeparateAddress(t *testing.T) {
 	}
 	if !strings.Contains(string(rest), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", rest)
-	}
-	for _, addr := range []string{mainAddr, metricsAddr} {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			t.Fatalf("%s still accepts after exit", addr)
-		}
 	}
 }
