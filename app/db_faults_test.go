@@ -91,7 +91,8 @@ func (p *dbProxy) Restore() { p.cut.Store(false) }
 // of endpoint that needs it answers 503 with Retry-After — the OAuth
 // token endpoint {"error":"temporarily_unavailable"}, the bearer
 // endpoints (/auth/me, /auth/userinfo) and the admin API the same JSON,
-// the browser sign-in a page asking to try again — never a 500; and once
+// the browser sign-in a page asking to try again — never a 500 and never
+// the database's error text; and once
 // the database is back, the refresh token the client held all along
 // still works.
 func TestDatabaseDownAnswers503(t *testing.T) {
@@ -140,8 +141,9 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 	}{
 		{"token endpoint (refresh)", func() (int, http.Header, string) {
 			status, h, out := refresh()
-			return status, h, fmt.Sprint(out["error"])
-		}, "temporarily_unavailable"},
+			b, _ := json.Marshal(out)
+			return status, h, string(b)
+		}, `"error":"temporarily_unavailable"`},
 		{"/auth/me", func() (int, http.Header, string) { return bearer("GET", "/auth/me") }, `"error":"temporarily_unavailable"`},
 		{"/auth/userinfo", func() (int, http.Header, string) { return bearer("GET", "/auth/userinfo") }, `"error":"temporarily_unavailable"`},
 		{"admin API", func() (int, http.Header, string) { return bearer("GET", "/api/v1/admin/users") }, `"error":"temporarily_unavailable"`},
@@ -161,6 +163,12 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 			}
 			if secs, err := strconv.Atoi(h.Get("Retry-After")); err != nil || secs < 1 {
 				t.Fatalf("Retry-After = %q", h.Get("Retry-After"))
+			}
+			// The database's error stays in the log.
+			for _, leak := range []string{"SQLSTATE", "EOF", "postgres", "pgconn", proxy.ln.Addr().String()} {
+				if strings.Contains(body, leak) {
+					t.Fatalf("the answer shows the database error (%q): %.300s", leak, body)
+				}
 			}
 		})
 	}
