@@ -247,6 +247,8 @@ func (a *App) build(ctx context.Context) error {
 		MaxBodyBytes:   a.Config.MaxBodyBytes,
 		HSTS:           issuer.Scheme == "https",
 		Ready:          a.readiness(provs),
+		// GATEHOUSE_METRICS_ADDR moves /metrics off the public listener.
+		MetricsElsewhere: a.Config.MetricsAddr != "",
 	})
 	if err != nil {
 		return err
@@ -290,7 +292,7 @@ func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 		OrgCheck: func(p *rbac.Principal, requested string) bool {
 			return p.OrgID == models.AdminOrgID || (requested != "" && requested == p.OrgID)
 		},
-		Check: func(ctx context.Context, p *rbac.Principal) error {
+		Check: unavailableWhenTransient(func(ctx context.Context, p *rbac.Principal) error {
 			if !p.IsUser() {
 				return errors.New("the admin API takes a person's access token")
 			}
@@ -302,8 +304,21 @@ func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
 				return errors.New("the session has ended")
 			}
 			return nil
-		},
+		}),
 	})
+}
+
+// unavailableWhenTransient makes a transient database fault in an rbac
+// check answer 503 (rbac.ErrUnavailable), not 401: the credential may be
+// fine, the database could not say.
+func unavailableWhenTransient(check func(context.Context, *rbac.Principal) error) func(context.Context, *rbac.Principal) error {
+	return func(ctx context.Context, p *rbac.Principal) error {
+		err := check(ctx, p)
+		if models.IsTransient(err) {
+			return fmt.Errorf("%w: %w", rbac.ErrUnavailable, err)
+		}
+		return err
+	}
 }
 
 // NewProvisioner builds the provisioning service from the configuration:
@@ -345,39 +360,90 @@ func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*to
 
 // Serve answers requests on ln until ctx is cancelled, then stops
 // accepting, lets in-flight requests finish (up to ShutdownTimeout) and
-// returns.
+// returns. With GATEHOUSE_METRICS_ADDR it also opens that address and
+// serves /metrics there (and only there), stopping it the same way; a
+// listener that fails stops both.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.Engine,
+	servers := []*listener{{name: "main", ln: ln, srv: a.httpServer(a.Engine)}}
+	if a.Config.MetricsAddr != "" {
+		mln, err := listen("GATEHOUSE_METRICS_ADDR", a.Config.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.Metrics.Handler())
+		servers = append(servers, &listener{name: "metrics", ln: mln, srv: a.httpServer(mux)})
+		a.Log.Info("metrics listening", slog.String("addr", mln.Addr().String()))
+	}
+	errc := make(chan error, len(servers))
+	for _, l := range servers {
+		go func() {
+			err := l.srv.Serve(l.ln)
+			switch {
+			case errors.Is(err, http.ErrServerClosed):
+				err = nil // Shutdown was called
+			case err != nil:
+				err = fmt.Errorf("serve %s listener: %w", l.name, err)
+			}
+			errc <- err
+		}()
+	}
+	maintCtx, stopMaint := context.WithCancel(context.Background())
+	defer stopMaint()
+	go a.maintain(maintCtx)
+	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
+	a.banner()
+	var failed error
+	pending := len(servers)
+	select {
+	case failed = <-errc:
+		pending--
+		a.Log.Error("a listener stopped: shutting down", slog.String("error", fmt.Sprint(failed)))
+	case <-ctx.Done():
+		a.Log.Info("shutting down: finishing in-flight requests", slog.Duration("timeout", a.Config.ShutdownTimeout))
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	shut := make(chan error, len(servers))
+	for _, l := range servers {
+		go func() {
+			if err := l.srv.Shutdown(shutdownCtx); err != nil {
+				shut <- fmt.Errorf("shutdown %s listener: %w", l.name, err)
+				return
+			}
+			shut <- nil
+		}()
+	}
+	errs := []error{failed}
+	for range servers {
+		errs = append(errs, <-shut)
+	}
+	for ; pending > 0; pending-- {
+		errs = append(errs, <-errc)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	a.Log.Info("stopped")
+	return nil
+}
+
+// listener is one address Serve answers on.
+type listener struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+func (a *App) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	maintCtx, stopMaint := context.WithCancel(context.Background())
-	defer stopMaint()
-	go a.maintain(maintCtx)
-	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
-	a.banner()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	a.Log.Info("shutting down: finishing in-flight requests", slog.Duration("timeout", a.Config.ShutdownTimeout))
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	a.Log.Info("stopped")
-	return nil
 }
 
 // banner tells a newcomer where to go and what is on.
@@ -448,10 +514,13 @@ func (a *App) Close() error {
 }
 
 // Listen opens the configured address.
-func Listen(addr string) (net.Listener, error) {
+func Listen(addr string) (net.Listener, error) { return listen("GATEHOUSE_ADDR", addr) }
+
+// listen opens addr; an error names the setting it came from.
+func listen(setting, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("GATEHOUSE_ADDR %s: %w", addr, errors.Unwrap(err))
+		return nil, fmt.Errorf("%s %s: %w", setting, addr, errors.Unwrap(err))
 	}
 	return ln, nil
 }

@@ -35,6 +35,9 @@ type Config struct {
 	Addr        string
 	DatabaseURL string
 	DBPool      Pool
+	// MetricsAddr, when set, is the only listener that serves /metrics
+	// (the main one answers 404 for it); empty serves it on Addr.
+	MetricsAddr string
 	// SecretKey derives the keys that encrypt private keys at rest and seal
 	// login state. SecretKeyDefaulted is true when the development key is in use.
 	SecretKey          string
@@ -241,6 +244,7 @@ func (r *reader) read() *Config {
 		Env:         strings.ToLower(r.str("GATEHOUSE_ENV", Development)),
 		Issuer:      r.str("GATEHOUSE_ISSUER", "http://localhost:8080"),
 		Addr:        r.str("GATEHOUSE_ADDR", ":8080"),
+		MetricsAddr: r.str("GATEHOUSE_METRICS_ADDR", ""),
 		DatabaseURL: r.str("GATEHOUSE_DATABASE_URL", "./gatehouse.db"),
 		DBPool: Pool{
 			MaxOpenConns:    r.integer("GATEHOUSE_DB_MAX_OPEN_CONNS", 20, 1),
@@ -307,6 +311,13 @@ func validate(c *Config, r *reader) []string {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		r.fail("GATEHOUSE_ADDR", "must be host:port or :port, such as :8080")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			r.fail("GATEHOUSE_METRICS_ADDR", "must be host:port or :port, such as 127.0.0.1:9090")
+		} else if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr == c.Addr && port != "0" {
+			r.fail("GATEHOUSE_METRICS_ADDR", "must differ from GATEHOUSE_ADDR (leave it empty to serve /metrics on the main listener)")
+		}
 	}
 	switch {
 	case c.SecretKey == "":

@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Issuer != "http://localhost:8080" || c.Addr != ":8080" || c.DatabaseURL != "./gatehouse.db" ||
+	if c.Issuer != "http://localhost:8080" || c.Addr != ":8080" || c.MetricsAddr != "" || c.DatabaseURL != "./gatehouse.db" ||
 		c.SigningAlg != "RS256" || !c.AutoMigrate || !c.DevLogin || c.AccessTokenTTL.Minutes() != 15 || c.APIKeyTokenTTL.Minutes() != 5 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
@@ -88,6 +88,8 @@ func TestValidationRules(t *testing.T) {
 		{"unknown alg", map[string]string{"GATEHOUSE_SIGNING_ALG": "HS256"}, "GATEHOUSE_SIGNING_ALG", `must be RS256, ES256 or EdDSA, not "HS256"`},
 		{"bad env", map[string]string{"GATEHOUSE_ENV": "staging"}, "GATEHOUSE_ENV", "development or production"},
 		{"bad addr", map[string]string{"GATEHOUSE_ADDR": "8080"}, "GATEHOUSE_ADDR", "host:port"},
+		{"bad metrics addr", map[string]string{"GATEHOUSE_METRICS_ADDR": "9090"}, "GATEHOUSE_METRICS_ADDR", "host:port"},
+		{"metrics addr is the main one", map[string]string{"GATEHOUSE_ADDR": ":8080", "GATEHOUSE_METRICS_ADDR": ":8080"}, "GATEHOUSE_METRICS_ADDR", "must differ from GATEHOUSE_ADDR"},
 		{"bad duration", map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "soon"}, "GATEHOUSE_ACCESS_TOKEN_TTL", "positive duration"},
 		{"negative duration", map[string]string{"GATEHOUSE_AUTH_CODE_TTL": "-1s"}, "GATEHOUSE_AUTH_CODE_TTL", "positive duration"},
 		{"bad bool", map[string]string{"GATEHOUSE_AUTO_MIGRATE": "maybe"}, "GATEHOUSE_AUTO_MIGRATE", "true or false"},

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gatehouse-id/gatehouse/admin"
+	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -20,6 +21,29 @@ import (
 // bearer-token challenges, and pages for browser flows. The person or
 // client sees a generic message; the detail goes to the log with the
 // request id.
+//
+// A transient database fault (models.IsTransient: a lost connection, a
+// restarting server, a serialization failure or deadlock, an exhausted
+// pool) that no more specific kind claimed is 503 with Retry-After, never
+// 500: {"error":"temporarily_unavailable"} on the OAuth, bearer and admin
+// JSON endpoints, a page asking to try again in browser flows.
+
+// retryAfterSeconds is the Retry-After of a 503 for a transient fault. It
+// is below the default refresh-token reuse grace (2 s) so that a client
+// retrying a refresh whose answer was lost after its rotation committed
+// is served by the grace window (see tokens/refresh.go).
+const retryAfterSeconds = "1"
+
+// unavailableDescription is the error_description of those 503s.
+const unavailableDescription = "the service is briefly unavailable; try again shortly"
+
+// writeUnavailable answers a JSON endpoint for a transient fault.
+func writeUnavailable(c *gin.Context, log *slog.Logger, err error) {
+	logDetail(c, log, slog.LevelWarn, "temporarily unavailable", err)
+	c.Header("Retry-After", retryAfterSeconds)
+	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable", "error_description": unavailableDescription,
+		"request_id": RequestID(c.Request.Context())})
+}
 
 // writeOAuthError answers a JSON endpoint (RFC 6749 §5.2).
 func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
@@ -29,12 +53,17 @@ func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
 		if oe.Cause != nil {
 			logDetail(c, log, slog.LevelInfo, "oauth request refused", err)
 		}
-		if oe.Status == http.StatusUnauthorized {
+		switch oe.Status {
+		case http.StatusUnauthorized:
 			c.Header("WWW-Authenticate", `Basic realm="gatehouse"`)
+		case http.StatusServiceUnavailable:
+			c.Header("Retry-After", retryAfterSeconds)
 		}
 		c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
+	case models.IsTransient(err):
+		writeUnavailable(c, log, err)
 	default:
 		writeInternal(c, log, err)
 	}
@@ -120,6 +149,12 @@ func renderPage(c *gin.Context, log *slog.Logger, pages *web.Pages, err error) {
 	case IsBodyTooLarge(err):
 		showPage(c, log, pages, http.StatusRequestEntityTooLarge, "error.html", pageData{Title: "Request too large",
 			Message: "What was sent is too large.", RequestID: rid})
+	case models.IsTransient(err):
+		logDetail(c, log, slog.LevelWarn, "temporarily unavailable", err)
+		c.Header("Retry-After", retryAfterSeconds)
+		showPage(c, log, pages, http.StatusServiceUnavailable, "error.html", pageData{Title: "Temporarily unavailable",
+			Message: "This step could not finish because of a brief problem on our side. Please wait a moment and try again, " +
+				"or start again from the application.", RequestID: rid})
 	default:
 		logDetail(c, log, slog.LevelError, "internal error", err)
 		showPage(c, log, pages, http.StatusInternalServerError, "error.html", pageData{Title: "Something went wrong",
@@ -143,7 +178,8 @@ func logDetail(c *gin.Context, log *slog.Logger, level slog.Level, msg string, e
 
 // writeAdminError answers the admin API: 400 naming the field, 403 when
 // the role hierarchy forbids the change, 404, 409 for conflicts with the
-// current state, 500 (detail logged) for anything else.
+// current state, 503 with Retry-After for a transient database fault,
+// 500 (detail logged) for anything else.
 func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
 	var ie *admin.InputError
 	var pe *admin.PermissionError
@@ -160,6 +196,8 @@ func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
 		c.JSON(http.StatusConflict, gin.H{"error": "conflict", "error_description": reason(err, admin.ErrConflict)})
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
+	case models.IsTransient(err):
+		writeUnavailable(c, log, err)
 	default:
 		writeInternal(c, log, err)
 	}

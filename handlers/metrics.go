@@ -73,9 +73,9 @@ func (m *Metrics) middleware() gin.HandlerFunc {
 	}
 }
 
-func (m *Metrics) handler() gin.HandlerFunc {
-	h := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
-	return func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) }
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }
 
 // methodLabel keeps the method label to a fixed set: any token is a valid

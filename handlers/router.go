@@ -33,12 +33,16 @@ type RouterOptions struct {
 	// HSTS adds Strict-Transport-Security (an https issuer).
 	HSTS  bool
 	Ready []ReadinessCheck
+	// MetricsElsewhere leaves /metrics off this router (it answers 404):
+	// another listener serves Metrics.Handler (GATEHOUSE_METRICS_ADDR).
+	MetricsElsewhere bool
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
 // NewRouter returns the engine with middleware and the operational
-// routes (/healthz, /readyz, /metrics); feature handlers add their routes.
+// routes (/healthz, /readyz and, unless MetricsElsewhere, /metrics);
+// feature handlers add their routes.
 func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 	r := gin.New()
 	// Only configured proxies may set the client IP (Gin trusts all by default).
@@ -61,7 +65,10 @@ func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", readyz(opts.Log, opts.Ready))
-	r.GET("/metrics", opts.Metrics.handler())
+	if !opts.MetricsElsewhere {
+		h := opts.Metrics.Handler()
+		r.GET("/metrics", func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
+	}
 	return r, nil
 }
 

@@ -23,7 +23,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey) error {
 // FindAPIKeyByPrefix returns the key with the given visible prefix.
 func (s *Store) FindAPIKeyByPrefix(ctx context.Context, prefix string) (*APIKey, error) {
 	var k APIKey
-	err := s.db.WithContext(ctx).Where("prefix = ?", prefix).Take(&k).Error
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("prefix = ?", prefix).Take(&k).Error })
 	return &k, mapErr(err, "find API key")
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -93,14 +94,19 @@ type DB struct {
 	*gorm.DB
 	Dialect migrations.Dialect
 	SQL     *sql.DB
+	// health notes transient faults so that PostgreSQL connections used
+	// before one are pinged before reuse (see connHealth).
+	health *connHealth
 }
 
 // Open connects to the target and verifies the connection with a ping.
 func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 	var dialector gorm.Dialector
+	health := &connHealth{}
 	switch t.Dialect {
 	case migrations.Postgres:
-		dialector = postgres.Open(t.DSN)
+		dialector = postgres.New(postgres.Config{DSN: t.DSN,
+			OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionShouldPing(health.shouldPing)}})
 	default:
 		// SQLite reports a missing folder as "out of memory"; say it plainly.
 		if dir := filepath.Dir(t.Display); dir != "" {
@@ -123,6 +129,10 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database %s: %w", t.Dialect, t.Display, err)
 	}
+	if err := health.watch(g); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s database %s: %w", t.Dialect, t.Display, err)
+	}
 	if pool.MaxOpenConns > 0 {
 		sqlDB.SetMaxOpenConns(pool.MaxOpenConns)
 	}
@@ -138,7 +148,7 @@ func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, rootCause(err))
 	}
-	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB}, nil
+	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB, health: health}, nil
 }
 
 // Close releases the connection pool.

@@ -21,14 +21,16 @@ func (s *Store) ActiveGrants(ctx context.Context, userID, orgID string) (*Grants
 		Role       string
 		Permission *string
 	}
-	err := s.db.WithContext(ctx).Table("memberships").
-		Select("roles.name AS role, permissions.name AS permission").
-		Joins("JOIN roles ON roles.id = memberships.role_id").
-		Joins("LEFT JOIN role_permissions ON role_permissions.role_id = roles.id").
-		Joins("LEFT JOIN permissions ON permissions.id = role_permissions.permission_id").
-		Where("memberships.user_id = ? AND memberships.organization_id = ? AND memberships.status = ?", userID, orgID, MembershipActive).
-		Order("permissions.name").
-		Scan(&rows).Error
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Table("memberships").
+			Select("roles.name AS role, permissions.name AS permission").
+			Joins("JOIN roles ON roles.id = memberships.role_id").
+			Joins("LEFT JOIN role_permissions ON role_permissions.role_id = roles.id").
+			Joins("LEFT JOIN permissions ON permissions.id = role_permissions.permission_id").
+			Where("memberships.user_id = ? AND memberships.organization_id = ? AND memberships.status = ?", userID, orgID, MembershipActive).
+			Order("permissions.name").
+			Scan(&rows).Error
+	})
 	if err != nil {
 		return nil, mapErr(err, "find grants")
 	}

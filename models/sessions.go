@@ -40,7 +40,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 // FindSession returns the session with the given id, revoked or not.
 func (s *Store) FindSession(ctx context.Context, id string) (*Session, error) {
 	var sess Session
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&sess).Error
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&sess).Error })
 	return &sess, mapErr(err, "find session")
 }
 
@@ -57,10 +57,12 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]Session,
 // reached its absolute expiry at now, and its user is not disabled.
 func (s *Store) SessionActive(ctx context.Context, id string, now time.Time) (bool, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Table("sessions").
-		Joins("JOIN users ON users.id = sessions.user_id").
-		Where("sessions.id = ? AND sessions.revoked_at IS NULL AND sessions.expires_at > ? AND users.disabled = ?", id, now, false).
-		Count(&n).Error
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Table("sessions").
+			Joins("JOIN users ON users.id = sessions.user_id").
+			Where("sessions.id = ? AND sessions.revoked_at IS NULL AND sessions.expires_at > ? AND users.disabled = ?", id, now, false).
+			Count(&n).Error
+	})
 	return n == 1, mapErr(err, "check session")
 }
 
@@ -214,7 +216,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 // FindRefreshTokenByHash returns the refresh token with the given hash.
 func (s *Store) FindRefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error) {
 	var t RefreshToken
-	err := s.db.WithContext(ctx).Where("token_hash = ?", hash).Take(&t).Error
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("token_hash = ?", hash).Take(&t).Error })
 	return &t, mapErr(err, "find refresh token")
 }
 
@@ -230,7 +232,7 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c *AuthorizationCod
 // hash, used or not.
 func (s *Store) FindAuthorizationCodeByHash(ctx context.Context, hash string) (*AuthorizationCode, error) {
 	var c AuthorizationCode
-	err := s.db.WithContext(ctx).Where("code_hash = ?", hash).Take(&c).Error
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("code_hash = ?", hash).Take(&c).Error })
 	return &c, mapErr(err, "find authorization code")
 }
 

@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // signingKeysLockID is the PostgreSQL advisory lock that serializes changes
@@ -29,7 +31,9 @@ type SigningKeyRetirement struct {
 // ListSigningKeys returns every signing key, newest activation first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 	var out []SigningKey
-	err := s.db.WithContext(ctx).Order("activates_at DESC, created_at DESC, id DESC").Find(&out).Error
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Order("activates_at DESC, created_at DESC, id DESC").Find(&out).Error
+	})
 	return out, mapErr(err, "list signing keys")
 }
 

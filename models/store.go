@@ -22,19 +22,35 @@ func NewID() string { return uuid.NewString() }
 // Store runs Gatehouse's queries; its methods are safe for concurrent use.
 type Store struct {
 	db *gorm.DB
+	// inTx: db is a transaction (InTx); a failed read is not retried.
+	inTx   bool
+	health *connHealth
 }
 
 // NewStore wraps an open database.
-func NewStore(db *DB) *Store { return &Store{db: db.DB} }
+func NewStore(db *DB) *Store { return &Store{db: db.DB, health: db.health} }
 
 // Gorm exposes the handle for packages that own their own queries.
 func (s *Store) Gorm() *gorm.DB { return s.db }
 
-// InTx runs fn in one transaction with a Store bound to it.
+// InTx runs fn in one transaction with a Store bound to it. When the
+// transaction cannot even begin because of a transient fault (the pooled
+// connection was dead), nothing was written, so it begins once more on a
+// connection checked alive; fn's own failures are never retried (a
+// transaction cut short is rolled back by the server).
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{db: tx})
-	})
+	began := false
+	body := func(tx *gorm.DB) error {
+		began = true
+		return fn(&Store{db: tx, inTx: true, health: s.health})
+	}
+	err := s.db.WithContext(ctx).Transaction(body)
+	if err != nil && !began && !s.inTx && ctx.Err() == nil && worthRetry(err) {
+		s.health.note(err)
+		err = s.db.WithContext(ctx).Transaction(body)
+	}
+	s.health.note(err) // BEGIN and COMMIT run outside the statement callbacks
+	return err
 }
 
 // mapErr turns driver errors into the package's sentinel errors.
@@ -76,7 +92,7 @@ func (s *Store) CreateUserWithIdentity(ctx context.Context, u *User, id *Identit
 // FindUser returns the user with the given id.
 func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
 	var u User
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&u).Error })
 	return &u, mapErr(err, "find user")
 }
 
@@ -90,7 +106,9 @@ func (s *Store) FindIdentity(ctx context.Context, provider, subject string) (*Id
 // ListIdentities returns a user's identities, oldest first.
 func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, error) {
 	var out []Identity
-	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("created_at, id").Find(&out).Error
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Where("user_id = ?", userID).Order("created_at, id").Find(&out).Error
+	})
 	return out, mapErr(err, "list identities")
 }
 
@@ -179,11 +197,13 @@ type UserMembership struct {
 // the number of memberships.
 func (s *Store) ListUserMemberships(ctx context.Context, userID string) ([]UserMembership, error) {
 	var out []UserMembership
-	err := s.db.WithContext(ctx).Table("memberships").
-		Select("memberships.*, organizations.slug AS organization_slug, organizations.name AS organization_name, roles.name AS role_name").
-		Joins("JOIN organizations ON organizations.id = memberships.organization_id").
-		Joins("JOIN roles ON roles.id = memberships.role_id").
-		Where("memberships.user_id = ?", userID).
-		Order("memberships.created_at, memberships.id").Scan(&out).Error
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Table("memberships").
+			Select("memberships.*, organizations.slug AS organization_slug, organizations.name AS organization_name, roles.name AS role_name").
+			Joins("JOIN organizations ON organizations.id = memberships.organization_id").
+			Joins("JOIN roles ON roles.id = memberships.role_id").
+			Where("memberships.user_id = ?", userID).
+			Order("memberships.created_at, memberships.id").Scan(&out).Error
+	})
 	return out, mapErr(err, "list memberships")
 }

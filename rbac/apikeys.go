@@ -15,8 +15,9 @@ import (
 )
 
 // ErrUnavailable reports that Gatehouse could not be asked about an API
-// key (network error, 5xx): the request is answered 503, not 401, and
-// nothing is cached.
+// key (network error, 5xx), or that Options.Check could not decide (its
+// error wraps ErrUnavailable): the request is answered 503 with
+// Retry-After, not 401, and nothing is cached.
 var ErrUnavailable = errors.New("gatehouse unavailable")
 
 const maxCachedKeys = 10000

@@ -34,11 +34,13 @@ func jsonBody(v any) []byte {
 }
 
 // unauthorized answers a refused credential: 401 with an RFC 6750
-// challenge, or 503 when Gatehouse could not be asked about an API key.
+// challenge, or 503 when the credential could not be checked right now
+// (Gatehouse could not be asked about an API key, or Options.Check could
+// not decide).
 func unauthorized(err error) *refusal {
 	if errors.Is(err, ErrUnavailable) {
 		return &refusal{status: http.StatusServiceUnavailable, body: jsonBody(map[string]string{
-			"error": "temporarily_unavailable", "error_description": "the API key cannot be checked right now; try again shortly"})}
+			"error": "temporarily_unavailable", "error_description": "the credential cannot be checked right now; try again shortly"})}
 	}
 	desc := strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
 	return &refusal{

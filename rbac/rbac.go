@@ -56,7 +56,9 @@ type Options struct {
 	// request naming an organization must name the principal's.
 	OrgCheck func(p *Principal, requested string) bool
 	// Check, when set, runs after a credential verified; an error refuses
-	// the request with 401 (Gatehouse checks that the session is live).
+	// the request with 401 (Gatehouse checks that the session is live),
+	// except one wrapping ErrUnavailable (the check could not be made
+	// right now), which answers 503.
 	Check func(ctx context.Context, p *Principal) error
 	// Logger receives key-fetch failures; default discards.
 	Logger *slog.Logger
@@ -345,7 +347,7 @@ func containsString(list []string, s string) bool {
 // AuthenticateRequest finds the request's credential and returns its
 // principal (without touching the request's context). Errors wrap
 // ErrInvalidToken, except ErrUnavailable when Gatehouse cannot be asked
-// about an API key.
+// about an API key or Options.Check could not decide.
 func (m *Middleware) AuthenticateRequest(r *http.Request) (*Principal, error) {
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		return p, nil
@@ -369,6 +371,9 @@ func (m *Middleware) AuthenticateRequest(r *http.Request) (*Principal, error) {
 	}
 	if m.check != nil {
 		if err := m.check(r.Context(), p); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 		}
 	}

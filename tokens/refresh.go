@@ -31,6 +31,20 @@ import (
 //     ErrRefreshTokenReuse. This check runs before the idle-expiry check:
 //     replaying an old rotated token signals theft even if it would have
 //     expired anyway.
+//
+// Database faults. A redemption that fails with a transient database fault
+// (models.IsTransient: the caller answers 503) leaves the presented token
+// as it was whenever the rotation did not commit: the rotation is one
+// transaction, and a transaction cut short (connection lost, server
+// restarting) is rolled back, so the client retries with the token it
+// holds. If the fault hides the outcome of the COMMIT itself (it reached
+// the server, the answer was lost), the service asks the database whether
+// the successor row exists — it is inserted in the same transaction — and,
+// if so, answers with it as a success. Only when that question fails too
+// does the client get a 503 for a rotation that did commit; its retry is
+// then a replay of a rotated token, served by the grace window above as
+// for concurrent tabs (so clients should retry within ReuseGrace; the 503
+// asks for a retry after one second, and the default grace is two).
 
 // Redeemed is the outcome of a successful refresh.
 type Redeemed struct {
@@ -148,7 +162,7 @@ func (s *SessionService) IssueRefreshToken(ctx context.Context, sessionID, clien
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.store.AddRefreshToken(ctx, row, now); err != nil {
+	if _, err := s.addRefreshToken(ctx, row, now); err != nil {
 		if errors.Is(err, models.ErrSessionInactive) {
 			return "", s.inactiveSessionError(ctx, sess.ID, now)
 		}
@@ -223,6 +237,9 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 			return nil, err
 		}
 		fresh, err := s.store.RotateRefreshToken(ctx, tok.ID, next, now)
+		if models.IsTransient(err) {
+			fresh, err = s.landed(ctx, next, fresh, err)
+		}
 		switch {
 		case err == nil:
 			return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
@@ -244,7 +261,7 @@ func (s *SessionService) reissue(ctx context.Context, sess *models.Session, user
 	if err != nil {
 		return nil, err
 	}
-	fresh, err := s.store.AddRefreshToken(ctx, next, now)
+	fresh, err := s.addRefreshToken(ctx, next, now)
 	if errors.Is(err, models.ErrSessionInactive) {
 		return nil, s.inactiveSessionError(ctx, sess.ID, now)
 	} else if err != nil {
@@ -252,6 +269,34 @@ func (s *SessionService) reissue(ctx context.Context, sess *models.Session, user
 	}
 	return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
 		RefreshToken: secret, RefreshTokenExpiresAt: next.ExpiresAt, Reissued: true}, nil
+}
+
+// addRefreshToken adds row to its session's family; a transient fault
+// that hid whether the insert committed is resolved by landed.
+func (s *SessionService) addRefreshToken(ctx context.Context, row *models.RefreshToken, now time.Time) (*models.Session, error) {
+	sess, err := s.store.AddRefreshToken(ctx, row, now)
+	if models.IsTransient(err) {
+		return s.landed(ctx, row, sess, err)
+	}
+	return sess, err
+}
+
+// landed settles a write of the refresh token row that failed with the
+// transient fault err: the row is inserted in the write's transaction, so
+// it exists exactly when that transaction committed. If it exists, the
+// write took effect and landed returns the session as a success;
+// otherwise (rolled back, or the question failed too) it returns err.
+// It reads and never writes again.
+func (s *SessionService) landed(ctx context.Context, row *models.RefreshToken, sess *models.Session, err error) (*models.Session, error) {
+	found, ferr := s.store.FindRefreshTokenByHash(ctx, row.TokenHash)
+	if ferr != nil || found.ID != row.ID {
+		return sess, err
+	}
+	fresh, ferr := s.store.FindSession(ctx, row.SessionID)
+	if ferr != nil {
+		return sess, err
+	}
+	return fresh, nil
 }
 
 // refreshReuse revokes the family of a replayed token and audits it.

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 )
@@ -75,23 +72,7 @@ func TestServeAndGracefulStop(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("readyz = %d", resp.StatusCode)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := io.ReadAll(stderr)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, rest)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit within 10s of SIGTERM")
-	}
-	if !strings.Contains(string(rest), `"msg":"stopped"`) {
-		t.Fatalf("no clean stop in the log:\n%s", rest)
-	}
+	stopGracefully(t, cmd, stderr)
 	if _, err := os.Stat(filepath.Join(dir, "gatehouse.db")); err != nil {
 		t.Fatal("default SQLite database not created in the working directory")
 	}

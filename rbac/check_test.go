@@ -1,0 +1,54 @@
+package rbac_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/rbac"
+)
+
+// TestCheckCannotDecide: an Options.Check that could not decide (its
+// error wraps ErrUnavailable: Gatehouse's session check met a database
+// fault) answers 503 with Retry-After and temporarily_unavailable, not a
+// 401 that would make the client drop a good token; any other Check
+// error is a 401.
+func TestCheckCannotDecide(t *testing.T) {
+	is := newIssuer(t)
+	for _, tc := range []struct {
+		name       string
+		err        error
+		status     int
+		code       string
+		retryAfter bool
+	}{
+		{"check passes", nil, http.StatusOK, "", false},
+		{"check refuses", errors.New("the session has ended"), http.StatusUnauthorized, "invalid_token", false},
+		{"check cannot decide", fmt.Errorf("%w: check session: connection reset", rbac.ErrUnavailable),
+			http.StatusServiceUnavailable, "temporarily_unavailable", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMiddleware(t, is, func(o *rbac.Options) {
+				o.Check = func(context.Context, *rbac.Principal) error { return tc.err }
+			})
+			h := m.RequirePermission("kb", "read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			r := httptest.NewRequest(http.MethodGet, "/kb", nil)
+			withBearer(is.token("kb:read"))(r)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.code) {
+				t.Fatalf("= %d %s, want %d %s", rec.Code, rec.Body, tc.status, tc.code)
+			}
+			if got := rec.Header().Get("Retry-After") != ""; got != tc.retryAfter {
+				t.Fatalf("Retry-After = %q", rec.Header().Get("Retry-After"))
+			}
+			if tc.status == http.StatusServiceUnavailable && rec.Header().Get("WWW-Authenticate") != "" {
+				t.Fatal("a 503 must not challenge for a new token")
+			}
+		})
+	}
+}
