@@ -128,7 +128,7 @@ func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string, truste
 		q = q.Select("users.*, FALSE AS trusted")
 	} else {
 		// A fresh subquery: GORM statements are not reusable once built.
-		vouched := s.vouching(trusted).Select("user_id").Where("email = ?", email)
+		vouched := vouching(s.db, trusted).Select("user_id").Where("email = ?", email)
 		q = q.Select("users.*, (users.id IN (?)) AS trusted", vouched)
 	}
 	err := q.Scan(&out).Error
@@ -138,8 +138,8 @@ func (s *Store) UsersWithVerifiedEmail(ctx context.Context, email string, truste
 // vouching selects the identities whose word on their email counts: the
 // email is reported verified and the provider is among trusted (config
 // `trusted_email`), which must not be empty.
-func (s *Store) vouching(trusted []string) *gorm.DB {
-	return s.db.Model(&Identity{}).Where("email_verified = ? AND provider IN ?", true, trusted)
+func vouching(db *gorm.DB, trusted []string) *gorm.DB {
+	return db.Model(&Identity{}).Where("email_verified = ? AND provider IN ?", true, trusted)
 }
 
 // TrustedVerifiedEmails returns, without repeats, the addresses that the
@@ -151,7 +151,12 @@ func (s *Store) TrustedVerifiedEmails(ctx context.Context, userID string, truste
 		return nil, nil
 	}
 	var out []string
-	err := s.vouching(trusted).WithContext(ctx).Where("user_id = ? AND email <> ''", userID).Distinct().Pluck("email", &out).Error
+	// On every mint, after a refresh has rotated: a read retried on a
+	// live connection, like the others on that path.
+	err := s.read(ctx, func(db *gorm.DB) error {
+		out = nil
+		return vouching(db, trusted).Where("user_id = ? AND email <> ''", userID).Distinct().Pluck("email", &out).Error
+	})
 	return out, mapErr(err, "find verified emails")
 }
 

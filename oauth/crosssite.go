@@ -239,6 +239,11 @@ func ProviderPageError(err error, message string, cause error) error {
 	if errors.As(err, &pe) {
 		return pe
 	}
+	if models.IsTransient(err) && !errors.Is(err, providers.ErrUnavailable) {
+		// Gatehouse's own database faulted (the SAML replay table, say):
+		// the error table answers a retry page, not an upstream failure.
+		return err
+	}
 	if cause == nil {
 		cause = err
 	}

@@ -106,6 +106,9 @@ func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Va
 	}
 	if strings.HasPrefix(token, refreshPrefix) {
 		info, err := s.sessions.LookupRefreshToken(ctx, token)
+		if models.IsTransient(err) {
+			return nil, err // a 503 to retry: a live token is not "inactive"
+		}
 		if err != nil || info == nil || !info.Active || !client.MayIntrospect(info.ClientID, nil) {
 			return inactive, nil
 		}
@@ -117,6 +120,9 @@ func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Va
 		return out, nil
 	}
 	claims, err := s.verifyLive(ctx, token)
+	if models.IsTransient(err) {
+		return nil, err
+	}
 	if err != nil || !client.MayIntrospect(claims.ClientID, claims.Audience) {
 		return inactive, nil
 	}

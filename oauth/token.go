@@ -167,7 +167,7 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	}
 	if org != "" && ownToken {
 		if _, err := s.store.ActiveGrants(ctx, info.UserID, org); err != nil {
-			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
+			return nil, notMemberOr(err, org)
 		}
 	}
 	red, err := s.sessions.RedeemRefreshToken(ctx, token, client.ID)
@@ -186,7 +186,7 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	if org != "" {
 		// Checked again: the membership may have ended since.
 		if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
-			return nil, invalidRequest("not an active member of organization %q", truncate(org, 80))
+			return nil, notMemberOr(err, org)
 		}
 		if sess.ActiveOrgID == nil || *sess.ActiveOrgID != org {
 			if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
@@ -335,6 +335,16 @@ func grantError(err error) error {
 	}
 	if errors.Is(err, tokens.ErrGrantInvalid) {
 		return &Error{Code: "invalid_grant", Description: "the grant is invalid", Status: http.StatusBadRequest, Cause: err}
+	}
+	return err
+}
+
+// notMemberOr is the answer to a refresh that switches to org when its
+// membership look-up failed: not a member, or the storage error itself
+// (a database fault is a 503 to retry, not a refusal).
+func notMemberOr(err error, org string) error {
+	if errors.Is(err, models.ErrNotFound) {
+		return invalidRequest("not an active member of organization %q", truncate(org, 80))
 	}
 	return err
 }
