@@ -550,3 +550,29 @@ func TestClientAuthFailureFloodWritesFewRows(t *testing.T) {
 		})
 	}
 }
+
+// TestPKCEDowngradeEndsTheSession: a code issued with a code_challenge
+// and redeemed without any code_verifier (a downgrade attempt by whoever
+// intercepted it) is treated as a wrong verifier: the code is spent, the
+// session it opened ends, and the failure is audited with its reason.
+func TestPKCEDowngradeEndsTheSession(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, _ := provisioningServer(t, pg)
+			code, verifier := spaCode(t, s, "ada@example.com", "eng")
+			if status, out := redeem(t, s, code, ""); status != 400 || out["error"] != "invalid_grant" {
+				t.Fatalf("no verifier = %d %v", status, out)
+			}
+			ev, d := oneEvent(t, s, "authorization_code.pkce_failure")
+			if ev.Outcome != models.OutcomeFailure || d["session_revoked"] != true || d["reason"] != "code_verifier is required" {
+				t.Fatalf("PKCE downgrade event = %+v %v", ev, d)
+			}
+			if live, _ := s.Sessions.SessionActive(context.Background(), d["session_id"].(string)); live {
+				t.Fatal("the session of a code redeemed without its verifier is live")
+			}
+			if status, _ := redeem(t, s, code, verifier); status != 400 {
+				t.Fatalf("the code redeemed after a downgrade attempt = %d", status)
+			}
+		})
+	}
+}

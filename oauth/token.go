@@ -82,8 +82,8 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 
 // Audit events of the token endpoint.
 const (
-	// AuditPKCEFailure: a code was redeemed with a wrong code_verifier;
-	// the session it opened is ended.
+	// AuditPKCEFailure: a code was redeemed with a wrong, missing or
+	// unasked-for code_verifier; the session it opened is ended.
 	AuditPKCEFailure = "authorization_code.pkce_failure"
 	// AuditActiveOrgSwitched: a refresh switched the session's active
 	// organization.
@@ -103,14 +103,10 @@ func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values
 	if err != nil {
 		return nil, grantError(err)
 	}
-	verifier := form.Get("code_verifier")
-	switch {
-	case ac.CodeChallenge != "" && verifier == "":
-		return nil, invalidGrant("code_verifier is required")
-	case ac.CodeChallenge != "" && !tokens.VerifyPKCE(ac.CodeChallenge, ac.CodeChallengeMethod, verifier):
-		// A wrong verifier means whoever holds the code is not who asked
-		// for it: end the session the code opened. The client hanging up
-		// must not abort that or its record.
+	if failure := pkceFailure(ac, form.Get("code_verifier")); failure != "" {
+		// Whoever holds the code is not who asked for it, or is trying a
+		// PKCE downgrade: end the session the code opened. The client
+		// hanging up must not abort that or its record.
 		ctx := context.WithoutCancel(ctx)
 		ended, err := s.sessions.EndSession(ctx, ac.SessionID, "pkce_failure")
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
@@ -118,10 +114,8 @@ func (s *Service) codeGrant(ctx context.Context, client *Client, form url.Values
 		}
 		s.audit(ctx, models.AuditEvent{Type: AuditPKCEFailure, Outcome: models.OutcomeFailure, SubjectUserID: ptr(ac.UserID),
 			ClientID: client.ID, IP: meta.IP, RequestID: meta.RequestID},
-			map[string]any{"session_id": ac.SessionID, "authorization_code_id": ac.ID, "session_revoked": ended})
-		return nil, invalidGrant("code_verifier does not match the code_challenge")
-	case ac.CodeChallenge == "" && verifier != "":
-		return nil, invalidGrant("code_verifier sent for a code issued without code_challenge")
+			map[string]any{"session_id": ac.SessionID, "authorization_code_id": ac.ID, "session_revoked": ended, "reason": failure})
+		return nil, invalidGrant("%s", failure)
 	}
 	sess, err := s.sessions.GetSession(ctx, ac.SessionID)
 	if err != nil {
@@ -347,4 +341,19 @@ func notMemberOr(err error, org string) error {
 		return invalidRequest("not an active member of organization %q", truncate(org, 80))
 	}
 	return err
+}
+
+// pkceFailure says why verifier does not redeem ac ("" when it does): a
+// code issued with a challenge needs its verifier, and one issued without
+// takes none (a verifier there is a downgrade attempt or a mix-up).
+func pkceFailure(ac *models.AuthorizationCode, verifier string) string {
+	switch {
+	case ac.CodeChallenge != "" && verifier == "":
+		return "code_verifier is required"
+	case ac.CodeChallenge != "" && !tokens.VerifyPKCE(ac.CodeChallenge, ac.CodeChallengeMethod, verifier):
+		return "code_verifier does not match the code_challenge"
+	case ac.CodeChallenge == "" && verifier != "":
+		return "code_verifier sent for a code issued without code_challenge"
+	}
+	return ""
 }
