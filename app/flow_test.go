@@ -371,6 +371,15 @@ func TestAuthorizationNegativeCases(t *testing.T) {
 	t.Run("unknown provider", func(t *testing.T) {
 		redirectErr(t, base(func(q url.Values) { q.Set("provider", "nope") }), "invalid_request")
 	})
+	t.Run("response_mode other than query", func(t *testing.T) {
+		for _, mode := range []string{"fragment", "form_post"} {
+			redirectErr(t, base(func(q url.Values) { q.Set("response_mode", mode) }), "invalid_request")
+		}
+	})
+	t.Run("request objects refused, not ignored", func(t *testing.T) {
+		redirectErr(t, base(func(q url.Values) { q.Set("request", "eyJhbGciOiJub25lIn0.e30.") }), "request_not_supported")
+		redirectErr(t, base(func(q url.Values) { q.Set("request_uri", "https://evil.example/req") }), "request_uri_not_supported")
+	})
 
 	verifier := oauth2.GenerateVerifier()
 	code := func() string {

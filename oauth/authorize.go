@@ -115,6 +115,14 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
 		return nil, fail(invalidRequest("only response_mode=query is supported"))
 	}
+	// OpenID Connect Core §6: request objects are not supported, and
+	// saying so beats silently ignoring parameters the client relies on.
+	if q.Has("request") {
+		return nil, fail(oauthErr(http.StatusBadRequest, "request_not_supported", "request objects are not supported"))
+	}
+	if q.Has("request_uri") {
+		return nil, fail(oauthErr(http.StatusBadRequest, "request_uri_not_supported", "request_uri is not supported"))
+	}
 	// An unknown scope is refused, not dropped (RFC 6749 §4.1.2.1): it is
 	// a mismatch between the client and its registration that should show
 	// now, not as a puzzling 403 from a backend later.
