@@ -260,6 +260,94 @@ func TestLogoutAuditsOnlyTheEndOfASession(t *testing.T) {
 	}
 }
 
+// TestRefusedLogoutEndsNothing: a logout Gatehouse refuses (an
+// unregistered or merely similar post-logout URI, by GET, POST or with a
+// bearer token, or another client's client_id) redirects nowhere, leaves
+// the session alive (its newest refresh token still refreshes, its access
+// token stays active) and writes no logout event. Only then does a valid
+// logout end it.
+func TestRefusedLogoutEndsNothing(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s := apptest.Start(t, apptest.Options{YAML: securityYAML, Postgres: pg})
+			tok := codeFlow(t, s, "spa", "", "http://127.0.0.1:9/callback", "ada@example.com")
+			hint, _ := tok.Extra("id_token").(string)
+			refresh, access := tok.RefreshToken, tok.AccessToken
+			b := newBrowser(t)
+			for _, tc := range []struct {
+				name   string
+				method string
+				q      url.Values
+				bearer bool
+			}{
+				{"unregistered URI", http.MethodGet, url.Values{"post_logout_redirect_uri": {"https://evil.example/"}}, false},
+				{"unregistered URI by POST", http.MethodPost, url.Values{"post_logout_redirect_uri": {"https://evil.example/"}}, false},
+				{"registered URI with a path added", http.MethodGet, url.Values{"post_logout_redirect_uri": {"http://127.0.0.1:9/x"}}, false},
+				{"registered URI with a query added", http.MethodGet, url.Values{"post_logout_redirect_uri": {"http://127.0.0.1:9/?next=https://evil.example/"}}, false},
+				{"unregistered URI with the access token", http.MethodPost, url.Values{"post_logout_redirect_uri": {"https://evil.example/"}}, true},
+				{"another client's client_id", http.MethodGet, url.Values{"client_id": {"app-a"}, "post_logout_redirect_uri": {"http://127.0.0.1:9/"}}, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					q := url.Values{}
+					for k, v := range tc.q {
+						q[k] = v
+					}
+					if !tc.bearer {
+						q.Set("id_token_hint", hint)
+					}
+					var req *http.Request
+					if tc.method == http.MethodPost {
+						req, _ = http.NewRequest(http.MethodPost, s.URL+"/auth/logout", strings.NewReader(q.Encode()))
+						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					} else {
+						req, _ = http.NewRequest(http.MethodGet, s.URL+"/auth/logout?"+q.Encode(), nil)
+					}
+					if tc.bearer {
+						req.Header.Set("Authorization", "Bearer "+access)
+					}
+					resp, body := b.do(req)
+					if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+						t.Fatalf("refused logout = %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+					}
+					if tc.bearer {
+						if !strings.Contains(body, `"error":"invalid_request"`) {
+							t.Fatalf("refused bearer logout answered %s", body)
+						}
+					} else if strings.Contains(body, "You are signed out") {
+						t.Fatalf("the page says the person is signed out: %s", body)
+					}
+				})
+				// Whatever the refusal, the session is intact.
+				if info := introspectAs(t, s, "gateway", access); info["active"] != true {
+					t.Fatalf("%s: the access token is no longer active: %v", tc.name, info)
+				}
+				status, out := tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {"spa"}}, "", "")
+				if status != 200 {
+					t.Fatalf("%s: refresh after the refused logout = %d %v", tc.name, status, out)
+				}
+				refresh, access = out["refresh_token"].(string), out["access_token"].(string)
+				if rows := auditEvents(t, s, "logout"); len(rows) != 0 {
+					t.Fatalf("%s: a refused logout wrote %d logout events", tc.name, len(rows))
+				}
+			}
+			// A valid logout ends the session it names.
+			resp, _ := b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://127.0.0.1:9/"}}.Encode())
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:9/" {
+				t.Fatalf("valid logout = %d %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if status, out := tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {"spa"}}, "", ""); status != 400 {
+				t.Fatalf("refresh after the valid logout = %d %v", status, out)
+			}
+			if info := introspectAs(t, s, "gateway", access); info["active"] != false {
+				t.Fatalf("access token active after the valid logout: %v", info)
+			}
+			if rows := auditEvents(t, s, "logout"); len(rows) != 1 {
+				t.Fatalf("valid logout wrote %d logout events, want 1", len(rows))
+			}
+		})
+	}
+}
+
 // TestLogoutIsRateLimited: /auth/logout is limited per client IP like
 // the other browser endpoints.
 func TestLogoutIsRateLimited(t *testing.T) {

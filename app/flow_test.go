@@ -285,22 +285,55 @@ func TestCodeFlowWithStockClient(t *testing.T) {
 				t.Fatalf("refresh token of a revoked session still active: %v", info)
 			}
 
-			// RP-initiated logout ends the session and follows only a registered URI.
+			// RP-initiated logout follows only a registered URI. A logout
+			// it refuses ends nothing; the registered one ends the session.
 			verifier = oauth2.GenerateVerifier()
 			target = b.signIn(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), "ada@example.com")
-			tok, _ = conf.Exchange(ctx, target.Query().Get("code"), oauth2.VerifierOption(verifier))
+			tok, err = conf.Exchange(ctx, target.Query().Get("code"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
 			rawID, _ = tok.Extra("id_token").(string)
+			countLogouts := func() int64 {
+				var n int64
+				s.DB.Raw("SELECT COUNT(*) FROM audit_events WHERE type = ?", "logout").Scan(&n)
+				return n
+			}
+			logouts := countLogouts()
 			resp, _ = b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
 			if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
 				t.Fatalf("unregistered post-logout URI = %d %q", resp.StatusCode, resp.Header.Get("Location"))
 			}
+			// The session is intact: its access token is active and its
+			// refresh token still refreshes (the newest one is kept: a
+			// rotated one would be refused as a reuse, logout or not).
+			if info := introspect(t, s, tok.AccessToken); info["active"] != true {
+				t.Fatalf("a refused logout ended the session: introspection = %v", info)
+			}
+			status, out = tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"spa"}}, "", "")
+			if status != 200 {
+				t.Fatalf("refresh after a refused logout = %d %v", status, out)
+			}
+			if n := countLogouts(); n != logouts {
+				t.Fatalf("a refused logout wrote %d logout events", n-logouts)
+			}
+			refreshed, _ := out["refresh_token"].(string)
+			access, _ := out["access_token"].(string)
 			resp, _ = b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {"http://127.0.0.1:9/"}, "state": {"bye"}}.Encode())
 			if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://127.0.0.1:9/?state=bye" {
 				t.Fatalf("logout = %d %q", resp.StatusCode, resp.Header.Get("Location"))
 			}
-			status, out = tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"spa"}}, "", "")
-			if status != 400 {
+			// This logout ended the session: the newest refresh token and
+			// access token are refused, and the end is audited once.
+			status, out = tokenPost(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshed}, "client_id": {"spa"}}, "", "")
+			if status != 400 || out["error"] != "invalid_grant" {
 				t.Fatalf("refresh after logout = %d %v", status, out)
+			}
+			if info := introspect(t, s, access); info["active"] != false {
+				t.Fatalf("access token still active after logout: %v", info)
+			}
+			if n := countLogouts(); n != logouts+1 {
+				t.Fatalf("logout wrote %d logout events, want 1", n-logouts)
 			}
 		})
 	}

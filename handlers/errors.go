@@ -48,6 +48,7 @@ func writeUnavailable(c *gin.Context, log *slog.Logger, err error) {
 // writeOAuthError answers a JSON endpoint (RFC 6749 §5.2).
 func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
 	var oe *oauth.Error
+	var pe *oauth.PageError
 	switch {
 	case errors.As(err, &oe):
 		if oe.Cause != nil {
@@ -60,6 +61,12 @@ func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
 			c.Header("Retry-After", retryAfterSeconds)
 		}
 		c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
+	case errors.As(err, &pe) && pe.Status >= 400 && pe.Status < 500:
+		// A browser-flow refusal asked for as JSON (a logout with a bearer
+		// token or Accept: application/json): the request was refused, no
+		// server error.
+		logDetail(c, log, slog.LevelInfo, "request refused", err)
+		c.JSON(pe.Status, gin.H{"error": "invalid_request", "error_description": pe.Message})
 	case IsBodyTooLarge(err):
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
 	case models.IsTransient(err):

@@ -61,21 +61,55 @@ func flip(s string) string {
 }
 
 // FuzzOpenLoginState: the login-state cookie and the state parameter come
-// from the browser; no input may panic or be accepted without the key.
+// from the browser. No input may panic, and the invariant is authenticity:
+// nothing opens but what Gatehouse sealed. An input that opens must open to
+// exactly the contents Gatehouse sealed for that very state, unexpired;
+// anything else (a tampered cookie, an unsealed one, one sealed for
+// another state, even for the seed's own state) fails the target. The
+// contents, not the bytes, are compared: every fuzz process seals the
+// cookies again under the same key with fresh random nonces, so a cookie
+// sealed by one worker opens in another.
 func FuzzOpenLoginState(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	s := testService(f, now)
-	ls := &LoginState{State: "state-0123456789abcdef", Provider: "dev", ExpiresAt: now.Add(time.Minute).Unix()}
-	c, _ := s.sealLoginState(ls)
-	f.Add(c.Value, ls.State)
+	// What Gatehouse seals here, by state: the same in every process.
+	sealed := map[string]LoginState{}
+	seal := func(ls LoginState) string {
+		c, err := s.sealLoginState(&ls)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sealed[ls.State] = ls
+		return c.Value
+	}
+	req := AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb", State: "app-state",
+		Nonce: "n-1", Scope: "openid email", CodeChallenge: strings.Repeat("c", 43), CodeChallengeMethod: "S256"}
+	live := seal(LoginState{State: "state-0123456789abcdef", Provider: "dev", Saved: "verifier-1", Request: req,
+		ExpiresAt: now.Add(time.Minute).Unix()})
+	other := seal(LoginState{State: "state-fedcba9876543210", Provider: "corp", Request: AuthorizeParams{ClientID: "admin"},
+		ExpiresAt: now.Add(time.Minute).Unix()})
+	expired := seal(LoginState{State: "state-expired-0000000", Provider: "dev", Request: req, ExpiresAt: now.Add(-time.Second).Unix()})
+	f.Add(live, "state-0123456789abcdef")
+	f.Add(other, "state-fedcba9876543210")
+	// The cookie name (the additional data) keeps 16 characters of the
+	// state: a state sharing them decrypts, and only the state inside the
+	// cookie refuses it.
+	f.Add(live, "state-0123456789abcdeX")
+	f.Add(live, "state-fedcba9876543210")
+	f.Add(expired, "state-expired-0000000")
 	f.Add("", "")
 	f.Add("AAAA", "state")
 	f.Fuzz(func(t *testing.T, value, state string) {
 		got, err := s.OpenLoginState(value, state)
-		// Only a cookie sealed under our key for this state may open (the
-		// seed is sealed again in each fuzz worker, so compare the state).
-		if err == nil && (state != ls.State || got.State != state) {
-			t.Fatalf("accepted a cookie that was never sealed: %q %q", value, state)
+		if err != nil {
+			if got != nil {
+				t.Fatalf("a login state with an error: %+v, %v", got, err)
+			}
+			return
+		}
+		want, ok := sealed[state]
+		if !ok || got == nil || *got != want || got.ExpiresAt < now.Unix() {
+			t.Fatalf("opened a login state Gatehouse did not seal for state %q, or an expired one: %+v (cookie %q)", state, got, value)
 		}
 	})
 }

@@ -297,10 +297,11 @@ type LogoutResult struct {
 
 // Logout ends the session named by the ID token hint (or bearer access
 // token) and returns the post-logout redirect when it is registered for
-// the client. An unregistered redirect is never followed. The "logout"
-// audit event is written only by the call that actually ends the
-// session: repeating a logout (one ID token hint, many calls) writes
-// nothing more.
+// the client. A request it refuses (a hint that does not verify, another
+// client_id, an unregistered redirect) changes nothing: the session stays
+// and no redirect is followed. The "logout" audit event is written only
+// by the call that actually ends the session: repeating a logout (one ID
+// token hint, many calls) writes nothing more.
 func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMeta) (*LogoutResult, error) {
 	var sid, clientID, userID string
 	switch {
@@ -326,6 +327,24 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 		}
 		clientID = req.ClientID
 	}
+	// The redirect is checked before the session is touched, like
+	// everything above: a refused request ends nothing.
+	res := &LogoutResult{}
+	if req.PostLogoutRedirectURI != "" {
+		client, ok := s.clients[clientID]
+		if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {
+			return nil, pageErr(400, "Sign-out failed",
+				"The application asked to send you to an address it has not registered, so nothing was done: you are still signed in.",
+				errors.New("unregistered post_logout_redirect_uri"))
+		}
+		u, _ := url.Parse(req.PostLogoutRedirectURI)
+		if req.State != "" {
+			q := u.Query()
+			q.Set("state", req.State)
+			u.RawQuery = q.Encode()
+		}
+		res.RedirectURL = u.String()
+	}
 	if sid != "" {
 		ended, err := s.sessions.EndSession(ctx, sid, "logout")
 		if err != nil && !errors.Is(err, models.ErrNotFound) { // a pruned session has ended long ago
@@ -336,22 +355,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 				ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
 		}
 	}
-	if req.PostLogoutRedirectURI == "" {
-		return &LogoutResult{}, nil
-	}
-	client, ok := s.clients[clientID]
-	if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {
-		return nil, pageErr(400, "Signed out",
-			"You are signed out. The application asked to send you to an address it has not registered, so you stay here.",
-			errors.New("unregistered post_logout_redirect_uri"))
-	}
-	u, _ := url.Parse(req.PostLogoutRedirectURI)
-	if req.State != "" {
-		q := u.Query()
-		q.Set("state", req.State)
-		u.RawQuery = q.Encode()
-	}
-	return &LogoutResult{RedirectURL: u.String()}, nil
+	return res, nil
 }
 
 // Discovery is the OpenID Provider metadata document; signingAlgs are the

@@ -271,7 +271,10 @@ func TestSignInRejections(t *testing.T) {
 			if tc.hook != nil {
 				fake.SetIDTokenHook(func(d *providertest.TokenDraft) { tc.hook(fake, d) })
 			}
-			waitFetches(t, fake, 1)
+			waitKeys(t, p)
+			if n := fake.JWKSFetches(); n != 1 {
+				t.Fatalf("JWKS fetches before the sign-in = %d, want 1", n)
+			}
 			_, err := signIn(t, p, tc.begin)
 			if tc.want == "" {
 				if err != nil {
@@ -313,8 +316,46 @@ func pemOfKey(f *providertest.Server) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// waitFetches waits until the fake has served n JWKS fetches (the
-// provider fetches its keys once, in the background, after discovery).
+// waitKeys waits until p holds its upstream's keys: discovery has
+// succeeded and the key fetch it starts in the background has completed.
+// The fake counts a fetch when the request arrives, so waiting for its
+// count alone leaves that fetch in flight: a sign-in would then join it
+// instead of refetching, and a JWKS endpoint taken down would fail it.
+func waitKeys(t testing.TB, p Provider) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := p.(*oidcProvider).ready(ctx)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	waitKeySet(t, d.keys)
+}
+
+// waitKeySet waits until no fetch of ks is in flight and ks holds keys.
+func waitKeySet(t testing.TB, ks *keySet) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		ks.mu.Lock()
+		call, held := ks.inflight, ks.keys != nil
+		ks.mu.Unlock()
+		if call == nil {
+			if !held {
+				t.Fatal("the key set fetched no keys")
+			}
+			return
+		}
+		select {
+		case <-call.done:
+		case <-timeout:
+			t.Fatal("the JWKS fetch did not complete in 5s")
+		}
+	}
+}
+
+// waitFetches waits until the fake has received n JWKS fetches (they may
+// still be in flight: see waitKeys).
 func waitFetches(t testing.TB, f *providertest.Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -172,7 +172,7 @@ func TestKeyRotationUpstream(t *testing.T) {
 // not "invalid"; once the endpoint is back, the new key is picked up.
 func TestJWKSDownLoginsContinue(t *testing.T) {
 	p, fake := startKind(t, "oidc", nil)
-	waitFetches(t, fake, 1)
+	waitKeys(t, p)
 	fake.SetJWKSDown(true)
 	for i := range 5 {
 		if _, err := signIn(t, p, BeginRequest{}); err != nil {

@@ -43,7 +43,7 @@ func newTestKeySet(t *testing.T, fake *providertest.Server, minRefetch time.Dura
 	ks := newKeySet(ctx, "up", []string{"RS256"}, minRefetch, clk.now,
 		httpJWKSFetcher(http.DefaultClient, fake.URL+"/jwks.json"), func(string) { outcomes.Add(1) }, nil)
 	ks.warm()
-	waitFetches(t, fake, 1)
+	waitKeySet(t, ks)
 	return ks, clk, outcomes
 }
 

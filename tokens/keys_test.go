@@ -1,15 +1,20 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -148,6 +153,78 @@ func ktRows(t testing.TB, s *models.Store) []models.SigningKey {
 	return rows
 }
 
+// ktNeedle is one encoding of a private key; privateOnly when it carries
+// nothing but private parts (a DER or PEM line of an RSA key also carries
+// the public modulus, which the public JWK holds).
+type ktNeedle struct {
+	enc         []byte
+	privateOnly bool
+}
+
+// ktPrivateEncodings returns the private parts of priv in every usual
+// encoding a key could be stored in unsealed: the raw private scalars (RSA
+// d, p and q; the EC scalar; the Ed25519 seed) as bytes, hex, base64 and
+// base64url (a JWK's "d"); PKCS#8 and PKCS#1 or SEC1 DER, those DER in
+// base64 (a PEM body without line breaks) and each full line of their PEM;
+// and the PEM label.
+func ktPrivateEncodings(t testing.TB, priv crypto.Signer) map[string]ktNeedle {
+	t.Helper()
+	ders := map[string][]byte{}
+	scalars := map[string][]byte{}
+	var d []byte // what a JWK's "d" encodes
+	var err error
+	if ders["PKCS#8 DER"], err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+		t.Fatal(err)
+	}
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		ders["PKCS#1 DER"] = x509.MarshalPKCS1PrivateKey(k)
+		d = k.D.Bytes()
+		scalars["RSA d"], scalars["RSA p"], scalars["RSA q"] = d, k.Primes[0].Bytes(), k.Primes[1].Bytes()
+	case *ecdsa.PrivateKey:
+		if ders["SEC1 DER"], err = x509.MarshalECPrivateKey(k); err != nil {
+			t.Fatal(err)
+		}
+		if d, err = k.Bytes(); err != nil {
+			t.Fatal(err)
+		}
+		scalars["EC d"] = d
+	case ed25519.PrivateKey:
+		d = k.Seed()
+		scalars["Ed25519 seed"] = d
+	default:
+		t.Fatalf("unexpected private key type %T", priv)
+	}
+	jb, err := json.Marshal(jose.JSONWebKey{Key: priv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwk struct {
+		D string `json:"d"`
+	}
+	if err := json.Unmarshal(jb, &jwk); err != nil || jwk.D != base64.RawURLEncoding.EncodeToString(d) {
+		t.Fatalf("the private JWK's d is not the private scalar in base64url: %v", err)
+	}
+	out := map[string]ktNeedle{"PEM label": {[]byte("PRIVATE"), true}}
+	for name, b := range scalars {
+		out[name] = ktNeedle{b, true}
+		out[name+" hex"] = ktNeedle{[]byte(hex.EncodeToString(b)), true}
+		out[name+" base64"] = ktNeedle{[]byte(base64.StdEncoding.EncodeToString(b)), true}
+		out[name+" base64url (JWK)"] = ktNeedle{[]byte(base64.RawURLEncoding.EncodeToString(b)), true}
+	}
+	for name, der := range ders {
+		out[name] = ktNeedle{enc: der}
+		out[name+" base64"] = ktNeedle{enc: []byte(base64.StdEncoding.EncodeToString(der))}
+		block := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		for i, line := range bytes.Split(block, []byte("\n")) {
+			if len(line) == 64 {
+				out[fmt.Sprintf("%s PEM line %d", name, i)] = ktNeedle{enc: line}
+			}
+		}
+	}
+	return out
+}
+
 func ktJWKSKids(m *KeyManager) []string {
 	var out []string
 	for _, k := range m.JWKS().Keys {
@@ -229,11 +306,25 @@ func TestKeyGeneration(t *testing.T) {
 				if !ok {
 					t.Fatalf("%s key is a %T", alg, set.byKID[active.KID].mat.private)
 				}
-				// The private key is stored sealed, not in the clear.
+				// The private key is stored sealed, not in the clear: no
+				// usual encoding of it is in the row.
+				found := false
 				for _, r := range ktRows(t, store) {
-					if r.ID == active.KID && strings.Contains(string(r.PrivateKeyEncrypted), "PRIVATE") {
-						t.Fatal("private key stored in the clear")
+					if r.ID != active.KID {
+						continue
 					}
+					found = true
+					for name, n := range ktPrivateEncodings(t, set.byKID[active.KID].mat.private) {
+						if bytes.Contains(r.PrivateKeyEncrypted, n.enc) {
+							t.Errorf("private_key_encrypted holds the private key in the clear (%s)", name)
+						}
+						if n.privateOnly && strings.Contains(r.PublicJWK, string(n.enc)) {
+							t.Errorf("public_jwk holds the private key (%s)", name)
+						}
+					}
+				}
+				if !found {
+					t.Fatalf("no stored row for key %s", active.KID)
 				}
 
 				tok := ktSign(t, m, ktClaims(clock.Now()), TypAccessToken)
