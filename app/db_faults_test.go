@@ -194,7 +194,14 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 func TestRefreshChainsSurviveTerminatedConnections(t *testing.T) {
 	f := dbtest.PostgresFaults(t)
 	s := apptest.Start(t, apptest.Options{YAML: flowYAML, DatabaseURL: f.Target.DSN,
-		Env: map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "8", "GATEHOUSE_DB_MAX_IDLE_CONNS": "8"}})
+		// A client retries a 503 after Retry-After (1 s) with the token it
+		// holds; if its failed request had rotated, the retry is served by
+		// the reuse grace window (2 s by default). On a slow machine (the
+		// race detector, two cores) the retry itself can take over a second,
+		// so the window here leaves room for it: what this test checks is
+		// that faults never lose a session, not how fast a machine is.
+		Env: map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "8", "GATEHOUSE_DB_MAX_IDLE_CONNS": "8",
+			"GATEHOUSE_REFRESH_REUSE_GRACE": "5s"}})
 	ctx := context.Background()
 	store := models.NewStore(s.DB)
 	// Load for this long, cutting every connection at each tick.

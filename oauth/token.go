@@ -196,7 +196,27 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			sess.ActiveOrgID = &org
 		}
 	}
-	return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed})
+	return s.mintRotated(ctx, client, sess, red, narrowed)
+}
+
+// mintRotated mints the tokens of a refresh whose rotation has committed.
+// The new refresh token now lives only in this answer, so a database fault
+// while minting (the reads of the user, grants and trusted emails) is
+// retried here, briefly, instead of being handed to the client, whose
+// retry with the old token would then count on the reuse grace window.
+// Minting with a given refresh token writes nothing, so this is safe.
+func (s *Service) mintRotated(ctx context.Context, client *Client, sess *models.Session, red *tokens.Redeemed, scope []string) (*TokenResponse, error) {
+	opts := issueOptions{refresh: red.RefreshToken, scope: scope}
+	resp, err := s.issueForSession(ctx, client, sess, red.User, opts)
+	for wait := 50 * time.Millisecond; models.IsTransient(err) && wait <= 400*time.Millisecond; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		resp, err = s.issueForSession(ctx, client, sess, red.User, opts)
+	}
+	return resp, err
 }
 
 func exceedsGrant(scope string) *Error {
