@@ -372,18 +372,28 @@ func together(n int, fn func(i int)) {
 // TestConcurrentFirstLogins is the race-safety proof: 200 concurrent
 // logins of 50 people, each also joining an organization that org sync
 // creates on the fly, yield exactly 50 users, 50 identities, one
-// organization, 50 memberships and no error.
+// organization, 50 memberships and no error. A transient fault is not a
+// wrong answer: SQLite queues 200 writers one at a time, and on a slow
+// machine (the race detector, two busy cores) a writer can wait past the
+// busy timeout; the person then sees a retry page (503) and tries again,
+// which is what the test does (logging how often).
 func TestConcurrentFirstLogins(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db, provisioning.Options{Sync: provisioning.SyncPolicy{AutoCreateOrgs: true,
 			Rules: []provisioning.Rule{{Match: "dev:group:*", Org: "{org}", Role: "member"}}}})
 		const logins, people = 200, 50
-		var failures atomic.Int64
+		var failures, retries atomic.Int64
+		defer func() { t.Logf("%d logins retried after a transient fault", retries.Load()) }()
 		users := make([]string, logins)
 		together(logins, func(i int) {
 			p := i % people
-			res, err := f.svc.Provision(f.ctx, provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
-				fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")})
+			login := provisioning.Login{Identity: identity("dev", fmt.Sprint(p),
+				fmt.Sprintf("p%d@example.com", p), true, "dev:group:eng")}
+			res, err := f.svc.Provision(f.ctx, login)
+			for try := 0; try < 5 && models.IsTransient(err); try++ {
+				retries.Add(1)
+				res, err = f.svc.Provision(f.ctx, login)
+			}
 			if err != nil {
 				failures.Add(1)
 				t.Errorf("login %d: %v", i, err)
