@@ -124,10 +124,24 @@ func (s *Service) AcceptPost(ctx context.Context, name string, r *http.Request, 
 		return s.validateAnswer(ctx, prov, state, r, ans, meta)
 	}()
 	if err != nil {
-		return ans, err
+		return ans, startOverOnFault(err)
 	}
 	ans.RedirectURL, err = s.FinishLogin(ctx, ls, id, meta)
-	return ans, err
+	return ans, startOverOnFault(err)
+}
+
+// startOverOnFault turns a database fault during an answer's second POST
+// into a page that starts the sign-in again: the answer's sign-in may be
+// consumed already (one RelayState, one answer), so reloading the page, as
+// a plain retry page would suggest, could not complete it.
+func startOverOnFault(err error) error {
+	var pe *PageError
+	if err == nil || errors.As(err, &pe) || !models.IsTransient(err) {
+		return err
+	}
+	return &PageError{Status: http.StatusServiceUnavailable, Title: "Sign-in not completed", StartOver: "/", RetryAfter: answerRetryAfter,
+		Message: "The sign-in service had a brief problem and this sign-in cannot be resumed. Nobody was signed in. " +
+			"Please start again from the application in a moment.", Cause: err}
 }
 
 // validateAnswer consumes the pending login of state (and has ans clear

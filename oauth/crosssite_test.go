@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-id/gatehouse/config"
@@ -121,4 +123,26 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 			t.Fatalf("the same answer again = %v", err)
 		}
 	})
+}
+
+// TestStartOverOnFault: a database fault during an answer's second POST
+// offers a fresh start (the sign-in may be consumed), not a reload; other
+// errors pass unchanged.
+func TestStartOverOnFault(t *testing.T) {
+	fault := fmt.Errorf("consume: %w", &pgconn.PgError{Code: "57P01"})
+	var pe *PageError
+	if err := startOverOnFault(fault); !errors.As(err, &pe) || pe.StartOver == "" || pe.Status != http.StatusServiceUnavailable || pe.RetryAfter == 0 {
+		t.Fatalf("a fault = %#v", err)
+	}
+	other := errors.New("not a fault")
+	if err := startOverOnFault(other); err != other {
+		t.Fatalf("another error = %v", err)
+	}
+	page := &PageError{Status: http.StatusBadRequest}
+	if err := startOverOnFault(page); err != page {
+		t.Fatalf("a page error = %v", err)
+	}
+	if startOverOnFault(nil) != nil {
+		t.Fatal("nil became an error")
+	}
 }

@@ -177,44 +177,46 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	if sc := outsideScope(narrowed, sess.Scope); sc != "" {
 		return nil, exceedsGrant(sc)
 	}
-	if org != "" {
-		// Checked again: the membership may have ended since.
-		if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
-			return nil, notMemberOr(err, org)
-		}
-		if sess.ActiveOrgID == nil || *sess.ActiveOrgID != org {
-			if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
-				return nil, err
+	// Everything from here runs after the rotation committed.
+	return afterRotation(ctx, func() (*TokenResponse, error) {
+		if org != "" {
+			// Checked again: the membership may have ended since.
+			if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
+				return nil, notMemberOr(err, org)
 			}
-			from := ""
-			if sess.ActiveOrgID != nil {
-				from = *sess.ActiveOrgID
+			if sess.ActiveOrgID == nil || *sess.ActiveOrgID != org {
+				if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
+					return nil, err
+				}
+				from := ""
+				if sess.ActiveOrgID != nil {
+					from = *sess.ActiveOrgID
+				}
+				s.audit(ctx, models.AuditEvent{Type: AuditActiveOrgSwitched, ActorUserID: ptr(red.UserID), SubjectUserID: ptr(red.UserID),
+					OrganizationID: ptr(org), ClientID: client.ID, Provider: sess.Provider, IP: meta.IP, RequestID: meta.RequestID},
+					map[string]any{"session_id": sess.ID, "from_org_id": from, "to_org_id": org})
+				sess.ActiveOrgID = &org
 			}
-			s.audit(ctx, models.AuditEvent{Type: AuditActiveOrgSwitched, ActorUserID: ptr(red.UserID), SubjectUserID: ptr(red.UserID),
-				OrganizationID: ptr(org), ClientID: client.ID, Provider: sess.Provider, IP: meta.IP, RequestID: meta.RequestID},
-				map[string]any{"session_id": sess.ID, "from_org_id": from, "to_org_id": org})
-			sess.ActiveOrgID = &org
 		}
-	}
-	return s.mintRotated(ctx, client, sess, red, narrowed)
+		return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed})
+	})
 }
 
-// mintRotated mints the tokens of a refresh whose rotation has committed.
-// The new refresh token now lives only in this answer, so a database fault
-// while minting (the reads of the user, grants and trusted emails) is
-// retried here, briefly, instead of being handed to the client, whose
+// afterRotation runs what a refresh does once its rotation has committed:
+// the organization switch (a membership read and an idempotent write) and
+// minting (reads only, with the refresh token already issued). The new
+// refresh token now lives only in this answer, so a database fault there
+// is retried here, briefly, instead of being handed to the client, whose
 // retry with the old token would then count on the reuse grace window.
-// Minting with a given refresh token writes nothing, so this is safe.
-func (s *Service) mintRotated(ctx context.Context, client *Client, sess *models.Session, red *tokens.Redeemed, scope []string) (*TokenResponse, error) {
-	opts := issueOptions{refresh: red.RefreshToken, scope: scope}
-	resp, err := s.issueForSession(ctx, client, sess, red.User, opts)
+func afterRotation(ctx context.Context, step func() (*TokenResponse, error)) (*TokenResponse, error) {
+	resp, err := step()
 	for wait := 50 * time.Millisecond; models.IsTransient(err) && wait <= 400*time.Millisecond; wait *= 2 {
 		select {
 		case <-ctx.Done():
 			return nil, err
 		case <-time.After(wait):
 		}
-		resp, err = s.issueForSession(ctx, client, sess, red.User, opts)
+		resp, err = step()
 	}
 	return resp, err
 }
