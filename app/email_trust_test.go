@@ -103,12 +103,7 @@ func TestMintedEmailVerifiedFollowsTrust(t *testing.T) {
 			corp.SetRedirectURIs(s.URL + "/auth/callback/corp")
 			partner.SetRedirectURIs(s.URL + "/auth/callback/partner")
 			ctx := context.Background()
-			op, err := oidc.NewProvider(ctx, s.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
-				Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+			op, conf := spaOIDC(t, s.URL)
 			refreshed := map[string]*oauth2.Token{}
 			for _, tc := range []struct {
 				provider string

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
@@ -286,12 +285,7 @@ clients:
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			s, upstream := tc.start(t)
-			op, err := oidc.NewProvider(t.Context(), s.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
-				Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+			_, conf := spaOIDC(t, s.URL)
 			attacker, victim := newBrowser(t), newBrowser(t)
 			resp, _ := attacker.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 				oauth2.SetAuthURLParam("provider", tc.provider)))

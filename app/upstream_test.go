@@ -137,12 +137,7 @@ func TestUpstreamSignInEachKind(t *testing.T) {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
 			s, up := startUpstreamServer(t, pg, nil)
 			ctx := context.Background()
-			op, err := oidc.NewProvider(ctx, s.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conf := &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
-				Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+			op, conf := spaOIDC(t, s.URL)
 			for _, tc := range []struct {
 				provider, subject, org string
 			}{
@@ -458,4 +453,17 @@ func waitReadyz(t *testing.T, s *apptest.Server, want ...string) (*http.Response
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// spaOIDC discovers Gatehouse at issuer as a stock client does and returns
+// the provider (for ID token verification) and the demo SPA's OAuth 2.0
+// configuration (openid, email, profile; redirect to a dead loopback port).
+func spaOIDC(t *testing.T, issuer string) (*oidc.Provider, *oauth2.Config) {
+	t.Helper()
+	op, err := oidc.NewProvider(t.Context(), issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op, &oauth2.Config{ClientID: "spa", Endpoint: op.Endpoint(), RedirectURL: "http://127.0.0.1:9/callback",
+		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
 }
