@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/rbac"
@@ -25,17 +26,17 @@ var (
 	ErrNotFound = models.ErrNotFound
 	// ErrConflict: the change contradicts the current state (a taken
 	// slug, the last owner, a role still in use).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = fault.New(fault.Conflict, errors.New("conflict"))
 	// ErrForbidden: the actor's level or grants do not allow the change.
-	ErrForbidden = errors.New("not allowed")
+	ErrForbidden = fault.New(fault.Forbidden, errors.New("not allowed"))
 	// ErrInvalid is wrapped by every *InputError.
 	ErrInvalid = provisioning.ErrInvalid
 	// ErrAdministratorsOnly (an ErrForbidden) refuses an instance-wide
 	// operation to an actor not acting in the administrators'
 	// organization. The HTTP layer refuses such requests first; the
 	// service refuses them again, so that no route depends on the other.
-	ErrAdministratorsOnly = fmt.Errorf("%w: this is for Gatehouse administrators only, acting in the administrators' organization (%s)",
-		ErrForbidden, models.AdminOrgID)
+	ErrAdministratorsOnly error = &refusal{ErrForbidden, fmt.Sprintf(
+		"this is for Gatehouse administrators only, acting in the administrators' organization (%s)", models.AdminOrgID)}
 )
 
 // InputError names the input that is wrong and says why.
@@ -56,16 +57,30 @@ func (e *PermissionError) Error() string { return ErrForbidden.Error() + ": " + 
 // Unwrap lets callers test errors.Is(err, ErrForbidden).
 func (e *PermissionError) Unwrap() error { return ErrForbidden }
 
+// PublicMessage is the reason, written for the caller.
+func (e *PermissionError) PublicMessage() string { return e.Reason }
+
+// refusal is one of the sentinels above with a reason that is safe to
+// show the caller.
+type refusal struct {
+	sentinel error
+	reason   string
+}
+
+func (r *refusal) Error() string         { return r.sentinel.Error() + ": " + r.reason }
+func (r *refusal) Unwrap() error         { return r.sentinel }
+func (r *refusal) PublicMessage() string { return r.reason }
+
 func invalid(field, format string, args ...any) error {
 	return &InputError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 func forbidden(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrForbidden, fmt.Sprintf(format, args...))
+	return &refusal{ErrForbidden, fmt.Sprintf(format, args...)}
 }
 
 func conflict(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...))
+	return &refusal{ErrConflict, fmt.Sprintf(format, args...)}
 }
 
 // OwnerLevel is the owner role's level: owner-only actions require it.

@@ -7,96 +7,247 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gatehouse-id/gatehouse/admin"
-	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/web"
 )
 
-// This file is the one place errors become HTTP: OAuth JSON errors,
-// bearer-token challenges, and pages for browser flows. The person or
-// client sees a generic message; the detail goes to the log with the
-// request id.
+// This file is the one place errors become HTTP. An error states what
+// went wrong as a fault.Kind; the table below says, per kind, the status,
+// the "error" code of a JSON answer, and the page a person sees in a
+// browser flow. The client or person sees the table's text (or the
+// message the error explains itself with, fault.Explain); the detail goes
+// to the log with the request id.
 //
-// A transient database fault (models.IsTransient: a lost connection, a
-// restarting server, a serialization failure or deadlock, an exhausted
-// pool) that no more specific kind claimed is 503 with Retry-After, never
-// 500: {"error":"temporarily_unavailable"} on the OAuth, bearer and admin
-// JSON endpoints, a page asking to try again in browser flows.
+// A transient database fault (a lost connection, a restarting server, a
+// serialization failure or deadlock, an exhausted pool: the models
+// package classifies them) that no more specific kind claimed is
+// fault.Unavailable: 503 with Retry-After, never 500.
 
-// retryAfterSeconds is the Retry-After of a 503 for a transient fault. It
-// is below the default refresh-token reuse grace (2 s) so that a client
-// retrying a refresh whose answer was lost after its rotation committed
-// is served by the grace window (see tokens/refresh.go).
-const retryAfterSeconds = "1"
+// retryAfterUnavailable is the Retry-After of a 503 for a transient
+// fault. It is below the default refresh-token reuse grace (2 s) so that a
+// client retrying a refresh whose answer was lost after its rotation
+// committed is served by the grace window (see tokens/refresh.go).
+const retryAfterUnavailable = time.Second
 
-// unavailableDescription is the error_description of those 503s.
-const unavailableDescription = "the service is briefly unavailable; try again shortly"
+// retryAfterBusy is the Retry-After when every SAML validation slot is
+// taken: long enough for the answers in flight to finish.
+const retryAfterBusy = 2 * time.Second
 
-// writeUnavailable answers a JSON endpoint for a transient fault.
-func writeUnavailable(c *gin.Context, log *slog.Logger, err error) {
-	logDetail(c, log, slog.LevelWarn, "temporarily unavailable", err)
-	c.Header("Retry-After", retryAfterSeconds)
-	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable", "error_description": unavailableDescription,
-		"request_id": RequestID(c.Request.Context())})
+// answer is what one kind of failure looks like from outside.
+type answer struct {
+	status int
+	// code and description are a JSON answer's "error" and
+	// "error_description" (the error's own message replaces description).
+	code, description string
+	// title and message are the page a person sees (the error's own
+	// message replaces message); startOver offers to begin again at "/".
+	title, message string
+	startOver      bool
+	retryAfter     time.Duration
+	// challenge is the WWW-Authenticate header.
+	challenge string
+	// level is how the detail is logged.
+	level slog.Level
 }
 
-// writeOAuthError answers a JSON endpoint (RFC 6749 §5.2).
-func writeOAuthError(c *gin.Context, log *slog.Logger, err error) {
-	var oe *oauth.Error
+const (
+	genericRefusal   = "The request could not be completed."
+	genericSignInMsg = "The identity provider could not sign you in. Please try again."
+	unavailableDesc  = "the service is briefly unavailable; try again shortly"
+	bearerChallenge  = `Bearer realm="gatehouse", error="invalid_token", error_description="the access token is invalid, expired or revoked"`
+)
+
+func refusal(kind fault.Kind, description string) answer {
+	return answer{status: http.StatusBadRequest, code: string(kind), description: description,
+		title: "Request refused", message: genericRefusal, level: slog.LevelInfo}
+}
+
+func page(status int, title, message string) answer {
+	code := "invalid_request"
+	if status >= 500 {
+		code = string(fault.Unavailable)
+	}
+	return answer{status: status, code: code, description: message, title: title, message: message, level: slog.LevelInfo}
+}
+
+// answers is the table: every fault.Kind has a row (TestEveryKindAnswered).
+var answers = map[fault.Kind]answer{
+	fault.Internal: {status: http.StatusInternalServerError, code: "server_error", description: "internal error",
+		title:   "Something went wrong",
+		message: "Sign-in failed because of a problem on our side. Please try again; if it keeps happening, quote the reference below.",
+		level:   slog.LevelError},
+
+	fault.InvalidRequest:         refusal(fault.InvalidRequest, "the request is not valid"),
+	fault.InvalidClient:          withChallenge(refusal(fault.InvalidClient, "client authentication failed"), http.StatusUnauthorized, `Basic realm="gatehouse"`),
+	fault.InvalidGrant:           refusal(fault.InvalidGrant, "the grant is invalid, expired or revoked"),
+	fault.UnauthorizedClient:     refusal(fault.UnauthorizedClient, "the client may not use this grant"),
+	fault.UnsupportedGrantType:   refusal(fault.UnsupportedGrantType, "unsupported grant_type"),
+	fault.UnsupportedResponse:    refusal(fault.UnsupportedResponse, "unsupported response_type"),
+	fault.InvalidScope:           refusal(fault.InvalidScope, "the scope is invalid"),
+	fault.InvalidTarget:          refusal(fault.InvalidTarget, "the target is invalid"),
+	fault.UnsupportedToken:       refusal(fault.UnsupportedToken, "unsupported token type"),
+	fault.RequestNotSupported:    refusal(fault.RequestNotSupported, "request objects are not supported"),
+	fault.RequestURINotSupported: refusal(fault.RequestURINotSupported, "request_uri is not supported"),
+	fault.AccessDenied:           withStatus(refusal(fault.AccessDenied, "access denied"), http.StatusForbidden),
+	fault.LoginRequired:          refusal(fault.LoginRequired, "the person must sign in"),
+	fault.InvalidToken: withChallenge(refusal(fault.InvalidToken, "the access token is invalid, expired or revoked"),
+		http.StatusUnauthorized, bearerChallenge),
+	fault.TooLarge: {status: http.StatusRequestEntityTooLarge, code: "invalid_request", description: "request body too large",
+		title: "Request too large", message: "What was sent is too large.", level: slog.LevelInfo},
+	fault.RateLimited: {status: http.StatusTooManyRequests, code: "too_many_requests", description: "too many requests, retry later",
+		title: "Too many requests", message: "Too many requests came from here. Please wait a moment and try again.", level: slog.LevelDebug},
+	fault.NoSuchEndpoint: {status: http.StatusNotFound, code: "not_found", description: "no such endpoint",
+		title: "Not found", message: "There is nothing at this address.", level: slog.LevelDebug},
+	fault.MethodNotAllowed: {status: http.StatusMethodNotAllowed, code: "method_not_allowed", description: "method not allowed on this endpoint",
+		title: "Not allowed", message: "This address does not accept that kind of request.", level: slog.LevelDebug},
+
+	fault.NotFound:   withStatus(refusal("not_found", "no such resource"), http.StatusNotFound),
+	fault.Forbidden:  withStatus(refusal(fault.Forbidden, "not allowed"), http.StatusForbidden),
+	fault.Conflict:   withStatus(refusal(fault.Conflict, "the change conflicts with the current state"), http.StatusConflict),
+	fault.NoMetadata: withStatus(refusal("not_found", "no SAML provider of that name"), http.StatusNotFound),
+
+	fault.Unavailable: {status: http.StatusServiceUnavailable, code: string(fault.Unavailable), description: unavailableDesc,
+		title: "Temporarily unavailable", retryAfter: retryAfterUnavailable, level: slog.LevelWarn,
+		message: "This step could not finish because of a brief problem on our side. Please wait a moment and try again, " +
+			"or start again from the application."},
+	fault.Busy: {status: http.StatusServiceUnavailable, code: string(fault.Unavailable), description: unavailableDesc,
+		title: "Busy", retryAfter: retryAfterBusy, level: slog.LevelInfo,
+		message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again."},
+
+	fault.MalformedSignIn:      page(http.StatusBadRequest, "Invalid sign-in request", "The application sent a malformed sign-in request."),
+	fault.UnknownClient:        page(http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service."),
+	fault.UnregisteredRedirect: page(http.StatusBadRequest, "Invalid redirect address", "The application asked to return you to an address it has not registered, so the sign-in was stopped."),
+	fault.UnknownProvider:      page(http.StatusNotFound, "Unknown sign-in method", "This sign-in method does not exist."),
+	fault.NoProvider:           page(http.StatusServiceUnavailable, "No sign-in method", "No way to sign in is configured for this application yet."),
+	fault.LoginExpired:         withStartOver(page(http.StatusBadRequest, "Sign-in expired", "The sign-in link expired or was already used, please start again.")),
+	fault.OtherBrowser: withStartOver(page(http.StatusBadRequest, "Sign-in not completed",
+		"This sign-in was started in another browser or on another device, or this browser did not keep the cookie it needs. "+
+			"Nobody was signed in. Start again from the application, in this browser.")),
+	fault.SignInInterrupted: withRetry(withStartOver(page(http.StatusServiceUnavailable, "Sign-in not completed",
+		"The sign-in service had a brief problem and this sign-in cannot be resumed. Nobody was signed in. "+
+			"Please start again from the application in a moment.")), retryAfterBusy),
+	fault.AccountDisabled:    page(http.StatusForbidden, "Account disabled", "Your account is disabled, so you cannot sign in. Contact your administrator."),
+	fault.LogoutUnverified:   page(http.StatusBadRequest, "Sign-out failed", "The sign-out request could not be verified."),
+	fault.LogoutWrongClient:  page(http.StatusBadRequest, "Sign-out failed", "The sign-out request names another application than the one you signed in to."),
+	fault.LogoutUnregistered: page(http.StatusBadRequest, "Sign-out failed", "The application asked to send you to an address it has not registered, so nothing was done: you are still signed in."),
+
+	fault.UpstreamUnavailable: withRetry(page(http.StatusServiceUnavailable, "Sign-in unavailable",
+		"The identity provider cannot be reached right now, please try again in a moment."), retryAfterBusy),
+	fault.UpstreamDenied:  page(http.StatusForbidden, "Sign-in failed", genericSignInMsg),
+	fault.UpstreamInvalid: page(http.StatusBadRequest, "Sign-in failed", genericSignInMsg),
+	fault.UpstreamFailed:  withCode(page(http.StatusBadGateway, "Sign-in failed", genericSignInMsg), "server_error"),
+}
+
+func withStatus(a answer, status int) answer { a.status = status; return a }
+func withChallenge(a answer, status int, challenge string) answer {
+	a.status, a.challenge = status, challenge
+	return a
+}
+func withStartOver(a answer) answer                  { a.startOver = true; return a }
+func withRetry(a answer, after time.Duration) answer { a.retryAfter = after; return a }
+func withCode(a answer, code string) answer          { a.code = code; return a }
+func lookup(kind fault.Kind) answer {
+	if a, ok := answers[kind]; ok {
+		return a
+	}
+	return answers[fault.Internal]
+}
+
+// answerOf is the table's row for err, with the error's own message for
+// the caller in place of the row's when it has one.
+func answerOf(err error) answer {
 	var pe *oauth.PageError
-	switch {
-	case errors.As(err, &oe):
-		if oe.Cause != nil {
-			logDetail(c, log, slog.LevelInfo, "oauth request refused", err)
-		}
-		switch oe.Status {
-		case http.StatusUnauthorized:
-			c.Header("WWW-Authenticate", `Basic realm="gatehouse"`)
-		case http.StatusServiceUnavailable:
-			c.Header("Retry-After", retryAfterSeconds)
-		}
-		c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
-	case errors.As(err, &pe) && pe.Status >= 400 && pe.Status < 500:
-		// A browser-flow refusal asked for as JSON (a logout with a bearer
-		// token or Accept: application/json): the request was refused, no
-		// server error.
-		logDetail(c, log, slog.LevelInfo, "request refused", err)
-		c.JSON(pe.Status, gin.H{"error": "invalid_request", "error_description": pe.Message})
-	case IsBodyTooLarge(err):
-		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
-	case models.IsTransient(err):
-		writeUnavailable(c, log, err)
-	default:
-		writeInternal(c, log, err)
+	if errors.As(err, &pe) {
+		a := page(pe.Status, pe.Title, pe.Message)
+		a.retryAfter = pe.RetryAfter
+		a.startOver = pe.StartOver != ""
+		return a
+	}
+	a := lookup(fault.Of(err))
+	if m := fault.MessageOf(err); m != "" {
+		a.description, a.message = m, m
+	}
+	return a
+}
+
+func init() {
+	// Reading past the body limit is the client's doing, wherever it is
+	// read.
+	fault.RegisterClassifier(func(err error) (fault.Kind, bool) {
+		var mbe *http.MaxBytesError
+		return fault.TooLarge, errors.As(err, &mbe)
+	})
+}
+
+// setHeaders sends an answer's Retry-After and WWW-Authenticate.
+func setHeaders(c *gin.Context, a answer) {
+	if a.retryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(a.retryAfter.Seconds()))))
+	}
+	if a.challenge != "" {
+		c.Header("WWW-Authenticate", a.challenge)
 	}
 }
 
-// writeInternal answers 500 with the request id and logs the detail.
-func writeInternal(c *gin.Context, log *slog.Logger, err error) {
-	logDetail(c, log, slog.LevelError, "internal error", err)
-	c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error",
-		"request_id": RequestID(c.Request.Context())})
+// writeJSONError answers a JSON endpoint (RFC 6749 §5.2, RFC 6750 §3):
+// status, code and headers from the table, the error's own message as the
+// description when it has one. A 5xx carries the request id, so that the
+// logged detail can be found.
+func writeJSONError(c *gin.Context, log *slog.Logger, err error) {
+	a := answerOf(err)
+	logDetail(c, log, a.level, "request refused", err)
+	writeAnswer(c, a, err)
 }
 
-// writeBearerError answers a protected resource (RFC 6750 §3).
+// writeAnswer sends a row of the table as JSON; err (which may be nil)
+// adds the fields of addDetails.
+func writeAnswer(c *gin.Context, a answer, err error) {
+	setHeaders(c, a)
+	body := gin.H{"error": a.code, "error_description": a.description}
+	if a.status >= 500 {
+		body["request_id"] = RequestID(c.Request.Context())
+	}
+	addDetails(body, err)
+	c.AbortWithStatusJSON(a.status, body)
+}
+
+// addDetails adds the fields some errors carry beyond the table's: the
+// admin API names the wrong field or the permission a route requires.
+func addDetails(body gin.H, err error) {
+	var ie *admin.InputError
+	var pe *admin.PermissionError
+	switch {
+	case errors.As(err, &ie):
+		body["field"] = ie.Field
+		body["error_description"] = ie.Error()
+	case errors.As(err, &pe):
+		body["required"] = pe.Required
+	}
+}
+
+// writeOAuthError answers the token, revocation, introspection and
+// metadata endpoints.
+func writeOAuthError(c *gin.Context, log *slog.Logger, err error) { writeJSONError(c, log, err) }
+
+// writeBearerError answers a protected resource (RFC 6750 §3): no token
+// at all is a challenge without an error code.
 func writeBearerError(c *gin.Context, log *slog.Logger, err error) {
-	switch {
-	case errors.Is(err, errNoBearer):
+	if errors.Is(err, errNoBearer) {
 		c.Header("WWW-Authenticate", `Bearer realm="gatehouse"`)
-		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "a bearer access token is required"})
-	case errors.Is(err, oauth.ErrInvalidToken):
-		logDetail(c, log, slog.LevelInfo, "bearer token refused", err)
-		c.Header("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
-		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
-	default:
-		writeOAuthError(c, log, err)
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "a bearer access token is required"})
+		return
 	}
+	writeJSONError(c, log, err)
 }
+
+// writeAdminError answers the admin API.
+func writeAdminError(c *gin.Context, log *slog.Logger, err error) { writeJSONError(c, log, err) }
 
 var errNoBearer = errors.New("no bearer token")
 
@@ -138,35 +289,23 @@ type pageData struct {
 }
 
 // renderPage answers a browser flow: a redirect to the client for
-// authorization errors, a readable page for everything else.
+// authorization errors (RFC 6749 §4.1.2.1), a readable page from the
+// table for everything else.
 func renderPage(c *gin.Context, log *slog.Logger, pages *web.Pages, err error) {
 	var re *oauth.RedirectError
-	var pe *oauth.PageError
-	rid := RequestID(c.Request.Context())
-	switch {
-	case errors.As(err, &re):
+	if errors.As(err, &re) {
 		logDetail(c, log, slog.LevelInfo, "authorization request refused", err)
 		c.Redirect(http.StatusFound, re.RedirectURL)
-	case errors.As(err, &pe):
-		logDetail(c, log, slog.LevelInfo, "browser flow refused", err)
-		if pe.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(pe.RetryAfter.Seconds()))))
-		}
-		showPage(c, log, pages, pe.Status, "error.html", pageData{Title: pe.Title, Message: pe.Message, StartOver: pe.StartOver, RequestID: rid})
-	case IsBodyTooLarge(err):
-		showPage(c, log, pages, http.StatusRequestEntityTooLarge, "error.html", pageData{Title: "Request too large",
-			Message: "What was sent is too large.", RequestID: rid})
-	case models.IsTransient(err):
-		logDetail(c, log, slog.LevelWarn, "temporarily unavailable", err)
-		c.Header("Retry-After", retryAfterSeconds)
-		showPage(c, log, pages, http.StatusServiceUnavailable, "error.html", pageData{Title: "Temporarily unavailable",
-			Message: "This step could not finish because of a brief problem on our side. Please wait a moment and try again, " +
-				"or start again from the application.", RequestID: rid})
-	default:
-		logDetail(c, log, slog.LevelError, "internal error", err)
-		showPage(c, log, pages, http.StatusInternalServerError, "error.html", pageData{Title: "Something went wrong",
-			Message: "Sign-in failed because of a problem on our side. Please try again; if it keeps happening, quote the reference below.", RequestID: rid})
+		return
 	}
+	a := answerOf(err)
+	logDetail(c, log, a.level, "browser flow refused", err)
+	setHeaders(c, a)
+	data := pageData{Title: a.title, Message: a.message, RequestID: RequestID(c.Request.Context())}
+	if a.startOver {
+		data.StartOver = "/"
+	}
+	showPage(c, log, pages, a.status, "error.html", data)
 }
 
 func showPage(c *gin.Context, log *slog.Logger, pages *web.Pages, status int, name string, data any) {
@@ -181,36 +320,4 @@ func logDetail(c *gin.Context, log *slog.Logger, level slog.Level, msg string, e
 	log.Log(c.Request.Context(), level, msg, slog.String("request_id", RequestID(c.Request.Context())),
 		slog.String("route", c.FullPath()), slog.String("error", fmt.Sprint(err)))
 	_ = c.Error(err)
-}
-
-// writeAdminError answers the admin API: 400 naming the field, 403 when
-// the role hierarchy forbids the change, 404, 409 for conflicts with the
-// current state, 503 with Retry-After for a transient database fault,
-// 500 (detail logged) for anything else.
-func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
-	var ie *admin.InputError
-	var pe *admin.PermissionError
-	switch {
-	case errors.As(err, &ie):
-		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid_request", "field": ie.Field, "error_description": ie.Error()})
-	case errors.As(err, &pe):
-		c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_permission", "required": pe.Required, "error_description": pe.Reason})
-	case errors.Is(err, admin.ErrForbidden):
-		c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_permission", "error_description": reason(err, admin.ErrForbidden)})
-	case errors.Is(err, admin.ErrNotFound):
-		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such resource"})
-	case errors.Is(err, admin.ErrConflict):
-		c.JSON(http.StatusConflict, gin.H{"error": "conflict", "error_description": reason(err, admin.ErrConflict)})
-	case IsBodyTooLarge(err):
-		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "invalid_request", "error_description": "request body too large"})
-	case models.IsTransient(err):
-		writeUnavailable(c, log, err)
-	default:
-		writeInternal(c, log, err)
-	}
-}
-
-// reason is the message of a service error without its sentinel prefix.
-func reason(err, sentinel error) string {
-	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gin-gonic/gin"
 )
 
@@ -92,11 +93,7 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 				slog.String("stack", string(debug.Stack())))
 			if !c.Writer.Written() {
 				c.Header("Cache-Control", "no-store")
-				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{
-					"error":             "server_error",
-					"error_description": "internal error",
-					"request_id":        RequestID(c.Request.Context()),
-				})
+				writeAnswer(c, lookup(fault.Internal), nil)
 				return
 			}
 			c.Abort()
@@ -133,10 +130,7 @@ func bodyLimit(max int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > max {
 			c.Header("Connection", "close")
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{
-				"error":             "invalid_request",
-				"error_description": "request body too large",
-			})
+			writeAnswer(c, lookup(fault.TooLarge), nil)
 			return
 		}
 		if c.Request.Body != nil {

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gin-gonic/gin"
 )
 
@@ -81,8 +81,7 @@ func (l *RateLimiter) check(c *gin.Context, scope, kind, id string) bool {
 		return true
 	}
 	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	c.AbortWithStatusJSON(http.StatusTooManyRequests, gin.H{"error": "too_many_requests",
-		"error_description": "too many requests, retry later"})
+	writeAnswer(c, lookup(fault.RateLimited), nil)
 	return false
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // ReadinessCheck is one condition /readyz reports; Check returns nil when
@@ -56,12 +58,8 @@ func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 	if len(opts.CORSOrigins) > 0 {
 		r.Use(corsFor(opts.CORSOrigins))
 	}
-	r.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such endpoint"})
-	})
-	r.NoMethod(func(c *gin.Context) {
-		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method_not_allowed", "error_description": "method not allowed on this endpoint"})
-	})
+	r.NoRoute(func(c *gin.Context) { writeAnswer(c, lookup(fault.NoSuchEndpoint), nil) })
+	r.NoMethod(func(c *gin.Context) { writeAnswer(c, lookup(fault.MethodNotAllowed), nil) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", readyz(opts.Log, opts.Ready))

@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
@@ -14,7 +16,7 @@ func (h *OAuth) samlMetadata(c *gin.Context) {
 	prov, ok := h.Svc.Provider(c.Param("provider"))
 	mp, publishes := prov.(providers.MetadataPublisher)
 	if !ok || !publishes {
-		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no SAML provider of that name"})
+		writeJSONError(c, h.Log, fault.New(fault.NoMetadata, errors.New("no SAML provider of that name")))
 		return
 	}
 	doc, mediaType, err := mp.Metadata(c.Request.Context())

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
 // ErrNotFound reports that no row matched.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = fault.New(fault.NotFound, errors.New("not found"))
 
 // ErrConflict reports that a unique constraint rejected the write.
 var ErrConflict = errors.New("already exists")

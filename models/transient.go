@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -22,6 +23,12 @@ import (
 // errors may pass by themselves. Callers answer them with 503 and
 // Retry-After instead of an internal error (handlers/errors.go); the read
 // helpers below retry read-only look-ups once on a live connection.
+
+func init() {
+	fault.RegisterClassifier(func(err error) (fault.Kind, bool) {
+		return fault.Unavailable, IsTransient(err)
+	})
+}
 
 // IsTransient reports whether err is a fault of the database, or of the
 // way to it, that may pass by itself, so the same request can succeed

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2). Description is shown
@@ -29,6 +31,13 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Cause }
+
+// Kind is the OAuth error code as a fault kind: the HTTP layer's table
+// decides the status from it.
+func (e *Error) Kind() fault.Kind { return fault.Kind(e.Code) }
+
+// PublicMessage is the description, which is written for the client.
+func (e *Error) PublicMessage() string { return e.Description }
 
 func oauthErr(status int, code, format string, args ...any) *Error {
 	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
@@ -52,7 +61,7 @@ func unauthorizedClient(format string, args ...any) *Error {
 
 // ErrInvalidToken is a bearer-token failure (RFC 6750 §3.1): the caller
 // answers 401 with WWW-Authenticate.
-var ErrInvalidToken = errors.New("invalid_token")
+var ErrInvalidToken = fault.New(fault.InvalidToken, errors.New("invalid_token"))
 
 // PageError is a failure in a browser flow that must not redirect (an
 // unknown client or redirect URI, an expired or forged login state). It is

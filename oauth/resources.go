@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
@@ -308,7 +309,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 	case req.IDTokenHint != "":
 		claims, err := s.keys.VerifyIDTokenHint(req.IDTokenHint, s.issuer)
 		if err != nil {
-			return nil, pageErr(400, "Sign-out failed", "The sign-out request could not be verified.", err)
+			return nil, fault.New(fault.LogoutUnverified, err)
 		}
 		sid, userID = claims.SessionID, claims.Subject
 		if len(claims.Audience) > 0 {
@@ -323,7 +324,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 	}
 	if req.ClientID != "" {
 		if clientID != "" && req.ClientID != clientID {
-			return nil, pageErr(400, "Sign-out failed", "The sign-out request names another application than the one you signed in to.", errors.New("client_id does not match id_token_hint"))
+			return nil, fault.New(fault.LogoutWrongClient, errors.New("client_id does not match id_token_hint"))
 		}
 		clientID = req.ClientID
 	}
@@ -333,9 +334,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 	if req.PostLogoutRedirectURI != "" {
 		client, ok := s.clients[clientID]
 		if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {
-			return nil, pageErr(400, "Sign-out failed",
-				"The application asked to send you to an address it has not registered, so nothing was done: you are still signed in.",
-				errors.New("unregistered post_logout_redirect_uri"))
+			return nil, fault.New(fault.LogoutUnregistered, errors.New("unregistered post_logout_redirect_uri"))
 		}
 		u, _ := url.Parse(req.PostLogoutRedirectURI)
 		if req.State != "" {

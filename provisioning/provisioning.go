@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
@@ -45,6 +46,12 @@ func (e *InputError) Error() string { return e.Field + ": " + e.Reason }
 
 // Unwrap lets callers test errors.Is(err, ErrInvalid).
 func (e *InputError) Unwrap() error { return ErrInvalid }
+
+// Kind says the request was invalid.
+func (e *InputError) Kind() fault.Kind { return fault.InvalidRequest }
+
+// PublicMessage names the field and says what is wrong with it.
+func (e *InputError) PublicMessage() string { return e.Error() }
 
 // errLostRace: a concurrent first login of the same identity committed
 // first; the transaction is rolled back and the login retried, finding it.

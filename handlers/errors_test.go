@@ -1,0 +1,153 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/admin"
+	"github.com/gatehouse-id/gatehouse/fault"
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/web"
+)
+
+// TestEveryKindAnswered: the table has a row for every kind and nothing
+// else, and each row can be shown both as JSON and as a page.
+func TestEveryKindAnswered(t *testing.T) {
+	for _, k := range fault.Kinds {
+		a, ok := answers[k]
+		switch {
+		case !ok:
+			t.Errorf("kind %q has no row in the table", k)
+		case a.status < 400 || a.code == "" || a.description == "" || a.title == "" || a.message == "":
+			t.Errorf("kind %q: incomplete row %+v", k, a)
+		}
+	}
+	if len(answers) != len(fault.Kinds) {
+		t.Errorf("the table has %d rows for %d kinds", len(answers), len(fault.Kinds))
+	}
+}
+
+func serveError(t *testing.T, err error, asPage bool) *httptest.ResponseRecorder {
+	t.Helper()
+	pages, perr := web.Load()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	r := gin.New()
+	r.GET("/", func(c *gin.Context) {
+		if asPage {
+			renderPage(c, slog.New(slog.DiscardHandler), pages, err)
+			return
+		}
+		writeJSONError(c, slog.New(slog.DiscardHandler), err)
+	})
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	return w
+}
+
+// TestErrorTable pins the answers clients and people rely on.
+func TestErrorTable(t *testing.T) {
+	secret := errors.New("detail with a secret: s3cr3t")
+	transient := fault.New(fault.Unavailable, secret)
+	cases := []struct {
+		name        string
+		err         error
+		status      int
+		code        string
+		description string
+		header      [2]string
+	}{
+		{"unknown error is 500 without detail", secret, 500, "server_error", "internal error", [2]string{}},
+		{"transient fault is 503 with Retry-After", fmt.Errorf("query: %w", transient), 503, "temporarily_unavailable",
+			"the service is briefly unavailable; try again shortly", [2]string{"Retry-After", "1"}},
+		{"invalid grant keeps its description", &oauth.Error{Code: "invalid_grant", Description: "the code was already used", Cause: secret},
+			400, "invalid_grant", "the code was already used", [2]string{}},
+		{"invalid client challenges Basic", &oauth.Error{Code: "invalid_client", Description: "client authentication failed"},
+			401, "invalid_client", "client authentication failed", [2]string{"WWW-Authenticate", `Basic realm="gatehouse"`}},
+		{"an OAuth error beats its transient cause", &oauth.Error{Code: "invalid_grant", Description: "no", Cause: transient},
+			400, "invalid_grant", "no", [2]string{}},
+		{"bearer refusal challenges", fmt.Errorf("%w: expired", oauth.ErrInvalidToken), 401, "invalid_token",
+			"the access token is invalid, expired or revoked", [2]string{"WWW-Authenticate", bearerChallenge}},
+		{"body too large", &http.MaxBytesError{Limit: 10}, 413, "invalid_request", "request body too large", [2]string{}},
+		{"admin: not found", fmt.Errorf("load org: %w", admin.ErrNotFound), 404, "not_found", "no such resource", [2]string{}},
+		{"admin: permission names its reason", &admin.PermissionError{Required: "admin:orgs-write", Reason: "your role does not grant it"},
+			403, "insufficient_permission", "your role does not grant it", [2]string{}},
+		{"admin: administrators only", admin.ErrAdministratorsOnly, 403, "insufficient_permission",
+			"this is for Gatehouse administrators only", [2]string{}},
+		{"admin: input names the field", &admin.InputError{Field: "slug", Reason: "must be lowercase"}, 400, "invalid_request",
+			"slug: must be lowercase", [2]string{}},
+		{"explained kind", fault.Explain(fault.Conflict, "the slug is taken", secret), 409, "conflict", "the slug is taken", [2]string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := serveError(t, tc.err, false)
+			var body map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %q: %v", w.Body.String(), err)
+			}
+			desc, _ := body["error_description"].(string)
+			if w.Code != tc.status || body["error"] != tc.code || !strings.HasPrefix(desc, tc.description) {
+				t.Errorf("got %d %v, want %d %s %q", w.Code, body, tc.status, tc.code, tc.description)
+			}
+			if tc.header[0] != "" && w.Header().Get(tc.header[0]) != tc.header[1] {
+				t.Errorf("%s = %q, want %q", tc.header[0], w.Header().Get(tc.header[0]), tc.header[1])
+			}
+			if strings.Contains(w.Body.String(), "s3cr3t") {
+				t.Errorf("the detail leaked: %s", w.Body.String())
+			}
+			if w.Code >= 500 && body["request_id"] == nil {
+				t.Errorf("a %d without request_id: %v", w.Code, body)
+			}
+		})
+	}
+}
+
+// TestErrorPages: a person sees the table's page, or the error's own
+// words for them, never the detail.
+func TestErrorPages(t *testing.T) {
+	secret := errors.New("detail: s3cr3t")
+	cases := []struct {
+		name      string
+		err       error
+		status    int
+		contains  []string
+		startOver bool
+	}{
+		{"internal", secret, 500, []string{"Something went wrong"}, false},
+		{"transient", fault.New(fault.Unavailable, secret), 503, []string{"Temporarily unavailable"}, false},
+		{"expired sign-in offers to start over", fault.New(fault.LoginExpired, secret), 400, []string{"Sign-in expired"}, true},
+		{"provider's words", fault.Explain(fault.UpstreamDenied, "Your GitHub account is not in an allowed organization.", secret), 403,
+			[]string{"Sign-in failed", "not in an allowed organization"}, false},
+		{"unknown provider", fault.New(fault.UnknownProvider, secret), 404, []string{"This sign-in method does not exist."}, false},
+		{"too large", &http.MaxBytesError{Limit: 1}, 413, []string{"Request too large"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := serveError(t, tc.err, true)
+			body := w.Body.String()
+			if w.Code != tc.status {
+				t.Errorf("status %d, want %d", w.Code, tc.status)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(body, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+			if strings.Contains(body, "s3cr3t") {
+				t.Error("the detail leaked onto the page")
+			}
+			if got := strings.Contains(body, `href="/"`); got != tc.startOver {
+				t.Errorf("start-over link shown = %v, want %v", got, tc.startOver)
+			}
+		})
+	}
+}
