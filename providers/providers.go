@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // Identity is what an upstream says about the person who signed in.
@@ -183,16 +185,17 @@ func redactURLError(err error) error {
 	return err
 }
 
-// Error kinds a caller branches on; wrap them with details.
+// Errors a caller branches on; wrap them with details. Each states its
+// fault kind, which decides what the person or client is answered.
 var (
 	// ErrDenied: the upstream or a provider rule refused this person.
-	ErrDenied = errors.New("sign-in refused")
+	ErrDenied = fault.New(fault.UpstreamDenied, errors.New("sign-in refused"))
 	// ErrUnavailable: the upstream could not be reached or answered badly.
-	ErrUnavailable = errors.New("identity provider unavailable")
+	ErrUnavailable = fault.New(fault.UpstreamUnavailable, errors.New("identity provider unavailable"))
 	// ErrInvalidResponse: the upstream's answer failed validation.
-	ErrInvalidResponse = errors.New("invalid response from identity provider")
+	ErrInvalidResponse = fault.New(fault.UpstreamInvalid, errors.New("invalid response from identity provider"))
 	// ErrCancelled: the person cancelled at the upstream.
-	ErrCancelled = errors.New("sign-in cancelled")
+	ErrCancelled = fault.New(fault.UpstreamInvalid, errors.New("sign-in cancelled"))
 )
 
 // UserError is an error whose Message may be shown to the person signing
@@ -204,6 +207,9 @@ type UserError struct {
 
 func (e *UserError) Error() string { return e.Err.Error() }
 func (e *UserError) Unwrap() error { return e.Err }
+
+// PublicMessage is the message for the person.
+func (e *UserError) PublicMessage() string { return e.Message }
 
 // Deny returns an ErrDenied carrying a message for the person.
 func Deny(message string, detail string) error {
