@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 type ctxKey struct{}

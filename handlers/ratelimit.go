@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // Limiter decides whether key may make one more request now; when not,

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // ErrNotFound reports that no row matched.

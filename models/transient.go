@@ -12,11 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/fault"
 	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
+
+	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // Transient database faults: the one place that decides which database
