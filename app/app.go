@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/handlers"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -73,7 +74,7 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 // OpenDatabase connects to the configured database and prepares its
 // migrator; it applies nothing.
 func OpenDatabase(ctx context.Context, cfg *config.Config) (*models.DB, *migrations.Migrator, error) {
-	target, err := models.ParseDatabaseURL(cfg.DatabaseURL)
+	target, err := dburl.Parse(cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("GATEHOUSE_DATABASE_URL: %w", err)
 	}
@@ -417,7 +418,7 @@ func (a *App) banner() {
 	for _, p := range a.OAuth.Providers() {
 		names = append(names, p.Name()+" ("+p.Type()+") callback "+a.OAuth.CallbackURL(p.Name()))
 	}
-	db, _ := models.ParseDatabaseURL(a.Config.DatabaseURL)
+	db, _ := dburl.Parse(a.Config.DatabaseURL)
 	attrs := []any{
 		slog.String("open", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
 		slog.Any("providers", names),
