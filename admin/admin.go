@@ -1,7 +1,9 @@
 // Package admin is the service behind Gatehouse's admin API: it owns the
-// rules (who may grant which role, what an API key may hold, what is
-// owner-only) and records every change as an audit event. Handlers parse
-// and render; storage is models.Store behind the Store interface.
+// rules (who may call which route, who may grant which role, what an API
+// key may hold, what is owner-only) and records every change as an audit
+// event. Guard (authorize.go) is the authorization rule every route
+// passes; Service runs the operations. Handlers parse and render; storage
+// is models.Store behind the Store interface.
 package admin
 
 import (
@@ -16,11 +18,11 @@ import (
 	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/provisioning"
-	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 // Errors the HTTP layer maps; they arrive wrapped with details that are
-// safe to show.
+// safe to show. The authorization rule's refusals, ErrAdministratorsOnly
+// and *PermissionError, are in authorize.go.
 var (
 	// ErrNotFound: no such organization, user, role, key, session...
 	ErrNotFound = models.ErrNotFound
@@ -31,34 +33,10 @@ var (
 	ErrForbidden = fault.New(fault.Forbidden, errors.New("not allowed"))
 	// ErrInvalid is wrapped by every *InputError.
 	ErrInvalid = provisioning.ErrInvalid
-	// ErrAdministratorsOnly (an ErrForbidden) refuses an instance-wide
-	// operation to an actor not acting in the administrators'
-	// organization. The HTTP layer refuses such requests first; the
-	// service refuses them again, so that no route depends on the other.
-	ErrAdministratorsOnly error = &refusal{ErrForbidden, fmt.Sprintf(
-		"this is for Gatehouse administrators only, acting in the administrators' organization (%s)", models.AdminOrgID)}
 )
 
 // InputError names the input that is wrong and says why.
 type InputError = provisioning.InputError
-
-// PermissionError (an ErrForbidden) refuses a request whose actor does
-// not hold, now, the permission the route requires.
-type PermissionError struct {
-	// Required is the route's permission, such as admin:members-write.
-	Required string
-	// Reason says why the actor does not hold it.
-	Reason string
-}
-
-// Error is ErrForbidden's text and the reason.
-func (e *PermissionError) Error() string { return ErrForbidden.Error() + ": " + e.Reason }
-
-// Unwrap lets callers test errors.Is(err, ErrForbidden).
-func (e *PermissionError) Unwrap() error { return ErrForbidden }
-
-// PublicMessage is the reason, written for the caller.
-func (e *PermissionError) PublicMessage() string { return e.Reason }
 
 // refusal is one of the sentinels above with a reason that is safe to
 // show the caller.
@@ -236,73 +214,6 @@ func auditEmailRefused(ctx context.Context, st Store, a Actor, orgID, email stri
 	}
 	return st.RecordAudit(ctx, &e, map[string]any{"email": email, "reason": untrustedEmailReason,
 		"users_with_email": untrusted[:min(len(untrusted), 5)]})
-}
-
-// Authorize checks that the actor holds permission now: their membership
-// in the organization their token acts in is active in the database, and
-// its role's grants, as stored now, cover permission. A token's roles and
-// permissions are a copy made when it was minted, up to an access-token
-// lifetime ago: someone demoted, suspended, removed, or no longer a
-// Gatehouse administrator is refused here (a *PermissionError) at their
-// next request. The admin API calls it before every route, reads
-// included; operations that compare levels read the level again.
-func (s *Service) Authorize(ctx context.Context, a Actor, permission string) error {
-	g, err := s.store.ActiveGrants(ctx, a.UserID, a.OrgID)
-	switch {
-	case errors.Is(err, models.ErrNotFound):
-		return &PermissionError{Required: permission,
-			Reason: "you are no longer an active member of the organization your token acts in"}
-	case err != nil:
-		return err
-	case !rbac.Allowed(g.Permissions, permission):
-		return &PermissionError{Required: permission,
-			Reason: fmt.Sprintf("your current role in the organization your token acts in does not grant %s", permission)}
-	}
-	return nil
-}
-
-// standing is what the actor may do in one organization, read fresh
-// from the database (the token's copy may be minutes old).
-type standing struct {
-	level       int
-	permissions []string
-}
-
-// standingIn returns the actor's level and grants for acting on orgID:
-// their active membership there, or in the administrators' organization,
-// whose standing applies everywhere.
-func (s *Service) standingIn(ctx context.Context, st Store, a Actor, orgID string) (standing, error) {
-	from := orgID
-	if a.OrgID == models.AdminOrgID {
-		from = models.AdminOrgID
-	} else if a.OrgID != orgID {
-		return standing{}, forbidden("the token acts in another organization")
-	}
-	m, err := st.FindMember(ctx, from, a.UserID)
-	if errors.Is(err, models.ErrNotFound) || (err == nil && m.Status != models.MembershipActive) {
-		return standing{}, forbidden("you are no longer an active member of the organization")
-	}
-	if err != nil {
-		return standing{}, err
-	}
-	g, err := st.ActiveGrants(ctx, a.UserID, from)
-	if err != nil {
-		return standing{}, err
-	}
-	return standing{level: m.RoleLevel, permissions: g.Permissions}, nil
-}
-
-// asAdministrator returns the actor's standing in the administrators'
-// organization, which every instance-wide operation (all organizations,
-// users, their identities and sessions, the whole audit trail) requires.
-// It looks at the organization the actor's token acts in, never at one a
-// request names: an organization's admin naming their own organization
-// is still not a Gatehouse administrator.
-func (s *Service) asAdministrator(ctx context.Context, st Store, a Actor) (standing, error) {
-	if a.OrgID != models.AdminOrgID {
-		return standing{}, ErrAdministratorsOnly
-	}
-	return s.standingIn(ctx, st, a, models.AdminOrgID)
 }
 
 // Limits of a page.

@@ -119,7 +119,7 @@ func (s *Service) GetOrg(ctx context.Context, orgID string) (Org, error) {
 // Gatehouse administrator: an organization's admin who took `finance`
 // before the rule's organization existed would receive its members.
 func (s *Service) syncTargetSlug(a Actor, slug string) error {
-	if a.OrgID == models.AdminOrgID {
+	if a.administrator() {
 		return nil
 	}
 	r, ok := s.prov.SyncRuleTargeting(slug)
@@ -303,7 +303,7 @@ func (s *Service) AddMember(ctx context.Context, a Actor, orgID string, in Membe
 	if status != models.MembershipActive && status != models.MembershipSuspended {
 		return MemberAdded{}, invalid("status", "must be active or suspended")
 	}
-	if a.OrgID != models.AdminOrgID {
+	if !a.administrator() {
 		return s.addByInvitation(ctx, a, orgID, in, status)
 	}
 	out, err := s.addDirectly(ctx, a, orgID, in, status)

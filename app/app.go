@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/handlers"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -73,7 +74,7 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 // OpenDatabase connects to the configured database and prepares its
 // migrator; it applies nothing.
 func OpenDatabase(ctx context.Context, cfg *config.Config) (*models.DB, *migrations.Migrator, error) {
-	target, err := models.ParseDatabaseURL(cfg.DatabaseURL)
+	target, err := dburl.Parse(cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("GATEHOUSE_DATABASE_URL: %w", err)
 	}
@@ -257,11 +258,12 @@ func (a *App) build(ctx context.Context) error {
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
 		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(a.limits, a.Log, a.Metrics),
 	}).Register(engine)
-	guard, err := a.adminGuard(ctx)
+	guard := admin.NewGuard(a.Store, a.Sessions)
+	adminRBAC, err := a.adminGuard(ctx, guard)
 	if err != nil {
 		return err
 	}
-	(&handlers.Admin{Svc: a.Admin, RBAC: guard, Log: a.Log}).Register(engine)
+	(&handlers.Admin{Svc: a.Admin, Guard: guard, RBAC: adminRBAC, Log: a.Log}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
 	(&handlers.Pages{Svc: a.OAuth, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	a.Engine = engine
@@ -272,53 +274,16 @@ func nowUTC() time.Time { return time.Now().UTC() }
 
 // adminGuard protects the admin API with the rbac package, the code any
 // backend runs, fed Gatehouse's own keys in process instead of fetching
-// its JWKS over HTTP. On top of what a backend checks: the token must be
-// a person's (no client or API-key credentials: every admin change is
-// someone's) and their session live, so disabling an administrator or
-// revoking their session cuts admin access at once (401). What the
-// person may do is not taken from the token: each route checks its
-// permission against their current membership and grants
-// (handlers.Admin, admin.Service.Authorize: 403). A token acting in
-// the administrators' organization may act on every organization;
-// others only on their own. That check compares organizations and passes
-// a request naming the token's own, so it cannot be what keeps
-// organization admins off the instance-wide routes: the handlers and the
-// service check for the administrators' organization themselves.
-func (a *App) adminGuard(ctx context.Context) (*rbac.Middleware, error) {
+// its JWKS over HTTP, and with the admin API's own checks of the
+// credential and the organization (admin.Guard: the rule lives there).
+func (a *App) adminGuard(ctx context.Context, guard *admin.Guard) (*rbac.Middleware, error) {
 	return rbac.New(ctx, rbac.Options{
 		Issuer: a.Config.Issuer, Audience: a.Config.AdminAudience, Logger: a.Log, Now: nowUTC,
 		Keys:            func(context.Context) (jose.JSONWebKeySet, error) { return a.Keys.JWKS(), nil },
 		RefetchInterval: time.Second,
-		OrgCheck: func(p *rbac.Principal, requested string) bool {
-			return p.OrgID == models.AdminOrgID || (requested != "" && requested == p.OrgID)
-		},
-		Check: unavailableWhenTransient(func(ctx context.Context, p *rbac.Principal) error {
-			if !p.IsUser() {
-				return errors.New("the admin API takes a person's access token")
-			}
-			live, err := a.Sessions.SessionActive(ctx, p.SessionID)
-			if err != nil {
-				return fmt.Errorf("check session: %w", err)
-			}
-			if !live {
-				return errors.New("the session has ended")
-			}
-			return nil
-		}),
+		OrgCheck:        guard.MayActOn,
+		Check:           guard.CheckCredential,
 	})
-}
-
-// unavailableWhenTransient makes a transient database fault in an rbac
-// check answer 503 (rbac.ErrUnavailable), not 401: the credential may be
-// fine, the database could not say.
-func unavailableWhenTransient(check func(context.Context, *rbac.Principal) error) func(context.Context, *rbac.Principal) error {
-	return func(ctx context.Context, p *rbac.Principal) error {
-		err := check(ctx, p)
-		if models.IsTransient(err) {
-			return fmt.Errorf("%w: %w", rbac.ErrUnavailable, err)
-		}
-		return err
-	}
 }
 
 // NewProvisioner builds the provisioning service from the configuration:
@@ -453,7 +418,7 @@ func (a *App) banner() {
 	for _, p := range a.OAuth.Providers() {
 		names = append(names, p.Name()+" ("+p.Type()+") callback "+a.OAuth.CallbackURL(p.Name()))
 	}
-	db, _ := models.ParseDatabaseURL(a.Config.DatabaseURL)
+	db, _ := dburl.Parse(a.Config.DatabaseURL)
 	attrs := []any{
 		slog.String("open", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
 		slog.Any("providers", names),

@@ -1,6 +1,12 @@
 // Package config reads Gatehouse's settings from the environment, an
 // optional .env file (development) and an optional YAML file, and checks
 // them: every problem is reported at once, each naming its field.
+//
+// It checks each setting with the parser of the package that will use it,
+// so a value it accepts is one that package accepts: dburl for
+// GATEHOUSE_DATABASE_URL (no storage or driver code), ratelimit for
+// GATEHOUSE_REDIS_URL (go-redis's own URL parser) and rbac for the grants
+// and role names of the YAML file (the grammar backends enforce).
 package config
 
 import (
@@ -13,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/ratelimit"
 )
 
@@ -351,7 +357,7 @@ func validate(c *Config, r *reader) []string {
 			r.fail("GATEHOUSE_CORS_ORIGINS", "%q must be an origin such as https://app.example.com", o)
 		}
 	}
-	if _, err := models.ParseDatabaseURL(c.DatabaseURL); err != nil {
+	if _, err := dburl.Parse(c.DatabaseURL); err != nil {
 		r.fail("GATEHOUSE_DATABASE_URL", "%v", err)
 	}
 	if c.RedisURL != "" {

@@ -240,8 +240,8 @@ func cleanYAMLError(err error) error {
 	return fmt.Errorf("%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
 }
 
-// apiKeySubjectPrefix is rbac.APIKeySubjectPrefix (config imports no
-// other Gatehouse package; TestAPIKeyPrefixMatchesRBAC keeps them equal).
+// apiKeySubjectPrefix is rbac.APIKeySubjectPrefix, written out so that
+// TestAPIKeyPrefixMatchesRBAC notices if either changes alone.
 const apiKeySubjectPrefix = "apikey:"
 
 // providerName: provider names appear in URLs; same shape as a slug.

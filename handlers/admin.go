@@ -12,104 +12,75 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gatehouse-id/gatehouse/admin"
-	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
-// Admin serves the admin API under /api/v1/admin. Every route needs a
-// person's access token for the admin audience, verified by the rbac
-// package like in any backend (signature, audience, live session, the
-// organization the request names), and an "admin:..." permission that
-// the person holds now: Admin.authorize reads it from the database, not
-// from the token, whose grants may be minutes old. The instance-wide
-// routes also need a token acting in the administrators' organization;
-// the service then applies the role hierarchy.
+// Admin serves the admin API under /api/v1/admin. It wires the rule
+// admin.Guard applies (see admin/authorize.go) and nothing more: the rbac
+// middleware verifies the token like in any backend and runs the guard's
+// credential and organization checks; then each route's admin.Route
+// (its permission, held now, and whether it is instance-wide) goes to
+// Guard.Authorize before the handler parses, calls the service and
+// renders.
 type Admin struct {
-	Svc  *admin.Service
-	RBAC *rbac.Middleware
-	Log  *slog.Logger
+	Svc   *admin.Service
+	Guard *admin.Guard
+	RBAC  *rbac.Middleware
+	Log   *slog.Logger
 }
 
 // Register adds the admin routes to r.
 func (h *Admin) Register(r *gin.Engine) {
-	g := h.RBAC.Gin()
-	need := func(action string) gin.HandlerFunc { return h.authorize("admin:" + action) }
-	api := r.Group("/api/v1/admin", g.Authenticate())
-	// Instance-wide routes: Gatehouse administrators only. The rbac
-	// organization check cannot keep organization admins out of them: it
-	// passes a request naming the token's own organization (?org_id=).
-	instance := api.Group("", administratorsOnly(h.Log))
+	org := func(action string) gin.HandlerFunc { return h.authorize(admin.OrgRoute(action)) }
+	instance := func(action string) gin.HandlerFunc { return h.authorize(admin.InstanceRoute(action)) }
+	api := r.Group("/api/v1/admin", h.RBAC.Gin().Authenticate())
 
-	instance.GET("/orgs", need("orgs-read"), h.listOrgs)
-	instance.POST("/orgs", need("orgs-write"), h.createOrg)
-	api.GET("/orgs/:org_id", need("orgs-read"), h.getOrg)
-	api.PATCH("/orgs/:org_id", need("orgs-write"), h.updateOrg)
-	api.DELETE("/orgs/:org_id", need("orgs-delete"), h.deleteOrg)
+	api.GET("/orgs", instance("orgs-read"), h.listOrgs)
+	api.POST("/orgs", instance("orgs-write"), h.createOrg)
+	api.GET("/orgs/:org_id", org("orgs-read"), h.getOrg)
+	api.PATCH("/orgs/:org_id", org("orgs-write"), h.updateOrg)
+	api.DELETE("/orgs/:org_id", org("orgs-delete"), h.deleteOrg)
 
-	api.GET("/orgs/:org_id/members", need("members-read"), h.listMembers)
-	api.POST("/orgs/:org_id/members", need("members-write"), h.addMember)
-	api.PATCH("/orgs/:org_id/members/:user_id", need("members-write"), h.updateMember)
-	api.DELETE("/orgs/:org_id/members/:user_id", need("members-write"), h.removeMember)
+	api.GET("/orgs/:org_id/members", org("members-read"), h.listMembers)
+	api.POST("/orgs/:org_id/members", org("members-write"), h.addMember)
+	api.PATCH("/orgs/:org_id/members/:user_id", org("members-write"), h.updateMember)
+	api.DELETE("/orgs/:org_id/members/:user_id", org("members-write"), h.removeMember)
 
-	api.GET("/orgs/:org_id/roles", need("roles-read"), h.listRoles)
-	api.POST("/orgs/:org_id/roles", need("roles-write"), h.createRole)
-	api.PATCH("/orgs/:org_id/roles/:role_id", need("roles-write"), h.updateRole)
-	api.DELETE("/orgs/:org_id/roles/:role_id", need("roles-write"), h.deleteRole)
+	api.GET("/orgs/:org_id/roles", org("roles-read"), h.listRoles)
+	api.POST("/orgs/:org_id/roles", org("roles-write"), h.createRole)
+	api.PATCH("/orgs/:org_id/roles/:role_id", org("roles-write"), h.updateRole)
+	api.DELETE("/orgs/:org_id/roles/:role_id", org("roles-write"), h.deleteRole)
 
-	api.GET("/orgs/:org_id/invitations", need("invitations-read"), h.listInvitations)
-	api.POST("/orgs/:org_id/invitations", need("invitations-write"), h.invite)
-	api.DELETE("/orgs/:org_id/invitations/:invitation_id", need("invitations-write"), h.revokeInvitation)
+	api.GET("/orgs/:org_id/invitations", org("invitations-read"), h.listInvitations)
+	api.POST("/orgs/:org_id/invitations", org("invitations-write"), h.invite)
+	api.DELETE("/orgs/:org_id/invitations/:invitation_id", org("invitations-write"), h.revokeInvitation)
 
-	api.GET("/orgs/:org_id/api-keys", need("api-keys-read"), h.listAPIKeys)
-	api.POST("/orgs/:org_id/api-keys", need("api-keys-write"), h.createAPIKey)
-	api.PATCH("/orgs/:org_id/api-keys/:key_id", need("api-keys-write"), h.updateAPIKey)
-	api.DELETE("/orgs/:org_id/api-keys/:key_id", need("api-keys-write"), h.deleteAPIKey)
+	api.GET("/orgs/:org_id/api-keys", org("api-keys-read"), h.listAPIKeys)
+	api.POST("/orgs/:org_id/api-keys", org("api-keys-write"), h.createAPIKey)
+	api.PATCH("/orgs/:org_id/api-keys/:key_id", org("api-keys-write"), h.updateAPIKey)
+	api.DELETE("/orgs/:org_id/api-keys/:key_id", org("api-keys-write"), h.deleteAPIKey)
 
-	api.GET("/orgs/:org_id/audit-events", need("audit-read"), h.listOrgAudit)
+	api.GET("/orgs/:org_id/audit-events", org("audit-read"), h.listOrgAudit)
 
-	instance.GET("/users", need("users-read"), h.listUsers)
-	instance.GET("/users/:user_id", need("users-read"), h.getUser)
-	instance.POST("/users/:user_id/disable", need("users-write"), h.disableUser)
-	instance.POST("/users/:user_id/enable", need("users-write"), h.enableUser)
-	instance.DELETE("/users/:user_id/identities/:identity_id", need("users-write"), h.unlink)
-	instance.GET("/users/:user_id/sessions", need("sessions-read"), h.listSessions)
-	instance.DELETE("/users/:user_id/sessions", need("sessions-write"), h.revokeAllSessions)
-	instance.DELETE("/users/:user_id/sessions/:session_id", need("sessions-write"), h.revokeSession)
+	api.GET("/users", instance("users-read"), h.listUsers)
+	api.GET("/users/:user_id", instance("users-read"), h.getUser)
+	api.POST("/users/:user_id/disable", instance("users-write"), h.disableUser)
+	api.POST("/users/:user_id/enable", instance("users-write"), h.enableUser)
+	api.DELETE("/users/:user_id/identities/:identity_id", instance("users-write"), h.unlink)
+	api.GET("/users/:user_id/sessions", instance("sessions-read"), h.listSessions)
+	api.DELETE("/users/:user_id/sessions", instance("sessions-write"), h.revokeAllSessions)
+	api.DELETE("/users/:user_id/sessions/:session_id", instance("sessions-write"), h.revokeSession)
 
-	// The one deliberate exception: with ?org_id= naming the token's own
-	// organization, an organization's admin reads that organization's
-	// events (the service filters on it and checks it again); without it,
-	// the rbac organization check lets only administrators through.
-	api.GET("/audit-events", need("audit-read"), h.listAudit)
+	// The one deliberate exception (see admin.OrgRoute): with ?org_id=
+	// naming the token's own organization, an organization's admin reads
+	// that organization's events.
+	api.GET("/audit-events", org("audit-read"), h.listAudit)
 }
 
-// administratorsOnly refuses every token not acting in the
-// administrators' organization, whatever organization the request names.
-func administratorsOnly(log *slog.Logger) gin.HandlerFunc {
+// authorize runs Guard.Authorize for the route before its handler.
+func (h *Admin) authorize(route admin.Route) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if p, ok := rbac.GinPrincipal(c); !ok || p.OrgID != models.AdminOrgID {
-			writeAdminError(c, log, admin.ErrAdministratorsOnly)
-			c.Abort()
-			return
-		}
-		c.Next()
-	}
-}
-
-// authorize is the one place the admin API checks a route's permission:
-// against the actor's grants as the database holds them now (membership
-// active, its role, the role's permissions, in the organization the
-// token acts in, which for Gatehouse administrators is the
-// administrators' organization), never the copy in the token. Every
-// route takes it, reads included, so a demoted, suspended or removed
-// admin is refused (403) at their next request, not when their token
-// expires.
-func (h *Admin) authorize(permission string) gin.HandlerFunc {
-	if err := rbac.ValidatePermission(permission); err != nil {
-		panic("admin route permission: " + err.Error())
-	}
-	return func(c *gin.Context) {
-		if err := h.Svc.Authorize(c.Request.Context(), actor(c), permission); err != nil {
+		if err := h.Guard.Authorize(c.Request.Context(), actor(c), route); err != nil {
 			writeAdminError(c, h.Log, err)
 			c.Abort()
 			return

@@ -9,15 +9,18 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/gatehouse-id/gatehouse/dburl"
 )
 
-// Dialect names a supported database family.
-type Dialect string
+// Dialect names a supported database family: the families
+// GATEHOUSE_DATABASE_URL may name (dburl), each with its migrations.
+type Dialect = dburl.Dialect
 
 // Supported dialects.
 const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
+	SQLite   = dburl.SQLite
+	Postgres = dburl.Postgres
 )
 
 // ErrSchemaTooNew reports a database migrated by a newer Gatehouse than this

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 )
 
 func targets(t *testing.T, fn func(t *testing.T, db *models.DB)) {
-	open := func(t *testing.T, target models.Target) *models.DB {
+	open := func(t *testing.T, target dburl.Target) *models.DB {
 		db, err := models.Open(context.Background(), target, models.PoolSettings{MaxOpenConns: 4})
 		if err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,75 +17,15 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/migrations"
 )
-
-// sqlitePragmas make the embedded database safe for concurrent use: WAL for
-// readers beside one writer, a busy timeout instead of SQLITE_BUSY errors,
-// enforced foreign keys, and write transactions that take the lock up front.
-const sqlitePragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_txlock=immediate"
 
 // PoolSettings bound the connection pool.
 type PoolSettings struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
-}
-
-// Target is a parsed GATEHOUSE_DATABASE_URL.
-type Target struct {
-	Dialect migrations.Dialect
-	// DSN is what the driver receives (with SQLite pragmas added).
-	DSN string
-	// Display is safe to log: no password.
-	Display string
-}
-
-// ParseDatabaseURL recognises PostgreSQL URLs and key=value DSNs; anything
-// else is a SQLite file path (optionally prefixed with sqlite:// or file:).
-func ParseDatabaseURL(raw string) (Target, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return Target{}, errors.New("empty database URL")
-	}
-	lower := strings.ToLower(raw)
-	switch {
-	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
-		u, err := url.Parse(raw)
-		if err != nil {
-			return Target{}, errors.New("not a valid postgres:// URL")
-		}
-		display := *u
-		if _, has := display.User.Password(); has {
-			display.User = url.UserPassword(display.User.Username(), "redacted")
-		}
-		return Target{Dialect: migrations.Postgres, DSN: raw, Display: display.Redacted()}, nil
-	case strings.Contains(raw, "host=") || strings.Contains(raw, "dbname="):
-		return Target{Dialect: migrations.Postgres, DSN: raw, Display: "postgres (key=value DSN)"}, nil
-	}
-	path := raw
-	for _, p := range []string{"sqlite://", "sqlite:", "file:"} {
-		if strings.HasPrefix(lower, p) {
-			path = raw[len(p):]
-			break
-		}
-	}
-	if path == "" {
-		return Target{}, errors.New("SQLite database path is empty")
-	}
-	display := path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		display = path[:i]
-	}
-	dsn := path
-	if !strings.Contains(path, "_pragma=") {
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		dsn = path + sep + sqlitePragmas
-	}
-	return Target{Dialect: migrations.SQLite, DSN: dsn, Display: display}, nil
 }
 
 // DB is an open database with its dialect.
@@ -99,8 +38,9 @@ type DB struct {
 	health *connHealth
 }
 
-// Open connects to the target and verifies the connection with a ping.
-func Open(ctx context.Context, t Target, pool PoolSettings) (*DB, error) {
+// Open connects to the target (what dburl.Parse read from
+// GATEHOUSE_DATABASE_URL) and verifies the connection with a ping.
+func Open(ctx context.Context, t dburl.Target, pool PoolSettings) (*DB, error) {
 	var dialector gorm.Dialector
 	health := &connHealth{}
 	switch t.Dialect {

@@ -41,7 +41,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 // returns for them, in one transaction that excludes every other
 // UpdateSigningKeys on the database: on PostgreSQL through a transaction-
 // scoped advisory lock, on SQLite because write transactions begin
-// IMMEDIATE (the _txlock pragma ParseDatabaseURL sets). So decide sees the
+// IMMEDIATE (the _txlock pragma dburl.Parse sets). So decide sees the
 // rows as they are when the change is written, and two replicas deciding at
 // once cannot both insert. decide's error aborts the transaction.
 func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(current []SigningKey) (SigningKeyChange, error)) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
@@ -131,7 +132,7 @@ func TestIsTransientRealFaults(t *testing.T) {
 	})
 	t.Run("sqlite busy", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "busy.db") + "?_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_txlock=immediate"
-		target, err := models.ParseDatabaseURL(path)
+		target, err := dburl.Parse(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 )
@@ -29,9 +30,9 @@ func Each(t *testing.T, fn func(t *testing.T, db *models.DB)) {
 }
 
 // SQLiteTarget returns a target for a fresh SQLite file (not migrated).
-func SQLiteTarget(t testing.TB) models.Target {
+func SQLiteTarget(t testing.TB) dburl.Target {
 	t.Helper()
-	target, err := models.ParseDatabaseURL(filepath.Join(t.TempDir(), "gatehouse.db"))
+	target, err := dburl.Parse(filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,13 +48,13 @@ func SQLite(t testing.TB) *models.DB {
 // PostgresTarget returns a target for a new private schema on the test
 // server (not migrated), dropped at cleanup; it skips the test, saying so,
 // when no server is configured.
-func PostgresTarget(t testing.TB) models.Target {
+func PostgresTarget(t testing.TB) dburl.Target {
 	t.Helper()
 	dsn := os.Getenv(PostgresEnv)
 	if dsn == "" {
 		t.Skipf("PostgreSQL tests skipped: set %s to run them (.ci/run does)", PostgresEnv)
 	}
-	base, err := models.ParseDatabaseURL(dsn)
+	base, err := dburl.Parse(dsn)
 	if err != nil {
 		t.Fatalf("%s: %v", PostgresEnv, err)
 	}
@@ -95,7 +96,7 @@ func withSearchPath(dsn, schema string) string {
 	return dsn + " search_path=" + schema
 }
 
-func openMigrated(t testing.TB, target models.Target) *models.DB {
+func openMigrated(t testing.TB, target dburl.Target) *models.DB {
 	t.Helper()
 	db, err := models.Open(context.Background(), target, models.PoolSettings{MaxOpenConns: 10})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/models"
 )
 
@@ -21,7 +22,7 @@ import (
 type Faults struct {
 	// Target is the schema, with the application_name in its DSN; open
 	// it (or hand its DSN to a server) as usual.
-	Target models.Target
+	Target dburl.Target
 	// AppName is the application_name every connection of Target reports.
 	AppName string
 	admin   *models.DB
@@ -36,7 +37,7 @@ func PostgresFaults(t testing.TB) *Faults {
 	_, _ = rand.Read(b[:])
 	name := "gatehouse_faults_" + hex.EncodeToString(b[:])
 	target.DSN = withParam(target.DSN, "application_name", name)
-	base, err := models.ParseDatabaseURL(os.Getenv(PostgresEnv))
+	base, err := dburl.Parse(os.Getenv(PostgresEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
