@@ -12,7 +12,7 @@ import (
 // answers are kilobytes.
 //
 //   - maxDiscoveryBytes: an OpenID Connect discovery document (here)
-//   - maxJWKSBytes: a JSON Web Key Set (oidckeys.go)
+//   - maxJWKSBytes: a JSON Web Key Set (jwks.MaxBodyBytes, oidckeys.go)
 //   - maxUserInfoBytes: a UserInfo answer (oidcbase.go)
 //   - githubMaxBody: one GitHub API page (github.go)
 //   - maxMetadataBytes: SAML IdP metadata (saml_idp.go)

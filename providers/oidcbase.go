@@ -21,6 +21,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-id/gatehouse/jwks"
 )
 
 // This file is the OpenID Connect plumbing the google, auth0 and oidc
@@ -28,10 +30,11 @@ import (
 // flow with PKCE and nonce, upstream token validation, UserInfo, and
 // token exchange. A kind contributes only what differs (oidcKind).
 //
-// go-oidc checks the signature (through keySet, oidckeys.go) and the
-// algorithm allow-list; Gatehouse checks everything go-oidc leaves out or
-// gets too loose: issuer, audience, expiry and not-before with a bounded
-// clock skew, iat, nonce, azp and typ.
+// go-oidc checks the signature (through keySet, oidckeys.go, on the
+// shared JWKS cache of package jwks) and the algorithm allow-list;
+// Gatehouse checks everything go-oidc leaves out or gets too loose:
+// issuer, audience, expiry and not-before with a bounded clock skew, iat,
+// nonce, azp and typ.
 
 // oidcSettings are the YAML fields every OpenID Connect kind accepts;
 // each kind inlines them into its own settings.
@@ -370,7 +373,7 @@ func (p *oidcProvider) discover() (*discovered, error) {
 		onFetch = func(outcome string) { p.onJWKS(p.name, outcome) }
 	}
 	keys := newKeySet(p.ctx, p.name, p.cfg.algs, p.cfg.minRefetch, p.now, httpJWKSFetcher(p.client, meta.JWKS), onFetch, p.log)
-	keys.warm()
+	keys.Warm()
 	return &discovered{
 		endpoint: ep, userinfo: meta.UserInfo, keys: keys, issParam: meta.IssParam,
 		// Issuer, audience and times are checked in verify, with the
@@ -627,7 +630,7 @@ func (p *oidcProvider) completeFromUserInfo(ctx context.Context, d *discovered, 
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/jwt" {
 		// A signed UserInfo response: the same keys, issuer and audience.
-		if body, err = d.keys.verify(ctx, string(body)); err != nil {
+		if body, err = d.keys.Cache.VerifySignature(ctx, string(body)); err != nil {
 			return &rejection{reason: "the signed UserInfo response does not verify", err: fmt.Errorf("%w: userinfo: %v", ErrInvalidResponse, err)}
 		}
 	}
@@ -713,11 +716,11 @@ func (p *oidcProvider) verify(ctx context.Context, d *discovered, raw string, c 
 	idt, err := d.verifier.Verify(context.WithValue(ctx, sigTraceKey{}, tr), raw)
 	switch {
 	case err == nil:
-	case errors.Is(tr.err, errKeysUnavailable):
+	case errors.Is(tr.err, jwks.ErrKeysUnavailable):
 		return nil, &rejection{reason: "the identity provider's signing keys are unavailable", err: fmt.Errorf("%w: %v", ErrUnavailable, tr.err)}
-	case errors.Is(tr.err, errUnknownKey):
+	case errors.Is(tr.err, jwks.ErrUnknownKey):
 		return nil, reject("the token is signed with a key the identity provider does not publish")
-	case errors.Is(tr.err, errBadSignature):
+	case errors.Is(tr.err, jwks.ErrBadSignature):
 		return nil, reject("the token's signature is invalid")
 	default:
 		return nil, reject("the token is malformed")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-id/gatehouse/jwks"
 )
 
 // Defaults and bounds of Options.
@@ -96,7 +98,7 @@ type Middleware struct {
 	audience  string
 	algs      []jose.SignatureAlgorithm
 	skew      int64 // seconds
-	keys      *keyCache
+	keys      *jwks.Cache
 	apiKeys   *apiKeyCache
 	orgParam  string
 	orgCheck  func(p *Principal, requested string) bool
@@ -176,7 +178,7 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 		source = httpKeySource(opts.HTTPClient, m.discovery.JWKSURI)
 	}
 	m.keys = newKeyCache(source, opts.RefetchInterval, opts.Now, opts.Logger)
-	if err := m.keys.load(ctx); err != nil {
+	if err := m.keys.Load(ctx); err != nil {
 		return nil, fmt.Errorf("rbac: load the issuer's keys: %w", err)
 	}
 	if ak != nil {
@@ -289,9 +291,9 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	if h.KeyID == "" {
 		return nil, errTokenKey
 	}
-	key, err := m.keys.key(ctx, h.KeyID)
+	key, err := m.keys.Key(ctx, h.KeyID)
 	switch {
-	case errors.Is(err, errKeysUnavailable):
+	case errors.Is(err, jwks.ErrKeysUnavailable):
 		return nil, errTokenUnavail
 	case err != nil:
 		return nil, errTokenKey
