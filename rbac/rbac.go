@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-id/gatehouse/claims"
 	"github.com/gatehouse-id/gatehouse/jwks"
 )
 
@@ -215,41 +216,6 @@ func discover(ctx context.Context, client *http.Client, issuer string) (*discove
 	return &d, nil
 }
 
-// claims are the access-token claims rbac reads.
-type claims struct {
-	Issuer      string   `json:"iss"`
-	Subject     string   `json:"sub"`
-	Audience    audience `json:"aud"`
-	Expiry      int64    `json:"exp"`
-	IssuedAt    int64    `json:"iat"`
-	NotBefore   int64    `json:"nbf"`
-	ID          string   `json:"jti"`
-	ClientID    string   `json:"client_id"`
-	SessionID   string   `json:"sid"`
-	Scope       string   `json:"scope"`
-	Email       string   `json:"email"`
-	Name        string   `json:"name"`
-	OrgID       string   `json:"org_id"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-}
-
-// audience is aud as a string or an array of strings (RFC 7519 §4.1.3).
-type audience []string
-
-// UnmarshalJSON accepts both forms.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	return json.Unmarshal(b, (*[]string)(a))
-}
-
 // Token refusals, built once: a flood of forged tokens allocates nothing
 // for its errors. Their text is safe to return to the caller.
 var (
@@ -304,7 +270,7 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	if err != nil {
 		return nil, errTokenSignature
 	}
-	var c claims
+	var c claims.Access
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, errTokenMalformed
 	}
