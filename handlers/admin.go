@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/rbac/ginrbac"
 )
 
 // Admin serves the admin API under /api/v1/admin. Every route needs a
@@ -32,7 +33,7 @@ type Admin struct {
 
 // Register adds the admin routes to r.
 func (h *Admin) Register(r *gin.Engine) {
-	g := h.RBAC.Gin()
+	g := ginrbac.New(h.RBAC)
 	need := func(action string) gin.HandlerFunc { return h.authorize("admin:" + action) }
 	api := r.Group("/api/v1/admin", g.Authenticate())
 	// Instance-wide routes: Gatehouse administrators only. The rbac
@@ -87,7 +88,7 @@ func (h *Admin) Register(r *gin.Engine) {
 // administrators' organization, whatever organization the request names.
 func administratorsOnly(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if p, ok := rbac.GinPrincipal(c); !ok || p.OrgID != models.AdminOrgID {
+		if p, ok := ginrbac.Principal(c); !ok || p.OrgID != models.AdminOrgID {
 			writeAdminError(c, log, admin.ErrAdministratorsOnly)
 			c.Abort()
 			return
@@ -120,7 +121,7 @@ func (h *Admin) authorize(permission string) gin.HandlerFunc {
 
 // actor is the person behind the request, as the middleware verified.
 func actor(c *gin.Context) admin.Actor {
-	p, _ := rbac.GinPrincipal(c)
+	p, _ := ginrbac.Principal(c)
 	return admin.Actor{UserID: p.Subject, OrgID: p.OrgID, ClientID: p.ClientID, IP: c.ClientIP(), RequestID: RequestID(c.Request.Context())}
 }
 

@@ -26,7 +26,7 @@ const APIKeySubjectPrefix = claims.APIKeySubjectPrefix
 
 // Principal is who a request acts as, with what it may do in its
 // organization. Handlers read it with PrincipalFrom (net/http) or
-// GinPrincipal (Gin). It is never modified after the middleware built it.
+// ginrbac.Principal (Gin). It is never modified after the middleware built it.
 type Principal struct {
 	Kind Kind `json:"kind"`
 	// Subject is the Gatehouse user id for a user's token, the client id

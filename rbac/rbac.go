@@ -105,7 +105,6 @@ type Middleware struct {
 	orgCheck  func(p *Principal, requested string) bool
 	check     func(ctx context.Context, p *Principal) error
 	now       func() time.Time
-	gin       *GinMiddleware
 	discovery *discovery
 }
 
@@ -189,7 +188,6 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 		}
 		m.apiKeys = c
 	}
-	m.gin = &GinMiddleware{m: m}
 	return m, nil
 }
 
