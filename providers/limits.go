@@ -13,7 +13,7 @@ import (
 //
 //   - maxDiscoveryBytes: an OpenID Connect discovery document (here)
 //   - maxJWKSBytes: a JSON Web Key Set (jwks.MaxBodyBytes, oidckeys.go)
-//   - maxUserInfoBytes: a UserInfo answer (oidcbase.go)
+//   - maxUserInfoBytes: a UserInfo answer (oidcflow.go)
 //   - githubMaxBody: one GitHub API page (github.go)
 //   - maxMetadataBytes: SAML IdP metadata (saml_idp.go)
 //
