@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/rbac/ginrbac"
 )
 
 // Admin serves the admin API under /api/v1/admin. It wires the rule
@@ -33,7 +34,7 @@ type Admin struct {
 func (h *Admin) Register(r *gin.Engine) {
 	org := func(action string) gin.HandlerFunc { return h.authorize(admin.OrgRoute(action)) }
 	instance := func(action string) gin.HandlerFunc { return h.authorize(admin.InstanceRoute(action)) }
-	api := r.Group("/api/v1/admin", h.RBAC.Gin().Authenticate())
+	api := r.Group("/api/v1/admin", ginrbac.New(h.RBAC).Authenticate())
 
 	api.GET("/orgs", instance("orgs-read"), h.listOrgs)
 	api.POST("/orgs", instance("orgs-write"), h.createOrg)
@@ -91,7 +92,7 @@ func (h *Admin) authorize(route admin.Route) gin.HandlerFunc {
 
 // actor is the person behind the request, as the middleware verified.
 func actor(c *gin.Context) admin.Actor {
-	p, _ := rbac.GinPrincipal(c)
+	p, _ := ginrbac.Principal(c)
 	return admin.Actor{UserID: p.Subject, OrgID: p.OrgID, ClientID: p.ClientID, IP: c.ClientIP(), RequestID: RequestID(c.Request.Context())}
 }
 

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/claims"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
-	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -43,9 +43,9 @@ func (s *Service) introspectAPIKey(ctx context.Context, secret string) (*Introsp
 	if err != nil {
 		return nil, err
 	}
-	out := &Introspection{Active: true, TokenType: string(rbac.KindAPIKey), Sub: rbac.APIKeySubjectPrefix + k.ID,
-		Jti: k.ID, Iss: s.issuer, OrgID: k.OrganizationID, Roles: []string{}, Permissions: k.PermissionList(),
-		Username: k.Name, Iat: k.CreatedAt.Unix()}
+	out := &Introspection{Active: true, Introspected: claims.Introspected{TokenType: claims.TokenTypeAPIKey,
+		Sub: claims.APIKeySubjectPrefix + k.ID, Jti: k.ID, Iss: s.issuer, OrgID: k.OrganizationID, Roles: []string{},
+		Permissions: k.PermissionList(), Username: k.Name, Iat: k.CreatedAt.Unix()}}
 	if k.ExpiresAt != nil {
 		out.Exp = k.ExpiresAt.Unix()
 	}
@@ -55,11 +55,11 @@ func (s *Service) introspectAPIKey(ctx context.Context, secret string) (*Introsp
 // apiKeyTokenLive reports whether the API key an exchanged access
 // token stands for (sub "apikey:<id>") is still live: disabling,
 // deleting or expiring the key ends its tokens at introspection.
-func (s *Service) apiKeyTokenLive(ctx context.Context, claims *tokens.AccessClaims) (bool, error) {
+func (s *Service) apiKeyTokenLive(ctx context.Context, at *tokens.AccessClaims) (bool, error) {
 	if s.apiKeys == nil {
 		return false, nil
 	}
-	return s.apiKeys.Live(ctx, claims.OrgID, strings.TrimPrefix(claims.Subject, rbac.APIKeySubjectPrefix))
+	return s.apiKeys.Live(ctx, at.OrgID, strings.TrimPrefix(at.Subject, claims.APIKeySubjectPrefix))
 }
 
 // apiKeyExchange mints an access token for an API key: subject
@@ -97,17 +97,17 @@ func (s *Service) apiKeyExchange(ctx context.Context, client *Client, secret str
 	if k.ExpiresAt != nil && k.ExpiresAt.Before(exp) {
 		exp = *k.ExpiresAt
 	}
-	claims := tokens.AccessClaims{
-		Issuer: s.issuer, Subject: rbac.APIKeySubjectPrefix + k.ID, Audience: client.Audience(),
+	ac := claims.Access{
+		Issuer: s.issuer, Subject: claims.APIKeySubjectPrefix + k.ID, Audience: client.Audience(),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp.Unix(), ID: randomToken(16), ClientID: client.ID,
 		OrgID: k.OrganizationID, Permissions: k.PermissionList(),
 	}
-	at, err := s.keys.Sign(claims, tokens.TypAccessToken)
+	at, err := s.keys.Sign(ac, tokens.TypAccessToken)
 	if err != nil {
 		return nil, err
 	}
 	s.audit(ctx, models.AuditEvent{Type: "api_key.exchanged", OrganizationID: &k.OrganizationID, ClientID: client.ID,
-		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"api_key_id": k.ID, "jti": claims.ID})
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"api_key_id": k.ID, "jti": ac.ID})
 	return &TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second),
 		IssuedTokenType: providers.TokenTypeAccessToken}, nil
 }

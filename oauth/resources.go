@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse-id/gatehouse/claims"
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
-	"github.com/gatehouse-id/gatehouse/rbac"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -66,24 +66,11 @@ func (s *Service) auditRevocation(ctx context.Context, client *Client, sessionID
 		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sessionID, "token_type": tokenType})
 }
 
-// Introspection is an RFC 7662 response.
+// Introspection is an RFC 7662 response: whether the credential is
+// active, and for an active one what claims.Introspected states.
 type Introspection struct {
-	Active      bool     `json:"active"`
-	Scope       string   `json:"scope,omitempty"`
-	ClientID    string   `json:"client_id,omitempty"`
-	Username    string   `json:"username,omitempty"`
-	TokenType   string   `json:"token_type,omitempty"`
-	Exp         int64    `json:"exp,omitempty"`
-	Iat         int64    `json:"iat,omitempty"`
-	Nbf         int64    `json:"nbf,omitempty"`
-	Sub         string   `json:"sub,omitempty"`
-	Aud         []string `json:"aud,omitempty"`
-	Iss         string   `json:"iss,omitempty"`
-	Jti         string   `json:"jti,omitempty"`
-	SessionID   string   `json:"sid,omitempty"`
-	OrgID       string   `json:"org_id,omitempty"`
-	Roles       []string `json:"roles,omitempty"`
-	Permissions []string `json:"permissions,omitempty"`
+	Active bool `json:"active"`
+	claims.Introspected
 }
 
 // IntrospectFor implements RFC 7662 for a confidential client
@@ -113,24 +100,25 @@ func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Va
 		if err != nil || info == nil || !info.Active || !client.MayIntrospect(info.ClientID, nil) {
 			return inactive, nil
 		}
-		out := &Introspection{Active: true, TokenType: "refresh_token", ClientID: info.ClientID, Sub: info.UserID,
-			Scope: info.Scope, Iat: info.IssuedAt.Unix(), Exp: info.ExpiresAt.Unix(), Iss: s.issuer, SessionID: info.SessionID}
+		out := &Introspection{Active: true, Introspected: claims.Introspected{TokenType: claims.TokenTypeRefreshToken,
+			ClientID: info.ClientID, Sub: info.UserID, Scope: info.Scope, Iat: info.IssuedAt.Unix(), Exp: info.ExpiresAt.Unix(),
+			Iss: s.issuer, SessionID: info.SessionID}}
 		if info.ActiveOrgID != nil {
 			out.OrgID = *info.ActiveOrgID
 		}
 		return out, nil
 	}
-	claims, err := s.verifyLive(ctx, token)
+	at, err := s.verifyLive(ctx, token)
 	if models.IsTransient(err) {
 		return nil, err
 	}
-	if err != nil || !client.MayIntrospect(claims.ClientID, claims.Audience) {
+	if err != nil || !client.MayIntrospect(at.ClientID, at.Audience) {
 		return inactive, nil
 	}
-	out := &Introspection{Active: true, TokenType: "access_token", Scope: claims.Scope, ClientID: claims.ClientID,
-		Exp: claims.Expiry, Iat: claims.IssuedAt, Nbf: claims.NotBefore, Sub: claims.Subject, Aud: claims.Audience,
-		Iss: claims.Issuer, Jti: claims.ID, SessionID: claims.SessionID, OrgID: claims.OrgID, Roles: claims.Roles,
-		Permissions: claims.Permissions, Username: claims.Email}
+	out := &Introspection{Active: true, Introspected: claims.Introspected{TokenType: claims.TokenTypeAccessToken,
+		Scope: at.Scope, ClientID: at.ClientID, Exp: at.Expiry, Iat: at.IssuedAt, Nbf: at.NotBefore, Sub: at.Subject,
+		Aud: at.Audience, Iss: at.Issuer, Jti: at.ID, SessionID: at.SessionID, OrgID: at.OrgID, Roles: at.Roles,
+		Permissions: at.Permissions, Username: at.Email}}
 	return out, nil
 }
 
@@ -138,12 +126,12 @@ func (s *Service) IntrospectFor(ctx context.Context, client *Client, form url.Va
 // still live: its session, or for a token exchanged for an API key (sub
 // "apikey:<id>") the key. Tokens of client_credentials need neither.
 func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessClaims, error) {
-	claims, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
+	at, err := s.keys.VerifyAccessToken(token, s.issuer, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	if claims.SessionID == "" && strings.HasPrefix(claims.Subject, rbac.APIKeySubjectPrefix) {
-		ok, err := s.apiKeyTokenLive(ctx, claims)
+	if at.SessionID == "" && strings.HasPrefix(at.Subject, claims.APIKeySubjectPrefix) {
+		ok, err := s.apiKeyTokenLive(ctx, at)
 		if err != nil {
 			return nil, err
 		}
@@ -151,8 +139,8 @@ func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessC
 			return nil, fmt.Errorf("%w: the API key is disabled, deleted or expired", ErrInvalidToken)
 		}
 	}
-	if claims.SessionID != "" {
-		ok, err := s.sessions.SessionActive(ctx, claims.SessionID)
+	if at.SessionID != "" {
+		ok, err := s.sessions.SessionActive(ctx, at.SessionID)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +148,7 @@ func (s *Service) verifyLive(ctx context.Context, token string) (*tokens.AccessC
 			return nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
 		}
 	}
-	return claims, nil
+	return at, nil
 }
 
 // userFor verifies a bearer token and loads its (enabled) user, as

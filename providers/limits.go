@@ -12,9 +12,9 @@ import (
 // answers are kilobytes.
 //
 //   - maxDiscoveryBytes: an OpenID Connect discovery document (here)
-//   - maxJWKSBytes: a JSON Web Key Set (oidckeys.go)
-//   - maxUserInfoBytes: a UserInfo answer (oidcbase.go)
-//   - githubMaxBody: one GitHub API page (github.go)
+//   - maxJWKSBytes: a JSON Web Key Set (jwks.MaxBodyBytes, oidckeys.go)
+//   - maxUserInfoBytes: a UserInfo answer (oidcflow.go)
+//   - githubMaxBody: one GitHub API page (githubapi.go)
 //   - maxMetadataBytes: SAML IdP metadata (saml_idp.go)
 //
 // Token endpoint answers are bounded by golang.org/x/oauth2 (1 MiB).

@@ -335,35 +335,10 @@ func waitKeys(t testing.TB, p Provider) {
 // waitKeySet waits until no fetch of ks is in flight and ks holds keys.
 func waitKeySet(t testing.TB, ks *keySet) {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
-	for {
-		ks.mu.Lock()
-		call, held := ks.inflight, ks.keys != nil
-		ks.mu.Unlock()
-		if call == nil {
-			if !held {
-				t.Fatal("the key set fetched no keys")
-			}
-			return
-		}
-		select {
-		case <-call.done:
-		case <-timeout:
-			t.Fatal("the JWKS fetch did not complete in 5s")
-		}
-	}
-}
-
-// waitFetches waits until the fake has received n JWKS fetches (they may
-// still be in flight: see waitKeys).
-func waitFetches(t testing.TB, f *providertest.Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.JWKSFetches() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("JWKS fetches = %d, want %d", f.JWKSFetches(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ks.Wait(ctx); err != nil {
+		t.Fatalf("the key set fetched no keys: %v", err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/claims"
 )
 
 // ErrUnavailable reports that Gatehouse could not be asked about an API
@@ -146,19 +148,10 @@ var (
 	errAPIKeyNotKey   = tokenErr("the X-API-Key header does not hold an API key")
 )
 
-// introspection is the part of an RFC 7662 answer rbac reads.
+// introspection is an RFC 7662 answer as Gatehouse gives it.
 type introspection struct {
-	Active      bool     `json:"active"`
-	TokenType   string   `json:"token_type"`
-	Sub         string   `json:"sub"`
-	ClientID    string   `json:"client_id"`
-	Scope       string   `json:"scope"`
-	Exp         int64    `json:"exp"`
-	Jti         string   `json:"jti"`
-	OrgID       string   `json:"org_id"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-	Username    string   `json:"username"`
+	Active bool `json:"active"`
+	claims.Introspected
 }
 
 // introspector asks Gatehouse's introspection endpoint about a key,
@@ -189,7 +182,7 @@ func introspector(client *http.Client, endpoint, id, secret string) func(ctx con
 		switch {
 		case !in.Active:
 			return nil, errAPIKeyInactive
-		case in.TokenType != string(KindAPIKey):
+		case in.TokenType != claims.TokenTypeAPIKey:
 			return nil, errAPIKeyNotKey
 		}
 		p := NewPrincipal(Principal{Kind: KindAPIKey, Subject: in.Sub, OrgID: in.OrgID, Roles: in.Roles,

@@ -5,7 +5,7 @@
 //
 //	m, err := rbac.New(ctx, rbac.Options{Issuer: "https://auth.example.com", Audience: "kb-api"})
 //	mux.Handle("GET /kb", m.RequirePermission("kb", "read")(kbHandler))        // net/http
-//	r.GET("/kb", m.Gin().RequirePermission("kb", "read"), kbHandler)           // Gin
+//	r.GET("/kb", ginrbac.New(m).RequirePermission("kb", "read"), kbHandler)    // Gin (rbac/ginrbac)
 //
 // New discovers the issuer, loads its keys and caches them; a request
 // costs no network call. A token with an unknown key id triggers a
@@ -24,8 +24,10 @@
 // {"error":"insufficient_permission","required":"kb:read"} when the
 // credential lacks the grant, or when the request names an organization
 // (path or query parameter org_id) other than the credential's. Handlers
-// read the principal with PrincipalFrom or GinPrincipal.
+// read the principal with PrincipalFrom (or ginrbac.Principal).
 //
-// The package depends on go-jose and Gin only, never on Gatehouse's
-// storage or providers.
+// The package depends on go-jose and Gatehouse's leaf packages jwks (the
+// key cache) and claims (the token's claims) only: never on Gatehouse's
+// storage, providers or tokens, nor on Gin, whose adapter is the package
+// rbac/ginrbac. Adapters for other routers build on Middleware.Enforce.
 package rbac

@@ -50,40 +50,51 @@ func unauthorized(err error) *refusal {
 	}
 }
 
-// requirement is one authorization rule with its prepared refusals.
-type requirement struct {
+// Rule is one authorization requirement with its prepared refusals: what
+// Authenticate, RequirePermission, RequireAnyPermission and RequireRole
+// enforce. Adapters for other routers (rbac/ginrbac) build a Rule once,
+// at route set-up, and pass it to Middleware.Enforce per request.
+type Rule struct {
 	allow     func(p *Principal) bool
 	forbidden *refusal // the grant or role is missing
 	otherOrg  *refusal // the request names another organization
 }
 
-func newRequirement(allow func(*Principal) bool, body map[string]any) *requirement {
+func newRule(allow func(*Principal) bool, body map[string]any) *Rule {
 	other := map[string]any{"error_description": "the credential acts in another organization than this request concerns"}
 	for k, v := range body {
 		other[k] = v
 	}
-	return &requirement{
+	return &Rule{
 		allow:     allow,
 		forbidden: &refusal{status: http.StatusForbidden, body: jsonBody(body)},
 		otherOrg:  &refusal{status: http.StatusForbidden, body: jsonBody(other)},
 	}
 }
 
-// authenticated is the requirement of Authenticate: any valid credential
-// (the organization check still applies).
-var authenticated = newRequirement(func(*Principal) bool { return true },
+// authenticated is the rule of Authenticate: any valid credential (the
+// organization check still applies).
+var authenticated = newRule(func(*Principal) bool { return true },
 	map[string]any{"error": "insufficient_permission"})
 
-func permissionRequirement(resource, action string) *requirement {
+// AnyCredentialRule is the rule of Authenticate: any valid credential;
+// the organization check still applies.
+func AnyCredentialRule() *Rule { return authenticated }
+
+// PermissionRule is the rule of RequirePermission: a grant of the
+// principal covers resource:action. It panics on a malformed permission.
+func PermissionRule(resource, action string) *Rule {
 	perm := resource + ":" + action
 	if err := ValidatePermission(perm); err != nil {
 		panic("rbac.RequirePermission: " + err.Error())
 	}
-	return newRequirement(func(p *Principal) bool { return p.Can(resource, action) },
+	return newRule(func(p *Principal) bool { return p.Can(resource, action) },
 		map[string]any{"error": "insufficient_permission", "required": perm})
 }
 
-func anyPermissionRequirement(perms []string) *requirement {
+// AnyPermissionRule is the rule of RequireAnyPermission: a grant covers
+// one of perms. It panics on none or a malformed one.
+func AnyPermissionRule(perms ...string) *Rule {
 	if len(perms) == 0 {
 		panic("rbac.RequireAnyPermission: no permission given")
 	}
@@ -95,7 +106,7 @@ func anyPermissionRequirement(perms []string) *requirement {
 		}
 		parsed[i].res, parsed[i].act, _ = strings.Cut(perm, ":")
 	}
-	return newRequirement(func(p *Principal) bool {
+	return newRule(func(p *Principal) bool {
 		for _, x := range parsed {
 			if p.Can(x.res, x.act) {
 				return true
@@ -105,7 +116,9 @@ func anyPermissionRequirement(perms []string) *requirement {
 	}, map[string]any{"error": "insufficient_permission", "required_any": perms})
 }
 
-func roleRequirement(roles []string) *requirement {
+// RoleRule is the rule of RequireRole: the principal holds one of roles.
+// It panics on none or a malformed one.
+func RoleRule(roles ...string) *Rule {
 	if len(roles) == 0 {
 		panic("rbac.RequireRole: no role given")
 	}
@@ -114,7 +127,7 @@ func roleRequirement(roles []string) *requirement {
 			panic("rbac.RequireRole: " + err.Error())
 		}
 	}
-	return newRequirement(func(p *Principal) bool {
+	return newRule(func(p *Principal) bool {
 		for _, r := range roles {
 			if p.HasRole(r) {
 				return true
@@ -124,8 +137,8 @@ func roleRequirement(roles []string) *requirement {
 	}, map[string]any{"error": "insufficient_permission", "required_role": roles})
 }
 
-// decide applies the organization check and the requirement.
-func (m *Middleware) decide(p *Principal, requestedOrg string, req *requirement) *refusal {
+// decide applies the organization check and the rule.
+func (m *Middleware) decide(p *Principal, requestedOrg string, req *Rule) *refusal {
 	if !m.orgCheck(p, requestedOrg) {
 		return req.otherOrg
 	}
@@ -133,16 +146,6 @@ func (m *Middleware) decide(p *Principal, requestedOrg string, req *requirement)
 		return req.forbidden
 	}
 	return nil
-}
-
-// requestedOrg reads the organization a plain net/http request names:
-// the path value (Go 1.22 patterns such as /orgs/{org_id}/kb), else the
-// query parameter.
-func (m *Middleware) requestedOrg(r *http.Request) string {
-	if v := r.PathValue(m.orgParam); v != "" {
-		return v
-	}
-	return m.queryOrg(r)
 }
 
 // ambiguousOrg stands for a query naming the organization more than once:
@@ -181,38 +184,61 @@ func (m *Middleware) Authenticate() func(http.Handler) http.Handler {
 // grant of the principal must cover ("kb:*" covers "kb:read"). It panics
 // on a malformed permission: that is a programming error.
 func (m *Middleware) RequirePermission(resource, action string) func(http.Handler) http.Handler {
-	return m.handler(permissionRequirement(resource, action))
+	return m.handler(PermissionRule(resource, action))
 }
 
 // RequireAnyPermission is RequirePermission for "one of these"
 // ("kb:read", "kb:admin").
 func (m *Middleware) RequireAnyPermission(perms ...string) func(http.Handler) http.Handler {
-	return m.handler(anyPermissionRequirement(perms))
+	return m.handler(AnyPermissionRule(perms...))
 }
 
 // RequireRole requires one of the roles in the principal's organization.
 // Prefer permissions: roles are per organization and may be renamed.
 func (m *Middleware) RequireRole(roles ...string) func(http.Handler) http.Handler {
-	return m.handler(roleRequirement(roles))
+	return m.handler(RoleRule(roles...))
 }
 
-func (m *Middleware) handler(req *requirement) func(http.Handler) http.Handler {
+func (m *Middleware) handler(rule *Rule) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, ok := PrincipalFrom(r.Context())
-			if !ok {
-				var err error
-				if p, err = m.AuthenticateRequest(r); err != nil {
-					write(w, unauthorized(err))
-					return
-				}
-				r = r.WithContext(WithPrincipal(r.Context(), p))
+			// Path values (Go 1.22 patterns such as /orgs/{org_id}/kb) name
+			// the organization first.
+			if r, ok := m.Enforce(w, r, r.PathValue(m.orgParam), rule); ok {
+				next.ServeHTTP(w, r)
 			}
-			if f := m.decide(p, m.requestedOrg(r), req); f != nil {
-				write(w, f)
-				return
-			}
-			next.ServeHTTP(w, r)
 		})
 	}
 }
+
+// Enforce does for one request what the middleware does, for adapters of
+// other routers (rbac/ginrbac): it authenticates r unless its context
+// already carries a principal, then checks the organization the request
+// names (pathOrg, the router's value of the path parameter OrgParam, else
+// the query parameter) and rule. On refusal it writes the same answer as
+// the middleware (401, 403 or 503) to w and returns false; otherwise it
+// returns r with the principal in its context (PrincipalFrom).
+func (m *Middleware) Enforce(w http.ResponseWriter, r *http.Request, pathOrg string, rule *Rule) (*http.Request, bool) {
+	p, ok := PrincipalFrom(r.Context())
+	if !ok {
+		var err error
+		if p, err = m.AuthenticateRequest(r); err != nil {
+			write(w, unauthorized(err))
+			return r, false
+		}
+		r = r.WithContext(WithPrincipal(r.Context(), p))
+	}
+	org := pathOrg
+	if org == "" {
+		org = m.queryOrg(r)
+	}
+	if f := m.decide(p, org, rule); f != nil {
+		write(w, f)
+		return r, false
+	}
+	return r, true
+}
+
+// OrgParam is the name of the path or query parameter that names the
+// organization a request is about (Options.OrgParam).
+func (m *Middleware) OrgParam() string { return m.orgParam }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/claims"
 )
 
 // Kind says what kind of credential a request presented.
@@ -12,19 +14,19 @@ type Kind string
 // Credential kinds.
 const (
 	// KindAccessToken: a Gatehouse access token (a JWT), verified locally.
-	KindAccessToken Kind = "access_token"
+	KindAccessToken Kind = claims.TokenTypeAccessToken
 	// KindAPIKey: a Gatehouse API key, introspected at Gatehouse.
-	KindAPIKey Kind = "api_key"
+	KindAPIKey Kind = claims.TokenTypeAPIKey
 )
 
 // APIKeySubjectPrefix starts the subject of an API key principal (and of
 // an access token exchanged for an API key), so a backend never mistakes
 // a key for a user: "apikey:<key id>".
-const APIKeySubjectPrefix = "apikey:"
+const APIKeySubjectPrefix = claims.APIKeySubjectPrefix
 
 // Principal is who a request acts as, with what it may do in its
 // organization. Handlers read it with PrincipalFrom (net/http) or
-// GinPrincipal (Gin). It is never modified after the middleware built it.
+// ginrbac.Principal (Gin). It is never modified after the middleware built it.
 type Principal struct {
 	Kind Kind `json:"kind"`
 	// Subject is the Gatehouse user id for a user's token, the client id

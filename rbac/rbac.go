@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-id/gatehouse/claims"
+	"github.com/gatehouse-id/gatehouse/jwks"
 )
 
 // Defaults and bounds of Options.
@@ -96,13 +99,12 @@ type Middleware struct {
 	audience  string
 	algs      []jose.SignatureAlgorithm
 	skew      int64 // seconds
-	keys      *keyCache
+	keys      *jwks.Cache
 	apiKeys   *apiKeyCache
 	orgParam  string
 	orgCheck  func(p *Principal, requested string) bool
 	check     func(ctx context.Context, p *Principal) error
 	now       func() time.Time
-	gin       *GinMiddleware
 	discovery *discovery
 }
 
@@ -176,7 +178,7 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 		source = httpKeySource(opts.HTTPClient, m.discovery.JWKSURI)
 	}
 	m.keys = newKeyCache(source, opts.RefetchInterval, opts.Now, opts.Logger)
-	if err := m.keys.load(ctx); err != nil {
+	if err := m.keys.Load(ctx); err != nil {
 		return nil, fmt.Errorf("rbac: load the issuer's keys: %w", err)
 	}
 	if ak != nil {
@@ -186,7 +188,6 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 		}
 		m.apiKeys = c
 	}
-	m.gin = &GinMiddleware{m: m}
 	return m, nil
 }
 
@@ -211,41 +212,6 @@ func discover(ctx context.Context, client *http.Client, issuer string) (*discove
 		return nil, errors.New("rbac: discovery: no jwks_uri")
 	}
 	return &d, nil
-}
-
-// claims are the access-token claims rbac reads.
-type claims struct {
-	Issuer      string   `json:"iss"`
-	Subject     string   `json:"sub"`
-	Audience    audience `json:"aud"`
-	Expiry      int64    `json:"exp"`
-	IssuedAt    int64    `json:"iat"`
-	NotBefore   int64    `json:"nbf"`
-	ID          string   `json:"jti"`
-	ClientID    string   `json:"client_id"`
-	SessionID   string   `json:"sid"`
-	Scope       string   `json:"scope"`
-	Email       string   `json:"email"`
-	Name        string   `json:"name"`
-	OrgID       string   `json:"org_id"`
-	Roles       []string `json:"roles"`
-	Permissions []string `json:"permissions"`
-}
-
-// audience is aud as a string or an array of strings (RFC 7519 §4.1.3).
-type audience []string
-
-// UnmarshalJSON accepts both forms.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*a = audience{s}
-		return nil
-	}
-	return json.Unmarshal(b, (*[]string)(a))
 }
 
 // Token refusals, built once: a flood of forged tokens allocates nothing
@@ -289,9 +255,9 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	if h.KeyID == "" {
 		return nil, errTokenKey
 	}
-	key, err := m.keys.key(ctx, h.KeyID)
+	key, err := m.keys.Key(ctx, h.KeyID)
 	switch {
-	case errors.Is(err, errKeysUnavailable):
+	case errors.Is(err, jwks.ErrKeysUnavailable):
 		return nil, errTokenUnavail
 	case err != nil:
 		return nil, errTokenKey
@@ -302,7 +268,7 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	if err != nil {
 		return nil, errTokenSignature
 	}
-	var c claims
+	var c claims.Access
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, errTokenMalformed
 	}

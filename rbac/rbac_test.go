@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-id/gatehouse/rbac"
@@ -264,46 +263,6 @@ func TestPermissionsRolesAndOrg(t *testing.T) {
 		if rec.Code != want {
 			t.Fatalf("/orgs/%s/kb = %d, want %d", org, rec.Code, want)
 		}
-	}
-}
-
-func TestGinMiddleware(t *testing.T) {
-	is := newIssuer(t)
-	m := newMiddleware(t, is, nil)
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	g := m.Gin()
-	r.GET("/orgs/:org_id/kb", g.RequirePermission("kb", "read"), func(c *gin.Context) {
-		p, _ := rbac.GinPrincipal(c)
-		c.String(200, p.Subject)
-	})
-	api := r.Group("/api", g.Authenticate())
-	api.POST("/kb", g.RequirePermission("kb", "write"), func(c *gin.Context) { c.Status(201) })
-	cases := []struct {
-		method, path string
-		perms        []string
-		want         int
-	}{
-		{"GET", "/orgs/org-a/kb", []string{"kb:read"}, 200},
-		{"GET", "/orgs/org-b/kb", []string{"kb:read"}, 403},
-		{"GET", "/orgs/org-a/kb", []string{"kb:write"}, 403},
-		{"POST", "/api/kb", []string{"kb:w*"}, 201},
-		{"POST", "/api/kb", []string{"kb:read"}, 403},
-	}
-	for _, tc := range cases {
-		req := httptest.NewRequest(tc.method, tc.path, nil)
-		withBearer(is.token(tc.perms...))(req)
-		rec := httptest.NewRecorder()
-		r.ServeHTTP(rec, req)
-		if rec.Code != tc.want {
-			t.Errorf("%s %s with %v = %d %s, want %d", tc.method, tc.path, tc.perms, rec.Code, rec.Body, tc.want)
-		}
-	}
-	req := httptest.NewRequest("GET", "/orgs/org-a/kb", nil)
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, req)
-	if rec.Code != 401 {
-		t.Fatalf("no token = %d", rec.Code)
 	}
 }
 

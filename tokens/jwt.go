@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-id/gatehouse/claims"
 )
 
 // JWT "typ" header values Gatehouse mints.
@@ -26,28 +28,10 @@ const jwtClockSkew = 30 * time.Second
 // jwtMaxLen bounds the input verification parses: ours are a few KiB.
 const jwtMaxLen = 16 << 10
 
-// AccessClaims are the claims of a Gatehouse access token (RFC 9068 plus
-// identity and the active organization's roles and permissions). Times are
-// NumericDate seconds since the epoch.
-type AccessClaims struct {
-	Issuer        string   `json:"iss"`
-	Subject       string   `json:"sub"`
-	Audience      []string `json:"aud"`
-	Expiry        int64    `json:"exp"`
-	IssuedAt      int64    `json:"iat"`
-	NotBefore     int64    `json:"nbf,omitempty"`
-	ID            string   `json:"jti"`
-	ClientID      string   `json:"client_id"`
-	SessionID     string   `json:"sid,omitempty"`
-	Scope         string   `json:"scope,omitempty"`
-	Email         string   `json:"email,omitempty"`
-	EmailVerified *bool    `json:"email_verified,omitempty"` // set by SetEmail
-	Name          string   `json:"name,omitempty"`
-	IdP           string   `json:"idp,omitempty"`
-	OrgID         string   `json:"org_id,omitempty"`
-	Roles         []string `json:"roles,omitempty"`
-	Permissions   []string `json:"permissions,omitempty"`
-}
+// AccessClaims are the claims of a Gatehouse access token, declared once
+// in package claims for Gatehouse, which mints them, and the rbac package
+// in backends, which reads them.
+type AccessClaims = claims.Access
 
 // IDClaims are the claims of an OpenID Connect ID token. Times are
 // NumericDate seconds since the epoch.
@@ -68,25 +52,9 @@ type IDClaims struct {
 	Name          string   `json:"name,omitempty"`
 }
 
-// SetEmail sets the email claims: email, and email_verified stated true
-// or false whenever there is an email (neither when email is empty).
-// Some relying parties (oauth2-proxy among them) take an email without
-// email_verified as verified, so false is never left out. verified must
-// follow Gatehouse's rule: a provider trusted for email verified it.
-func (c *AccessClaims) SetEmail(email string, verified bool) {
-	c.Email, c.EmailVerified = email, emailVerifiedClaim(email, verified)
-}
-
 // SetEmail sets the email claims as AccessClaims.SetEmail does.
 func (c *IDClaims) SetEmail(email string, verified bool) {
-	c.Email, c.EmailVerified = email, emailVerifiedClaim(email, verified)
-}
-
-func emailVerifiedClaim(email string, verified bool) *bool {
-	if email == "" {
-		return nil
-	}
-	return &verified
+	c.Email, c.EmailVerified = email, claims.EmailVerified(email, verified)
 }
 
 // ErrInvalidToken is wrapped by every verification failure. The wrapping

@@ -1,6 +1,7 @@
 // Command backend is an example API that trusts Gatehouse: it verifies
 // access tokens locally with the rbac package and enforces kb:read and
-// kb:write. See docs/backends.md.
+// kb:write, with net/http alone (rbac pulls in no Gin; a Gin backend adds
+// rbac/ginrbac). See docs/backends.md.
 //
 //	GATEHOUSE_ISSUER   Gatehouse's issuer (default http://localhost:8080)
 //	BACKEND_ADDR       listen address (default :8090)

@@ -1,0 +1,140 @@
+package ginrbac_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/rbac/ginrbac"
+)
+
+const testIssuer = "https://auth.example.com"
+
+// issuer signs access tokens with one RS256 key the middleware gets in
+// process (Options.Keys), so no discovery is needed.
+type issuer struct {
+	t   testing.TB
+	key *rsa.PrivateKey
+}
+
+func newMiddleware(t testing.TB) (*rbac.Middleware, *issuer) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &issuer{t: t, key: key}
+	m, err := rbac.New(context.Background(), rbac.Options{Issuer: testIssuer, Audience: "kb-api",
+		Keys: func(context.Context) (jose.JSONWebKeySet, error) {
+			return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, is
+}
+
+func (is *issuer) token(perms ...string) string {
+	is.t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: is.key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
+	if err != nil {
+		is.t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	payload, _ := json.Marshal(map[string]any{"iss": testIssuer, "sub": "user-1", "aud": []string{"kb-api"}, "exp": now + 300,
+		"iat": now, "nbf": now, "jti": "tok-1", "client_id": "spa", "sid": "sess-1", "org_id": "org-a",
+		"roles": []string{"member"}, "permissions": perms})
+	obj, err := s.Sign(payload)
+	if err != nil {
+		is.t.Fatal(err)
+	}
+	out, _ := obj.CompactSerialize()
+	return out
+}
+
+func TestGinMiddleware(t *testing.T) {
+	m, is := newMiddleware(t)
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	g := ginrbac.New(m)
+	r.GET("/orgs/:org_id/kb", g.RequirePermission("kb", "read"), func(c *gin.Context) {
+		p, _ := ginrbac.Principal(c)
+		c.String(200, p.Subject)
+	})
+	api := r.Group("/api", g.Authenticate())
+	api.POST("/kb", g.RequirePermission("kb", "write"), func(c *gin.Context) { c.Status(201) })
+	api.DELETE("/kb", g.RequireAnyPermission("kb:delete", "kb:admin"), func(c *gin.Context) { c.Status(204) })
+	api.GET("/billing", g.RequireRole("owner"), func(c *gin.Context) { c.Status(200) })
+	cases := []struct {
+		method, path string
+		perms        []string
+		want         int
+		body         string
+	}{
+		{"GET", "/orgs/org-a/kb", []string{"kb:read"}, 200, "user-1"},
+		{"GET", "/orgs/org-b/kb", []string{"kb:read"}, 403, "another organization"},
+		{"GET", "/orgs/org-a/kb", []string{"kb:write"}, 403, `"required":"kb:read"`},
+		{"POST", "/api/kb", []string{"kb:w*"}, 201, ""},
+		{"POST", "/api/kb", []string{"kb:read"}, 403, `"required":"kb:write"`},
+		{"POST", "/api/kb?org_id=org-b", []string{"*"}, 403, "another organization"},
+		{"DELETE", "/api/kb", []string{"kb:admin"}, 204, ""},
+		{"DELETE", "/api/kb", []string{"kb:read"}, 403, `"required_any":["kb:delete","kb:admin"]`},
+		{"GET", "/api/billing", nil, 403, `"required_role":["owner"]`},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+is.token(tc.perms...))
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s %s with %v = %d %s, want %d with %s", tc.method, tc.path, tc.perms, rec.Code, rec.Body, tc.want, tc.body)
+		}
+	}
+	req := httptest.NewRequest("GET", "/orgs/org-a/kb", nil)
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if rec.Code != 401 || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
+		t.Fatalf("no token = %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// nopWriter discards the answer without recording it.
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// BenchmarkMiddleware is rbac's BenchmarkMiddleware for the Gin flavour:
+// Authenticate()+RequirePermission() around an empty handler, warm keys.
+func BenchmarkMiddleware(b *testing.B) {
+	m, is := newMiddleware(b)
+	req := httptest.NewRequest(http.MethodGet, "/kb?org_id=org-a", nil)
+	req.Header.Set("Authorization", "Bearer "+is.token("kb:read", "kb:write", "docs:*"))
+	w := &nopWriter{h: http.Header{}}
+	b.Run("gin", func(b *testing.B) {
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New()
+		g := ginrbac.New(m)
+		ok := false
+		r.GET("/kb", g.Authenticate(), g.RequirePermission("kb", "read"), func(*gin.Context) { ok = true })
+		b.ReportAllocs()
+		for b.Loop() {
+			ok = false
+			r.ServeHTTP(w, req)
+			if !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
