@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse-id/gatehouse/claims"
 	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
@@ -240,9 +241,9 @@ func cleanYAMLError(err error) error {
 	return fmt.Errorf("%s", strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n ", ""))
 }
 
-// apiKeySubjectPrefix is rbac.APIKeySubjectPrefix, written out so that
-// TestAPIKeyPrefixMatchesRBAC notices if either changes alone.
-const apiKeySubjectPrefix = "apikey:"
+// apiKeySubjectPrefix starts the subject of an API key's tokens: a client
+// id may not start with it, or its tokens would read as an API key's.
+const apiKeySubjectPrefix = claims.APIKeySubjectPrefix
 
 // providerName: provider names appear in URLs; same shape as a slug.
 var providerName = slugSyntax
