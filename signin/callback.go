@@ -74,7 +74,7 @@ func (s *Service) Callback(ctx context.Context, name string, r *http.Request, me
 // completeUpstream completes the sign-in of a login state at its
 // provider's callback. Sign-ins at cross-site POST providers complete at
 // the provider's POST URL only (AssertionPost), never here.
-func (s *Service) completeUpstream(ctx context.Context, prov providers.Provider, ls *LoginState, r *http.Request) (*providers.Identity, error) {
+func (s *Service) completeUpstream(ctx context.Context, prov providers.Provider, ls *loginState, r *http.Request) (*providers.Identity, error) {
 	if _, ok := prov.(providers.CrossSitePost); ok {
 		return nil, s.expiredLogin(errors.New("sign-ins at this provider complete at its POST URL, not at the callback"))
 	}
@@ -83,7 +83,7 @@ func (s *Service) completeUpstream(ctx context.Context, prov providers.Provider,
 
 // upstreamRefused is the client redirect when the person cancelled or
 // the upstream refused (an `error` on the callback).
-func (s *Service) upstreamRefused(ctx context.Context, ls *LoginState, upstreamCode string, meta oauth.RequestMeta) string {
+func (s *Service) upstreamRefused(ctx context.Context, ls *loginState, upstreamCode string, meta oauth.RequestMeta) string {
 	s.countLogin(ls.Provider, "cancelled")
 	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
 		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
@@ -95,7 +95,7 @@ func (s *Service) upstreamRefused(ctx context.Context, ls *LoginState, upstreamC
 // finish completes a sign-in with the identity the provider yielded: it
 // provisions the user, has the authorization server open a session and
 // issue a code, and returns the client redirect carrying that code.
-func (s *Service) finish(ctx context.Context, ls *LoginState, id *providers.Identity, meta oauth.RequestMeta) (string, error) {
+func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Identity, meta oauth.RequestMeta) (string, error) {
 	p := &ls.Request
 	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
 		Meta: provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID}})
@@ -129,7 +129,7 @@ func (s *Service) loginStateRejected(ctx context.Context, provider string, err e
 }
 
 // loginFailed records a failed completion at a provider.
-func (s *Service) loginFailed(ctx context.Context, ls *LoginState, err error, meta oauth.RequestMeta) {
+func (s *Service) loginFailed(ctx context.Context, ls *loginState, err error, meta oauth.RequestMeta) {
 	outcome := "error"
 	if errors.Is(err, providers.ErrDenied) {
 		outcome = "refused"

@@ -55,7 +55,7 @@ func answerSlots() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // recordPending records the pending login of a sign-in at a cross-site
 // POST provider (see above); other providers need none.
-func (s *Service) recordPending(ctx context.Context, prov providers.Provider, ls *LoginState) error {
+func (s *Service) recordPending(ctx context.Context, prov providers.Provider, ls *loginState) error {
 	if _, ok := prov.(providers.CrossSitePost); !ok {
 		return nil
 	}
@@ -143,7 +143,7 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 				return nil, err
 			}
 		}
-		s.loginFailed(ctx, &LoginState{Provider: name}, checkErr, meta)
+		s.loginFailed(ctx, &loginState{Provider: name}, checkErr, meta)
 		return ans, providerPageError(checkErr, "", nil)
 	}
 	if !s.enterAnswer(ctx) {
@@ -151,7 +151,7 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 			Message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again.",
 			Cause:   errors.New("every validation slot is busy")}
 	}
-	ls, id, err := func() (*LoginState, *providers.Identity, error) {
+	ls, id, err := func() (*loginState, *providers.Identity, error) {
 		defer s.leaveAnswer()
 		return s.validateAnswer(ctx, prov, state, r, ans, meta)
 	}()
@@ -179,7 +179,7 @@ func startOverOnFault(err error) error {
 // validateAnswer consumes the pending login of state (and has ans clear
 // its login cookie) and validates the answer when this browser holds that
 // cookie; with no live sign-in for state, the answer is unsolicited.
-func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, state string, r *http.Request, ans *postAnswer, meta oauth.RequestMeta) (*LoginState, *providers.Identity, error) {
+func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, state string, r *http.Request, ans *postAnswer, meta oauth.RequestMeta) (*loginState, *providers.Identity, error) {
 	name := prov.Name()
 	var pending *models.PendingLogin
 	if state != "" {
@@ -228,8 +228,8 @@ func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, s
 	return ls, id, nil
 }
 
-func (s *Service) validateUnsolicited(ctx context.Context, prov providers.Provider, target providers.IdPInitiatedLogin, r *http.Request, meta oauth.RequestMeta) (*LoginState, *providers.Identity, error) {
-	ls := &LoginState{Provider: prov.Name(), Request: oauth.AuthorizeParams{ClientID: target.ClientID, RedirectURI: target.RedirectURI, Scope: target.Scope}}
+func (s *Service) validateUnsolicited(ctx context.Context, prov providers.Provider, target providers.IdPInitiatedLogin, r *http.Request, meta oauth.RequestMeta) (*loginState, *providers.Identity, error) {
+	ls := &loginState{Provider: prov.Name(), Request: oauth.AuthorizeParams{ClientID: target.ClientID, RedirectURI: target.RedirectURI, Scope: target.Scope}}
 	if c, ok := s.server.Client(target.ClientID); !ok || !c.RegisteredRedirect(target.RedirectURI) {
 		return nil, nil, fmt.Errorf("idp_initiated of provider %s names an unknown client or redirect URI", prov.Name())
 	}

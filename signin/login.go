@@ -90,7 +90,7 @@ func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerN
 	if err != nil {
 		return nil, Cookie{}, providerFailure(providerName, err)
 	}
-	ls := &LoginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
+	ls := &loginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
 		ExpiresAt: s.now().Add(s.loginStateTTL).Unix()}
 	if err := s.recordPending(ctx, prov, ls); err != nil {
 		return nil, Cookie{}, err

@@ -13,11 +13,11 @@ import (
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
-// LoginState is everything a sign-in in progress needs, held by the
+// loginState is everything a sign-in in progress needs, held by the
 // browser in a sealed cookie (AES-GCM under a key derived from the secret
 // key) and bound to the state value sent upstream. The URL alone never
 // decides anything.
-type LoginState struct {
+type loginState struct {
 	State     string                `json:"s"`
 	Provider  string                `json:"p"`
 	Saved     string                `json:"v,omitempty"`
@@ -69,7 +69,7 @@ var errLoginState = errors.New("login state missing, expired or not for this sig
 // sealLoginState returns the login cookie holding ls, sealed for its
 // state: the cookie name is the additional data, so a cookie opens only
 // under its own name.
-func (s *Service) sealLoginState(ls *LoginState) (Cookie, error) {
+func (s *Service) sealLoginState(ls *loginState) (Cookie, error) {
 	plain, err := json.Marshal(ls)
 	if err != nil {
 		return Cookie{}, err
@@ -94,7 +94,7 @@ func (s *Service) sealLoginState(ls *LoginState) (Cookie, error) {
 // openLoginState unseals the cookie value for state and checks that it
 // belongs to this state and has not expired. Every failure is the
 // "Sign-in expired" page, its cause for the audit trail.
-func (s *Service) openLoginState(cookieValue, state string) (*LoginState, error) {
+func (s *Service) openLoginState(cookieValue, state string) (*loginState, error) {
 	if state == "" || cookieValue == "" {
 		return nil, s.expiredLogin(errLoginState)
 	}
@@ -106,7 +106,7 @@ func (s *Service) openLoginState(cookieValue, state string) (*LoginState, error)
 	if err != nil {
 		return nil, s.expiredLogin(errLoginState)
 	}
-	var ls LoginState
+	var ls loginState
 	if err := json.Unmarshal(plain, &ls); err != nil {
 		return nil, s.expiredLogin(errLoginState)
 	}

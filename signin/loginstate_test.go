@@ -17,7 +17,7 @@ func testService(t testing.TB, now time.Time) *Service {
 func TestLoginStateRoundTrip(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	s := testService(t, now)
-	ls := &LoginState{State: randomToken(32), Provider: "dev", Request: oauth.AuthorizeParams{ClientID: "spa"}, ExpiresAt: now.Add(time.Minute).Unix()}
+	ls := &loginState{State: randomToken(32), Provider: "dev", Request: oauth.AuthorizeParams{ClientID: "spa"}, ExpiresAt: now.Add(time.Minute).Unix()}
 	cookie, err := s.sealLoginState(ls)
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +73,8 @@ func FuzzOpenLoginState(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	s := testService(f, now)
 	// What Gatehouse seals here, by state: the same in every process.
-	sealed := map[string]LoginState{}
-	seal := func(ls LoginState) string {
+	sealed := map[string]loginState{}
+	seal := func(ls loginState) string {
 		c, err := s.sealLoginState(&ls)
 		if err != nil {
 			f.Fatal(err)
@@ -84,11 +84,11 @@ func FuzzOpenLoginState(f *testing.F) {
 	}
 	req := oauth.AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb", State: "app-state",
 		Nonce: "n-1", Scope: "openid email", CodeChallenge: strings.Repeat("c", 43), CodeChallengeMethod: "S256"}
-	live := seal(LoginState{State: "state-0123456789abcdef", Provider: "dev", Saved: "verifier-1", Request: req,
+	live := seal(loginState{State: "state-0123456789abcdef", Provider: "dev", Saved: "verifier-1", Request: req,
 		ExpiresAt: now.Add(time.Minute).Unix()})
-	other := seal(LoginState{State: "state-fedcba9876543210", Provider: "corp", Request: oauth.AuthorizeParams{ClientID: "admin"},
+	other := seal(loginState{State: "state-fedcba9876543210", Provider: "corp", Request: oauth.AuthorizeParams{ClientID: "admin"},
 		ExpiresAt: now.Add(time.Minute).Unix()})
-	expired := seal(LoginState{State: "state-expired-0000000", Provider: "dev", Request: req, ExpiresAt: now.Add(-time.Second).Unix()})
+	expired := seal(loginState{State: "state-expired-0000000", Provider: "dev", Request: req, ExpiresAt: now.Add(-time.Second).Unix()})
 	f.Add(live, "state-0123456789abcdef")
 	f.Add(other, "state-fedcba9876543210")
 	// The cookie name (the additional data) keeps 16 characters of the
