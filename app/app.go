@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/ratelimit"
 	"github.com/gatehouse-id/gatehouse/rbac"
+	"github.com/gatehouse-id/gatehouse/signin"
 	"github.com/gatehouse-id/gatehouse/tokens"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -44,10 +45,12 @@ type App struct {
 	// Engine is the router; tests may add routes before serving.
 	Engine *gin.Engine
 	// Keys are the token signing keys; Sessions the sessions, refresh
-	// tokens and codes; OAuth the authorization server.
+	// tokens and codes; OAuth the authorization server; SignIn browser
+	// sign-in.
 	Keys     *tokens.KeyManager
 	Sessions *tokens.SessionService
 	OAuth    *oauth.Service
+	SignIn   *signin.Service
 	// Provisioning creates users, links identities, syncs organizations
 	// and manages invitations.
 	Provisioning *provisioning.Service
@@ -226,14 +229,19 @@ func (a *App) build(ctx context.Context) error {
 	a.Provisioning = NewProvisioner(cfg, a.Store)
 	a.APIKeys = tokens.NewAPIKeyService(a.Store, nowUTC)
 	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
+	provSet := providers.NewSet(provs)
 	a.OAuth = oauth.New(oauth.Options{
-		Config: cfg, Providers: provs, Keys: keys, Sessions: a.Sessions,
+		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
 		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
-			Login:        func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() },
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
 		},
+	})
+	a.SignIn = signin.New(signin.Options{
+		Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, Providers: provSet,
+		Server: a.OAuth, Provisioner: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
+		Hooks: signin.Hooks{Login: func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() }},
 	})
 	pages, err := web.Load()
 	if err != nil {
@@ -254,10 +262,12 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	limiter := handlers.NewRateLimiter(a.limits, a.Log, a.Metrics)
 	(&handlers.OAuth{
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
-		Pages: pages, Log: a.Log, Limiter: handlers.NewRateLimiter(a.limits, a.Log, a.Metrics),
+		Pages: pages, Log: a.Log, Limiter: limiter,
 	}).Register(engine)
+	(&handlers.SignIn{Svc: a.SignIn, Pages: pages, Log: a.Log, Limiter: limiter}).Register(engine)
 	guard := admin.NewGuard(a.Store, a.Sessions)
 	adminRBAC, err := a.adminGuard(ctx, guard)
 	if err != nil {
@@ -265,7 +275,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	(&handlers.Admin{Svc: a.Admin, Guard: guard, RBAC: adminRBAC, Log: a.Log}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
-	(&handlers.Pages{Svc: a.OAuth, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
+	(&handlers.Pages{Svc: a.SignIn, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	a.Engine = engine
 	return nil
 }
@@ -415,8 +425,8 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 func (a *App) banner() {
 	// Each provider with the address to register upstream.
 	var names []string
-	for _, p := range a.OAuth.Providers() {
-		names = append(names, p.Name()+" ("+p.Type()+") callback "+a.OAuth.CallbackURL(p.Name()))
+	for _, m := range a.SignIn.Methods() {
+		names = append(names, m.Name+" ("+m.Type+") callback "+m.CallbackURL)
 	}
 	db, _ := dburl.Parse(a.Config.DatabaseURL)
 	attrs := []any{

@@ -15,8 +15,8 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
-	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
+	"github.com/gatehouse-id/gatehouse/signin"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -178,7 +178,7 @@ func BenchmarkSAMLACSJunk(b *testing.B) {
 					resp.Body.Close()
 					loc, _ := url.Parse(resp.Header.Get("Location"))
 					form.Set("RelayState", loc.Query().Get("RelayState"))
-					form.Set(oauth.ResubmitField, "1")
+					form.Set(signin.ResubmitField, "1")
 					cookie = resp.Cookies()[0]
 					b.StartTimer()
 				}

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
-	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/signin"
 )
 
 // noRedirects is a client that shows every hop and keeps no cookies, so
@@ -21,7 +21,7 @@ var noRedirects = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*h
 
 func loginCookie(resp *http.Response) *http.Cookie {
 	for _, c := range resp.Cookies() {
-		if strings.HasPrefix(c.Name, oauth.LoginCookiePrefix) {
+		if strings.HasPrefix(c.Name, signin.LoginCookiePrefix) {
 			return c
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
-	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers/githubtest"
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
+	"github.com/gatehouse-id/gatehouse/signin"
 )
 
 // Sign-in completed by another browser: an attacker starts a sign-in,
@@ -109,7 +109,7 @@ func TestSAMLAnswerBoundToBrowser(t *testing.T) {
 					resp, page := b.crossSitePost(f.URL, f.Values())
 					action, fields := autoPost(t, page)
 					if resp.StatusCode != http.StatusOK || action != s.URL+"/auth/saml/corp/acs" || fields.Get("SAMLResponse") != f.SAMLResponse ||
-						fields.Get("RelayState") != f.RelayState || fields.Get(oauth.ResubmitField) != "1" {
+						fields.Get("RelayState") != f.RelayState || fields.Get(signin.ResubmitField) != "1" {
 						t.Fatalf("cross-site POST = %d, posts %v to %s", resp.StatusCode, fields, action)
 					}
 					// The page works under Gatehouse's CSP (script-src 'self'):
@@ -134,7 +134,7 @@ func TestSAMLAnswerBoundToBrowser(t *testing.T) {
 				}
 				cleared := false
 				for _, c := range resp.Cookies() {
-					cleared = cleared || (c.Name == oauth.CookieName(form.RelayState) && c.MaxAge < 0)
+					cleared = cleared || (c.Name == signin.CookieName(form.RelayState) && c.MaxAge < 0)
 				}
 				if !cleared || !pendingConsumed(t, s, form.RelayState) {
 					t.Fatalf("login cookie cleared %v, sign-in consumed %v", cleared, pendingConsumed(t, s, form.RelayState))
@@ -148,15 +148,15 @@ func TestSAMLAnswerBoundToBrowser(t *testing.T) {
 				var cookieB string
 				u, _ := url.Parse(s.URL + "/auth/")
 				for _, c := range b.client.Jar.Cookies(u) {
-					if c.Name == oauth.CookieName(formB.RelayState) {
+					if c.Name == signin.CookieName(formB.RelayState) {
 						cookieB = c.Value
 					}
 				}
 				fields := formA.Values()
-				fields.Set(oauth.ResubmitField, "1")
+				fields.Set(signin.ResubmitField, "1")
 				req, _ := http.NewRequest(http.MethodPost, formA.URL, strings.NewReader(fields.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.AddCookie(&http.Cookie{Name: oauth.CookieName(formA.RelayState), Value: cookieB})
+				req.AddCookie(&http.Cookie{Name: signin.CookieName(formA.RelayState), Value: cookieB})
 				other := &browser{t: t, client: &http.Client{CheckRedirect: b.client.CheckRedirect}}
 				if resp, body := other.do(req); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "started in another browser") {
 					t.Fatalf("answer A with the cookie of B = %d %s", resp.StatusCode, body)
@@ -222,7 +222,7 @@ func TestSAMLOneAnswerPerSignIn(t *testing.T) {
 				{"an answer the cheap checks refuse", func(b *browser, toIdP string) (*http.Response, string) {
 					loc, _ := url.Parse(toIdP)
 					return b.post(s.URL+"/auth/saml/corp/acs", url.Values{"SAMLResponse": {base64Of(`<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>`)},
-						"RelayState": {loc.Query().Get("RelayState")}, oauth.ResubmitField: {"1"}})
+						"RelayState": {loc.Query().Get("RelayState")}, signin.ResubmitField: {"1"}})
 				}, "could not be read"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -15,7 +14,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-id/gatehouse/oauth"
-	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/web"
 )
 
@@ -24,7 +22,8 @@ type JWKSource interface {
 	JWKS() jose.JSONWebKeySet
 }
 
-// OAuth serves the OpenID Provider endpoints.
+// OAuth serves the OpenID Provider endpoints; browser sign-in's are
+// SignIn's.
 type OAuth struct {
 	Svc        *oauth.Service
 	Keys       JWKSource
@@ -39,9 +38,6 @@ type OAuth struct {
 func (h *OAuth) Register(r *gin.Engine) {
 	r.GET("/.well-known/openid-configuration", h.discovery)
 	r.GET("/.well-known/jwks.json", h.jwks)
-	r.GET("/auth/login", h.Limiter.PerIP("login"), h.login)
-	r.GET("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
-	r.POST("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
 	r.POST("/auth/token", h.Limiter.PerIP("token"), h.token)
 	r.POST("/auth/revoke", h.Limiter.PerIP("token"), h.revoke)
 	r.POST("/auth/introspect", h.Limiter.PerIP("introspect"), h.introspect)
@@ -50,8 +46,6 @@ func (h *OAuth) Register(r *gin.Engine) {
 	r.GET("/auth/me", h.me)
 	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
-	r.GET("/auth/saml/:provider/metadata", h.samlMetadata)
-	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
 	r.StaticFS("/static", http.FS(web.Static()))
 }
 
@@ -77,117 +71,6 @@ func (h *OAuth) jwks(c *gin.Context) {
 
 func meta(c *gin.Context) oauth.RequestMeta {
 	return oauth.RequestMeta{IP: c.ClientIP(), RequestID: RequestID(c.Request.Context())}
-}
-
-type chooserEntry struct {
-	DisplayName string
-	URL         string
-}
-
-// login is the authorization endpoint.
-func (h *OAuth) login(c *gin.Context) {
-	p, err := h.Svc.ParseAuthorize(c.Request.URL.Query())
-	if err != nil {
-		renderPage(c, h.Log, h.Pages, err)
-		return
-	}
-	name := p.Provider
-	if name == "" {
-		list := h.Svc.ProvidersFor(p)
-		switch len(list) {
-		case 0:
-			renderPage(c, h.Log, h.Pages, &oauth.PageError{Status: http.StatusServiceUnavailable, Title: "No sign-in method",
-				Message: "No way to sign in is configured for this application yet."})
-			return
-		case 1:
-			name = list[0].Name()
-		default:
-			entries := make([]chooserEntry, 0, len(list))
-			for _, prov := range list {
-				q := c.Request.URL.Query()
-				q.Set("provider", prov.Name())
-				entries = append(entries, chooserEntry{DisplayName: prov.DisplayName(), URL: "/auth/login?" + q.Encode()})
-			}
-			client, _ := h.Svc.Client(p.ClientID)
-			showPage(c, h.Log, h.Pages, http.StatusOK, "chooser.html", gin.H{"Providers": entries, "Client": client.Name})
-			return
-		}
-	}
-	ch, cookie, err := h.Svc.BeginLogin(c.Request.Context(), p, name)
-	if err != nil {
-		renderPage(c, h.Log, h.Pages, err)
-		return
-	}
-	http.SetCookie(c.Writer, cookie)
-	if ch.Form != nil {
-		showPage(c, h.Log, h.Pages, http.StatusOK, "autopost.html", ch.Form)
-		return
-	}
-	c.Redirect(http.StatusFound, ch.RedirectURL)
-}
-
-// callback receives the upstream's answer (and shows the dev form).
-func (h *OAuth) callback(c *gin.Context) {
-	name := c.Param("provider")
-	prov, ok := h.Svc.Provider(name)
-	if !ok {
-		renderPage(c, h.Log, h.Pages, &oauth.PageError{Status: http.StatusNotFound, Title: "Unknown sign-in method",
-			Message: "This sign-in method does not exist."})
-		return
-	}
-	state := c.Query("state")
-	if c.Request.Method == http.MethodPost {
-		if err := c.Request.ParseForm(); err != nil {
-			renderPage(c, h.Log, h.Pages, err)
-			return
-		}
-		state = c.Request.PostForm.Get("state")
-	}
-	cookie, _ := c.Cookie(oauth.CookieName(state))
-	ls, err := h.Svc.OpenLoginState(cookie, state)
-	if err == nil && ls.Provider != name {
-		_, err = h.Svc.OpenLoginState("", "") // a state begun at another provider
-	}
-	if err != nil {
-		h.Svc.LoginStateRejected(c.Request.Context(), name, err, meta(c))
-		renderPage(c, h.Log, h.Pages, err)
-		return
-	}
-	_, localForm := prov.(providers.LocalForm)
-	if upstreamErr := c.Query("error"); upstreamErr != "" {
-		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
-		c.Redirect(http.StatusFound, h.Svc.UpstreamRefused(c.Request.Context(), ls, upstreamErr, meta(c)))
-		return
-	}
-	if localForm && c.Request.Method == http.MethodGet {
-		h.devForm(c, http.StatusOK, state, "", c.Query("login_hint"), "", "")
-		return
-	}
-	id, err := h.Svc.CompleteUpstream(c.Request.Context(), prov, ls, c.Request)
-	if err != nil {
-		var ue *providers.UserError
-		if localForm && errors.As(err, &ue) {
-			f := c.Request.PostForm
-			h.devForm(c, http.StatusBadRequest, state, ue.Message, f.Get("email"), f.Get("name"), f.Get("groups"))
-			return
-		}
-		h.Svc.LoginFailed(c.Request.Context(), ls, err, meta(c))
-		http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
-		renderPage(c, h.Log, h.Pages, oauth.ProviderPageError(err, "", nil))
-		return
-	}
-	target, err := h.Svc.FinishLogin(c.Request.Context(), ls, id, meta(c))
-	http.SetCookie(c.Writer, h.Svc.ClearLoginCookie(state))
-	if err != nil {
-		renderPage(c, h.Log, h.Pages, err)
-		return
-	}
-	c.Redirect(http.StatusSeeOther, target)
-}
-
-func (h *OAuth) devForm(c *gin.Context, status int, state, errMsg, email, name, groups string) {
-	showPage(c, h.Log, h.Pages, status, "devlogin.html", gin.H{
-		"Action": c.Request.URL.Path, "State": state, "Error": errMsg, "Email": email, "Name": name, "Groups": groups})
 }
 
 // postForm parses an application/x-www-form-urlencoded POST body only:

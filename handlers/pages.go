@@ -7,13 +7,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/signin"
 	"github.com/gatehouse-id/gatehouse/web"
 )
 
 // Pages serves the landing page and, in development, the demo app.
 type Pages struct {
-	Svc   *oauth.Service
+	Svc   *signin.Service
 	Pages *web.Pages
 	Log   *slog.Logger
 	// Demo serves /demo (the demo client is registered in development).
@@ -37,8 +37,8 @@ func (h *Pages) Register(r *gin.Engine) {
 
 func (h *Pages) landing(c *gin.Context) {
 	var provs []landingProvider
-	for _, p := range h.Svc.Providers() {
-		provs = append(provs, landingProvider{DisplayName: p.DisplayName(), Type: p.Type(), Callback: h.Svc.CallbackURL(p.Name())})
+	for _, m := range h.Svc.Methods() {
+		provs = append(provs, landingProvider{DisplayName: m.DisplayName, Type: m.Type, Callback: m.CallbackURL})
 	}
 	showPage(c, h.Log, h.Pages, http.StatusOK, "landing.html", gin.H{"Issuer": h.Svc.Issuer(), "Providers": provs, "Demo": h.Demo})
 }

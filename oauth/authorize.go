@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/models"
-	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
@@ -97,7 +95,7 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 			"The application asked to return you to an address it has not registered, so the sign-in was stopped.",
 			fmt.Errorf("unregistered redirect_uri for client %s", client.ID))
 	}
-	fail := func(e *Error) error { return &RedirectError{Err: e, RedirectURL: s.errorRedirect(p, e)} }
+	fail := func(e *Error) error { return s.ErrorRedirect(p, e) }
 	for k, v := range q {
 		if len(v) > 1 {
 			return nil, fail(invalidRequest("parameter %s is repeated", k))
@@ -152,104 +150,62 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 		}
 	}
 	if p.Provider != "" {
-		if _, ok := s.providers[p.Provider]; !ok || !client.AllowsProvider(p.Provider) {
+		if _, ok := s.providers.Get(p.Provider); !ok || !client.AllowsProvider(p.Provider) {
 			return nil, fail(invalidRequest("unknown provider %q", p.Provider))
 		}
 	}
 	return p, nil
 }
 
-// ProvidersFor lists the providers a client may use, in configuration order.
-func (s *Service) ProvidersFor(p *AuthorizeParams) []providers.Provider {
-	client := s.clients[p.ClientID]
-	var out []providers.Provider
-	for _, prov := range s.providerOrder {
-		if client.AllowsProvider(prov.Name()) {
-			out = append(out, prov)
-		}
-	}
-	return out
+// CodeRequest is a sign-in that completed for an authorization request:
+// the person provisioning made of the upstream identity, and how they
+// authenticated.
+type CodeRequest struct {
+	// Request is the validated authorization request the sign-in began
+	// with (ParseAuthorize), or the target of an unsolicited sign-in.
+	Request *AuthorizeParams
+	// Provider is the name of the provider the person signed in at.
+	Provider string
+	// Provisioned is the user and memberships provisioning returned.
+	Provisioned *provisioning.Result
+	// AMR says how the person authenticated upstream; empty is "ext".
+	AMR []string
 }
 
-// BeginLogin starts sign-in at a provider: it returns where to send the
-// browser and the sealed login-state cookie to set.
-func (s *Service) BeginLogin(ctx context.Context, p *AuthorizeParams, providerName string) (*providers.Challenge, *http.Cookie, error) {
-	client := s.clients[p.ClientID]
-	prov, ok := s.providers[providerName]
-	if !ok || !client.AllowsProvider(providerName) {
-		e := invalidRequest("unknown provider %q", providerName)
-		return nil, nil, &RedirectError{Err: e, RedirectURL: s.errorRedirect(p, e)}
-	}
-	state := randomToken(32)
-	ch, err := prov.Begin(ctx, providers.BeginRequest{
-		State: state, CallbackURL: s.CallbackURL(providerName),
-		LoginHint: p.LoginHint, Prompt: p.Prompt, Organization: p.Organization,
-	})
-	if err != nil {
-		return nil, nil, s.providerFailure(providerName, err)
-	}
-	ls := &LoginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
-		ExpiresAt: s.now().Add(s.cfg.LoginStateTTL).Unix()}
-	if err := s.recordPending(ctx, prov, ls); err != nil {
-		return nil, nil, err
-	}
-	cookie, err := s.sealLoginState(ls)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ch, cookie, nil
+// IssuedCode answers a completed authorization request.
+type IssuedCode struct {
+	// RedirectURL is the client's redirect URI carrying the single-use
+	// code, the client's state and iss (RFC 9207).
+	RedirectURL string
+	// SessionID is the session the code opens.
+	SessionID string
 }
 
-// UpstreamRefused sends the browser back to the client when the person
-// cancelled or the upstream refused (an `error` on the callback).
-func (s *Service) UpstreamRefused(ctx context.Context, ls *LoginState, upstreamCode string, meta RequestMeta) string {
-	s.countLogin(ls.Provider, "cancelled")
-	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
-		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
-	e := oauthErr(http.StatusBadRequest, "access_denied", "the sign-in was cancelled or refused at the identity provider")
-	return s.errorRedirect(&ls.Request, e)
-}
-
-// FinishLogin completes a sign-in with the identity the provider yielded:
-// it provisions the user, opens a session and returns the client redirect
-// carrying a single-use authorization code.
-func (s *Service) FinishLogin(ctx context.Context, ls *LoginState, id *providers.Identity, meta RequestMeta) (string, error) {
-	p := &ls.Request
-	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
-		Meta: provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID}})
-	if errors.Is(err, provisioning.ErrUserDisabled) {
-		// Provisioning recorded the refusal in the audit trail.
-		s.countLogin(ls.Provider, "refused")
-		return "", pageErr(http.StatusForbidden, "Account disabled",
-			"Your account is disabled, so you cannot sign in. Contact your administrator.", err)
-	}
-	if err != nil {
-		s.countLogin(ls.Provider, "error")
-		return "", err
-	}
-	user := res.User
-	amr := id.AMR
+// IssueCode opens the session of a completed sign-in, with the requested
+// organization active when the person is an active member of it, and
+// issues the authorization code bound to the request's client, redirect
+// URI, scope, nonce and PKCE challenge. It records nothing itself: the
+// sign-in's outcome is its caller's to count and audit.
+func (s *Service) IssueCode(ctx context.Context, in CodeRequest) (*IssuedCode, error) {
+	p, user := in.Request, in.Provisioned.User
+	amr := in.AMR
 	if len(amr) == 0 {
 		amr = []string{"ext"}
 	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
-		UserID: user.ID, ClientID: p.ClientID, Provider: ls.Provider, ActiveOrgID: initialOrg(res, p.Organization),
+		UserID: user.ID, ClientID: p.ClientID, Provider: in.Provider, ActiveOrgID: initialOrg(in.Provisioned, p.Organization),
 		Scope: p.Scope, AMR: amr, AuthTime: s.now(),
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	code, err := s.sessions.IssueCode(ctx, tokens.NewCode{
 		ClientID: p.ClientID, UserID: user.ID, SessionID: sess.ID, RedirectURI: p.RedirectURI,
 		Scope: p.Scope, Nonce: p.Nonce, CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	s.countLogin(ls.Provider, "success")
-	s.audit(ctx, models.AuditEvent{Type: "login.success", Provider: ls.Provider, SubjectUserID: ptr(user.ID),
-		ActorUserID: ptr(user.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
-		map[string]any{"session_id": sess.ID})
 	u, _ := url.Parse(p.RedirectURI)
 	q := u.Query()
 	q.Set("code", code)
@@ -258,26 +214,7 @@ func (s *Service) FinishLogin(ctx context.Context, ls *LoginState, id *providers
 	}
 	q.Set("iss", s.issuer) // RFC 9207
 	u.RawQuery = q.Encode()
-	return u.String(), nil
-}
-
-// LoginStateRejected records a callback whose login state was missing,
-// forged, replayed or expired.
-func (s *Service) LoginStateRejected(ctx context.Context, provider string, err error, meta RequestMeta) {
-	s.countLogin(provider, "state_rejected")
-	s.audit(ctx, models.AuditEvent{Type: "login.state_rejected", Outcome: models.OutcomeFailure, Provider: truncate(provider, 64),
-		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(causeOf(err).Error(), 200)})
-}
-
-// LoginFailed records a failed completion at a provider.
-func (s *Service) LoginFailed(ctx context.Context, ls *LoginState, err error, meta RequestMeta) {
-	outcome := "error"
-	if errors.Is(err, providers.ErrDenied) {
-		outcome = "refused"
-	}
-	s.countLogin(ls.Provider, outcome)
-	s.audit(ctx, models.AuditEvent{Type: "login.failed", Outcome: models.OutcomeFailure, Provider: ls.Provider,
-		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(err.Error(), 300)})
+	return &IssuedCode{RedirectURL: u.String(), SessionID: sess.ID}, nil
 }
 
 // initialOrg picks the active org of a new session from the memberships
@@ -307,17 +244,11 @@ func initialOrg(res *provisioning.Result, requested string) *string {
 	return nil
 }
 
-func (s *Service) providerFailure(name string, err error) error {
-	var ue *providers.UserError
-	if errors.As(err, &ue) {
-		return &PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: ue.Message, Cause: err}
-	}
-	return &PageError{Status: http.StatusBadGateway, Title: "Sign-in unavailable",
-		Message: "The identity provider cannot be reached right now, please try again in a moment.", Cause: fmt.Errorf("provider %s: %w", name, err)}
-}
-
-// errorRedirect builds the client redirect for an authorization error.
-func (s *Service) errorRedirect(p *AuthorizeParams, e *Error) string {
+// ErrorRedirect delivers the refusal e of authorization request p to the
+// client's registered redirect URI (RFC 6749 §4.1.2.1), with p's state
+// and iss (RFC 9207). p's redirect URI must have been validated
+// (ParseAuthorize): it is never checked here.
+func (s *Service) ErrorRedirect(p *AuthorizeParams, e *Error) *RedirectError {
 	u, _ := url.Parse(p.RedirectURI)
 	q := u.Query()
 	q.Set("error", e.Code)
@@ -327,22 +258,7 @@ func (s *Service) errorRedirect(p *AuthorizeParams, e *Error) string {
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func (s *Service) countLogin(provider, outcome string) {
-	if s.hooks.Login != nil {
-		s.hooks.Login(provider, outcome)
-	}
-}
-
-// causeOf is the detail behind a page error (for audit), else err itself.
-func causeOf(err error) error {
-	var pe *PageError
-	if errors.As(err, &pe) && pe.Cause != nil {
-		return pe.Cause
-	}
-	return err
+	return &RedirectError{Err: e, RedirectURL: u.String()}
 }
 
 func truncate(s string, n int) string {

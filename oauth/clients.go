@@ -77,16 +77,34 @@ func (c *Client) checkSecret(secret string) bool {
 // invalid_client and is audited, aggregated per client and minute (see
 // authFailures); meta describes the request.
 func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials, meta RequestMeta) (*Client, error) {
-	c, reason, err := s.authenticateClient(cred)
-	if reason != "" {
+	// fail refuses cred: failed authentication (not a malformed request)
+	// is counted for the client the id names, if one is configured.
+	fail := func(c *Client, reason string, err error) (*Client, error) {
 		id := ""
 		if c != nil {
 			id = c.ID
 		}
 		s.authFailures.failed(ctx, id, reason, meta)
-	}
-	if err != nil {
 		return nil, err
+	}
+	if cred.BothMethods {
+		return nil, invalidRequest("use one client authentication method only")
+	}
+	if cred.ID == "" {
+		return fail(nil, authFailNoClientID, invalidClient("client authentication required"))
+	}
+	c, ok := s.clients[cred.ID]
+	if !ok {
+		return fail(nil, authFailUnknownClient, invalidClient("client authentication failed"))
+	}
+	if c.Public {
+		if cred.Secret != "" {
+			return fail(c, authFailPublicWithPass, invalidClient("client authentication failed"))
+		}
+		return c, nil
+	}
+	if !c.checkSecret(cred.Secret) {
+		return fail(c, authFailWrongSecret, invalidClient("client authentication failed"))
 	}
 	return c, nil
 }
@@ -96,32 +114,6 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 // minute's too (at shutdown). The app calls it every minute.
 func (s *Service) FlushClientAuthFailures(ctx context.Context, all bool) {
 	s.authFailures.flush(ctx, all)
-}
-
-// authenticateClient checks cred. When authentication failed (not a
-// malformed request), reason says why, and the client is returned
-// alongside the error when the id named a configured one.
-func (s *Service) authenticateClient(cred ClientCredentials) (*Client, string, error) {
-	if cred.BothMethods {
-		return nil, "", invalidRequest("use one client authentication method only")
-	}
-	if cred.ID == "" {
-		return nil, authFailNoClientID, invalidClient("client authentication required")
-	}
-	c, ok := s.clients[cred.ID]
-	if !ok {
-		return nil, authFailUnknownClient, invalidClient("client authentication failed")
-	}
-	if c.Public {
-		if cred.Secret != "" {
-			return c, authFailPublicWithPass, invalidClient("client authentication failed")
-		}
-		return c, "", nil
-	}
-	if !c.checkSecret(cred.Secret) {
-		return c, authFailWrongSecret, invalidClient("client authentication failed")
-	}
-	return c, "", nil
 }
 
 // ParseBasicAuth decodes client_secret_basic credentials, which RFC 6749

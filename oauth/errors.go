@@ -1,7 +1,12 @@
-// Package oauth is Gatehouse's authorization server: it validates
-// authorization requests, drives sign-in through a provider, issues codes,
-// and answers the token, revocation, introspection, UserInfo and logout
-// endpoints (RFC 6749, 7009, 7636, 7662, 9068, OpenID Connect Core).
+// Package oauth is Gatehouse's authorization server: the registered
+// clients and their scopes, authorization-request validation, the
+// authorization codes of completed sign-ins, the grants (authorization
+// code, refresh, client credentials, token exchange, API keys), and the
+// token, revocation, introspection, UserInfo, /auth/me, logout and
+// discovery endpoints (RFC 6749, 7009, 7636, 7662, 8693, 9068, OpenID
+// Connect Core). Browser sign-in (the provider round trip, the login
+// state, the SAML POST binding) is the signin package's, which calls this
+// one; this package never imports it, and its API speaks no HTTP types.
 package oauth
 
 import (

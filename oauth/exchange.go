@@ -54,7 +54,7 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	if scope == "" {
 		scope = defaultExchangeScope
 	}
-	prov, ok := s.providers[name]
+	prov, ok := s.providers.Get(name)
 	if !ok || !client.AllowsProvider(name) {
 		return nil, invalidRequest("unknown provider %q", truncate(name, 64))
 	}

@@ -2,8 +2,9 @@ package oauth
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -52,21 +53,21 @@ type Store interface {
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
 	ListUserMemberships(ctx context.Context, userID string) ([]models.UserMembership, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
-	CreatePendingLogin(ctx context.Context, p *models.PendingLogin) error
-	ConsumePendingLogin(ctx context.Context, id string, now time.Time) (*models.PendingLogin, error)
 }
 
-// Hooks observe outcomes (metrics); every field may be nil.
+// Hooks observe outcomes (metrics); every field may be nil. Sign-in
+// outcomes are the signin package's (signin.Hooks).
 type Hooks struct {
-	Login        func(provider, outcome string)
 	TokenIssued  func(grantType string)
 	RefreshReuse func()
 }
 
 // Options assemble a Service.
 type Options struct {
-	Config      *config.Config
-	Providers   []providers.Provider
+	Config *config.Config
+	// Providers are the configured upstreams: a client names one in an
+	// authorization request, and token exchange validates its tokens.
+	Providers   *providers.Set
 	Keys        Keys
 	Sessions    Sessions
 	Provisioner Provisioner
@@ -81,36 +82,27 @@ type Options struct {
 
 // Service is the authorization server.
 type Service struct {
-	issuer        string
-	cfg           *config.Config
-	clients       map[string]*Client
-	providers     map[string]providers.Provider
-	providerOrder []providers.Provider
-	keys          Keys
-	sessions      Sessions
-	provisioner   Provisioner
-	store         Store
-	apiKeys       APIKeys
-	log           *slog.Logger
-	hooks         Hooks
-	now           func() time.Time
-	loginKey      []byte
-	secureCookies bool
-	authFailures  *authFailures
-	// answers holds a token per upstream answer being validated.
-	answers chan struct{}
+	issuer       string
+	cfg          *config.Config
+	clients      map[string]*Client
+	providers    *providers.Set
+	keys         Keys
+	sessions     Sessions
+	provisioner  Provisioner
+	store        Store
+	apiKeys      APIKeys
+	log          *slog.Logger
+	hooks        Hooks
+	now          func() time.Time
+	authFailures *authFailures
 }
 
 // New builds the authorization server.
 func New(opts Options) *Service {
 	s := &Service{
-		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{},
-		providers: map[string]providers.Provider{}, providerOrder: opts.Providers,
+		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys,
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
-		loginKey:      tokens.DeriveKey(opts.Config.SecretKey, "login-state"),
-		secureCookies: strings.HasPrefix(opts.Config.Issuer, "https://"),
-		answers:       make(chan struct{}, answerSlots()),
 	}
 	if s.now == nil {
 		s.now = func() time.Time { return time.Now().UTC() }
@@ -124,33 +116,13 @@ func New(opts Options) *Service {
 		ids = append(ids, c.ID)
 	}
 	s.authFailures = newAuthFailures(ids, s.now, s.audit)
-	for _, p := range opts.Providers {
-		s.providers[p.Name()] = p
-	}
 	return s
 }
-
-// Issuer is the `iss` of every token.
-func (s *Service) Issuer() string { return s.issuer }
 
 // Client returns a registered client.
 func (s *Service) Client(id string) (*Client, bool) {
 	c, ok := s.clients[id]
 	return c, ok
-}
-
-// Provider returns a configured provider.
-func (s *Service) Provider(name string) (providers.Provider, bool) {
-	p, ok := s.providers[name]
-	return p, ok
-}
-
-// Providers lists the configured providers in configuration order.
-func (s *Service) Providers() []providers.Provider { return s.providerOrder }
-
-// CallbackURL is where an upstream returns the browser for provider.
-func (s *Service) CallbackURL(provider string) string {
-	return strings.TrimSuffix(s.issuer, "/") + "/auth/callback/" + url.PathEscape(provider)
 }
 
 func (s *Service) endpoint(path string) string {
@@ -166,3 +138,10 @@ func (s *Service) audit(ctx context.Context, e models.AuditEvent, details map[st
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

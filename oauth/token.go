@@ -25,16 +25,6 @@ type TokenResponse struct {
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
-// Token answers the token endpoint for an authenticated client; meta
-// describes the request for audit events.
-func (s *Service) Token(ctx context.Context, cred ClientCredentials, form url.Values, meta RequestMeta) (*TokenResponse, error) {
-	client, err := s.AuthenticateClient(ctx, cred, meta)
-	if err != nil {
-		return nil, err
-	}
-	return s.TokenFor(ctx, client, form, meta)
-}
-
 // TokenFor answers the token endpoint for a client AuthenticateClient
 // accepted.
 func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values, meta RequestMeta) (*TokenResponse, error) {

@@ -1,4 +1,4 @@
-package oauth
+package signin
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
+	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 	"github.com/gatehouse-id/gatehouse/providers/samltest"
 )
@@ -67,8 +68,10 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 		store := models.NewStore(db)
 		cfg := &config.Config{Issuer: "https://auth.example.com", SecretKey: strings.Repeat("s", 40), LoginStateTTL: time.Minute,
 			File: config.File{Clients: []config.Client{{ID: "spa", Public: true, RedirectURIs: []string{"https://app.example.com/cb"}}}}}
-		s := New(Options{Config: cfg, Providers: []providers.Provider{prov}, Store: store})
-		ch, cookie, err := s.BeginLogin(ctx, &AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb"}, "corp")
+		set := providers.NewSet([]providers.Provider{prov})
+		server := oauth.New(oauth.Options{Config: cfg, Providers: set, Store: store})
+		s := New(Options{Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, Providers: set, Server: server, Store: store})
+		ch, cookie, err := s.begin(ctx, &oauth.AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb"}, "corp")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +85,7 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 				"RelayState": {relay}, ResubmitField: {"1"}}
 			r := httptest.NewRequest(http.MethodPost, "https://auth.example.com/auth/saml/corp/acs", strings.NewReader(form.Encode()))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.AddCookie(cookie)
+			r.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
 			_ = r.ParseForm()
 			return r
 		}
@@ -98,8 +101,8 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 			s.answers <- struct{}{}
 		}
 		start := time.Now()
-		_, err = s.AcceptPost(ctx, "corp", answer(), RequestMeta{})
-		var pe *PageError
+		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
+		var pe *oauth.PageError
 		if !errors.As(err, &pe) || pe.Status != http.StatusServiceUnavailable || pe.RetryAfter <= 0 {
 			t.Fatalf("answer while busy = %v", err)
 		}
@@ -111,14 +114,14 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 		}
 
 		<-s.answers
-		_, err = s.AcceptPost(ctx, "corp", answer(), RequestMeta{})
+		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
 		if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest || !errors.Is(err, providers.ErrInvalidResponse) {
 			t.Fatalf("answer once a slot is free = %v", err)
 		}
 		if !consumed() || len(s.answers) != cap(s.answers)-1 {
 			t.Fatalf("consumed %v, slots taken %d of %d", consumed(), len(s.answers), cap(s.answers))
 		}
-		_, err = s.AcceptPost(ctx, "corp", answer(), RequestMeta{})
+		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
 		if !errors.As(err, &pe) || !strings.Contains(pe.Message, "expired or was already used") {
 			t.Fatalf("the same answer again = %v", err)
 		}
@@ -130,7 +133,7 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 // errors pass unchanged.
 func TestStartOverOnFault(t *testing.T) {
 	fault := fmt.Errorf("consume: %w", &pgconn.PgError{Code: "57P01"})
-	var pe *PageError
+	var pe *oauth.PageError
 	if err := startOverOnFault(fault); !errors.As(err, &pe) || pe.StartOver == "" || pe.Status != http.StatusServiceUnavailable || pe.RetryAfter == 0 {
 		t.Fatalf("a fault = %#v", err)
 	}
@@ -138,7 +141,7 @@ func TestStartOverOnFault(t *testing.T) {
 	if err := startOverOnFault(other); err != other {
 		t.Fatalf("another error = %v", err)
 	}
-	page := &PageError{Status: http.StatusBadRequest}
+	page := &oauth.PageError{Status: http.StatusBadRequest}
 	if err := startOverOnFault(page); err != page {
 		t.Fatalf("a page error = %v", err)
 	}

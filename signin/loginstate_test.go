@@ -1,4 +1,4 @@
-package oauth
+package signin
 
 import (
 	"encoding/base64"
@@ -6,26 +6,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/oauth"
 )
 
 func testService(t testing.TB, now time.Time) *Service {
-	cfg := &config.Config{Issuer: "https://auth.example.com", SecretKey: strings.Repeat("s", 40), LoginStateTTL: time.Minute}
-	return New(Options{Config: cfg, Now: func() time.Time { return now }})
+	return New(Options{Issuer: "https://auth.example.com", SecretKey: strings.Repeat("s", 40), LoginStateTTL: time.Minute,
+		Now: func() time.Time { return now }})
 }
 
 func TestLoginStateRoundTrip(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	s := testService(t, now)
-	ls := &LoginState{State: randomToken(32), Provider: "dev", Request: AuthorizeParams{ClientID: "spa"}, ExpiresAt: now.Add(time.Minute).Unix()}
+	ls := &loginState{State: randomToken(32), Provider: "dev", Request: oauth.AuthorizeParams{ClientID: "spa"}, ExpiresAt: now.Add(time.Minute).Unix()}
 	cookie, err := s.sealLoginState(ls)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cookie.HttpOnly || cookie.Name != CookieName(ls.State) || strings.Contains(cookie.Value, "spa") {
+	if !cookie.HTTPOnly || cookie.Name != CookieName(ls.State) || strings.Contains(cookie.Value, "spa") {
 		t.Fatalf("cookie = %+v", cookie)
 	}
-	got, err := s.OpenLoginState(cookie.Value, ls.State)
+	got, err := s.openLoginState(cookie.Value, ls.State)
 	if err != nil || got.Request.ClientID != "spa" {
 		t.Fatalf("open = %+v, %v", got, err)
 	}
@@ -38,18 +38,18 @@ func TestLoginStateRoundTrip(t *testing.T) {
 		"not base64":   {"!!!", ls.State},
 	}
 	for name, tc := range cases {
-		if _, err := s.OpenLoginState(tc.value, tc.state); err == nil {
+		if _, err := s.openLoginState(tc.value, tc.state); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// Same state prefix, other key: a cookie sealed by another server.
-	foreign := New(Options{Config: &config.Config{Issuer: "x", SecretKey: strings.Repeat("t", 40), LoginStateTTL: time.Minute}, Now: func() time.Time { return now }})
+	foreign := New(Options{Issuer: "x", SecretKey: strings.Repeat("t", 40), LoginStateTTL: time.Minute, Now: func() time.Time { return now }})
 	fc, _ := foreign.sealLoginState(ls)
-	if _, err := s.OpenLoginState(fc.Value, ls.State); err == nil {
+	if _, err := s.openLoginState(fc.Value, ls.State); err == nil {
 		t.Error("cookie sealed under another secret accepted")
 	}
 	late := testService(t, now.Add(2*time.Minute))
-	if _, err := late.OpenLoginState(cookie.Value, ls.State); err == nil {
+	if _, err := late.openLoginState(cookie.Value, ls.State); err == nil {
 		t.Error("expired login state accepted")
 	}
 }
@@ -73,8 +73,8 @@ func FuzzOpenLoginState(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	s := testService(f, now)
 	// What Gatehouse seals here, by state: the same in every process.
-	sealed := map[string]LoginState{}
-	seal := func(ls LoginState) string {
+	sealed := map[string]loginState{}
+	seal := func(ls loginState) string {
 		c, err := s.sealLoginState(&ls)
 		if err != nil {
 			f.Fatal(err)
@@ -82,13 +82,13 @@ func FuzzOpenLoginState(f *testing.F) {
 		sealed[ls.State] = ls
 		return c.Value
 	}
-	req := AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb", State: "app-state",
+	req := oauth.AuthorizeParams{ClientID: "spa", RedirectURI: "https://app.example.com/cb", State: "app-state",
 		Nonce: "n-1", Scope: "openid email", CodeChallenge: strings.Repeat("c", 43), CodeChallengeMethod: "S256"}
-	live := seal(LoginState{State: "state-0123456789abcdef", Provider: "dev", Saved: "verifier-1", Request: req,
+	live := seal(loginState{State: "state-0123456789abcdef", Provider: "dev", Saved: "verifier-1", Request: req,
 		ExpiresAt: now.Add(time.Minute).Unix()})
-	other := seal(LoginState{State: "state-fedcba9876543210", Provider: "corp", Request: AuthorizeParams{ClientID: "admin"},
+	other := seal(loginState{State: "state-fedcba9876543210", Provider: "corp", Request: oauth.AuthorizeParams{ClientID: "admin"},
 		ExpiresAt: now.Add(time.Minute).Unix()})
-	expired := seal(LoginState{State: "state-expired-0000000", Provider: "dev", Request: req, ExpiresAt: now.Add(-time.Second).Unix()})
+	expired := seal(loginState{State: "state-expired-0000000", Provider: "dev", Request: req, ExpiresAt: now.Add(-time.Second).Unix()})
 	f.Add(live, "state-0123456789abcdef")
 	f.Add(other, "state-fedcba9876543210")
 	// The cookie name (the additional data) keeps 16 characters of the
@@ -100,7 +100,7 @@ func FuzzOpenLoginState(f *testing.F) {
 	f.Add("", "")
 	f.Add("AAAA", "state")
 	f.Fuzz(func(t *testing.T, value, state string) {
-		got, err := s.OpenLoginState(value, state)
+		got, err := s.openLoginState(value, state)
 		if err != nil {
 			if got != nil {
 				t.Fatalf("a login state with an error: %+v, %v", got, err)

@@ -1,0 +1,84 @@
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-id/gatehouse/signin"
+	"github.com/gatehouse-id/gatehouse/web"
+)
+
+// SignIn serves browser sign-in: the authorization endpoint, the
+// upstreams' callbacks and the SAML service provider's endpoints.
+type SignIn struct {
+	Svc     *signin.Service
+	Pages   *web.Pages
+	Log     *slog.Logger
+	Limiter *RateLimiter
+}
+
+// Register adds the sign-in routes to r.
+func (h *SignIn) Register(r *gin.Engine) {
+	r.GET("/auth/login", h.Limiter.PerIP("login"), h.login)
+	r.GET("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
+	r.POST("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
+	r.GET("/auth/saml/:provider/metadata", h.samlMetadata)
+	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
+}
+
+// login is the authorization endpoint.
+func (h *SignIn) login(c *gin.Context) {
+	h.render(c, h.Svc.Login(c.Request.Context(), c.Request.URL.Query()))
+}
+
+// callback receives the upstream's answer (and shows the dev form).
+func (h *SignIn) callback(c *gin.Context) {
+	h.render(c, h.Svc.Callback(c.Request.Context(), c.Param("provider"), c.Request, meta(c)))
+}
+
+// samlACS is the assertion consumer service: the IdP's POST, answered
+// with a page that posts the same fields again from Gatehouse's origin,
+// and that second POST, which carries the login cookie and completes the
+// sign-in.
+func (h *SignIn) samlACS(c *gin.Context) {
+	h.render(c, h.Svc.AssertionPost(c.Request.Context(), c.Param("provider"), c.Request, meta(c)))
+}
+
+// samlMetadata serves a SAML provider's SP metadata, for the IdP admin.
+func (h *SignIn) samlMetadata(c *gin.Context) {
+	doc, mediaType, err := h.Svc.Metadata(c.Request.Context(), c.Param("provider"))
+	if err != nil {
+		writeJSONError(c, h.Log, err)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Data(http.StatusOK, mediaType, doc)
+}
+
+// render writes a sign-in outcome: its cookies, then its one answer.
+func (h *SignIn) render(c *gin.Context, out signin.Outcome) {
+	for _, ck := range out.Cookies {
+		hc := &http.Cookie{Name: ck.Name, Value: ck.Value, Path: ck.Path, Expires: ck.Expires, MaxAge: ck.MaxAge,
+			HttpOnly: ck.HTTPOnly, Secure: ck.Secure}
+		if ck.SameSiteLax {
+			hc.SameSite = http.SameSiteLaxMode
+		}
+		http.SetCookie(c.Writer, hc)
+	}
+	switch {
+	case out.Err != nil:
+		renderPage(c, h.Log, h.Pages, out.Err)
+	case out.Chooser != nil:
+		showPage(c, h.Log, h.Pages, out.Status, "chooser.html", gin.H{"Providers": out.Chooser.Providers, "Client": out.Chooser.Client})
+	case out.Form != nil:
+		showPage(c, h.Log, h.Pages, out.Status, "autopost.html", out.Form)
+	case out.DevForm != nil:
+		f := out.DevForm
+		showPage(c, h.Log, h.Pages, out.Status, "devlogin.html", gin.H{
+			"Action": f.Action, "State": f.State, "Error": f.Error, "Email": f.Email, "Name": f.Name, "Groups": f.Groups})
+	default:
+		c.Redirect(out.Status, out.RedirectURL)
+	}
+}

@@ -1,0 +1,189 @@
+package signin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/provisioning"
+)
+
+// Callback answers provider name's callback URL: the upstream's answer
+// (GET, or a POST form), and the dev provider's own form. The sign-in
+// must be one this browser began at this provider (its login cookie,
+// named after the state); anything else is the "Sign-in expired" page,
+// audited. An upstream error= answer goes back to the client as
+// access_denied (302). The dev provider's form is shown on GET, and again
+// with the person's entry and the provider's message when a POST is
+// refused (400). A completed sign-in is provisioned and ends with a 303 to
+// the client carrying the authorization code. Once the sign-in has
+// finished, one way or the other, Cookies clear its login cookie.
+func (s *Service) Callback(ctx context.Context, name string, r *http.Request, meta oauth.RequestMeta) Outcome {
+	prov, ok := s.providers.Get(name)
+	if !ok {
+		return Outcome{Err: &oauth.PageError{Status: http.StatusNotFound, Title: "Unknown sign-in method",
+			Message: "This sign-in method does not exist."}}
+	}
+	query := r.URL.Query()
+	state := query.Get("state")
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			return Outcome{Err: err}
+		}
+		state = r.PostForm.Get("state")
+	}
+	ls, err := s.openLoginState(loginCookie(r, state), state)
+	if err == nil && ls.Provider != name {
+		err = s.expiredLogin(errLoginState) // a state begun at another provider
+	}
+	if err != nil {
+		s.loginStateRejected(ctx, name, err, meta)
+		return Outcome{Err: err}
+	}
+	clear := []Cookie{s.clearLoginCookie(state)}
+	if upstreamErr := query.Get("error"); upstreamErr != "" {
+		return Outcome{Cookies: clear, Status: http.StatusFound, RedirectURL: s.upstreamRefused(ctx, ls, upstreamErr, meta)}
+	}
+	_, localForm := prov.(providers.LocalForm)
+	if localForm && r.Method == http.MethodGet {
+		return Outcome{Status: http.StatusOK, DevForm: &DevForm{Action: r.URL.Path, State: state, Email: query.Get("login_hint")}}
+	}
+	id, err := s.completeUpstream(ctx, prov, ls, r)
+	if err != nil {
+		var ue *providers.UserError
+		if localForm && errors.As(err, &ue) {
+			// The person mistyped: the form again, the sign-in still open.
+			f := r.PostForm
+			return Outcome{Status: http.StatusBadRequest, DevForm: &DevForm{Action: r.URL.Path, State: state, Error: ue.Message,
+				Email: f.Get("email"), Name: f.Get("name"), Groups: f.Get("groups")}}
+		}
+		s.loginFailed(ctx, ls, err, meta)
+		return Outcome{Cookies: clear, Err: providerPageError(err, "", nil)}
+	}
+	target, err := s.finish(ctx, ls, id, meta)
+	if err != nil {
+		return Outcome{Cookies: clear, Err: err}
+	}
+	return Outcome{Cookies: clear, Status: http.StatusSeeOther, RedirectURL: target}
+}
+
+// completeUpstream completes the sign-in of a login state at its
+// provider's callback. Sign-ins at cross-site POST providers complete at
+// the provider's POST URL only (AssertionPost), never here.
+func (s *Service) completeUpstream(ctx context.Context, prov providers.Provider, ls *loginState, r *http.Request) (*providers.Identity, error) {
+	if _, ok := prov.(providers.CrossSitePost); ok {
+		return nil, s.expiredLogin(errors.New("sign-ins at this provider complete at its POST URL, not at the callback"))
+	}
+	return prov.Complete(ctx, providers.CompleteRequest{HTTP: r, CallbackURL: s.callbackURL(ls.Provider), Saved: ls.Saved})
+}
+
+// upstreamRefused is the client redirect when the person cancelled or
+// the upstream refused (an `error` on the callback).
+func (s *Service) upstreamRefused(ctx context.Context, ls *loginState, upstreamCode string, meta oauth.RequestMeta) string {
+	s.countLogin(ls.Provider, "cancelled")
+	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
+		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
+	e := &oauth.Error{Code: "access_denied", Status: http.StatusBadRequest,
+		Description: "the sign-in was cancelled or refused at the identity provider"}
+	return s.server.ErrorRedirect(&ls.Request, e).RedirectURL
+}
+
+// finish completes a sign-in with the identity the provider yielded: it
+// provisions the user, has the authorization server open a session and
+// issue a code, and returns the client redirect carrying that code.
+func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Identity, meta oauth.RequestMeta) (string, error) {
+	p := &ls.Request
+	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
+		Meta: provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID}})
+	if errors.Is(err, provisioning.ErrUserDisabled) {
+		// Provisioning recorded the refusal in the audit trail.
+		s.countLogin(ls.Provider, "refused")
+		return "", &oauth.PageError{Status: http.StatusForbidden, Title: "Account disabled",
+			Message: "Your account is disabled, so you cannot sign in. Contact your administrator.", Cause: err}
+	}
+	if err != nil {
+		s.countLogin(ls.Provider, "error")
+		return "", err
+	}
+	issued, err := s.server.IssueCode(ctx, oauth.CodeRequest{Request: p, Provider: ls.Provider, Provisioned: res, AMR: id.AMR})
+	if err != nil {
+		return "", err
+	}
+	s.countLogin(ls.Provider, "success")
+	s.audit(ctx, models.AuditEvent{Type: "login.success", Provider: ls.Provider, SubjectUserID: ptr(res.User.ID),
+		ActorUserID: ptr(res.User.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
+		map[string]any{"session_id": issued.SessionID})
+	return issued.RedirectURL, nil
+}
+
+// loginStateRejected records a callback whose login state was missing,
+// forged, replayed or expired.
+func (s *Service) loginStateRejected(ctx context.Context, provider string, err error, meta oauth.RequestMeta) {
+	s.countLogin(provider, "state_rejected")
+	s.audit(ctx, models.AuditEvent{Type: "login.state_rejected", Outcome: models.OutcomeFailure, Provider: truncate(provider, 64),
+		IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(causeOf(err).Error(), 200)})
+}
+
+// loginFailed records a failed completion at a provider.
+func (s *Service) loginFailed(ctx context.Context, ls *loginState, err error, meta oauth.RequestMeta) {
+	outcome := "error"
+	if errors.Is(err, providers.ErrDenied) {
+		outcome = "refused"
+	}
+	s.countLogin(ls.Provider, outcome)
+	s.audit(ctx, models.AuditEvent{Type: "login.failed", Outcome: models.OutcomeFailure, Provider: ls.Provider,
+		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(err.Error(), 300)})
+}
+
+// providerFailure is the page for a provider that could not begin a
+// sign-in.
+func providerFailure(name string, err error) error {
+	var ue *providers.UserError
+	if errors.As(err, &ue) {
+		return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: ue.Message, Cause: err}
+	}
+	return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in unavailable",
+		Message: "The identity provider cannot be reached right now, please try again in a moment.", Cause: fmt.Errorf("provider %s: %w", name, err)}
+}
+
+// providerPageError shows a provider failure: the provider's message for
+// the person when it has one (else message, else a generic one), with the
+// error for logs; a page error already made is kept. Refusals and invalid
+// answers are 400; an unreachable upstream is 502.
+func providerPageError(err error, message string, cause error) error {
+	var pe *oauth.PageError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if models.IsTransient(err) && !errors.Is(err, providers.ErrUnavailable) {
+		// Gatehouse's own database faulted (the SAML replay table, say):
+		// the error table answers a retry page, not an upstream failure.
+		return err
+	}
+	if cause == nil {
+		cause = err
+	}
+	if message == "" {
+		message = "The identity provider could not sign you in. Please try again."
+	}
+	var ue *providers.UserError
+	if errors.As(err, &ue) && ue.Message != "" {
+		message = ue.Message
+	}
+	// Refused by a rule: 403; the upstream is down: 503; its answer was
+	// invalid or cancelled: 400; anything else went wrong upstream: 502.
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, providers.ErrDenied):
+		status = http.StatusForbidden
+	case errors.Is(err, providers.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, providers.ErrInvalidResponse), errors.Is(err, providers.ErrCancelled):
+		status = http.StatusBadRequest
+	}
+	return &oauth.PageError{Status: status, Title: "Sign-in failed", Message: message, Cause: cause}
+}

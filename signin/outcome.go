@@ -1,0 +1,52 @@
+package signin
+
+import "github.com/gatehouse-id/gatehouse/providers"
+
+// Outcome is a sign-in route's answer, for the handler to render. The
+// handler sets Cookies first, whatever follows; then exactly one of these
+// answers:
+//
+//   - Err: the error page or client redirect handlers/errors.go renders
+//     for it (*oauth.PageError, *oauth.RedirectError, a transient fault);
+//   - Chooser, Form or DevForm: that page, with Status;
+//   - otherwise a redirect to RedirectURL with Status (302 or 303).
+type Outcome struct {
+	// Cookies are login cookies to set or clear.
+	Cookies []Cookie
+	Err     error
+	// Status is the HTTP status of the page or redirect.
+	Status      int
+	RedirectURL string
+	// Chooser lists the providers a client may sign in with.
+	Chooser *Chooser
+	// Form is a form the browser posts on its own (a SAML request to the
+	// upstream, or an answer posted again from Gatehouse's origin).
+	Form *providers.AutoPostForm
+	// DevForm is the dev provider's sign-in form (providers.LocalForm).
+	DevForm *DevForm
+}
+
+// Chooser is the provider chooser page.
+type Chooser struct {
+	// Client is the name of the application the person signs in to.
+	Client    string
+	Providers []ChooserEntry
+}
+
+// ChooserEntry is one provider on the chooser: a link that repeats the
+// authorization request with that provider chosen.
+type ChooserEntry struct {
+	DisplayName string
+	URL         string
+}
+
+// DevForm is the dev provider's form: it posts back to Action with State,
+// showing Error (a rejected entry) and the values entered so far.
+type DevForm struct {
+	Action string
+	State  string
+	Error  string
+	Email  string
+	Name   string
+	Groups string
+}
