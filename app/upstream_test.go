@@ -397,7 +397,7 @@ func TestUpstreamDownAtStart(t *testing.T) {
 		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
 	b := newBrowser(t)
 	resp, body = b.get(s.URL + "/auth/login?" + q.Encode())
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "cannot be reached") {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "cannot be reached") {
 		t.Fatalf("sign-in with okta down = %d %s", resp.StatusCode, body)
 	}
 	up.okta.SetDiscoveryDown(false)

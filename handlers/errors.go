@@ -162,13 +162,6 @@ func lookup(kind fault.Kind) answer {
 // answerOf is the table's row for err, with the error's own message for
 // the caller in place of the row's when it has one.
 func answerOf(err error) answer {
-	var pe *oauth.PageError
-	if errors.As(err, &pe) {
-		a := page(pe.Status, pe.Title, pe.Message)
-		a.retryAfter = pe.RetryAfter
-		a.startOver = pe.StartOver != ""
-		return a
-	}
 	a := lookup(fault.Of(err))
 	if m := fault.MessageOf(err); m != "" {
 		a.description, a.message = m, m

@@ -78,14 +78,14 @@ func meta(c *gin.Context) oauth.RequestMeta {
 func postForm(c *gin.Context) (url.Values, error) {
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" {
-		return nil, &oauth.Error{Code: "invalid_request", Status: http.StatusBadRequest,
+		return nil, &oauth.Error{Code: "invalid_request",
 			Description: "the body must be application/x-www-form-urlencoded"}
 	}
 	if err := c.Request.ParseForm(); err != nil {
 		if IsBodyTooLarge(err) {
 			return nil, err
 		}
-		return nil, &oauth.Error{Code: "invalid_request", Status: http.StatusBadRequest, Description: "malformed form body"}
+		return nil, &oauth.Error{Code: "invalid_request", Description: "malformed form body"}
 	}
 	return c.Request.PostForm, nil
 }

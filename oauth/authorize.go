@@ -3,11 +3,11 @@ package oauth
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/tokens"
@@ -54,7 +54,7 @@ var codeChallengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 const maxParamLen = 2048
 
 // ParseAuthorize validates an authorization request. Problems with the
-// client or redirect URI are *PageError (never redirected: no open
+// client or redirect URI are errors with a page kind (never redirected: no open
 // redirects); the rest are *RedirectError for the client.
 func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	for k, v := range q {
@@ -63,14 +63,12 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 			// before anything else, so a repeated redirect_uri cannot be
 			// used to smuggle a second value.
 			if k == "client_id" || k == "redirect_uri" {
-				return nil, pageErr(http.StatusBadRequest, "Invalid sign-in request",
-					"The application sent a malformed sign-in request.", fmt.Errorf("repeated %s", k))
+				return nil, fault.New(fault.MalformedSignIn, fmt.Errorf("repeated %s", k))
 			}
 		}
 		for _, one := range v {
 			if len(one) > maxParamLen {
-				return nil, pageErr(http.StatusBadRequest, "Invalid sign-in request",
-					"The application sent a malformed sign-in request.", fmt.Errorf("%s too long", k))
+				return nil, fault.New(fault.MalformedSignIn, fmt.Errorf("%s too long", k))
 			}
 		}
 	}
@@ -83,17 +81,13 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	}
 	client, ok := s.clients[p.ClientID]
 	if !ok {
-		return nil, pageErr(http.StatusBadRequest, "Unknown application",
-			"The application that sent you here is not registered with this sign-in service.",
-			fmt.Errorf("unknown client_id"))
+		return nil, fault.New(fault.UnknownClient, fmt.Errorf("unknown client_id"))
 	}
 	if p.RedirectURI == "" && len(client.RedirectURIs) == 1 {
 		p.RedirectURI = client.RedirectURIs[0]
 	}
 	if !client.RegisteredRedirect(p.RedirectURI) {
-		return nil, pageErr(http.StatusBadRequest, "Invalid redirect address",
-			"The application asked to return you to an address it has not registered, so the sign-in was stopped.",
-			fmt.Errorf("unregistered redirect_uri for client %s", client.ID))
+		return nil, fault.New(fault.UnregisteredRedirect, fmt.Errorf("unregistered redirect_uri for client %s", client.ID))
 	}
 	fail := func(e *Error) error { return s.ErrorRedirect(p, e) }
 	for k, v := range q {
@@ -105,7 +99,7 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 		if rt == "" {
 			return nil, fail(invalidRequest("response_type is required"))
 		}
-		return nil, fail(oauthErr(http.StatusBadRequest, "unsupported_response_type", "only response_type=code is supported"))
+		return nil, fail(oauthErr("unsupported_response_type", "only response_type=code is supported"))
 	}
 	if !client.AllowsGrant("authorization_code") {
 		return nil, fail(unauthorizedClient("this client may not use the authorization code flow"))
@@ -116,10 +110,10 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	// OpenID Connect Core §6: request objects are not supported, and
 	// saying so beats silently ignoring parameters the client relies on.
 	if q.Has("request") {
-		return nil, fail(oauthErr(http.StatusBadRequest, "request_not_supported", "request objects are not supported"))
+		return nil, fail(oauthErr("request_not_supported", "request objects are not supported"))
 	}
 	if q.Has("request_uri") {
-		return nil, fail(oauthErr(http.StatusBadRequest, "request_uri_not_supported", "request_uri is not supported"))
+		return nil, fail(oauthErr("request_uri_not_supported", "request_uri is not supported"))
 	}
 	// An unknown scope is refused, not dropped (RFC 6749 §4.1.2.1): it is
 	// a mismatch between the client and its registration that should show
@@ -143,7 +137,7 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 		switch pr {
 		case "none":
 			// Gatehouse keeps no browser session of its own to sign in silently with.
-			return nil, fail(oauthErr(http.StatusBadRequest, "login_required", "sign-in requires user interaction"))
+			return nil, fail(oauthErr("login_required", "sign-in requires user interaction"))
 		case "login", "consent", "select_account":
 		default:
 			return nil, fail(invalidRequest("unsupported prompt value %q", pr))

@@ -12,18 +12,17 @@ package oauth
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/gatehouse-id/gatehouse/fault"
 )
 
-// Error is an OAuth error response (RFC 6749 §5.2). Description is shown
-// to the client and never holds a token, code or secret.
+// Error is an OAuth error response (RFC 6749 §5.2). Code is the error
+// code, which is also its fault kind: the HTTP layer's table gives the
+// status. Description is shown to the client and never holds a token,
+// code or secret.
 type Error struct {
 	Code        string
 	Description string
-	Status      int
 	// Cause is for logs only.
 	Cause error
 }
@@ -44,57 +43,29 @@ func (e *Error) Kind() fault.Kind { return fault.Kind(e.Code) }
 // PublicMessage is the description, which is written for the client.
 func (e *Error) PublicMessage() string { return e.Description }
 
-func oauthErr(status int, code, format string, args ...any) *Error {
-	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
+func oauthErr(code, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...)}
 }
 
 func invalidRequest(format string, args ...any) *Error {
-	return oauthErr(http.StatusBadRequest, "invalid_request", format, args...)
+	return oauthErr("invalid_request", format, args...)
 }
 
 func invalidGrant(format string, args ...any) *Error {
-	return oauthErr(http.StatusBadRequest, "invalid_grant", format, args...)
+	return oauthErr("invalid_grant", format, args...)
 }
 
 func invalidClient(format string, args ...any) *Error {
-	return oauthErr(http.StatusUnauthorized, "invalid_client", format, args...)
+	return oauthErr("invalid_client", format, args...)
 }
 
 func unauthorizedClient(format string, args ...any) *Error {
-	return oauthErr(http.StatusBadRequest, "unauthorized_client", format, args...)
+	return oauthErr("unauthorized_client", format, args...)
 }
 
 // ErrInvalidToken is a bearer-token failure (RFC 6750 §3.1): the caller
 // answers 401 with WWW-Authenticate.
 var ErrInvalidToken = fault.New(fault.InvalidToken, errors.New("invalid_token"))
-
-// PageError is a failure in a browser flow that must not redirect (an
-// unknown client or redirect URI, an expired or forged login state). It is
-// shown as a page: Title and Message are for the person, Cause for logs.
-type PageError struct {
-	Status  int
-	Title   string
-	Message string
-	Cause   error
-	// StartOver, when set, is a URL the page offers to begin again.
-	StartOver string
-	// RetryAfter, when set, is how long to wait before trying again
-	// (sent as Retry-After with a 503).
-	RetryAfter time.Duration
-}
-
-func (e *PageError) Error() string {
-	if e.Cause != nil {
-		return e.Title + ": " + e.Cause.Error()
-	}
-	return e.Title
-}
-
-func (e *PageError) Unwrap() error { return e.Cause }
-
-func pageErr(status int, title, message string, cause error) *PageError {
-	return &PageError{Status: status, Title: title, Message: message, Cause: cause}
-}
 
 // RedirectError is an authorization error delivered to the client's
 // registered redirect URI (RFC 6749 §4.1.2.1).

@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"slices"
 
@@ -37,7 +36,7 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	}
 	for _, param := range []string{"audience", "resource"} {
 		if v := form.Get(param); v != "" && !slices.Contains(client.Audience(), v) {
-			return nil, oauthErr(http.StatusBadRequest, "invalid_target", "%s %q is not an audience of this client", param, truncate(v, 80))
+			return nil, oauthErr("invalid_target", "%s %q is not an audience of this client", param, truncate(v, 80))
 		}
 	}
 	if typ == TokenTypeAPIKey {
@@ -113,11 +112,11 @@ func exchangeRefusal(provider string, err error) *Error {
 	var ue *providers.UserError
 	switch {
 	case errors.Is(err, providers.ErrUnavailable):
-		return &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, Cause: err,
+		return &Error{Code: "temporarily_unavailable", Cause: err,
 			Description: "the identity provider cannot be reached right now; try again shortly"}
 	case errors.As(err, &ue):
-		return &Error{Code: "invalid_grant", Status: http.StatusBadRequest, Description: ue.Message, Cause: err}
+		return &Error{Code: "invalid_grant", Description: ue.Message, Cause: err}
 	}
-	return &Error{Code: "invalid_grant", Status: http.StatusBadRequest, Cause: err,
+	return &Error{Code: "invalid_grant", Cause: err,
 		Description: "the subject token is not valid for provider " + provider}
 }

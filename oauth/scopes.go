@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 )
@@ -28,7 +27,7 @@ func (c *Client) AllowsScope(scope string) bool {
 func (c *Client) requestedScope(raw string) (string, *Error) {
 	for _, sc := range strings.Fields(raw) {
 		if !c.AllowsScope(sc) {
-			return "", oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q is not allowed for this client", truncate(sc, 60))
+			return "", oauthErr("invalid_scope", "scope %q is not allowed for this client", truncate(sc, 60))
 		}
 	}
 	return c.grantableScope(raw), nil

@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,7 +42,7 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 		case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantTokenExchange:
 			return nil, unauthorizedClient("this client may not use grant_type %s", grant)
 		}
-		return nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported", truncate(grant, 80))
+		return nil, oauthErr("unsupported_grant_type", "grant_type %q is not supported", truncate(grant, 80))
 	}
 	// Events the session service records (code replay, refresh token
 	// reuse) carry the request's IP and id from the context.
@@ -59,7 +58,7 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 	case config.GrantTokenExchange:
 		resp, err = s.tokenExchangeGrant(ctx, client, form, meta)
 	default:
-		return nil, oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type %q is not supported yet", truncate(grant, 80))
+		return nil, oauthErr("unsupported_grant_type", "grant_type %q is not supported yet", truncate(grant, 80))
 	}
 	if err != nil {
 		return nil, err
@@ -212,7 +211,7 @@ func afterRotation(ctx context.Context, step func() (*TokenResponse, error)) (*T
 }
 
 func exceedsGrant(scope string) *Error {
-	return oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q exceeds the original grant", truncate(scope, 60))
+	return oauthErr("invalid_scope", "scope %q exceeds the original grant", truncate(scope, 60))
 }
 
 func (s *Service) clientCredentialsGrant(client *Client, form url.Values) (*TokenResponse, error) {
@@ -223,7 +222,7 @@ func (s *Service) clientCredentialsGrant(client *Client, form url.Values) (*Toke
 	if req := strings.Fields(form.Get("scope")); len(req) > 0 {
 		for _, sc := range req {
 			if !slices.Contains(client.Scopes, sc) {
-				return nil, oauthErr(http.StatusBadRequest, "invalid_scope", "scope %q is not allowed for this client", truncate(sc, 60))
+				return nil, oauthErr("invalid_scope", "scope %q is not allowed for this client", truncate(sc, 60))
 			}
 		}
 		scope = req
@@ -337,10 +336,10 @@ func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models
 func grantError(err error) error {
 	var ge *tokens.GrantError
 	if errors.As(err, &ge) {
-		return &Error{Code: "invalid_grant", Description: ge.Reason, Status: http.StatusBadRequest, Cause: err}
+		return &Error{Code: "invalid_grant", Description: ge.Reason, Cause: err}
 	}
 	if errors.Is(err, tokens.ErrGrantInvalid) {
-		return &Error{Code: "invalid_grant", Description: "the grant is invalid", Status: http.StatusBadRequest, Cause: err}
+		return &Error{Code: "invalid_grant", Description: "the grant is invalid", Cause: err}
 	}
 	return err
 }

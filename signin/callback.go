@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -25,8 +26,7 @@ import (
 func (s *Service) Callback(ctx context.Context, name string, r *http.Request, meta oauth.RequestMeta) Outcome {
 	prov, ok := s.providers.Get(name)
 	if !ok {
-		return Outcome{Err: &oauth.PageError{Status: http.StatusNotFound, Title: "Unknown sign-in method",
-			Message: "This sign-in method does not exist."}}
+		return Outcome{Err: fault.New(fault.UnknownProvider, fmt.Errorf("no provider %q", truncate(name, 64)))}
 	}
 	query := r.URL.Query()
 	state := query.Get("state")
@@ -62,7 +62,7 @@ func (s *Service) Callback(ctx context.Context, name string, r *http.Request, me
 				Email: f.Get("email"), Name: f.Get("name"), Groups: f.Get("groups")}}
 		}
 		s.loginFailed(ctx, ls, err, meta)
-		return Outcome{Cookies: clear, Err: providerPageError(err, "", nil)}
+		return Outcome{Cookies: clear, Err: providerPageError(err)}
 	}
 	target, err := s.finish(ctx, ls, id, meta)
 	if err != nil {
@@ -87,8 +87,7 @@ func (s *Service) upstreamRefused(ctx context.Context, ls *loginState, upstreamC
 	s.countLogin(ls.Provider, "cancelled")
 	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
 		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
-	e := &oauth.Error{Code: "access_denied", Status: http.StatusBadRequest,
-		Description: "the sign-in was cancelled or refused at the identity provider"}
+	e := &oauth.Error{Code: "access_denied", Description: "the sign-in was cancelled or refused at the identity provider"}
 	return s.server.ErrorRedirect(&ls.Request, e).RedirectURL
 }
 
@@ -102,8 +101,7 @@ func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Iden
 	if errors.Is(err, provisioning.ErrUserDisabled) {
 		// Provisioning recorded the refusal in the audit trail.
 		s.countLogin(ls.Provider, "refused")
-		return "", &oauth.PageError{Status: http.StatusForbidden, Title: "Account disabled",
-			Message: "Your account is disabled, so you cannot sign in. Contact your administrator.", Cause: err}
+		return "", fault.New(fault.AccountDisabled, err)
 	}
 	if err != nil {
 		s.countLogin(ls.Provider, "error")
@@ -139,51 +137,26 @@ func (s *Service) loginFailed(ctx context.Context, ls *loginState, err error, me
 		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"reason": truncate(err.Error(), 300)})
 }
 
-// providerFailure is the page for a provider that could not begin a
-// sign-in.
+// providerFailure is what a person sees when a provider could not begin
+// a sign-in: the provider's kind of failure, and an error of no known kind
+// is an upstream that cannot be reached (its discovery never loaded, say).
 func providerFailure(name string, err error) error {
-	var ue *providers.UserError
-	if errors.As(err, &ue) {
-		return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in failed", Message: ue.Message, Cause: err}
+	err = fmt.Errorf("provider %s: %w", name, err)
+	if fault.Of(err) == fault.Internal {
+		return fault.New(fault.UpstreamUnavailable, err)
 	}
-	return &oauth.PageError{Status: http.StatusBadGateway, Title: "Sign-in unavailable",
-		Message: "The identity provider cannot be reached right now, please try again in a moment.", Cause: fmt.Errorf("provider %s: %w", name, err)}
+	return err
 }
 
-// providerPageError shows a provider failure: the provider's message for
-// the person when it has one (else message, else a generic one), with the
-// error for logs; a page error already made is kept. Refusals and invalid
-// answers are 400; an unreachable upstream is 502.
-func providerPageError(err error, message string, cause error) error {
-	var pe *oauth.PageError
-	if errors.As(err, &pe) {
-		return pe
+// providerPageError is what a person sees when a provider's answer was
+// not a sign-in: its kind (refused, unreachable, an invalid or cancelled
+// answer) decides the page, the provider's words for the person replace
+// the page's text (fault.MessageOf), and an error of no known kind went
+// wrong upstream (UpstreamFailed). Gatehouse's own transient fault (the
+// SAML replay table, say) keeps its kind: the table answers a retry page.
+func providerPageError(err error) error {
+	if fault.Of(err) == fault.Internal {
+		return fault.New(fault.UpstreamFailed, err)
 	}
-	if models.IsTransient(err) && !errors.Is(err, providers.ErrUnavailable) {
-		// Gatehouse's own database faulted (the SAML replay table, say):
-		// the error table answers a retry page, not an upstream failure.
-		return err
-	}
-	if cause == nil {
-		cause = err
-	}
-	if message == "" {
-		message = "The identity provider could not sign you in. Please try again."
-	}
-	var ue *providers.UserError
-	if errors.As(err, &ue) && ue.Message != "" {
-		message = ue.Message
-	}
-	// Refused by a rule: 403; the upstream is down: 503; its answer was
-	// invalid or cancelled: 400; anything else went wrong upstream: 502.
-	status := http.StatusBadGateway
-	switch {
-	case errors.Is(err, providers.ErrDenied):
-		status = http.StatusForbidden
-	case errors.Is(err, providers.ErrUnavailable):
-		status = http.StatusServiceUnavailable
-	case errors.Is(err, providers.ErrInvalidResponse), errors.Is(err, providers.ErrCancelled):
-		status = http.StatusBadRequest
-	}
-	return &oauth.PageError{Status: status, Title: "Sign-in failed", Message: message, Cause: cause}
+	return err
 }

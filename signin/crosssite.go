@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -46,9 +47,6 @@ const ResubmitField = "gatehouse_resubmit"
 // is told to come back later.
 const answerWait = 200 * time.Millisecond
 
-// answerRetryAfter is the Retry-After of an answer turned away busy.
-const answerRetryAfter = 2 * time.Second
-
 // answerSlots is the number of answers validated at once: validation is
 // CPU work, and more at once than cores only makes each slower.
 func answerSlots() int { return max(2, runtime.GOMAXPROCS(0)) }
@@ -82,8 +80,7 @@ func (s *Service) AssertionPost(ctx context.Context, name string, r *http.Reques
 		if errors.As(err, &tooLarge) {
 			return Outcome{Err: err}
 		}
-		return Outcome{Err: &oauth.PageError{Status: http.StatusBadRequest, Title: "Sign-in failed",
-			Message: "The identity provider's answer could not be read.", Cause: err}}
+		return Outcome{Err: fault.Explain(fault.UpstreamInvalid, "The identity provider's answer could not be read.", err)}
 	}
 	ans, err := s.acceptPost(ctx, name, r, meta)
 	out := Outcome{Err: err}
@@ -120,13 +117,12 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 	prov, ok := s.providers.Get(name)
 	csp, post := prov.(providers.CrossSitePost)
 	if !ok || !post {
-		return nil, &oauth.PageError{Status: http.StatusNotFound, Title: "Unknown sign-in method", Message: "This sign-in method does not exist.",
-			Cause: fmt.Errorf("no cross-site POST provider %q", truncate(name, 64))}
+		return nil, fault.New(fault.UnknownProvider, fmt.Errorf("no cross-site POST provider %q", truncate(name, 64)))
 	}
 	fields, state, checkErr := csp.CheckPost(r.PostForm)
 	if r.PostForm.Get(ResubmitField) == "" {
 		if checkErr != nil {
-			return nil, providerPageError(checkErr, "", nil)
+			return nil, providerPageError(checkErr)
 		}
 		fields[ResubmitField] = "1"
 		return &postAnswer{form: &providers.AutoPostForm{Action: csp.PostURL(), Fields: fields}}, nil
@@ -144,12 +140,10 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 			}
 		}
 		s.loginFailed(ctx, &loginState{Provider: name}, checkErr, meta)
-		return ans, providerPageError(checkErr, "", nil)
+		return ans, providerPageError(checkErr)
 	}
 	if !s.enterAnswer(ctx) {
-		return nil, &oauth.PageError{Status: http.StatusServiceUnavailable, Title: "Busy", RetryAfter: answerRetryAfter,
-			Message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again.",
-			Cause:   errors.New("every validation slot is busy")}
+		return nil, fault.New(fault.Busy, errors.New("every validation slot is busy"))
 	}
 	ls, id, err := func() (*loginState, *providers.Identity, error) {
 		defer s.leaveAnswer()
@@ -167,13 +161,10 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 // consumed already (one RelayState, one answer), so reloading the page, as
 // a plain retry page would suggest, could not complete it.
 func startOverOnFault(err error) error {
-	var pe *oauth.PageError
-	if err == nil || errors.As(err, &pe) || !models.IsTransient(err) {
+	if fault.Of(err) != fault.Unavailable {
 		return err
 	}
-	return &oauth.PageError{Status: http.StatusServiceUnavailable, Title: "Sign-in not completed", StartOver: "/", RetryAfter: answerRetryAfter,
-		Message: "The sign-in service had a brief problem and this sign-in cannot be resumed. Nobody was signed in. " +
-			"Please start again from the application in a moment.", Cause: err}
+	return fault.New(fault.SignInInterrupted, err)
 }
 
 // validateAnswer consumes the pending login of state (and has ans clear
@@ -205,7 +196,8 @@ func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, s
 		err := errors.New("no live sign-in for this RelayState (expired, used, forged, or IdP-initiated while disabled)")
 		s.loginStateRejected(ctx, name, err, meta)
 		if state == "" {
-			return nil, nil, providerPageError(providers.ErrDenied, "Sign-in started at the identity provider is not enabled for this service. Start from the application instead.", err)
+			return nil, nil, fault.Explain(fault.UpstreamDenied,
+				"Sign-in started at the identity provider is not enabled for this service. Start from the application instead.", err)
 		}
 		return nil, nil, s.expiredLogin(err)
 	}
@@ -216,14 +208,12 @@ func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, s
 	if err != nil {
 		err = fmt.Errorf("answer posted by a browser without this sign-in's login cookie: %w", causeOf(err))
 		s.loginStateRejected(ctx, name, err, meta)
-		return nil, nil, &oauth.PageError{Status: http.StatusBadRequest, Title: "Sign-in not completed", Cause: err, StartOver: "/",
-			Message: "This sign-in was started in another browser or on another device, or this browser did not keep the cookie it needs. " +
-				"Nobody was signed in. Start again from the application, in this browser."}
+		return nil, nil, fault.New(fault.OtherBrowser, err)
 	}
 	id, err := prov.Complete(ctx, providers.CompleteRequest{HTTP: r, CallbackURL: s.callbackURL(name), Saved: pending.Saved})
 	if err != nil {
 		s.loginFailed(ctx, ls, err, meta)
-		return nil, nil, providerPageError(err, "", nil)
+		return nil, nil, providerPageError(err)
 	}
 	return ls, id, nil
 }
@@ -236,7 +226,7 @@ func (s *Service) validateUnsolicited(ctx context.Context, prov providers.Provid
 	id, err := prov.Complete(ctx, providers.CompleteRequest{HTTP: r, CallbackURL: s.callbackURL(prov.Name()), Unsolicited: true})
 	if err != nil {
 		s.loginFailed(ctx, ls, err, meta)
-		return nil, nil, providerPageError(err, "", nil)
+		return nil, nil, providerPageError(err)
 	}
 	return ls, id, nil
 }

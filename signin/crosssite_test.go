@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 	"github.com/gatehouse-id/gatehouse/oauth"
@@ -102,8 +103,7 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 		}
 		start := time.Now()
 		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
-		var pe *oauth.PageError
-		if !errors.As(err, &pe) || pe.Status != http.StatusServiceUnavailable || pe.RetryAfter <= 0 {
+		if fault.Of(err) != fault.Busy {
 			t.Fatalf("answer while busy = %v", err)
 		}
 		if waited := time.Since(start); waited < answerWait || waited > answerWait+2*time.Second {
@@ -115,14 +115,14 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 
 		<-s.answers
 		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
-		if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest || !errors.Is(err, providers.ErrInvalidResponse) {
+		if fault.Of(err) != fault.UpstreamInvalid || !errors.Is(err, providers.ErrInvalidResponse) {
 			t.Fatalf("answer once a slot is free = %v", err)
 		}
 		if !consumed() || len(s.answers) != cap(s.answers)-1 {
 			t.Fatalf("consumed %v, slots taken %d of %d", consumed(), len(s.answers), cap(s.answers))
 		}
 		err = s.AssertionPost(ctx, "corp", answer(), oauth.RequestMeta{}).Err
-		if !errors.As(err, &pe) || !strings.Contains(pe.Message, "expired or was already used") {
+		if fault.Of(err) != fault.LoginExpired {
 			t.Fatalf("the same answer again = %v", err)
 		}
 	})
@@ -132,16 +132,15 @@ func TestAnswersWaitForAValidationSlot(t *testing.T) {
 // offers a fresh start (the sign-in may be consumed), not a reload; other
 // errors pass unchanged.
 func TestStartOverOnFault(t *testing.T) {
-	fault := fmt.Errorf("consume: %w", &pgconn.PgError{Code: "57P01"})
-	var pe *oauth.PageError
-	if err := startOverOnFault(fault); !errors.As(err, &pe) || pe.StartOver == "" || pe.Status != http.StatusServiceUnavailable || pe.RetryAfter == 0 {
+	dbFault := fmt.Errorf("consume: %w", &pgconn.PgError{Code: "57P01"})
+	if err := startOverOnFault(dbFault); fault.Of(err) != fault.SignInInterrupted || !errors.Is(err, dbFault) {
 		t.Fatalf("a fault = %#v", err)
 	}
 	other := errors.New("not a fault")
 	if err := startOverOnFault(other); err != other {
 		t.Fatalf("another error = %v", err)
 	}
-	page := &oauth.PageError{Status: http.StatusBadRequest}
+	page := fault.New(fault.OtherBrowser, dbFault)
 	if err := startOverOnFault(page); err != page {
 		t.Fatalf("a page error = %v", err)
 	}

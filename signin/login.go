@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
@@ -27,8 +28,7 @@ func (s *Service) Login(ctx context.Context, q url.Values) Outcome {
 		list := s.providersFor(p)
 		switch len(list) {
 		case 0:
-			return Outcome{Err: &oauth.PageError{Status: http.StatusServiceUnavailable, Title: "No sign-in method",
-				Message: "No way to sign in is configured for this application yet."}}
+			return Outcome{Err: fault.New(fault.NoProvider, fmt.Errorf("client %s allows no configured provider", p.ClientID))}
 		case 1:
 			name = list[0].Name()
 		default:
@@ -79,7 +79,7 @@ func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerN
 	client, _ := s.server.Client(p.ClientID)
 	prov, ok := s.providers.Get(providerName)
 	if !ok || client == nil || !client.AllowsProvider(providerName) {
-		return nil, Cookie{}, s.server.ErrorRedirect(p, &oauth.Error{Code: "invalid_request", Status: http.StatusBadRequest,
+		return nil, Cookie{}, s.server.ErrorRedirect(p, &oauth.Error{Code: "invalid_request",
 			Description: fmt.Sprintf("unknown provider %q", providerName)})
 	}
 	state := randomToken(32)

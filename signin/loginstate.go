@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
@@ -135,9 +136,9 @@ func (s *Service) clearLoginCookie(state string) Cookie {
 		HTTPOnly: true, Secure: s.secureCookies, SameSiteLax: true}
 }
 
-func (s *Service) expiredLogin(cause error) *oauth.PageError {
-	// Without a login state the application is unknown; the landing page
-	// is the one way back we can offer.
-	return &oauth.PageError{Status: http.StatusBadRequest, Title: "Sign-in expired",
-		Message: "The sign-in link expired or was already used, please start again.", Cause: cause, StartOver: "/"}
+// expiredLogin refuses a sign-in whose login state is gone, used, forged
+// or not this browser's. Without a login state the application is
+// unknown: the page offers the landing page as the way back.
+func (s *Service) expiredLogin(cause error) error {
+	return fault.New(fault.LoginExpired, cause)
 }

@@ -160,11 +160,11 @@ func (s *Service) countLogin(provider, outcome string) {
 	}
 }
 
-// causeOf is the detail behind a page error (for audit), else err itself.
+// causeOf is the detail behind an error given a kind (for audit), else
+// err itself.
 func causeOf(err error) error {
-	var pe *oauth.PageError
-	if errors.As(err, &pe) && pe.Cause != nil {
-		return pe.Cause
+	if fe, ok := errors.AsType[*fault.Error](err); ok && fe.Unwrap() != nil {
+		return fe.Unwrap()
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 	"github.com/gatehouse-id/gatehouse/oauth"
@@ -179,14 +180,8 @@ func request(target string, form url.Values, c Cookie) *http.Request {
 	return r
 }
 
-// pageError returns the page error of out ("" title when there is none).
-func pageError(out Outcome) *oauth.PageError {
-	var pe *oauth.PageError
-	if errors.As(out.Err, &pe) {
-		return pe
-	}
-	return &oauth.PageError{}
-}
+// kindOf is the kind of out's error ("" when there is none).
+func kindOf(out Outcome) fault.Kind { return fault.Of(out.Err) }
 
 // checkCleared checks that out clears exactly the login cookie of state,
 // or sets no cookie when want is false.
@@ -246,12 +241,12 @@ func TestLogin(t *testing.T) {
 			}
 		}},
 		{"a client allowed no configured provider", authorize("nowhere", ""), func(t *testing.T, out Outcome) {
-			if pe := pageError(out); pe.Status != http.StatusServiceUnavailable || pe.Title != "No sign-in method" || len(out.Cookies) != 0 {
+			if k := kindOf(out); k != fault.NoProvider || len(out.Cookies) != 0 {
 				t.Fatalf("outcome = %+v", out)
 			}
 		}},
 		{"an unknown client is a page, never a redirect", authorize("stranger", ""), func(t *testing.T, out Outcome) {
-			if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Unknown application" {
+			if k := kindOf(out); k != fault.UnknownClient {
 				t.Fatalf("outcome = %+v", out)
 			}
 		}},
@@ -335,7 +330,7 @@ func TestCallback(t *testing.T) {
 		{name: "the login cookie missing", beginAt: "dev",
 			request: func(t *testing.T, b begun) (string, *http.Request) { return "dev", request(b.upstream, nil, Cookie{}) },
 			check: func(t *testing.T, b begun, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Sign-in expired" || pe.StartOver != "/" {
+				if k := kindOf(out); k != fault.LoginExpired {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -346,7 +341,7 @@ func TestCallback(t *testing.T) {
 				return "dev", request(b.upstream, nil, Cookie{Name: b.cookie.Name, Value: other.cookie.Value})
 			},
 			check: func(t *testing.T, b begun, out Outcome) {
-				if pe := pageError(out); pe.Title != "Sign-in expired" {
+				if k := kindOf(out); k != fault.LoginExpired {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -356,7 +351,7 @@ func TestCallback(t *testing.T) {
 				return "up", request("/auth/callback/up?code=x&state="+url.QueryEscape(b.state), nil, b.cookie)
 			},
 			check: func(t *testing.T, b begun, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Sign-in expired" {
+				if k := kindOf(out); k != fault.LoginExpired {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -366,7 +361,7 @@ func TestCallback(t *testing.T) {
 				return "nope", request("/auth/callback/nope?state=x", nil, Cookie{})
 			},
 			check: func(t *testing.T, b begun, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusNotFound || pe.Title != "Unknown sign-in method" {
+				if k := kindOf(out); k != fault.UnknownProvider {
 					t.Fatalf("outcome = %+v", out)
 				}
 			}},
@@ -391,7 +386,7 @@ func TestCallback(t *testing.T) {
 				return "corp", request("/auth/callback/corp?state="+url.QueryEscape(b.state), nil, b.cookie)
 			},
 			check: func(t *testing.T, b begun, out Outcome) {
-				if pe := pageError(out); pe.Title != "Sign-in expired" {
+				if k := kindOf(out); k != fault.LoginExpired {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -462,7 +457,7 @@ func TestAssertionPost(t *testing.T) {
 				return answer, Cookie{}
 			},
 			check: func(t *testing.T, b begun, answer url.Values, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Sign-in not completed" || pe.StartOver != "/" {
+				if k := kindOf(out); k != fault.OtherBrowser {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -472,7 +467,7 @@ func TestAssertionPost(t *testing.T) {
 				return url.Values{"SAMLResponse": {"!!not base64!!"}, "RelayState": {b.state}}, Cookie{}
 			},
 			check: func(t *testing.T, b begun, answer url.Values, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Sign-in failed" || out.Form != nil {
+				if k := kindOf(out); k != fault.UpstreamInvalid || out.Form != nil {
 					t.Fatalf("outcome = %+v", out)
 				}
 			}},
@@ -481,7 +476,7 @@ func TestAssertionPost(t *testing.T) {
 				return url.Values{"SAMLResponse": {"!!not base64!!"}, "RelayState": {b.state}, ResubmitField: {"1"}}, b.cookie
 			},
 			check: func(t *testing.T, b begun, answer url.Values, out Outcome) {
-				if pe := pageError(out); pe.Status != http.StatusBadRequest || pe.Title != "Sign-in failed" {
+				if k := kindOf(out); k != fault.UpstreamInvalid {
 					t.Fatalf("outcome = %+v", out)
 				}
 			},
@@ -514,7 +509,7 @@ func TestAssertionPost(t *testing.T) {
 	}
 	t.Run("not a cross-site POST provider", func(t *testing.T) {
 		out := f.s.AssertionPost(context.Background(), "dev", request("/auth/saml/dev/acs", url.Values{"SAMLResponse": {"x"}}, Cookie{}), oauth.RequestMeta{})
-		if pe := pageError(out); pe.Status != http.StatusNotFound {
+		if k := kindOf(out); k != fault.UnknownProvider {
 			t.Fatalf("outcome = %+v", out)
 		}
 	})
