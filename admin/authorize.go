@@ -125,27 +125,23 @@ func NewGuard(grants GrantReader, sessions SessionChecker) *Guard {
 }
 
 // CheckCredential is check 1, for rbac.Options.Check: the verified
-// credential is a person's access token whose session is live. A
-// transient database fault wraps rbac.ErrUnavailable (503); any other
-// error refuses the credential (401).
+// credential is a person's access token whose session is live; otherwise
+// a refusal (401) saying which. When the session cannot be looked up the
+// error wraps rbac.ErrUnavailable (503, whatever the database fault): the
+// credential may be fine, and a 401 would sign the person out.
 func (g *Guard) CheckCredential(ctx context.Context, p *rbac.Principal) error {
-	err := g.checkCredential(ctx, p)
-	if models.IsTransient(err) {
-		return fmt.Errorf("%w: %w", rbac.ErrUnavailable, err)
-	}
-	return err
-}
-
-func (g *Guard) checkCredential(ctx context.Context, p *rbac.Principal) error {
 	if !p.IsUser() {
-		return errors.New("the admin API takes a person's access token")
+		return rbac.Refuse("the admin API takes a person's access token")
 	}
 	live, err := g.sessions.SessionActive(ctx, p.SessionID)
 	if err != nil {
-		return fmt.Errorf("check session: %w", err)
+		// The database could not say: the credential may be fine, so the
+		// answer is 503, never a 401 that signs the person out, and the
+		// error's text stays in the log.
+		return fmt.Errorf("%w: check session: %w", rbac.ErrUnavailable, err)
 	}
 	if !live {
-		return errors.New("the session has ended")
+		return rbac.Refuse("the session has ended")
 	}
 	return nil
 }

@@ -90,7 +90,7 @@ func TestGuardCheckCredentialFaults(t *testing.T) {
 	}{
 		{"lost connection", fmt.Errorf("check session: %w", driver.ErrBadConn), true},
 		{"deadline waiting for a connection", context.DeadlineExceeded, true},
-		{"not transient", errors.New("no such table: sessions"), false},
+		{"not transient: still no 401 that signs the person out", errors.New("no such table: sessions"), true},
 	} {
 		err := admin.NewGuard(nil, sessionsFailing{tc.err}).CheckCredential(context.Background(), p)
 		if err == nil || errors.Is(err, rbac.ErrUnavailable) != tc.unavailable || !errors.Is(err, tc.err) {

@@ -292,7 +292,15 @@ func (a *App) adminGuard(ctx context.Context, guard *admin.Guard) (*rbac.Middlew
 		Keys:            func(context.Context) (jose.JSONWebKeySet, error) { return a.Keys.JWKS(), nil },
 		RefetchInterval: time.Second,
 		OrgCheck:        guard.MayActOn,
-		Check:           guard.CheckCredential,
+		Check: func(ctx context.Context, p *rbac.Principal) error {
+			err := guard.CheckCredential(ctx, p)
+			if errors.Is(err, rbac.ErrUnavailable) {
+				// rbac answers 503 and logs nothing: the detail goes here.
+				a.Log.WarnContext(ctx, "admin session check could not decide", slog.String("error", err.Error()),
+					slog.String("request_id", handlers.RequestID(ctx)))
+			}
+			return err
+		},
 	})
 }
 

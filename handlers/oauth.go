@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -85,7 +86,7 @@ func postForm(c *gin.Context) (url.Values, error) {
 		if IsBodyTooLarge(err) {
 			return nil, err
 		}
-		return nil, &oauth.Error{Code: "invalid_request", Description: "malformed form body"}
+		return nil, &oauth.Error{Code: "invalid_request", Description: "malformed form body", Cause: err}
 	}
 	return c.Request.PostForm, nil
 }
@@ -195,26 +196,32 @@ func (h *OAuth) me(c *gin.Context) {
 }
 
 func (h *OAuth) logout(c *gin.Context) {
-	q := c.Request.URL.Query()
-	if c.Request.Method == http.MethodPost {
-		if err := c.Request.ParseForm(); err != nil {
-			renderPage(c, h.Log, h.Pages, err)
-			return
-		}
-		q = c.Request.PostForm
-	}
-	req := oauth.LogoutRequest{IDTokenHint: q.Get("id_token_hint"), ClientID: q.Get("client_id"),
-		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
+	var req oauth.LogoutRequest
 	if token, err := bearerToken(c); err == nil {
 		req.Bearer = token
 	}
-	res, err := h.Svc.Logout(c.Request.Context(), req, meta(c))
-	if err != nil {
-		if strings.Contains(c.GetHeader("Accept"), "application/json") || req.Bearer != "" {
+	// An API caller (a bearer token, or asking for JSON) is answered in
+	// JSON, a browser with a page, whatever went wrong.
+	refuse := func(err error) {
+		if req.Bearer != "" || strings.Contains(c.GetHeader("Accept"), "application/json") {
 			writeBearerError(c, h.Log, err)
 			return
 		}
 		renderPage(c, h.Log, h.Pages, err)
+	}
+	q := c.Request.URL.Query()
+	if c.Request.Method == http.MethodPost {
+		if err := c.Request.ParseForm(); err != nil {
+			refuse(malformedForm(fault.LogoutUnverified, err))
+			return
+		}
+		q = c.Request.PostForm
+	}
+	req.IDTokenHint, req.ClientID = q.Get("id_token_hint"), q.Get("client_id")
+	req.PostLogoutRedirectURI, req.State = q.Get("post_logout_redirect_uri"), q.Get("state")
+	res, err := h.Svc.Logout(c.Request.Context(), req, meta(c))
+	if err != nil {
+		refuse(err)
 		return
 	}
 	if res.RedirectURL != "" {
@@ -222,4 +229,14 @@ func (h *OAuth) logout(c *gin.Context) {
 		return
 	}
 	showPage(c, h.Log, h.Pages, http.StatusOK, "signedout.html", nil)
+}
+
+// malformedForm gives a form that could not be parsed its kind: too large
+// stays too large (413); anything else (a bad percent-escape in the body
+// or the query) is the sender's mistake, kind.
+func malformedForm(kind fault.Kind, err error) error {
+	if IsBodyTooLarge(err) {
+		return err
+	}
+	return fault.New(kind, err)
 }

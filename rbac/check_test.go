@@ -16,7 +16,8 @@ import (
 // error wraps ErrUnavailable: Gatehouse's session check met a database
 // fault) answers 503 with Retry-After and temporarily_unavailable, not a
 // 401 that would make the client drop a good token; any other Check
-// error is a 401.
+// error is a 401, whose answer names the reason only when Refuse gave it
+// (the text of any other error stays out of the answer).
 func TestCheckCannotDecide(t *testing.T) {
 	is := newIssuer(t)
 	for _, tc := range []struct {
@@ -27,7 +28,9 @@ func TestCheckCannotDecide(t *testing.T) {
 		retryAfter bool
 	}{
 		{"check passes", nil, http.StatusOK, "", false},
-		{"check refuses", errors.New("the session has ended"), http.StatusUnauthorized, "invalid_token", false},
+		{"check refuses", rbac.Refuse("the session has ended"), http.StatusUnauthorized, "the session has ended", false},
+		{"check fails with an internal error", errors.New("SQL logic error: no such column: users.secret_col"),
+			http.StatusUnauthorized, "the credential was refused", false},
 		{"check cannot decide", fmt.Errorf("%w: check session: connection reset", rbac.ErrUnavailable),
 			http.StatusServiceUnavailable, "temporarily_unavailable", true},
 	} {
@@ -45,6 +48,10 @@ func TestCheckCannotDecide(t *testing.T) {
 			}
 			if got := rec.Header().Get("Retry-After") != ""; got != tc.retryAfter {
 				t.Fatalf("Retry-After = %q", rec.Header().Get("Retry-After"))
+			}
+			if strings.Contains(rec.Body.String()+rec.Header().Get("WWW-Authenticate"), "secret_col") ||
+				strings.Contains(rec.Body.String(), "connection reset") {
+				t.Fatalf("the check's own error text reached the client: %s", rec.Body)
 			}
 			if tc.status == http.StatusServiceUnavailable && rec.Header().Get("WWW-Authenticate") != "" {
 				t.Fatal("a 503 must not challenge for a new token")

@@ -42,12 +42,31 @@ func unauthorized(err error) *refusal {
 		return &refusal{status: http.StatusServiceUnavailable, body: jsonBody(map[string]string{
 			"error": "temporarily_unavailable", "error_description": "the credential cannot be checked right now; try again shortly"})}
 	}
-	desc := strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+	if errors.Is(err, errNoCredential) {
+		// No credential at all: a challenge without an error code (RFC
+		// 6750 §3.1).
+		return &refusal{status: http.StatusUnauthorized, challenge: "Bearer",
+			body: jsonBody(map[string]string{"error": "invalid_token", "error_description": errNoCredential.Error()})}
+	}
+	desc := publicReason(err)
 	return &refusal{
 		status:    http.StatusUnauthorized,
 		challenge: `Bearer error="invalid_token", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`,
 		body:      jsonBody(map[string]string{"error": "invalid_token", "error_description": desc}),
 	}
+}
+
+// publicReason is what a refused credential's answer says: rbac's own
+// reasons and those given with Refuse; never the text of another error
+// (an Options.Check hook's storage error, say).
+func publicReason(err error) string {
+	if re, ok := errors.AsType[*refusedError](err); ok {
+		return re.reason
+	}
+	if ce, ok := errors.AsType[credentialError](err); ok {
+		return string(ce)
+	}
+	return "the credential was refused"
 }
 
 // Rule is one authorization requirement with its prepared refusals: what
@@ -229,8 +248,12 @@ func (m *Middleware) Enforce(w http.ResponseWriter, r *http.Request, pathOrg str
 		r = r.WithContext(WithPrincipal(r.Context(), p))
 	}
 	org := pathOrg
-	if org == "" {
-		org = m.queryOrg(r)
+	if q := m.queryOrg(r); org == "" {
+		org = q
+	} else if q != "" && q != org {
+		// The path and the query name different organizations: a handler
+		// reading either must see the one that was checked.
+		org = ambiguousOrg
 	}
 	if f := m.decide(p, org, rule); f != nil {
 		write(w, f)

@@ -61,7 +61,9 @@ type Options struct {
 	// Check, when set, runs after a credential verified; an error refuses
 	// the request with 401 (Gatehouse checks that the session is live),
 	// except one wrapping ErrUnavailable (the check could not be made
-	// right now), which answers 503.
+	// right now), which answers 503. The client reads the reason of an
+	// error made by Refuse; any other error's text stays out of the answer
+	// ("the credential was refused").
 	Check func(ctx context.Context, p *Principal) error
 	// Logger receives key-fetch failures; default discards.
 	Logger *slog.Logger
@@ -230,7 +232,27 @@ var (
 	errTokenUnavail   = tokenErr("the issuer's keys cannot be fetched right now")
 )
 
-func tokenErr(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
+func tokenErr(reason string) error { return &refusedError{reason: reason, prefixed: true} }
+
+// Refuse returns an error for Options.Check that refuses the credential
+// (401) with a reason the client may read; it must hold no secret. Its
+// Error() is the reason.
+func Refuse(reason string) error { return &refusedError{reason: reason} }
+
+// refusedError is a refusal whose reason is written for the client.
+type refusedError struct {
+	reason   string
+	prefixed bool // Error() starts with ErrInvalidToken's text
+}
+
+func (e *refusedError) Error() string {
+	if e.prefixed {
+		return ErrInvalidToken.Error() + ": " + e.reason
+	}
+	return e.reason
+}
+
+func (e *refusedError) Unwrap() error { return ErrInvalidToken }
 
 // Verify checks a Gatehouse access token locally and returns its
 // principal: compact JWS signed by a key of the issuer with an accepted

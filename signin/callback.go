@@ -32,7 +32,7 @@ func (s *Service) Callback(ctx context.Context, name string, r *http.Request, me
 	state := query.Get("state")
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
-			return Outcome{Err: err}
+			return Outcome{Err: unreadableAnswer(err)}
 		}
 		state = r.PostForm.Get("state")
 	}

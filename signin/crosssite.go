@@ -76,11 +76,7 @@ func (s *Service) recordPending(ctx context.Context, prov providers.Provider, ls
 // busy, a 503 page with RetryAfter, and the sign-in is left as it was.
 func (s *Service) AssertionPost(ctx context.Context, name string, r *http.Request, meta oauth.RequestMeta) Outcome {
 	if err := r.ParseForm(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return Outcome{Err: err}
-		}
-		return Outcome{Err: fault.Explain(fault.UpstreamInvalid, "The identity provider's answer could not be read.", err)}
+		return Outcome{Err: unreadableAnswer(err)}
 	}
 	ans, err := s.acceptPost(ctx, name, r, meta)
 	out := Outcome{Err: err}
@@ -251,3 +247,14 @@ func (s *Service) enterAnswer(ctx context.Context) bool {
 }
 
 func (s *Service) leaveAnswer() { <-s.answers }
+
+// unreadableAnswer is the error for a callback or ACS request whose form
+// cannot be parsed: too large stays too large (413); anything else (a bad
+// percent-escape in the body or the query) is an answer that could not be
+// read (400), never a server error.
+func unreadableAnswer(err error) error {
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+		return err
+	}
+	return fault.Explain(fault.UpstreamInvalid, "The identity provider's answer could not be read.", err)
+}

@@ -327,6 +327,18 @@ func TestCallback(t *testing.T) {
 				}
 			},
 			cleared: true, counted: "dev cancelled", audit: "login.cancelled"},
+		{name: "a form that cannot be parsed is a 400, not a server error", beginAt: "dev",
+			request: func(t *testing.T, b begun) (string, *http.Request) {
+				r := httptest.NewRequest(http.MethodPost, testIssuer+"/auth/callback/dev", strings.NewReader("state="+b.state+"&email=%zz"))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				r.AddCookie(&http.Cookie{Name: b.cookie.Name, Value: b.cookie.Value})
+				return "dev", r
+			},
+			check: func(t *testing.T, b begun, out Outcome) {
+				if k := kindOf(out); k != fault.UpstreamInvalid || fault.MessageOf(out.Err) == "" {
+					t.Fatalf("outcome = %+v", out)
+				}
+			}},
 		{name: "the login cookie missing", beginAt: "dev",
 			request: func(t *testing.T, b begun) (string, *http.Request) { return "dev", request(b.upstream, nil, Cookie{}) },
 			check: func(t *testing.T, b begun, out Outcome) {
