@@ -46,19 +46,21 @@ func ours(importPath string) bool {
 // under reports whether pkg is dir or a package below it.
 func under(pkg, dir string) bool { return pkg == dir || strings.HasPrefix(pkg, dir+"/") }
 
-// leafPackages import nothing of Gatehouse; providers and rbac may use them.
+// leafPackages (and any package below one) import nothing of Gatehouse;
+// providers and rbac may use them.
 var leafPackages = []string{"fault", "dburl", "jwks", "claims", "ratelimit", "web"}
 
-// testSupport are packages that exist for tests (fakes, harnesses); the
-// layering rules do not apply to them.
-func testSupport(pkg string) bool {
-	for _, suffix := range []string{"test", "dbtest"} {
-		if strings.HasSuffix(filepath.Base(pkg), suffix) {
-			return true
-		}
-	}
-	return false
+func isLeaf(pkg string) bool {
+	return !testSupport(pkg) && slices.ContainsFunc(leafPackages, func(leaf string) bool { return under(pkg, leaf) })
 }
+
+// testSupportPackages exist for tests (fakes of upstreams, real test
+// databases, whole servers): the layering rules do not apply to them, and
+// no other package may depend on them.
+var testSupportPackages = []string{"app/apptest", "models/dbtest", "providers/providertest", "providers/githubtest",
+	"providers/samltest", "ratelimit/redistest"}
+
+func testSupport(pkg string) bool { return slices.Contains(testSupportPackages, pkg) }
 
 // ginAllowed are the packages that may depend on Gin: the HTTP layer and
 // what assembles it.
@@ -107,9 +109,9 @@ func checkImports(pkgs []goPackage) []violation {
 			}
 			to := rel(imp)
 			switch {
-			case slices.Contains(leafPackages, name):
+			case isLeaf(name):
 				add(name, "imports %s: leaf packages import nothing of Gatehouse, so that providers and the rbac package backends embed can use them without pulling in the server", to)
-			case under(name, "providers") && !slices.Contains(leafPackages, to) && !under(to, "providers"):
+			case under(name, "providers") && !isLeaf(to) && !under(to, "providers"):
 				add(name, "imports %s: providers import only leaf packages (%s), so that an upstream kind can be added, tested and reasoned about without the rest of Gatehouse", to, strings.Join(leafPackages, ", "))
 			case under(to, "cmd"):
 				add(name, "imports %s: nothing imports a command; move what is shared into a package", to)
@@ -117,21 +119,24 @@ func checkImports(pkgs []goPackage) []violation {
 				add(name, "imports %s: only the binary assembles the application; a package that needs app has its arrow pointing up", to)
 			case under(name, "oauth") && under(to, "signin"):
 				add(name, "imports %s: browser sign-in builds on the authorization server, never the reverse", to)
-			case under(name, "handlers") && to == "models":
-				add(name, "imports models: handlers parse, call a service and render; storage stays behind the services (an error that must become a status carries a kind instead)")
+			case under(name, "handlers") && under(to, "models"):
+				add(name, "imports %s: handlers parse, call a service and render; storage stays behind the services (an error that must become a status carries a kind instead)", to)
 			}
 		}
 		reported := map[string]bool{} // one line per package and rule, not per subpackage of Gin
 		for _, dep := range p.Deps {
 			switch {
-			case under(dep, "gorm.io") && !reported["gorm"] && (under(name, "config") || under(name, "rbac") || slices.Contains(leafPackages, name) || under(name, "providers")):
+			case ours(dep) && testSupport(rel(dep)) && !reported[dep]:
+				reported[dep] = true
+				add(name, "depends on %s: test fakes and harnesses serve tests only; production code that reaches them ships them", rel(dep))
+			case under(dep, "gorm.io") && !reported["gorm"] && (under(name, "config") || under(name, "rbac") || isLeaf(name) || under(name, "providers")):
 				reported["gorm"] = true
 				add(name, "depends on %s: only storage and what builds on it use GORM; config, rbac, providers and leaf packages stay free of it, so that backends and tools can import them", dep)
 			case strings.HasPrefix(dep, "github.com/gin-gonic/") && !reported["gin"] && !ginAllowed(name):
 				reported["gin"] = true
 				add(name, "depends on %s: Gin stays in the HTTP layer (handlers, rbac/ginrbac); a net/http backend importing rbac must not compile Gin, and services must not know the router", dep)
 			}
-			if under(name, "rbac") && name != "rbac/ginrbac" && ours(dep) && !slices.Contains(leafPackages, rel(dep)) && !under(rel(dep), "rbac") {
+			if under(name, "rbac") && ours(dep) && !isLeaf(rel(dep)) && !under(rel(dep), "rbac") {
 				add(name, "depends on %s: rbac is what backends import; it verifies tokens and decides permissions and needs none of Gatehouse's storage, providers, provisioning, tokens or handlers", rel(dep))
 			}
 		}
@@ -188,13 +193,31 @@ func checkAPI(name string, forbidden []string, files map[string][]byte) ([]viola
 				}
 			case *ast.GenDecl:
 				for _, spec := range d.Specs {
-					ts, ok := spec.(*ast.TypeSpec)
-					if !ok || !ts.Name.IsExported() {
-						continue
-					}
-					for _, member := range exportedMembers(ts.Type) {
-						if typ := usesHTTP(member); typ != "" {
-							report(ts.Name.Name, typ)
+					switch sp := spec.(type) {
+					case *ast.TypeSpec:
+						if !sp.Name.IsExported() {
+							continue
+						}
+						for _, member := range exportedMembers(sp.Type) {
+							if typ := usesHTTP(member); typ != "" {
+								report(sp.Name.Name, typ)
+							}
+						}
+					case *ast.ValueSpec:
+						for i, n := range sp.Names {
+							if !n.IsExported() {
+								continue
+							}
+							var typ string
+							if sp.Type != nil {
+								typ = usesHTTP(sp.Type)
+							}
+							if typ == "" && i < len(sp.Values) {
+								typ = usesHTTP(sp.Values[i])
+							}
+							if typ != "" {
+								report(n.Name, typ)
+							}
 						}
 					}
 				}
@@ -212,7 +235,10 @@ func exportedReceiver(recv *ast.FieldList) bool {
 	if star, ok := t.(*ast.StarExpr); ok {
 		t = star.X
 	}
-	if idx, ok := t.(*ast.IndexExpr); ok {
+	switch idx := t.(type) {
+	case *ast.IndexExpr:
+		t = idx.X
+	case *ast.IndexListExpr:
 		t = idx.X
 	}
 	id, ok := t.(*ast.Ident)
@@ -276,8 +302,13 @@ func TestArchitecture(t *testing.T) {
 	violations := checkImports(pkgs)
 	for _, p := range pkgs {
 		name := rel(p.ImportPath)
-		forbidden, ok := noHTTPInAPI[name]
-		if !ok {
+		var forbidden []string
+		for pkg, types := range noHTTPInAPI {
+			if under(name, pkg) && !testSupport(name) {
+				forbidden = types
+			}
+		}
+		if forbidden == nil {
 			continue
 		}
 		files := map[string][]byte{}
@@ -334,6 +365,11 @@ func TestArchitectureRulesCatch(t *testing.T) {
 		{"the binary imports app", pkg("cmd/gatehouse", []string{m("app")}, []string{m("app"), gin}), ""},
 		{"a package imports a command", pkg("app", []string{m("cmd/gatehouse")}, []string{m("cmd/gatehouse")}), "nothing imports a command"},
 		{"test fakes are free", pkg("providers/providertest", []string{m("tokens")}, []string{m("tokens")}), ""},
+		{"a provider reaching a fake", pkg("providers", []string{m("providers/providertest")}, []string{m("providers/providertest"), m("config")}), "test fakes and harnesses serve tests only"},
+		{"a tool reaching the harness", pkg("examples/loadtest", []string{m("app/apptest")}, []string{m("app/apptest")}), "test fakes and harnesses serve tests only"},
+		{"the gin adapter reaching storage", pkg("rbac/ginrbac", []string{m("tokens")}, []string{m("tokens"), gin}), "rbac is what backends import"},
+		{"handlers reaching a models subpackage", pkg("handlers", []string{m("models/dbtest")}, []string{m("models/dbtest")}), "handlers parse, call a service and render"},
+		{"a leaf's subpackage", pkg("jwks/x", []string{m("tokens")}, []string{m("tokens")}), "leaf packages import nothing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,6 +397,9 @@ func TestArchitectureRulesCatch(t *testing.T) {
 		{"method of unexported type", "package p\nimport \"net/http\"\ntype s struct{}\nfunc (s) Do(r *http.Request) {}", false},
 		{"status constants are fine", "package p\nimport \"net/http\"\nfunc Status() int { return http.StatusOK }", false},
 		{"an http client is fine", "package p\nimport \"net/http\"\ntype O struct{ HTTP *http.Client }", false},
+		{"exported variable", "package p\nimport \"net/http\"\nvar Hook func(*http.Request)", true},
+		{"exported variable's value", "package p\nimport \"net/http\"\nvar C = &http.Cookie{}", true},
+		{"method of a generic type", "package p\nimport \"net/http\"\ntype G[K, V any] struct{}\nfunc (G[K, V]) Do(*http.Request) {}", true},
 	}
 	if got, _ := checkAPI("signin", noHTTPInAPI["signin"], map[string][]byte{"s.go": []byte(
 		"package s\nimport \"net/http\"\nfunc Callback(r *http.Request) {}\nfunc Set() *http.Cookie { return nil }")}); len(got) != 1 {

@@ -35,6 +35,17 @@ var (
 	ErrInvalid = provisioning.ErrInvalid
 )
 
+// Classified gives an error the admin API's meaning where storage has
+// none: a row that does not exist is fault.NotFound (404). Anything else
+// passes unchanged. The admin API's answers go through it; elsewhere a
+// missing row means what the caller says it means.
+func Classified(err error) error {
+	if errors.Is(err, ErrNotFound) && fault.Of(err) == fault.Internal {
+		return fault.New(fault.NotFound, err)
+	}
+	return err
+}
+
 // InputError names the input that is wrong and says why.
 type InputError = provisioning.InputError
 

@@ -255,7 +255,7 @@ func TestSAMLOneAnswerPerSignIn(t *testing.T) {
 // TestCallbacksBoundToBrowser: the same attack against the OpenID
 // Connect and GitHub callbacks. It fails there because the callback
 // completes a sign-in only when the state in the URL matches the sealed
-// login cookie of the same browser (OpenLoginState: the cookie is named
+// login cookie of the same browser (signin's openLoginState: the cookie is named
 // after the state and sealed with it as additional data). The upstream
 // returns the victim's browser to the callback with a top-level GET
 // redirect; that browser holds no cookie for the attacker's state, so the

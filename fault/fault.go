@@ -144,13 +144,18 @@ type explained interface {
 	PublicMessage() string
 }
 
-// MessageOf returns the outermost non-empty message in err's chain that
-// may be shown to the caller, or "" when none does (the kind's own text
-// applies).
+// MessageOf returns the message err's chain offers the caller for its
+// kind, or "" when none does (the kind's own text applies): the outermost
+// non-empty message at or above the error that decided the kind (Of), so
+// that a message written for one kind never speaks for another. An error
+// whose kind came from a classifier (or none) has no message.
 func MessageOf(err error) string {
 	for err != nil {
 		if e, ok := err.(explained); ok && e.PublicMessage() != "" {
 			return e.PublicMessage()
+		}
+		if _, ok := err.(kinded); ok {
+			return "" // the kind was decided here, without a message
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:

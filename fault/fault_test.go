@@ -12,6 +12,11 @@ type stated struct{ k Kind }
 func (s stated) Error() string { return "stated " + string(s.k) }
 func (s stated) Kind() Kind    { return s.k }
 
+type publicOnly struct{ m string }
+
+func (p publicOnly) Error() string         { return "detail" }
+func (p publicOnly) PublicMessage() string { return p.m }
+
 var errDriver = errors.New("driver: connection reset")
 
 func init() {
@@ -60,7 +65,9 @@ func TestMessageOf(t *testing.T) {
 		{"explained", Explain(Forbidden, "you are not an owner", cause), "you are not an owner"},
 		{"wrapped", fmt.Errorf("ctx: %w", Explain(Conflict, "slug taken", cause)), "slug taken"},
 		{"outermost wins", Explain(UpstreamDenied, "outer", Explain(UpstreamDenied, "inner", cause)), "outer"},
-		{"empty outer falls through", New(UpstreamDenied, Explain(UpstreamDenied, "inner", cause)), "inner"},
+		{"the kind's decider has no message: nothing below speaks for it", New(SignInInterrupted, Explain(UpstreamDenied, "inner", cause)), ""},
+		{"a message above the decider", fmt.Errorf("x: %w", Explain(Busy, "above", New(Unavailable, cause))), "above"},
+		{"a typed message on an unkinded error", fmt.Errorf("x: %w", publicOnly{"shown"}), "shown"},
 		{"joined", errors.Join(cause, Explain(Busy, "later", nil)), "later"},
 	}
 	for _, tc := range cases {

@@ -35,8 +35,9 @@ import (
 // committed is served by the grace window (see tokens/refresh.go).
 const retryAfterUnavailable = time.Second
 
-// retryAfterBusy is the Retry-After when every SAML validation slot is
-// taken: long enough for the answers in flight to finish.
+// retryAfterBusy is the Retry-After of a 503 that waits on work in
+// flight or elsewhere: every SAML validation slot taken, a sign-in cut
+// short by a fault, an identity provider that cannot be reached.
 const retryAfterBusy = 2 * time.Second
 
 // answer is what one kind of failure looks like from outside.
@@ -52,8 +53,12 @@ type answer struct {
 	retryAfter     time.Duration
 	// challenge is the WWW-Authenticate header.
 	challenge string
-	// level is how the detail is logged.
+	// fixedText: the row's texts are shown whatever message the error
+	// offers (a server fault, or a page whose wording matters more).
+	fixedText bool
+	// level and logAs are how the detail is logged.
 	level slog.Level
+	logAs string
 }
 
 const (
@@ -79,9 +84,9 @@ func page(status int, title, message string) answer {
 // answers is the table: every fault.Kind has a row (TestEveryKindAnswered).
 var answers = map[fault.Kind]answer{
 	fault.Internal: {status: http.StatusInternalServerError, code: "server_error", description: "internal error",
-		title:   "Something went wrong",
-		message: "Sign-in failed because of a problem on our side. Please try again; if it keeps happening, quote the reference below.",
-		level:   slog.LevelError},
+		title:     "Something went wrong",
+		message:   "Sign-in failed because of a problem on our side. Please try again; if it keeps happening, quote the reference below.",
+		fixedText: true, level: slog.LevelError, logAs: "internal error"},
 
 	fault.InvalidRequest:         refusal(fault.InvalidRequest, "the request is not valid"),
 	fault.InvalidClient:          withChallenge(refusal(fault.InvalidClient, "client authentication failed"), http.StatusUnauthorized, `Basic realm="gatehouse"`),
@@ -113,11 +118,11 @@ var answers = map[fault.Kind]answer{
 	fault.NoMetadata: withStatus(refusal("not_found", "no SAML provider of that name"), http.StatusNotFound),
 
 	fault.Unavailable: {status: http.StatusServiceUnavailable, code: string(fault.Unavailable), description: unavailableDesc,
-		title: "Temporarily unavailable", retryAfter: retryAfterUnavailable, level: slog.LevelWarn,
+		title: "Temporarily unavailable", retryAfter: retryAfterUnavailable, fixedText: true, level: slog.LevelWarn, logAs: "temporarily unavailable",
 		message: "This step could not finish because of a brief problem on our side. Please wait a moment and try again, " +
 			"or start again from the application."},
 	fault.Busy: {status: http.StatusServiceUnavailable, code: string(fault.Unavailable), description: unavailableDesc,
-		title: "Busy", retryAfter: retryAfterBusy, level: slog.LevelInfo,
+		title: "Busy", retryAfter: retryAfterBusy, fixedText: true, level: slog.LevelInfo,
 		message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again."},
 
 	fault.MalformedSignIn:      page(http.StatusBadRequest, "Invalid sign-in request", "The application sent a malformed sign-in request."),
@@ -129,9 +134,9 @@ var answers = map[fault.Kind]answer{
 	fault.OtherBrowser: withStartOver(page(http.StatusBadRequest, "Sign-in not completed",
 		"This sign-in was started in another browser or on another device, or this browser did not keep the cookie it needs. "+
 			"Nobody was signed in. Start again from the application, in this browser.")),
-	fault.SignInInterrupted: withRetry(withStartOver(page(http.StatusServiceUnavailable, "Sign-in not completed",
+	fault.SignInInterrupted: fixed(withRetry(withStartOver(page(http.StatusServiceUnavailable, "Sign-in not completed",
 		"The sign-in service had a brief problem and this sign-in cannot be resumed. Nobody was signed in. "+
-			"Please start again from the application in a moment.")), retryAfterBusy),
+			"Please start again from the application in a moment.")), retryAfterBusy)),
 	fault.AccountDisabled:    page(http.StatusForbidden, "Account disabled", "Your account is disabled, so you cannot sign in. Contact your administrator."),
 	fault.LogoutUnverified:   page(http.StatusBadRequest, "Sign-out failed", "The sign-out request could not be verified."),
 	fault.LogoutWrongClient:  page(http.StatusBadRequest, "Sign-out failed", "The sign-out request names another application than the one you signed in to."),
@@ -149,6 +154,7 @@ func withChallenge(a answer, status int, challenge string) answer {
 	a.status, a.challenge = status, challenge
 	return a
 }
+func fixed(a answer) answer                          { a.fixedText = true; return a }
 func withStartOver(a answer) answer                  { a.startOver = true; return a }
 func withRetry(a answer, after time.Duration) answer { a.retryAfter = after; return a }
 func withCode(a answer, code string) answer          { a.code = code; return a }
@@ -159,11 +165,20 @@ func lookup(kind fault.Kind) answer {
 	return answers[fault.Internal]
 }
 
+// logMessage is the log line's message for this row: its own, else
+// refused.
+func (a answer) logMessage(refused string) string {
+	if a.logAs != "" {
+		return a.logAs
+	}
+	return refused
+}
+
 // answerOf is the table's row for err, with the error's own message for
 // the caller in place of the row's when it has one.
 func answerOf(err error) answer {
 	a := lookup(fault.Of(err))
-	if m := fault.MessageOf(err); m != "" {
+	if m := fault.MessageOf(err); m != "" && !a.fixedText {
 		a.description, a.message = m, m
 	}
 	return a
@@ -172,10 +187,7 @@ func answerOf(err error) answer {
 func init() {
 	// Reading past the body limit is the client's doing, wherever it is
 	// read.
-	fault.RegisterClassifier(func(err error) (fault.Kind, bool) {
-		var mbe *http.MaxBytesError
-		return fault.TooLarge, errors.As(err, &mbe)
-	})
+	fault.RegisterClassifier(func(err error) (fault.Kind, bool) { return fault.TooLarge, IsBodyTooLarge(err) })
 }
 
 // setHeaders sends an answer's Retry-After and WWW-Authenticate.
@@ -194,7 +206,11 @@ func setHeaders(c *gin.Context, a answer) {
 // logged detail can be found.
 func writeJSONError(c *gin.Context, log *slog.Logger, err error) {
 	a := answerOf(err)
-	logDetail(c, log, a.level, "request refused", err)
+	if oe, ok := err.(*oauth.Error); !ok || oe.Cause != nil || a.status >= 500 {
+		// An OAuth refusal without a cause says all there is in its
+		// answer: logging it would only repeat the access log.
+		logDetail(c, log, a.level, a.logMessage("request refused"), err)
+	}
 	writeAnswer(c, a, err)
 }
 
@@ -218,7 +234,6 @@ func addDetails(body gin.H, err error) {
 	switch {
 	case errors.As(err, &ie):
 		body["field"] = ie.Field
-		body["error_description"] = ie.Error()
 	case errors.As(err, &pe):
 		body["required"] = pe.Required
 	}
@@ -239,8 +254,10 @@ func writeBearerError(c *gin.Context, log *slog.Logger, err error) {
 	writeJSONError(c, log, err)
 }
 
-// writeAdminError answers the admin API.
-func writeAdminError(c *gin.Context, log *slog.Logger, err error) { writeJSONError(c, log, err) }
+// writeAdminError answers the admin API, where a missing row is a 404.
+func writeAdminError(c *gin.Context, log *slog.Logger, err error) {
+	writeJSONError(c, log, admin.Classified(err))
+}
 
 var errNoBearer = errors.New("no bearer token")
 
@@ -292,7 +309,7 @@ func renderPage(c *gin.Context, log *slog.Logger, pages *web.Pages, err error) {
 		return
 	}
 	a := answerOf(err)
-	logDetail(c, log, a.level, "browser flow refused", err)
+	logDetail(c, log, a.level, a.logMessage("browser flow refused"), err)
 	setHeaders(c, a)
 	data := pageData{Title: a.title, Message: a.message, RequestID: RequestID(c.Request.Context())}
 	if a.startOver {

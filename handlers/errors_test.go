@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -78,7 +81,7 @@ func TestErrorTable(t *testing.T) {
 		{"bearer refusal challenges", fmt.Errorf("%w: expired", oauth.ErrInvalidToken), 401, "invalid_token",
 			"the access token is invalid, expired or revoked", [2]string{"WWW-Authenticate", bearerChallenge}},
 		{"body too large", &http.MaxBytesError{Limit: 10}, 413, "invalid_request", "request body too large", [2]string{}},
-		{"admin: not found", fmt.Errorf("load org: %w", admin.ErrNotFound), 404, "not_found", "no such resource", [2]string{}},
+		{"admin: not found", admin.Classified(fmt.Errorf("load org: %w", admin.ErrNotFound)), 404, "not_found", "no such resource", [2]string{}},
 		{"admin: permission names its reason", &admin.PermissionError{Required: "admin:orgs-write", Reason: "your role does not grant it"},
 			403, "insufficient_permission", "your role does not grant it", [2]string{}},
 		{"admin: administrators only", admin.ErrAdministratorsOnly, 403, "insufficient_permission",
@@ -116,19 +119,27 @@ func TestErrorTable(t *testing.T) {
 func TestErrorPages(t *testing.T) {
 	secret := errors.New("detail: s3cr3t")
 	cases := []struct {
-		name      string
-		err       error
-		status    int
-		contains  []string
-		startOver bool
+		name       string
+		err        error
+		status     int
+		contains   []string
+		startOver  bool
+		retryAfter string
 	}{
-		{"internal", secret, 500, []string{"Something went wrong"}, false},
-		{"transient", fault.New(fault.Unavailable, secret), 503, []string{"Temporarily unavailable"}, false},
-		{"expired sign-in offers to start over", fault.New(fault.LoginExpired, secret), 400, []string{"Sign-in expired"}, true},
+		{"busy", fault.New(fault.Busy, secret), 503, []string{"Busy", "reload this page"}, false, "2"},
+		{"a sign-in cut short keeps its own words", fault.New(fault.SignInInterrupted, fault.Explain(fault.UpstreamDenied, "inner words", secret)),
+			503, []string{"cannot be resumed"}, true, "2"},
+		{"another browser", fault.New(fault.OtherBrowser, secret), 400, []string{"another browser"}, true, ""},
+		{"upstream unreachable", fault.New(fault.UpstreamUnavailable, secret), 503, []string{"Sign-in unavailable", "cannot be reached"}, false, "2"},
+		{"an internal error never shows a message", fault.Explain(fault.Internal, "words for someone else", secret), 500,
+			[]string{"Something went wrong"}, false, ""},
+		{"internal", secret, 500, []string{"Something went wrong"}, false, ""},
+		{"transient", fault.New(fault.Unavailable, secret), 503, []string{"Temporarily unavailable"}, false, "1"},
+		{"expired sign-in offers to start over", fault.New(fault.LoginExpired, secret), 400, []string{"Sign-in expired"}, true, ""},
 		{"provider's words", fault.Explain(fault.UpstreamDenied, "Your GitHub account is not in an allowed organization.", secret), 403,
-			[]string{"Sign-in failed", "not in an allowed organization"}, false},
-		{"unknown provider", fault.New(fault.UnknownProvider, secret), 404, []string{"This sign-in method does not exist."}, false},
-		{"too large", &http.MaxBytesError{Limit: 1}, 413, []string{"Request too large"}, false},
+			[]string{"Sign-in failed", "not in an allowed organization"}, false, ""},
+		{"unknown provider", fault.New(fault.UnknownProvider, secret), 404, []string{"This sign-in method does not exist."}, false, ""},
+		{"too large", &http.MaxBytesError{Limit: 1}, 413, []string{"Request too large"}, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +159,45 @@ func TestErrorPages(t *testing.T) {
 			if got := strings.Contains(body, `href="/"`); got != tc.startOver {
 				t.Errorf("start-over link shown = %v, want %v", got, tc.startOver)
 			}
+			if got := w.Header().Get("Retry-After"); got != tc.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", got, tc.retryAfter)
+			}
+			for _, s := range []string{"words for someone else", "inner words"} {
+				if strings.Contains(body, s) {
+					t.Errorf("the page shows %q", s)
+				}
+			}
 		})
+	}
+}
+
+// TestEveryOAuthCodeAnswered: every OAuth error code oauth and signin
+// write has a row, so none falls through to a 500.
+func TestEveryOAuthCodeAnswered(t *testing.T) {
+	code := regexp.MustCompile(`(?:Code: |oauthErr\()"([a-z_]+)"`)
+	seen := 0
+	for _, dir := range []string{"../oauth", "../signin"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range code.FindAllStringSubmatch(string(src), -1) {
+				seen++
+				if _, ok := answers[fault.Kind(m[1])]; !ok {
+					t.Errorf("%s writes OAuth error %q, which the table does not answer", f, m[1])
+				}
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("found only %d OAuth error codes: the pattern no longer matches the code", seen)
 	}
 }

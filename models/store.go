@@ -8,12 +8,10 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-
-	"github.com/gatehouse-id/gatehouse/fault"
 )
 
 // ErrNotFound reports that no row matched.
-var ErrNotFound = fault.New(fault.NotFound, errors.New("not found"))
+var ErrNotFound = errors.New("not found")
 
 // ErrConflict reports that a unique constraint rejected the write.
 var ErrConflict = errors.New("already exists")

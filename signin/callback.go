@@ -143,7 +143,7 @@ func (s *Service) loginFailed(ctx context.Context, ls *loginState, err error, me
 func providerFailure(name string, err error) error {
 	err = fmt.Errorf("provider %s: %w", name, err)
 	if fault.Of(err) == fault.Internal {
-		return fault.New(fault.UpstreamUnavailable, err)
+		return fault.Explain(fault.UpstreamUnavailable, fault.MessageOf(err), err)
 	}
 	return err
 }
@@ -156,7 +156,7 @@ func providerFailure(name string, err error) error {
 // SAML replay table, say) keeps its kind: the table answers a retry page.
 func providerPageError(err error) error {
 	if fault.Of(err) == fault.Internal {
-		return fault.New(fault.UpstreamFailed, err)
+		return fault.Explain(fault.UpstreamFailed, fault.MessageOf(err), err)
 	}
 	return err
 }

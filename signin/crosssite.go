@@ -73,7 +73,8 @@ func (s *Service) recordPending(ctx context.Context, prov providers.Provider, ls
 // sign-in's login cookie. An unsolicited answer (IdP-initiated SSO, when
 // the provider allows it) is completed for its configured client.
 // Failures are pages and audit events; when every validation slot stays
-// busy, a 503 page with RetryAfter, and the sign-in is left as it was.
+// busy, the Busy page (503 with Retry-After), and the sign-in is left as
+// it was.
 func (s *Service) AssertionPost(ctx context.Context, name string, r *http.Request, meta oauth.RequestMeta) Outcome {
 	if err := r.ParseForm(); err != nil {
 		return Outcome{Err: unreadableAnswer(err)}

@@ -7,7 +7,7 @@ import "github.com/gatehouse-id/gatehouse/providers"
 // answers:
 //
 //   - Err: the error page or client redirect handlers/errors.go renders
-//     for it (*oauth.PageError, *oauth.RedirectError, a transient fault);
+//     for it (an error with a fault kind, an *oauth.RedirectError);
 //   - Chooser, Form or DevForm: that page, with Status;
 //   - otherwise a redirect to RedirectURL with Status (302 or 303).
 type Outcome struct {

@@ -160,10 +160,11 @@ func (s *Service) countLogin(provider, outcome string) {
 	}
 }
 
-// causeOf is the detail behind an error given a kind (for audit), else
-// err itself.
+// causeOf is the detail behind an error this package gave a kind (for
+// audit), else err itself. Only the outermost error counts: a provider's
+// error wraps a kinded sentinel whose own text says less than err's.
 func causeOf(err error) error {
-	if fe, ok := errors.AsType[*fault.Error](err); ok && fe.Unwrap() != nil {
+	if fe, ok := err.(*fault.Error); ok && fe.Unwrap() != nil {
 		return fe.Unwrap()
 	}
 	return err
