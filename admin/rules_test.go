@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,10 @@ func TestRoleHierarchy(t *testing.T) {
 				invalid("must be between 0 and 99")},
 			{"define a role named like a system role", func() error { _, err := svc.CreateRole(ctx, lea, acme, role("owner", 10)); return err },
 				invalid(`role name "owner" is reserved`)},
+			{"define a role with a malformed grant", func() error {
+				_, err := svc.CreateRole(ctx, lea, acme, role("keys", 10, "api_key:rotate_"))
+				return err
+			}, invalid(`grant "api_key:rotate_": action "rotate_" ends with an underscore`)},
 			{"define a role with a grant one does not hold", func() error {
 				_, err := svc.CreateRole(ctx, kim, acme, role("billing", 10, "kb:read", "billing:read"))
 				return err
@@ -141,6 +146,21 @@ func TestRoleHierarchy(t *testing.T) {
 			{"define a role within one's level and grants", func() error {
 				_, err := svc.CreateRole(ctx, kim, acme, role("kb-reader", 60, "kb:read"))
 				return err
+			}, succeeds},
+			{"define a role whose grants name resources with underscores", func() error {
+				if _, err := svc.CreateRole(ctx, lea, acme, role("key-rotator", 20, "api_key:rotate", "api_key:read_*")); err != nil {
+					return err
+				}
+				roles, err := svc.ListRoles(ctx, acme, admin.PageRequest{Limit: "100"})
+				for _, r := range roles.Items {
+					if r.Name == "key-rotator" {
+						if !slices.Contains(r.Permissions, "api_key:rotate") || !slices.Contains(r.Permissions, "api_key:read_*") {
+							return errors.New("stored grants: " + strings.Join(r.Permissions, " "))
+						}
+						return err
+					}
+				}
+				return errors.New("the role was not stored")
 			}, succeeds},
 			{"an API key within one's grants", func() error {
 				_, err := svc.CreateAPIKey(ctx, kim, acme, admin.APIKeyInput{Name: "ci", Permissions: []string{"kb:r*"}})

@@ -19,8 +19,13 @@ import (
 	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
+// kbWebhookSecrets are the example backend's webhook secrets in these
+// tests: an old and a new one, as during a rotation.
+var kbWebhookSecrets = []string{"old-articles-webhook-secret-0123456789", "new-articles-webhook-secret-9876543210"}
+
 // kbBackend runs the example backend against the live Gatehouse, with
-// API keys checked by introspection and cached for cacheTTL.
+// API keys checked by introspection and cached for cacheTTL, and the
+// articles webhook delivering to acme.
 func kbBackend(t *testing.T, w *world, cacheTTL time.Duration) *httptest.Server {
 	t.Helper()
 	m, err := rbac.New(context.Background(), rbac.Options{Issuer: w.s.URL, Audience: "kb-api",
@@ -28,7 +33,12 @@ func kbBackend(t *testing.T, w *world, cacheTTL time.Duration) *httptest.Server 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(kb.Handler(m, &kb.Store{}))
+	t.Cleanup(func() { _ = m.Close() })
+	hook, err := m.Webhook(rbac.WebhookOptions{Name: "articles", Secrets: kbWebhookSecrets, Permissions: []string{"kb:write"}, OrgID: w.acme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(kb.Handler(m, &kb.Store{Webhook: hook}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -76,11 +86,12 @@ func TestBackendWithLiveGatehouse(t *testing.T) {
 				{"member reads", "GET", "/kb", []string{"Authorization", "Bearer " + member}, 200, `"org_id":"` + w.acme},
 				{"member writes", "POST", "/kb", []string{"Authorization", "Bearer " + member}, 201, "Runbook"},
 				{"kb:r* reads", "GET", "/kb", []string{"Authorization", "Bearer " + reader}, 200, ""},
-				{"kb:r* does not write", "POST", "/kb", []string{"Authorization", "Bearer " + reader}, 403, `{"error":"insufficient_permission","required":"kb:write"}`},
+				{"kb:r* does not write", "POST", "/kb", []string{"Authorization", "Bearer " + reader}, 403,
+					`{"error":"insufficient_permission","reason":"missing_permission","error_description":"the credential's permissions do not grant kb:write","required":"kb:write"}`},
 				{"*:read reads", "GET", "/kb", []string{"Authorization", "Bearer " + viewer}, 200, ""},
 				{"*:read does not write", "POST", "/kb", []string{"Authorization", "Bearer " + viewer}, 403, `"required":"kb:write"`},
 				{"own org named", "GET", "/kb?org_id=" + w.acme, []string{"Authorization", "Bearer " + member}, 200, ""},
-				{"other org named", "GET", "/kb?org_id=" + w.beta, []string{"Authorization", "Bearer " + member}, 403, "another organization"},
+				{"other org named", "GET", "/kb?org_id=" + w.beta, []string{"Authorization", "Bearer " + member}, 403, `"reason":"other_organization"`},
 				{"beta member in acme", "GET", "/kb?org_id=" + w.acme, []string{"Authorization", "Bearer " + other}, 403, "another organization"},
 				{"no credential", "GET", "/kb", nil, 401, "bearer access token is required"},
 				{"lowercase scheme", "GET", "/kb", []string{"Authorization", "bearer " + member}, 401, "Bearer scheme"},
@@ -88,6 +99,11 @@ func TestBackendWithLiveGatehouse(t *testing.T) {
 				{"another audience", "GET", "/kb", []string{"Authorization", "Bearer " + spaAudience}, 401, "another audience"},
 				{"token in query, no upgrade", "GET", "/kb?token=" + member, nil, 401, ""},
 				{"garbage API key", "GET", "/kb", []string{"X-API-Key", "not-a-key"}, 401, "malformed"},
+				{"ready", "GET", "/readyz", nil, 200, `{"status":"ready"}`},
+				{"webhook, old secret", "POST", "/webhooks/articles", []string{"Authorization", "Bearer " + kbWebhookSecrets[0]}, 201, `"author":"webhook:articles"`},
+				{"webhook, new secret", "POST", "/webhooks/articles", []string{"Authorization", "Bearer " + kbWebhookSecrets[1]}, 201, `"org_id":"` + w.acme},
+				{"webhook, no secret", "POST", "/webhooks/articles", nil, 401, "a webhook secret is required"},
+				{"webhook, a user's token", "POST", "/webhooks/articles", []string{"Authorization", "Bearer " + member}, 401, "the webhook secret is not accepted"},
 			}
 			for _, tc := range cases {
 				status, body, hdr := hit(t, tc.method, be.URL+tc.path, tc.header...)
@@ -95,7 +111,7 @@ func TestBackendWithLiveGatehouse(t *testing.T) {
 					t.Errorf("%s: %s %s = %d %s, want %d with %s", tc.name, tc.method, tc.path, status, body, tc.want, tc.body)
 				}
 				wantChallenge := `Bearer error="invalid_token"`
-				if tc.header == nil {
+				if tc.header == nil && status == 401 {
 					wantChallenge = "Bearer" // no credential: no error code (RFC 6750 §3.1)
 				}
 				if status == 401 && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), wantChallenge) {
@@ -140,6 +156,27 @@ func TestBackendWithLiveGatehouse(t *testing.T) {
 			}
 			if status, body, _ := hit(t, "POST", be.URL+"/kb", "X-API-Key", key.Key); status != 403 || !strings.Contains(body, "kb:write") {
 				t.Fatalf("API key write = %d %s", status, body)
+			}
+			// On a WebSocket upgrade the key travels in ?key=, as the token in ?token=.
+			conn, _, err = websocket.Dial(ctx, wsURL+"?key="+url.QueryEscape(key.Key), nil)
+			if err != nil {
+				t.Fatalf("WebSocket with key: %v", err)
+			}
+			hello = nil
+			if err := wsjson.Read(ctx, conn, &hello); err != nil || hello["org_id"] != w.acme || hello["hello"] != "apikey:"+key.ID {
+				t.Fatalf("hello with key = %v, %v", hello, err)
+			}
+			conn.Close(websocket.StatusNormalClosure, "")
+			for name, q := range map[string]string{"key and token": "?key=" + url.QueryEscape(key.Key) + "&token=" + url.QueryEscape(reader),
+				"key of another org": "?org_id=" + w.beta + "&key=" + url.QueryEscape(key.Key)} {
+				_, resp, err := websocket.Dial(ctx, wsURL+q, nil)
+				if err == nil || resp == nil || (resp.StatusCode != 401 && resp.StatusCode != 403) {
+					t.Fatalf("WebSocket %s: err %v, resp %v", name, err, resp)
+				}
+			}
+			// ?key= on a request that is not an upgrade is no credential.
+			if status, _, _ := hit(t, "GET", be.URL+"/kb?key="+url.QueryEscape(key.Key)); status != 401 {
+				t.Fatalf("?key= without an upgrade = %d", status)
 			}
 			// Exchanged for an access token, it serves JWT-only backends.
 			status, out := formPost(t, w.s.URL+"/auth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},

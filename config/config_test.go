@@ -214,6 +214,7 @@ clients:
     grant_types: [authorization_code, client_credentials]
     access_token_ttl: 5m
     introspect_any: true
+    permissions: [api_key:rotate, "report_runs:*"]
 providers:
   - {name: corp, type: oidc, issuer: https://idp.example.com, client_id: abc, link_by_email: true, trusted_email: true}
 org_sync:
@@ -228,6 +229,9 @@ org_sync:
 	f := c.File
 	if len(f.Clients) != 2 || f.Clients[1].Secret != "" || f.Clients[1].SecretHash == [32]byte{} {
 		t.Fatalf("clients = %+v", f.Clients)
+	}
+	if got := f.Clients[1].Permissions; len(got) != 2 || got[0] != "api_key:rotate" {
+		t.Fatalf("permissions with underscores = %v", got)
 	}
 	if f.Clients[1].AccessTokenTTL.String() != "5m0s" || !f.Clients[1].IntrospectAny || f.Clients[0].IntrospectAny || f.OrgSync.OnLeave != "remove" {
 		t.Fatalf("file = %+v", f)
@@ -278,6 +282,7 @@ func TestYAMLProblems(t *testing.T) {
 		{"rule role malformed", "org_sync:\n  rules:\n    - {match: 'x', org: a, role: Admin}\n", `org_sync.rules[0].role: role name "Admin": has the uppercase letter "A"`},
 		{"rule unknown provider", "org_sync:\n  rules:\n    - {match: 'x', org: a, role: member, provider: okta}\n", `org_sync.rules[0].provider: "okta" is not a configured provider`},
 		{"bad client permission", "clients:\n  - {id: a, secret: abcdefghijklmnopq, grant_types: [client_credentials], permissions: ['KB:read']}\n", `clients[0].permissions: grant "KB:read": resource "KB" has the uppercase letter "K"`},
+		{"client permission starting with an underscore", "clients:\n  - {id: a, secret: abcdefghijklmnopq, grant_types: [client_credentials], permissions: ['_api:read']}\n", `clients[0].permissions: grant "_api:read": resource "_api" starts with an underscore`},
 		{"bad ttl", "clients:\n  - {id: a, public: true, redirect_uris: [https://a.example.com/cb], access_token_ttl: forever}\n", "not a positive duration"},
 		{"link_by_email on oidc", "providers:\n  - {name: corp, type: oidc, link_by_email: true}\n", "providers[0].link_by_email: needs trusted_email: true"},
 		{"link_by_email on saml", "providers:\n  - {name: corp, type: saml, link_by_email: true}\n", "providers[0].link_by_email: needs trusted_email: true"},

@@ -16,10 +16,12 @@ import (
 	"github.com/gatehouse-id/gatehouse/claims"
 )
 
-// ErrUnavailable reports that Gatehouse could not be asked about an API
-// key (network error, 5xx), or that Options.Check could not decide (its
-// error wraps ErrUnavailable): the request is answered 503 with
-// Retry-After, not 401, and nothing is cached.
+// ErrUnavailable reports that a credential cannot be checked right now:
+// the issuer's keys or discovery document are not loaded yet (New keeps
+// fetching them in the background) or cannot be fetched, Gatehouse could
+// not be asked about an API key (network error, 5xx), or Options.Check
+// could not decide (its error wraps ErrUnavailable). The request is
+// answered 503 with Retry-After, not 401, and nothing is cached.
 var ErrUnavailable = errors.New("gatehouse unavailable")
 
 const maxCachedKeys = 10000
@@ -50,7 +52,10 @@ type apiKeyCall struct {
 	err  error
 }
 
-func newAPIKeyCache(o APIKeyOptions, d *discovery, client *http.Client, now func() time.Time) (*apiKeyCache, error) {
+// newAPIKeyCache checks the options; endpoint returns the introspection
+// endpoint once it is known ("" while discovery has not succeeded yet:
+// such requests answer 503).
+func newAPIKeyCache(o APIKeyOptions, endpoint func() string, client *http.Client, now func() time.Time) (*apiKeyCache, error) {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = DefaultAPIKeyCacheTTL
 	}
@@ -60,14 +65,7 @@ func newAPIKeyCache(o APIKeyOptions, d *discovery, client *http.Client, now func
 	c := &apiKeyCache{resolveFn: o.ResolveAPIKey, ttl: o.CacheTTL, nttl: o.NegativeCacheTTL, now: now,
 		entries: map[[32]byte]apiKeyEntry{}, inflight: map[[32]byte]*apiKeyCall{}}
 	if c.resolveFn == nil {
-		endpoint := o.IntrospectionURL
-		if endpoint == "" && d != nil {
-			endpoint = d.IntrospectionEndpoint
-		}
-		switch {
-		case endpoint == "":
-			return nil, errors.New("rbac: APIKeys: no introspection endpoint (set IntrospectionURL)")
-		case o.ClientID == "" || o.ClientSecret == "":
+		if o.ClientID == "" || o.ClientSecret == "" {
 			return nil, errors.New("rbac: APIKeys: ClientID and ClientSecret of a confidential client are required for introspection")
 		}
 		c.resolveFn = introspector(client, endpoint, o.ClientID, o.ClientSecret)
@@ -144,6 +142,7 @@ func (c *apiKeyCache) pruneLocked(now time.Time) {
 }
 
 var (
+	errNotDiscovered  = unavailableErr("the issuer's discovery document is not loaded yet; try again shortly")
 	errAPIKeyInactive = tokenErr("the API key is unknown, disabled or expired")
 	errAPIKeyNotKey   = tokenErr("the X-API-Key header does not hold an API key")
 )
@@ -156,8 +155,12 @@ type introspection struct {
 
 // introspector asks Gatehouse's introspection endpoint about a key,
 // authenticating as a confidential client (client_secret_basic).
-func introspector(client *http.Client, endpoint, id, secret string) func(ctx context.Context, key string) (*Principal, error) {
+func introspector(client *http.Client, endpointOf func() string, id, secret string) func(ctx context.Context, key string) (*Principal, error) {
 	return func(ctx context.Context, key string) (*Principal, error) {
+		endpoint := endpointOf()
+		if endpoint == "" {
+			return nil, errNotDiscovered
+		}
 		form := url.Values{"token": {key}, "token_type_hint": {"api_key"}}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 		if err != nil {

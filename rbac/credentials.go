@@ -38,22 +38,32 @@ const (
 	errNotBearer       credentialError = "the Authorization header must be the Bearer scheme, one space and an access token"
 	errMalformedToken  credentialError = "the access token is malformed"
 	errMalformedAPIKey credentialError = "the API key is malformed"
-	errTwoCredentials  credentialError = "send one credential: an Authorization header, an X-API-Key header or a WebSocket token"
+	errTwoCredentials  credentialError = "send one credential: an Authorization header, an X-API-Key header, or on a WebSocket upgrade a token or key query parameter"
+)
+
+// Query parameters that carry a credential on a WebSocket upgrade, which
+// browsers cannot send headers with.
+const (
+	// QueryToken carries an access token: ?token=<access token>.
+	QueryToken = "token"
+	// QueryKey carries an API key: ?key=<API key>.
+	QueryKey = "key"
 )
 
 // extractCredential finds the request's one credential: "Authorization:
 // Bearer <jwt>" (exactly that scheme and one space), "X-API-Key: <key>",
-// or, only on a WebSocket upgrade, the query parameter token. The token
-// parameter is removed from the request URL whatever the request, so
-// access logs that run after this never see it.
+// or, only on a WebSocket upgrade, the query parameter token (an access
+// token) or key (an API key). Both parameters are removed from the
+// request URL whatever the request, so access logs that run after this
+// never see them.
 func extractCredential(r *http.Request) (credential, error) {
-	queryToken, queryTokens := stripQueryToken(r)
+	q := stripQueryCredentials(r)
 	auth, key := r.Header.Values("Authorization"), r.Header.Values(APIKeyHeader)
 	n := len(auth) + len(key)
-	if queryTokens > 0 && isWebSocketUpgrade(r) {
-		n += queryTokens
+	if q.tokens+q.keys > 0 && isWebSocketUpgrade(r) {
+		n += q.tokens + q.keys
 	} else {
-		queryTokens = 0
+		q = queryCredentials{}
 	}
 	switch {
 	case n == 0:
@@ -64,9 +74,10 @@ func extractCredential(r *http.Request) (credential, error) {
 		return parseBearer(auth[0])
 	case len(key) == 1:
 		return parseAPIKey(key[0])
+	case q.keys == 1:
+		return parseAPIKey(q.key)
 	default:
-		c, err := parseJWTSyntax(queryToken)
-		return c, err
+		return parseJWTSyntax(q.token)
 	}
 }
 
@@ -126,7 +137,7 @@ func base64URLChar(c byte) bool {
 // isWebSocketUpgrade reports an RFC 6455 opening handshake: a GET with
 // "Connection: upgrade" (among other tokens) and "Upgrade: websocket".
 // Browsers cannot set headers on WebSocket requests, so only they may
-// carry the token in the URL.
+// carry a credential in the URL.
 func isWebSocketUpgrade(r *http.Request) bool {
 	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
 		headerHasToken(r.Header, "Upgrade", "websocket")
@@ -143,25 +154,45 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// stripQueryToken removes every "token" query parameter from the request
-// URL (and RequestURI), returning the first value and how many there
-// were. The URL is changed in place: middleware that logs after the
-// handler reads the cleaned URL.
-func stripQueryToken(r *http.Request) (string, int) {
-	if r.URL == nil || !strings.Contains(r.URL.RawQuery, "token") {
-		return "", 0
+// queryCredentials are the credential parameters a URL held: the first
+// value of each and how many there were.
+type queryCredentials struct {
+	token, key   string
+	tokens, keys int
+}
+
+// stripQueryCredentials removes every "token" and "key" query parameter
+// from the request URL (and RequestURI), however their names are
+// percent-encoded. The URL is changed in place: middleware that logs
+// after the handler reads the cleaned URL.
+func stripQueryCredentials(r *http.Request) queryCredentials {
+	var out queryCredentials
+	if r.URL == nil {
+		return out
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	vals, ok := q["token"]
-	if !ok {
-		if err != nil {
-			// Unparseable: drop the whole query rather than risk keeping a token.
+	raw := r.URL.RawQuery
+	if !strings.Contains(raw, QueryToken) && !strings.Contains(raw, QueryKey) && !strings.Contains(raw, "%") {
+		return out
+	}
+	q, err := url.ParseQuery(raw)
+	tokens, hasToken := q[QueryToken]
+	keys, hasKey := q[QueryKey]
+	if !hasToken && !hasKey {
+		if err != nil && (strings.Contains(raw, QueryToken) || strings.Contains(raw, QueryKey)) {
+			// Unparseable: drop the whole query rather than risk keeping a credential.
 			r.URL.RawQuery, r.RequestURI = "", r.URL.RequestURI()
 		}
-		return "", 0
+		return out
 	}
-	delete(q, "token")
+	if hasToken {
+		out.token, out.tokens = tokens[0], len(tokens)
+	}
+	if hasKey {
+		out.key, out.keys = keys[0], len(keys)
+	}
+	delete(q, QueryToken)
+	delete(q, QueryKey)
 	r.URL.RawQuery = q.Encode()
 	r.RequestURI = r.URL.RequestURI()
-	return vals[0], len(vals)
+	return out
 }

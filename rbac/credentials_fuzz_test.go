@@ -11,14 +11,18 @@ import (
 // FuzzExtractCredential feeds arbitrary Authorization and X-API-Key
 // headers and query strings, on upgrade requests and others. Whatever
 // comes in: no panic, an accepted token has the shape of a compact JWS,
-// an accepted key the shape of a Gatehouse key, and no token parameter
-// survives in the URL.
+// an accepted key the shape of a Gatehouse key, no token or key
+// parameter survives in the URL, and a credential from the query is
+// accepted only on an upgrade with no other credential.
 func FuzzExtractCredential(f *testing.F) {
 	f.Add("Bearer aaa.bbb.ccc", "", "", true)
 	f.Add("", "ghk_"+strings.Repeat("x", 43), "", false)
 	f.Add("", "", "token=aaa.bbb.ccc&org_id=o", true)
 	f.Add("bearer x", "key", "token=%zz&token=1", false)
 	f.Add("Bearer a..b", "", "a=1;token=2", true)
+	f.Add("", "", "key=ghk_"+strings.Repeat("k", 43), true)
+	f.Add("", "", "k%65y=ghk_"+strings.Repeat("k", 43)+"&to%6Ben=a.b.c", true)
+	f.Add("", "", "key=1&key=2;x", false)
 	f.Fuzz(func(t *testing.T, auth, key, query string, upgrade bool) {
 		r := httptest.NewRequest(http.MethodGet, "/ws", nil)
 		r.URL.RawQuery = query
@@ -33,8 +37,11 @@ func FuzzExtractCredential(f *testing.F) {
 			r.Header.Set("Upgrade", "websocket")
 		}
 		cred, err := extractCredential(r)
-		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("token") {
-			t.Fatalf("token parameter left in %q", r.URL.RawQuery)
+		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has(QueryToken) || q.Has(QueryKey) {
+			t.Fatalf("credential parameter left in %q", r.URL.RawQuery)
+		}
+		if err == nil && auth == "" && key == "" && !upgrade {
+			t.Fatalf("a credential from the query was accepted without an upgrade: %q", query)
 		}
 		if err != nil {
 			if cred.value != "" {

@@ -2,6 +2,7 @@ package rbac
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,9 +36,9 @@ var keysFreshness = jwks.Freshness{Min: minKeysMaxAge, Default: defaultKeysMaxAg
 // one per minRefetch, and a kid still unknown afterwards is refused
 // without another fetch for minRefetch; stale keys are refreshed in the
 // background, never on the request path; a failed fetch keeps the keys
-// there are.
-func newKeyCache(fetch jwks.Fetcher, minRefetch time.Duration, now func() time.Time, log *slog.Logger) *jwks.Cache {
-	return jwks.New(jwks.Options{Fetch: fetch, MinRefetch: minRefetch, Now: now, FetchTimeout: keysFetchTimeout,
+// there are. Closing ctx (Middleware.Close) stops its fetches.
+func newKeyCache(ctx context.Context, fetch jwks.Fetcher, minRefetch time.Duration, now func() time.Time, log *slog.Logger) *jwks.Cache {
+	return jwks.New(jwks.Options{Fetch: fetch, MinRefetch: minRefetch, Now: now, FetchTimeout: keysFetchTimeout, Context: ctx,
 		OnFetch: func(err error) {
 			if err != nil {
 				log.Warn("rbac: fetching the issuer's keys failed; cached keys stay in use", slog.String("error", err.Error()))
@@ -45,10 +46,14 @@ func newKeyCache(fetch jwks.Fetcher, minRefetch time.Duration, now func() time.T
 		}})
 }
 
-// httpKeySource downloads the issuer's JWKS document, keeping the public
-// signature keys and reading max-age.
-func httpKeySource(client *http.Client, url string) jwks.Fetcher {
-	return jwks.HTTPFetcher(client, url, keysFreshness)
+// httpKeySource downloads the issuer's JWKS document (at the jwks_uri
+// discovery gave), keeping the public signature keys and reading max-age.
+func (m *Middleware) httpKeySource(ctx context.Context) ([]jose.JSONWebKey, time.Duration, error) {
+	f := m.jwksFetch.Load()
+	if f == nil {
+		return nil, 0, errors.New("the issuer's discovery document is not loaded yet")
+	}
+	return (*f)(ctx)
 }
 
 // localKeySource adapts an in-process key set (Gatehouse's own).

@@ -1,100 +1,58 @@
 package rbac
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 )
 
-// refusal is a prepared answer to a request that may not proceed.
-type refusal struct {
-	status    int
-	challenge string // WWW-Authenticate
-	body      []byte
-}
-
-func write(w http.ResponseWriter, f *refusal) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	if f.challenge != "" {
-		h.Set("WWW-Authenticate", f.challenge)
-	}
-	if f.status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "5")
-	}
-	w.WriteHeader(f.status)
-	_, _ = w.Write(f.body)
-}
-
-func jsonBody(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
-// unauthorized answers a refused credential: 401 with an RFC 6750
-// challenge, or 503 when the credential could not be checked right now
-// (Gatehouse could not be asked about an API key, or Options.Check could
-// not decide).
-func unauthorized(err error) *refusal {
-	if errors.Is(err, ErrUnavailable) {
-		return &refusal{status: http.StatusServiceUnavailable, body: jsonBody(map[string]string{
-			"error": "temporarily_unavailable", "error_description": "the credential cannot be checked right now; try again shortly"})}
-	}
-	if errors.Is(err, errNoCredential) {
-		// No credential at all: a challenge without an error code (RFC
-		// 6750 §3.1).
-		return &refusal{status: http.StatusUnauthorized, challenge: "Bearer",
-			body: jsonBody(map[string]string{"error": "invalid_token", "error_description": errNoCredential.Error()})}
-	}
-	desc := publicReason(err)
-	return &refusal{
-		status:    http.StatusUnauthorized,
-		challenge: `Bearer error="invalid_token", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`,
-		body:      jsonBody(map[string]string{"error": "invalid_token", "error_description": desc}),
-	}
-}
-
-// publicReason is what a refused credential's answer says: rbac's own
-// reasons and those given with Refuse; never the text of another error
-// (an Options.Check hook's storage error, say).
-func publicReason(err error) string {
-	if re, ok := errors.AsType[*refusedError](err); ok {
-		return re.reason
-	}
-	if ce, ok := errors.AsType[credentialError](err); ok {
-		return string(ce)
-	}
-	return "the credential was refused"
-}
-
 // Rule is one authorization requirement with its prepared refusals: what
-// Authenticate, RequirePermission, RequireAnyPermission and RequireRole
-// enforce. Adapters for other routers (rbac/ginrbac) build a Rule once,
-// at route set-up, and pass it to Middleware.Enforce per request.
+// Authenticate, RequirePermission, RequireAnyPermission, RequireRole and
+// RequireScope enforce. Adapters for other routers (rbac/ginrbac) build a
+// Rule once, at route set-up, and pass it to Middleware.Enforce per
+// request.
 type Rule struct {
-	allow     func(p *Principal) bool
-	forbidden *refusal // the grant or role is missing
-	otherOrg  *refusal // the request names another organization
+	allow func(p *Principal) bool
+	// perOrg: the requirement is about what the credential may do in its
+	// organization (permissions, roles), so a credential acting in none
+	// is told to get one.
+	perOrg bool
+	// Prepared refusals, copied per request.
+	missing  *Refusal // the grant, role or scope is missing
+	missingK *Refusal // the same, for an API key or a webhook (scopes)
+	noOrg    *Refusal // the credential acts in no organization
+	otherOrg *Refusal // the request names another organization
+	forbid   Refusal  // what Forbid's 403s add: the required fields
 }
 
-func newRule(allow func(*Principal) bool, body map[string]any) *Rule {
-	other := map[string]any{"error_description": "the credential acts in another organization than this request concerns"}
-	for k, v := range body {
-		other[k] = v
+// Sentences of the organization refusals.
+const (
+	sentenceOtherOrg = "the credential acts in another organization than this request concerns"
+	sentenceNoOrg    = "the credential acts in no organization; refresh the token with organization=<organization id> to act in one"
+)
+
+// newRule prepares the refusals of a requirement; req holds its
+// required fields, missing the reason and sentence of its own refusal.
+func newRule(allow func(*Principal) bool, perOrg bool, req Refusal, missingReason, missingSentence string) *Rule {
+	base := req
+	base.Status, base.Code = http.StatusForbidden, CodeInsufficientPermission
+	with := func(reason, sentence string) *Refusal {
+		f := base
+		f.Reason, f.Description = reason, sentence
+		return prepared(f)
 	}
-	return &Rule{
-		allow:     allow,
-		forbidden: &refusal{status: http.StatusForbidden, body: jsonBody(body)},
-		otherOrg:  &refusal{status: http.StatusForbidden, body: jsonBody(other)},
+	r := &Rule{allow: allow, perOrg: perOrg, forbid: base,
+		noOrg:    with(ReasonNoActiveOrganization, sentenceNoOrg),
+		otherOrg: with(ReasonOtherOrganization, sentenceOtherOrg)}
+	if missingReason != "" {
+		r.missing = with(missingReason, missingSentence)
+		r.missingK = r.missing
 	}
+	return r
 }
 
 // authenticated is the rule of Authenticate: any valid credential (the
 // organization check still applies).
-var authenticated = newRule(func(*Principal) bool { return true },
-	map[string]any{"error": "insufficient_permission"})
+var authenticated = newRule(func(*Principal) bool { return true }, false, Refusal{}, "", "")
 
 // AnyCredentialRule is the rule of Authenticate: any valid credential;
 // the organization check still applies.
@@ -107,8 +65,8 @@ func PermissionRule(resource, action string) *Rule {
 	if err := ValidatePermission(perm); err != nil {
 		panic("rbac.RequirePermission: " + err.Error())
 	}
-	return newRule(func(p *Principal) bool { return p.Can(resource, action) },
-		map[string]any{"error": "insufficient_permission", "required": perm})
+	return newRule(func(p *Principal) bool { return p.Can(resource, action) }, true,
+		Refusal{Required: perm}, ReasonMissingPermission, "the credential's permissions do not grant "+perm)
 }
 
 // AnyPermissionRule is the rule of RequireAnyPermission: a grant covers
@@ -125,6 +83,7 @@ func AnyPermissionRule(perms ...string) *Rule {
 		}
 		parsed[i].res, parsed[i].act, _ = strings.Cut(perm, ":")
 	}
+	perms = append([]string(nil), perms...)
 	return newRule(func(p *Principal) bool {
 		for _, x := range parsed {
 			if p.Can(x.res, x.act) {
@@ -132,7 +91,8 @@ func AnyPermissionRule(perms ...string) *Rule {
 			}
 		}
 		return false
-	}, map[string]any{"error": "insufficient_permission", "required_any": perms})
+	}, true, Refusal{RequiredAny: perms}, ReasonMissingPermission,
+		"the credential's permissions grant none of "+strings.Join(perms, ", "))
 }
 
 // RoleRule is the rule of RequireRole: the principal holds one of roles.
@@ -146,6 +106,11 @@ func RoleRule(roles ...string) *Rule {
 			panic("rbac.RequireRole: " + err.Error())
 		}
 	}
+	roles = append([]string(nil), roles...)
+	sentence := "the credential does not hold the role " + roles[0]
+	if len(roles) > 1 {
+		sentence = "the credential holds none of the roles " + strings.Join(roles, ", ")
+	}
 	return newRule(func(p *Principal) bool {
 		for _, r := range roles {
 			if p.HasRole(r) {
@@ -153,18 +118,74 @@ func RoleRule(roles ...string) *Rule {
 			}
 		}
 		return false
-	}, map[string]any{"error": "insufficient_permission", "required_role": roles})
+	}, true, Refusal{RequiredRole: roles}, ReasonMissingRole, sentence)
 }
 
-// decide applies the organization check and the rule.
-func (m *Middleware) decide(p *Principal, requestedOrg string, req *Rule) *refusal {
+// ScopeRule is the rule of RequireScope: the credential was granted
+// every one of scopes (its "scope" claim). API keys and webhooks carry
+// no scopes, so they never pass. It panics on none or a malformed scope
+// (RFC 6749 §3.3: printable ASCII without space, '"' or '\').
+func ScopeRule(scopes ...string) *Rule {
+	if len(scopes) == 0 {
+		panic("rbac.RequireScope: no scope given")
+	}
+	for _, s := range scopes {
+		if !validScope(s) {
+			panic("rbac.RequireScope: scope " + `"` + s + `"` + " is not a scope token (printable ASCII without space, '\"' or '\\')")
+		}
+	}
+	scopes = append([]string(nil), scopes...)
+	list := strings.Join(scopes, " ")
+	sentence := "the token was not granted the scope " + list
+	if len(scopes) > 1 {
+		sentence = "the token was not granted every one of the scopes " + list
+	}
+	r := newRule(func(p *Principal) bool { return p.scopable() && p.HasScopes(scopes...) }, false,
+		Refusal{RequiredScope: scopes}, ReasonMissingScope, sentence)
+	f := *r.missing
+	f.Description = "API keys and webhooks carry no scopes; this route takes an access token granted the scope " + list
+	if len(scopes) > 1 {
+		f.Description = "API keys and webhooks carry no scopes; this route takes an access token granted the scopes " + list
+	}
+	r.missingK = prepared(f)
+	return r
+}
+
+// validScope checks one scope-token (RFC 6749 §3.3).
+func validScope(s string) bool {
+	if s == "" || len(s) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// decide applies the organization check and the rule; it returns the
+// prepared refusal, or nil.
+func (m *Middleware) decide(p *Principal, requestedOrg string, rule *Rule) *Refusal {
+	// Only an access token can be refreshed into one acting in an
+	// organization: others are told what is missing.
+	noOrg := p.OrgID == "" && p.Kind == KindAccessToken
 	if !m.orgCheck(p, requestedOrg) {
-		return req.otherOrg
+		if noOrg {
+			return rule.noOrg
+		}
+		return rule.otherOrg
 	}
-	if !req.allow(p) {
-		return req.forbidden
+	if rule.allow(p) {
+		return nil
 	}
-	return nil
+	switch {
+	case rule.perOrg && noOrg:
+		return rule.noOrg
+	case !p.scopable():
+		return rule.missingK
+	}
+	return rule.missing
 }
 
 // ambiguousOrg stands for a query naming the organization more than once:
@@ -218,6 +239,17 @@ func (m *Middleware) RequireRole(roles ...string) func(http.Handler) http.Handle
 	return m.handler(RoleRule(roles...))
 }
 
+// RequireScope returns net/http middleware that authenticates the
+// request (unless done already) and requires every one of scopes in the
+// access token's scope claim: what the person consented to let the client
+// do, beside the permissions they hold. API keys and webhooks carry no
+// scopes and are refused (403 missing_scope); pair it with
+// RequirePermission on routes that must check both. It panics on none or
+// a malformed scope.
+func (m *Middleware) RequireScope(scopes ...string) func(http.Handler) http.Handler {
+	return m.handler(ScopeRule(scopes...))
+}
+
 func (m *Middleware) handler(rule *Rule) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -234,15 +266,20 @@ func (m *Middleware) handler(rule *Rule) func(http.Handler) http.Handler {
 // other routers (rbac/ginrbac): it authenticates r unless its context
 // already carries a principal, then checks the organization the request
 // names (pathOrg, the router's value of the path parameter OrgParam, else
-// the query parameter) and rule. On refusal it writes the same answer as
-// the middleware (401, 403 or 503) to w and returns false; otherwise it
-// returns r with the principal in its context (PrincipalFrom).
+// the query parameter) and rule. On refusal it hands the Refusal to
+// Options.OnRefusal, writes it to w (Options.WriteError, else
+// WriteRefusal: 401, 403 or 503) and returns false; otherwise it returns
+// r with the principal in its context (PrincipalFrom).
 func (m *Middleware) Enforce(w http.ResponseWriter, r *http.Request, pathOrg string, rule *Rule) (*http.Request, bool) {
 	p, ok := PrincipalFrom(r.Context())
 	if !ok {
 		var err error
-		if p, err = m.AuthenticateRequest(r); err != nil {
-			write(w, unauthorized(err))
+		if p, err = m.authenticate(r); err != nil {
+			f := unauthorized(err)
+			if fe, ok := err.(*forbiddenCheck); ok {
+				f = rule.forbidden(fe)
+			}
+			m.refuse(w, r, f)
 			return r, false
 		}
 		r = r.WithContext(WithPrincipal(r.Context(), p))
@@ -256,10 +293,21 @@ func (m *Middleware) Enforce(w http.ResponseWriter, r *http.Request, pathOrg str
 		org = ambiguousOrg
 	}
 	if f := m.decide(p, org, rule); f != nil {
-		write(w, f)
+		c := *f
+		c.Principal = p
+		m.refuse(w, r, &c)
 		return r, false
 	}
 	return r, true
+}
+
+// forbidden is the 403 of a Forbid refusal from Options.Check on a
+// route with this rule: its reason and sentence, the rule's required
+// fields.
+func (rule *Rule) forbidden(fe *forbiddenCheck) *Refusal {
+	f := rule.forbid
+	f.Reason, f.Description, f.Principal, f.Cause = fe.err.Reason, fe.err.Description, fe.p, fe.err
+	return &f
 }
 
 // OrgParam is the name of the path or query parameter that names the

@@ -4,7 +4,8 @@ package rbac
 // every backend agree on what a grant covers.
 //
 // A permission is "resource:action", each part made of lowercase letters,
-// digits and hyphens ("kb:read", "api-key:rotate"). A grant, what a role
+// digits, hyphens and underscores, starting and ending with a letter or
+// digit ("kb:read", "api-key:rotate", "api_key:rotate"). A grant, what a role
 // holds, may use wildcards: "*" (everything), "kb:*" (every action on kb),
 // "*:read" (read on every resource) and a trailing "*" after a prefix
 // ("kb:r*" covers kb:read and kb:run). A wildcard may only end a part.
@@ -103,10 +104,11 @@ func Allowed(grants []string, permission string) bool {
 }
 
 // ValidateRoleName reports what is wrong with a role name, or nil. Role
-// names follow the rule of permission parts: lowercase letters, digits
-// and hyphens, starting with a letter or digit.
+// names follow the rule of permission parts without the underscore:
+// lowercase letters, digits and hyphens, starting and ending with a
+// letter or digit.
 func ValidateRoleName(s string) error {
-	reason := checkPart(s, false)
+	reason := checkPart(s, false, false)
 	switch {
 	case s == "":
 		reason = "is empty"
@@ -144,7 +146,7 @@ func parse(kind, s string, wildcards bool) (string, string, error) {
 		return fail("has an empty action after the colon")
 	}
 	for _, p := range [2]struct{ what, v string }{{"resource", res}, {"action", act}} {
-		if reason := checkPart(p.v, wildcards); reason != "" {
+		if reason := checkPart(p.v, wildcards, true); reason != "" {
 			return fail(fmt.Sprintf("%s %q %s", p.what, p.v, reason))
 		}
 	}
@@ -153,7 +155,9 @@ func parse(kind, s string, wildcards bool) (string, string, error) {
 
 // checkPart returns why one part (or a role name) is malformed, or "".
 // With wildcards, a part may be "*" or end with "*" after a valid prefix.
-func checkPart(v string, wildcards bool) string {
+// With underscores, "_" is allowed like "-": inside a name, never first,
+// and never last unless a wildcard follows ("team_*").
+func checkPart(v string, wildcards, underscores bool) string {
 	name := v
 	switch n := strings.Count(v, "*"); {
 	case n > 1:
@@ -168,22 +172,33 @@ func checkPart(v string, wildcards bool) string {
 			return ""
 		}
 	}
+	allowed := "only lowercase letters, digits and hyphens are allowed"
+	if underscores {
+		allowed = "only lowercase letters, digits, hyphens and underscores are allowed"
+	}
 	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_' && underscores:
 		case 'A' <= c && c <= 'Z':
 			return fmt.Sprintf("has the uppercase letter %q; use lowercase", string(c))
 		case c == ' ' || c == '\t':
 			return "contains a space"
 		default:
-			return fmt.Sprintf("contains %q; only lowercase letters, digits and hyphens are allowed", printable(name[i:]))
+			return fmt.Sprintf("contains %q; %s", printable(name[i:]), allowed)
 		}
 	}
-	switch {
-	case name != "" && name[0] == '-':
+	if name == "" {
+		return ""
+	}
+	switch first, last := name[0], name[len(name)-1]; {
+	case first == '-':
 		return "starts with a hyphen; start with a letter or digit"
-	case name != "" && name == v && name[len(name)-1] == '-':
+	case first == '_':
+		return "starts with an underscore; start with a letter or digit"
+	case name == v && last == '-':
 		return "ends with a hyphen"
+	case name == v && last == '_':
+		return "ends with an underscore"
 	}
 	return ""
 }

@@ -31,7 +31,23 @@ func TestValidateGrant(t *testing.T) {
 		{"KB:read", `resource "KB" has the uppercase letter "K"; use lowercase`},
 		{"kb:Read", `action "Read" has the uppercase letter "R"`},
 		{"kb:re ad", `action "re ad" contains a space`},
-		{"kb_base:read", `resource "kb_base" contains "_"; only lowercase letters, digits and hyphens are allowed`},
+		// Underscores are accepted like hyphens (real backends name
+		// resources api_key), inside a name only.
+		{"kb_base:read", ""},
+		{"api_key:rotate", ""},
+		{"api_key:read_all", ""},
+		{"api__key:read", ""},
+		{"api_-key:read", ""},
+		{"api_*:read", ""},
+		{"kb:read_*", ""},
+		{"_kb:read", `resource "_kb" starts with an underscore; start with a letter or digit`},
+		{"kb_:read", `resource "kb_" ends with an underscore`},
+		{"kb:_read", `action "_read" starts with an underscore`},
+		{"kb:read_", `action "read_" ends with an underscore`},
+		{"kb:_*", "starts with an underscore"},
+		{"_:read", "starts with an underscore"},
+		{"kb:re.ad", `action "re.ad" contains "."; only lowercase letters, digits, hyphens and underscores are allowed`},
+		{"API_KEY:read", "uppercase"},
 		{"kb:lés", `contains "é"`},
 		{"-kb:read", "starts with a hyphen"},
 		{"kb-:read", "ends with a hyphen"},
@@ -63,6 +79,10 @@ func TestValidatePermission(t *testing.T) {
 	}{
 		{"kb:read", ""},
 		{"organization:admin", ""},
+		{"api_key:rotate", ""},
+		{"api_key:_rotate", "starts with an underscore"},
+		{"api_key:rotate_", "ends with an underscore"},
+		{"api_key:r*", "is a wildcard"},
 		{"*", "has no colon"},
 		{"kb:*", `action "*" is a wildcard; a required permission names one resource and one action`},
 		{"*:read", `resource "*" is a wildcard`},
@@ -101,6 +121,14 @@ func TestMatch(t *testing.T) {
 		{"k*:read", "kb:read", true},
 		{"team-*:read", "team-a:read", true},
 		{"team-*:read", "teams:read", false},
+		{"api_key:rotate", "api_key:rotate", true},
+		{"api_key:*", "api_key:rotate", true},
+		{"api_*:read", "api_key:read", true},
+		{"api_*:read", "api-key:read", false},
+		{"api-key:rotate", "api_key:rotate", false},
+		{"api_key:rotate", "api-key:rotate", false},
+		{"*:read_all", "api_key:read_all", true},
+		{"_api:*", "_api:read", false},
 		// Malformed input matches nothing: a typo never widens access.
 		{"KB:*", "kb:read", false},
 		{"k*b:read", "kb:read", false},
@@ -142,6 +170,9 @@ func TestValidateRoleName(t *testing.T) {
 		{"kb editor", "contains a space"},
 		{"kb*", "is a wildcard"},
 		{"-x", "starts with a hyphen"},
+		{"x-", "ends with a hyphen"},
+		// Role names keep their grammar: no underscore.
+		{"kb_editor", `role name "kb_editor": contains "_"; only lowercase letters, digits and hyphens are allowed`},
 		{strings.Repeat("r", 64), "longer than 63"},
 	}
 	for _, tc := range cases {
@@ -153,7 +184,7 @@ func TestValidateRoleName(t *testing.T) {
 }
 
 func FuzzParseGrant(f *testing.F) {
-	for _, s := range []string{"*", "kb:read", "kb:r*", "*:read", "k*b:x", "::", "é:ü"} {
+	for _, s := range []string{"*", "kb:read", "kb:r*", "*:read", "k*b:x", "::", "é:ü", "api_key:rotate", "_a:b_", "a_*:b"} {
 		f.Add(s, "kb:read")
 	}
 	f.Fuzz(func(t *testing.T, grant, perm string) {
@@ -193,6 +224,9 @@ func TestCovers(t *testing.T) {
 		{"k*:read", "kb:read", true},
 		{"kb:read", "*", false},
 		{"KB:read", "KB:read", false},
+		{"api_*:*", "api_key:r*", true},
+		{"api_key:r*", "api_key:*", false},
+		{"api_:read", "api_:read", false},
 	}
 	for _, tc := range cases {
 		if got := rbac.Covers(tc.a, tc.b); got != tc.want {

@@ -3,6 +3,7 @@ package rbac
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/claims"
@@ -17,7 +18,17 @@ const (
 	KindAccessToken Kind = claims.TokenTypeAccessToken
 	// KindAPIKey: a Gatehouse API key, introspected at Gatehouse.
 	KindAPIKey Kind = claims.TokenTypeAPIKey
+	// KindWebhook: one of the secrets of a webhook sender the backend
+	// configured (Middleware.Webhook); the subject is "webhook:<name>".
+	KindWebhook Kind = "webhook"
+	// KindInsecureDev: the principal of Options.InsecureDevPrincipal, which
+	// every request acts as in development, with no credential at all.
+	KindInsecureDev Kind = "insecure_dev"
 )
+
+// WebhookSubjectPrefix starts the subject of a webhook principal:
+// "webhook:<name>".
+const WebhookSubjectPrefix = "webhook:"
 
 // APIKeySubjectPrefix starts the subject of an API key principal (and of
 // an access token exchanged for an API key), so a backend never mistakes
@@ -38,12 +49,16 @@ type Principal struct {
 	// use wildcards ("kb:*").
 	Roles       []string `json:"roles"`
 	Permissions []string `json:"permissions"`
-	// TokenID is the access token's jti, or the API key's id.
+	// TokenID is the access token's jti, the API key's id, or for a
+	// webhook the position in WebhookOptions.Secrets of the secret the
+	// sender used ("0", "1"), to follow a rotation.
 	TokenID string `json:"token_id"`
 	// ClientID is the OAuth client the token was issued to.
 	ClientID string `json:"client_id,omitempty"`
 	// SessionID is the user's session ("" for client and API-key credentials).
-	SessionID string    `json:"sid,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+	// Scope is the access token's scope claim: space-separated scopes the
+	// client was granted ("" for API keys and webhooks).
 	Scope     string    `json:"scope,omitempty"`
 	Email     string    `json:"email,omitempty"`
 	Name      string    `json:"name,omitempty"`
@@ -85,6 +100,30 @@ func (p *Principal) Can(resource, action string) bool {
 	}
 	return false
 }
+
+// HasScopes reports whether the credential was granted every one of
+// scopes (its Scope, space-separated). API keys and webhooks carry none.
+func (p *Principal) HasScopes(scopes ...string) bool {
+	if !p.scopable() {
+		return false
+	}
+	for _, want := range scopes {
+		found := false
+		for s := range strings.FieldsSeq(p.Scope) {
+			if s == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// scopable: the credential kind can carry scopes.
+func (p *Principal) scopable() bool { return p.Kind != KindAPIKey && p.Kind != KindWebhook }
 
 // HasRole reports whether the principal holds the role in its organization.
 func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }

@@ -48,24 +48,53 @@ type Options struct {
 	RefetchInterval time.Duration
 	// Keys, when set, supplies the keys in process instead of fetching
 	// the issuer's JWKS (Gatehouse protects its own admin API this way).
+	// New loads them before it returns and fails if it cannot.
 	Keys func(ctx context.Context) (jose.JSONWebKeySet, error)
-	// APIKeys enables X-API-Key; nil refuses API keys.
+	// APIKeys enables X-API-Key (and ?key= on WebSocket upgrades); nil
+	// refuses API keys.
 	APIKeys *APIKeyOptions
 	// OrgParam names the path or query parameter that says which
 	// organization a request is about; default "org_id".
 	OrgParam string
 	// OrgCheck decides whether a principal may act on the organization a
 	// request names (requested is "" when it names none). Default: a
-	// request naming an organization must name the principal's.
+	// request naming an organization must name the principal's. A refusal
+	// is a 403 with the reason other_organization, or
+	// no_active_organization when the principal acts in none.
 	OrgCheck func(p *Principal, requested string) bool
-	// Check, when set, runs after a credential verified; an error refuses
-	// the request with 401 (Gatehouse checks that the session is live),
-	// except one wrapping ErrUnavailable (the check could not be made
-	// right now), which answers 503. The client reads the reason of an
-	// error made by Refuse; any other error's text stays out of the answer
-	// ("the credential was refused").
+	// Check, when set, runs after a Gatehouse credential (access token,
+	// API key) verified; not for webhooks, nor for InsecureDevPrincipal.
+	// An error refuses the request with 401 (Gatehouse checks that the
+	// session is live); one made by Forbid refuses it with 403 and the
+	// reason and sentence given (a suspended membership:
+	// Forbid(ReasonMembershipInactive, ...)); one wrapping ErrUnavailable
+	// (the check could not be made right now) answers 503. The client
+	// reads the reason of an error made by Refuse or Forbid; any other
+	// error's text stays out of the answer ("the credential was refused").
 	Check func(ctx context.Context, p *Principal) error
-	// Logger receives key-fetch failures; default discards.
+	// WriteError, when set, writes every refusal (401, 403, 503) instead
+	// of WriteRefusal, the default answer; it may call WriteRefusal.
+	WriteError func(w http.ResponseWriter, r *http.Request, f *Refusal)
+	// OnRefusal, when set, learns every refusal before it is written, to
+	// log or count it (rbac logs none by itself). On a 403, r's context
+	// carries the principal, as f.Principal does.
+	OnRefusal func(r *http.Request, f *Refusal)
+	// Production says the process serves production: New then refuses
+	// InsecureDevPrincipal. Set it from the backend's own setting; a
+	// GATEHOUSE_ENV other than development does the same.
+	Production bool
+	// InsecureDevPrincipal, for development only, makes every request
+	// act as this principal, with no credential read or needed (webhook
+	// routes still check their secrets); the organization check and every
+	// Require… still apply, Options.Check does not run, and nothing is
+	// fetched from the issuer. Its Kind defaults to KindInsecureDev. New
+	// refuses it when Options.Production is set or GATEHOUSE_ENV is set
+	// to anything but "development", and logs a warning at start and
+	// every minute until Close, to Options.Logger (slog.Default() when
+	// none is given).
+	InsecureDevPrincipal *Principal
+	// Logger receives key and discovery fetch failures (and the warnings
+	// of InsecureDevPrincipal); default discards.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -95,19 +124,25 @@ type APIKeyOptions struct {
 var ErrInvalidToken = errors.New("invalid token")
 
 // Middleware verifies Gatehouse credentials and enforces permissions. It
-// is safe for concurrent use; build one per issuer and audience at start.
+// is safe for concurrent use; build one per issuer and audience at start,
+// and Close it when the backend stops.
 type Middleware struct {
-	issuer    string
-	audience  string
-	algs      []jose.SignatureAlgorithm
-	skew      int64 // seconds
-	keys      *jwks.Cache
-	apiKeys   *apiKeyCache
-	orgParam  string
-	orgCheck  func(p *Principal, requested string) bool
-	check     func(ctx context.Context, p *Principal) error
-	now       func() time.Time
-	discovery *discovery
+	issuer     string
+	audience   string
+	algs       []jose.SignatureAlgorithm
+	skew       int64 // seconds
+	keys       *jwks.Cache
+	apiKeys    *apiKeyCache
+	orgParam   string
+	orgCheck   func(p *Principal, requested string) bool
+	check      func(ctx context.Context, p *Principal) error
+	writeError func(w http.ResponseWriter, r *http.Request, f *Refusal)
+	onRefusal  func(r *http.Request, f *Refusal)
+	now        func() time.Time
+	log        *slog.Logger
+	dev        *Principal // InsecureDevPrincipal
+
+	start // discovery and keys, loaded in the background when need be
 }
 
 // discovery is the part of the OpenID Provider metadata rbac reads.
@@ -119,9 +154,17 @@ type discovery struct {
 
 var defaultAlgs = []string{"RS256", "ES256", "EdDSA"}
 
-// New checks the options, discovers the issuer (unless keys and the
-// introspection endpoint are given), loads its keys and returns the
-// middleware. Verifying a token needs no network call after this.
+// New checks the options and returns the middleware. It discovers the
+// issuer (unless keys and the introspection endpoint are given) and
+// loads its keys, waiting for that first attempt at most until ctx is
+// done. When the issuer cannot be reached, New still returns: it keeps
+// trying in the background with backoff (1 s doubling to 1 min) until it
+// succeeds or Close is called, and meanwhile answers requests with a
+// credential 503 with Retry-After (Ready and ReadyHandler tell when it
+// is ready). New fails for invalid options, when Options.Keys fails,
+// and when the issuer answers that it is another issuer or lacks an
+// endpoint rbac needs. Verifying a token needs no network call once the
+// keys are loaded.
 func New(ctx context.Context, opts Options) (*Middleware, error) {
 	if opts.Issuer == "" {
 		return nil, errors.New("rbac: Options.Issuer is required")
@@ -141,8 +184,10 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 	if opts.RefetchInterval <= 0 {
 		opts.RefetchInterval = DefaultRefetchInterval
 	}
+	devLog := opts.Logger
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+		devLog = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -157,7 +202,8 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 		opts.Algorithms = defaultAlgs
 	}
 	m := &Middleware{issuer: opts.Issuer, audience: opts.Audience, skew: int64(opts.ClockSkew / time.Second),
-		orgParam: opts.OrgParam, orgCheck: opts.OrgCheck, check: opts.Check, now: opts.Now}
+		orgParam: opts.OrgParam, orgCheck: opts.OrgCheck, check: opts.Check, writeError: opts.WriteError,
+		onRefusal: opts.OnRefusal, now: opts.Now, log: opts.Logger}
 	for _, a := range opts.Algorithms {
 		switch a {
 		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
@@ -166,38 +212,66 @@ func New(ctx context.Context, opts Options) (*Middleware, error) {
 			return nil, fmt.Errorf("rbac: algorithm %q is not accepted (asymmetric JWS algorithms only)", a)
 		}
 	}
-	ak := opts.APIKeys
-	needDiscovery := opts.Keys == nil || (ak != nil && ak.ResolveAPIKey == nil && ak.IntrospectionURL == "")
-	if needDiscovery {
-		d, err := discover(ctx, opts.HTTPClient, opts.Issuer)
+	if opts.InsecureDevPrincipal != nil {
+		p, err := devPrincipal(opts)
 		if err != nil {
 			return nil, err
 		}
-		m.discovery = d
+		m.dev = p
 	}
+	ak := opts.APIKeys
+	m.initStart(opts.HTTPClient, opts.Keys == nil, ak != nil && ak.ResolveAPIKey == nil && ak.IntrospectionURL == "")
 	source := localKeySource(opts.Keys)
 	if opts.Keys == nil {
-		source = httpKeySource(opts.HTTPClient, m.discovery.JWKSURI)
+		source = m.httpKeySource
 	}
-	m.keys = newKeyCache(source, opts.RefetchInterval, opts.Now, opts.Logger)
-	if err := m.keys.Load(ctx); err != nil {
-		return nil, fmt.Errorf("rbac: load the issuer's keys: %w", err)
-	}
+	m.keys = newKeyCache(m.ctx, source, opts.RefetchInterval, opts.Now, opts.Logger)
 	if ak != nil {
-		c, err := newAPIKeyCache(*ak, m.discovery, opts.HTTPClient, opts.Now)
+		explicit := ak.IntrospectionURL
+		c, err := newAPIKeyCache(*ak, func() string {
+			if explicit != "" {
+				return explicit
+			}
+			if d := m.disc.Load(); d != nil {
+				return d.IntrospectionEndpoint
+			}
+			return ""
+		}, opts.HTTPClient, opts.Now)
 		if err != nil {
+			m.cancel()
 			return nil, err
 		}
 		m.apiKeys = c
+	}
+	if m.dev != nil {
+		// Nothing is verified: no fetching, and loud warnings.
+		m.markReady()
+		m.warnInsecure(devLog)
+		return m, nil
+	}
+	if opts.Keys != nil {
+		if err := m.keys.Load(ctx); err != nil {
+			m.cancel()
+			return nil, fmt.Errorf("rbac: load the issuer's keys: %w", err)
+		}
+		m.keysLoaded.Store(true)
+	}
+	if err := m.begin(ctx); err != nil {
+		m.cancel()
+		return nil, err
 	}
 	return m, nil
 }
 
 func sameOrg(p *Principal, requested string) bool { return requested == "" || requested == p.OrgID }
 
+// errMisconfigured is wrapped by discovery errors that say the options
+// do not fit the issuer: New fails on them rather than retry.
+var errMisconfigured = errors.New("misconfigured")
+
 // discover reads the issuer's discovery document; its issuer must be
 // the configured one exactly (OpenID Connect Discovery §4.3).
-func discover(ctx context.Context, client *http.Client, issuer string) (*discovery, error) {
+func discover(ctx context.Context, client *http.Client, issuer string, wantJWKS, wantIntrospection bool) (*discovery, error) {
 	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	body, _, err := getJSON(ctx, client, u)
 	if err != nil {
@@ -207,11 +281,13 @@ func discover(ctx context.Context, client *http.Client, issuer string) (*discove
 	if err := json.Unmarshal(body, &d); err != nil {
 		return nil, fmt.Errorf("rbac: discovery: %s is not a discovery document", u)
 	}
-	if d.Issuer != issuer {
-		return nil, fmt.Errorf("rbac: discovery: issuer is %q, not %q", d.Issuer, issuer)
-	}
-	if d.JWKSURI == "" {
-		return nil, errors.New("rbac: discovery: no jwks_uri")
+	switch {
+	case d.Issuer != issuer:
+		return nil, fmt.Errorf("rbac: discovery: issuer is %q, not %q (%w: Options.Issuer must be Gatehouse's issuer exactly)", d.Issuer, issuer, errMisconfigured)
+	case wantJWKS && d.JWKSURI == "":
+		return nil, fmt.Errorf("rbac: discovery: no jwks_uri (%w)", errMisconfigured)
+	case wantIntrospection && d.IntrospectionEndpoint == "":
+		return nil, fmt.Errorf("rbac: APIKeys: the discovery document has no introspection_endpoint; set IntrospectionURL (%w)", errMisconfigured)
 	}
 	return &d, nil
 }
@@ -229,10 +305,16 @@ var (
 	errTokenExpired   = tokenErr("the access token has expired")
 	errTokenNotYet    = tokenErr("the access token is not valid yet")
 	errTokenNoExpiry  = tokenErr("the access token has no expiry")
-	errTokenUnavail   = tokenErr("the issuer's keys cannot be fetched right now")
+	// 503s: the credential may be fine.
+	errTokenUnavail = unavailableErr("the issuer's keys cannot be fetched right now; try again shortly")
+	errKeysNotYet   = unavailableErr("the issuer's keys are not loaded yet; try again shortly")
 )
 
 func tokenErr(reason string) error { return &refusedError{reason: reason, prefixed: true} }
+
+func unavailableErr(reason string) error {
+	return &refusedError{reason: reason, prefixed: true, kind: ErrUnavailable}
+}
 
 // Refuse returns an error for Options.Check that refuses the credential
 // (401) with a reason the client may read; it must hold no secret. Its
@@ -242,23 +324,33 @@ func Refuse(reason string) error { return &refusedError{reason: reason} }
 // refusedError is a refusal whose reason is written for the client.
 type refusedError struct {
 	reason   string
-	prefixed bool // Error() starts with ErrInvalidToken's text
+	prefixed bool  // Error() starts with the text of kind
+	kind     error // ErrInvalidToken (nil) or ErrUnavailable
 }
 
 func (e *refusedError) Error() string {
 	if e.prefixed {
-		return ErrInvalidToken.Error() + ": " + e.reason
+		return e.unwrapped().Error() + ": " + e.reason
 	}
 	return e.reason
 }
 
-func (e *refusedError) Unwrap() error { return ErrInvalidToken }
+func (e *refusedError) Unwrap() error { return e.unwrapped() }
+
+func (e *refusedError) unwrapped() error {
+	if e.kind == nil {
+		return ErrInvalidToken
+	}
+	return e.kind
+}
 
 // Verify checks a Gatehouse access token locally and returns its
 // principal: compact JWS signed by a key of the issuer with an accepted
 // algorithm (the key's own, so algorithm confusion fails), typ at+jwt,
 // iss, aud, exp (required), nbf and iat, with the configured skew. Every
-// error wraps ErrInvalidToken and never contains the token.
+// error wraps ErrInvalidToken and never contains the token, except when
+// the issuer's keys are not loaded yet or cannot be fetched for the
+// token's kid: then it wraps ErrUnavailable (503, the token may be fine).
 func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > maxTokenLen {
 		return nil, errTokenMalformed
@@ -276,6 +368,9 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	}
 	if h.KeyID == "" {
 		return nil, errTokenKey
+	}
+	if !m.keysLoaded.Load() {
+		return nil, errKeysNotYet
 	}
 	key, err := m.keys.Key(ctx, h.KeyID)
 	switch {
@@ -334,11 +429,37 @@ func containsString(list []string, s string) bool {
 
 // AuthenticateRequest finds the request's credential and returns its
 // principal (without touching the request's context). Errors wrap
-// ErrInvalidToken, except ErrUnavailable when Gatehouse cannot be asked
-// about an API key or Options.Check could not decide.
+// ErrInvalidToken, except ErrUnavailable when the credential cannot be
+// checked right now (keys not loaded, Gatehouse cannot be asked about an
+// API key, Options.Check could not decide), and the *ForbiddenError
+// Options.Check made with Forbid. With InsecureDevPrincipal it returns
+// that principal.
 func (m *Middleware) AuthenticateRequest(r *http.Request) (*Principal, error) {
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		return p, nil
+	}
+	p, err := m.authenticate(r)
+	if fc, ok := err.(*forbiddenCheck); ok {
+		return nil, fc.err
+	}
+	return p, err
+}
+
+// forbiddenCheck is Options.Check's Forbid, with the principal it
+// refused.
+type forbiddenCheck struct {
+	err *ForbiddenError
+	p   *Principal
+}
+
+func (e *forbiddenCheck) Error() string { return e.err.Error() }
+func (e *forbiddenCheck) Unwrap() error { return e.err }
+
+// authenticate is AuthenticateRequest without the context shortcut.
+func (m *Middleware) authenticate(r *http.Request) (*Principal, error) {
+	if m.dev != nil {
+		stripQueryCredentials(r) // nothing is read, nothing is logged either
+		return m.dev, nil
 	}
 	cred, err := extractCredential(r)
 	if err != nil {
@@ -359,6 +480,9 @@ func (m *Middleware) AuthenticateRequest(r *http.Request) (*Principal, error) {
 	}
 	if m.check != nil {
 		if err := m.check(r.Context(), p); err != nil {
+			if fe, ok := errors.AsType[*ForbiddenError](err); ok {
+				return nil, &forbiddenCheck{err: fe, p: p}
+			}
 			if errors.Is(err, ErrUnavailable) {
 				return nil, err
 			}

@@ -28,10 +28,12 @@ type issuer struct {
 	key        *rsa.PrivateKey
 	kid        string
 	jwksFetch  atomic.Int32
+	discovered atomic.Int32 // discovery requests, answered or not
 	introspect atomic.Int32
 	mu         sync.Mutex
 	apiKeys    map[string]map[string]any
-	down       atomic.Bool
+	down       atomic.Bool // introspection answers 502
+	offline    atomic.Bool // every endpoint answers 503
 }
 
 func newIssuer(t testing.TB) *issuer {
@@ -71,7 +73,16 @@ func newIssuer(t testing.TB) *issuer {
 		}
 		_ = json.NewEncoder(w).Encode(ans)
 	})
-	is.srv = httptest.NewServer(mux)
+	is.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			is.discovered.Add(1)
+		}
+		if is.offline.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(is.srv.Close)
 	return is
 }
@@ -116,6 +127,7 @@ func newMiddleware(t testing.TB, is *issuer, mod func(*rbac.Options)) *rbac.Midd
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
 
@@ -223,7 +235,8 @@ func TestPermissionsRolesAndOrg(t *testing.T) {
 		{"*:read covers kb:read", m.RequirePermission("kb", "read"), []string{"*:read"}, "/kb", 200, ""},
 		{"* covers kb:write", m.RequirePermission("kb", "write"), []string{"*"}, "/kb", 200, ""},
 		{"kb:r* covers kb:read", m.RequirePermission("kb", "read"), []string{"kb:r*"}, "/kb", 200, ""},
-		{"kb:r* does not cover kb:write", m.RequirePermission("kb", "write"), []string{"kb:r*"}, "/kb", 403, `{"error":"insufficient_permission","required":"kb:write"}`},
+		{"kb:r* does not cover kb:write", m.RequirePermission("kb", "write"), []string{"kb:r*"}, "/kb", 403,
+			`{"error":"insufficient_permission","reason":"missing_permission","error_description":"the credential's permissions do not grant kb:write","required":"kb:write"}`},
 		{"kb:read does not cover kb:write", m.RequirePermission("kb", "write"), []string{"kb:read"}, "/kb", 403, `"required":"kb:write"`},
 		{"no grants", m.RequirePermission("kb", "read"), nil, "/kb", 403, `"required":"kb:read"`},
 		{"malformed grant grants nothing", m.RequirePermission("kb", "read"), []string{"KB:*"}, "/kb", 403, ""},
@@ -273,44 +286,93 @@ func TestPermissionsRolesAndOrg(t *testing.T) {
 	}
 }
 
-func TestWebSocketQueryToken(t *testing.T) {
+// TestWebSocketQueryCredentials: on a WebSocket upgrade, ?token= carries
+// an access token and ?key= an API key, exactly one credential in all;
+// on any other request neither is accepted; both parameters leave the
+// URL whatever the request, so nothing logged after the middleware holds
+// them.
+func TestWebSocketQueryCredentials(t *testing.T) {
 	is := newIssuer(t)
 	m := newMiddleware(t, is, nil)
+	noKeys := newMiddleware(t, is, func(o *rbac.Options) { o.APIKeys = nil })
 	tok := is.token("kb:read")
+	key := "ghk_" + strings.Repeat("W", 43)
+	is.apiKeys[key] = map[string]any{"active": true, "token_type": "api_key", "sub": "apikey:kw", "jti": "kw",
+		"org_id": "org-a", "permissions": []string{"kb:read"}, "roles": []string{}}
+	unknownKey := "ghk_" + strings.Repeat("U", 43)
 	var sawURL string
-	h := m.RequirePermission("kb", "read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sawURL = r.RequestURI }))
+	var seen *rbac.Principal
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawURL = r.RequestURI
+		seen, _ = rbac.PrincipalFrom(r.Context())
+	})
+	h := m.RequirePermission("kb", "read")(handler)
 	upgrade := func(r *http.Request) {
 		r.Header.Set("Connection", "keep-alive, Upgrade")
 		r.Header.Set("Upgrade", "websocket")
 	}
 	cases := []struct {
 		name    string
+		h       http.Handler
 		path    string
 		upgrade bool
+		header  map[string]string
 		want    int
+		kind    rbac.Kind
+		desc    string
 	}{
-		{"upgrade with token", "/ws?org_id=org-a&token=" + tok, true, 200},
-		{"upgrade without token", "/ws", true, 401},
-		{"token on a plain GET", "/ws?token=" + tok, false, 401},
-		{"two tokens", "/ws?token=" + tok + "&token=" + tok, true, 401},
+		{"upgrade with token", h, "/ws?org_id=org-a&token=" + tok, true, nil, 200, rbac.KindAccessToken, ""},
+		{"upgrade with key", h, "/ws?org_id=org-a&key=" + key, true, nil, 200, rbac.KindAPIKey, ""},
+		{"upgrade with a percent-encoded key name", h, "/ws?org_id=org-a&k%65y=" + key, true, nil, 200, rbac.KindAPIKey, ""},
+		{"upgrade without credential", h, "/ws", true, nil, 401, "", "a bearer access token is required"},
+		{"token on a plain GET", h, "/ws?token=" + tok, false, nil, 401, "", "a bearer access token is required"},
+		{"key on a plain GET", h, "/ws?key=" + key, false, nil, 401, "", "a bearer access token is required"},
+		{"key on a POST with upgrade headers", h, "/ws?key=" + key, true, map[string]string{"X-Method": "POST"}, 401, "", "a bearer access token is required"},
+		{"two tokens", h, "/ws?token=" + tok + "&token=" + tok, true, nil, 401, "", "send one credential"},
+		{"two keys", h, "/ws?key=" + key + "&key=" + key, true, nil, 401, "", "send one credential"},
+		{"token and key", h, "/ws?token=" + tok + "&key=" + key, true, nil, 401, "", "send one credential"},
+		{"key and an Authorization header", h, "/ws?key=" + key, true, map[string]string{"Authorization": "Bearer " + tok}, 401, "", "send one credential"},
+		{"key and an X-API-Key header", h, "/ws?key=" + key, true, map[string]string{"X-API-Key": key}, 401, "", "send one credential"},
+		{"token and an X-API-Key header", h, "/ws?token=" + tok, true, map[string]string{"X-API-Key": key}, 401, "", "send one credential"},
+		{"malformed key", h, "/ws?key=not-a-key", true, nil, 401, "", "API key is malformed"},
+		{"token in the key parameter", h, "/ws?key=" + tok, true, nil, 401, "", "API key is malformed"},
+		{"key in the token parameter", h, "/ws?token=" + key, true, nil, 401, "", "access token is malformed"},
+		{"unknown key", h, "/ws?key=" + unknownKey, true, nil, 401, "", "unknown, disabled or expired"},
+		{"key without APIKeys", noKeys.RequirePermission("kb", "read")(handler), "/ws?key=" + key, true, nil, 401, "", "API keys are not accepted here"},
+		{"key of another organization's request", h, "/ws?org_id=org-b&key=" + key, true, nil, 403, "", "another organization"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sawURL = ""
-			r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			sawURL, seen = "", nil
+			method := http.MethodGet
+			if tc.header["X-Method"] != "" {
+				method = tc.header["X-Method"]
+			}
+			r := httptest.NewRequest(method, tc.path, nil)
 			if tc.upgrade {
 				upgrade(r)
 			}
+			for k, v := range tc.header {
+				if k != "X-Method" {
+					r.Header.Set(k, v)
+				}
+			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			if rec.Code != tc.want {
-				t.Fatalf("= %d %s, want %d", rec.Code, rec.Body, tc.want)
+			tc.h.ServeHTTP(rec, r)
+			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.desc) {
+				t.Fatalf("= %d %s, want %d with %q", rec.Code, rec.Body, tc.want, tc.desc)
 			}
-			if strings.Contains(r.URL.String(), tok) || strings.Contains(r.RequestURI, tok) || strings.Contains(sawURL, tok) {
-				t.Fatal("the token is still in the request URL")
+			for _, secret := range []string{tok, key} {
+				if strings.Contains(r.URL.String(), secret) || strings.Contains(r.RequestURI, secret) || strings.Contains(sawURL, secret) ||
+					strings.Contains(rec.Body.String(), secret) || strings.Contains(rec.Header().Get("WWW-Authenticate"), secret) {
+					t.Fatal("a credential is still in the request URL or in the answer")
+				}
 			}
-			if tc.want == 200 && sawURL != "/ws?org_id=org-a" {
-				t.Fatalf("handler saw %q", sawURL)
+			if q := r.URL.Query(); q.Has("token") || q.Has("key") {
+				t.Fatalf("credential parameters left in %q", r.URL.RawQuery)
+			}
+			if tc.want == 200 && (sawURL != "/ws?org_id=org-a" || seen == nil || seen.Kind != tc.kind) {
+				t.Fatalf("handler saw %q as %+v", sawURL, seen)
 			}
 		})
 	}
