@@ -40,8 +40,8 @@ export class Refusal {
     this.body = Object.freeze(body);
     this.bodyText = JSON.stringify(body);
     this.headers = Object.freeze({
-      "content-type": "application/json",
-      "cache-control": "no-store",
+      "Content-Type": "application/json",
+      "Cache-Control": "no-store",
       ...extraHeaders,
     });
     Object.freeze(this);
@@ -55,7 +55,7 @@ function sortKeys(o) {
 
 /** noCredential answers a request without any credential: 401 with a bare "Bearer" challenge (RFC 6750 §3.1). */
 export function noCredentialRefusal(description) {
-  return new Refusal(401, { error: "invalid_token", error_description: description }, { "www-authenticate": "Bearer" });
+  return new Refusal(401, { error: "invalid_token", error_description: description }, { "WWW-Authenticate": "Bearer" });
 }
 
 /** invalidToken answers a refused credential: 401 with an RFC 6750 challenge naming the reason. */
@@ -63,7 +63,7 @@ export function invalidTokenRefusal(description) {
   return new Refusal(
     401,
     { error: "invalid_token", error_description: description },
-    { "www-authenticate": `Bearer error="invalid_token", error_description="${description.replaceAll('"', "'")}"` },
+    { "WWW-Authenticate": `Bearer error="invalid_token", error_description="${description.replaceAll('"', "'")}"` },
   );
 }
 
@@ -72,7 +72,7 @@ export function unavailableRefusal(description) {
   return new Refusal(
     503,
     { error: "temporarily_unavailable", error_description: description },
-    { "retry-after": String(RETRY_AFTER_SECONDS) },
+    { "Retry-After": String(RETRY_AFTER_SECONDS) },
   );
 }
 
@@ -149,7 +149,7 @@ export function writeRefusal(res, refusal) {
   }
   res.statusCode = refusal.status;
   for (const [k, v] of Object.entries(refusal.headers)) res.setHeader(k, v);
-  res.setHeader("content-length", Buffer.byteLength(refusal.bodyText));
+  res.setHeader("Content-Length", Buffer.byteLength(refusal.bodyText));
   res.end(refusal.bodyText);
 }
 
@@ -161,7 +161,7 @@ export function rejectUpgrade(socket, refusal) {
   if (socket.destroyed) return;
   const lines = [`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ""}`];
   for (const [k, v] of Object.entries(refusal.headers)) lines.push(`${k}: ${v}`);
-  lines.push(`content-length: ${Buffer.byteLength(refusal.bodyText)}`, "connection: close", "", "");
+  lines.push(`Content-Length: ${Buffer.byteLength(refusal.bodyText)}`, "Connection: close", "", "");
   socket.end(lines.join("\r\n") + refusal.bodyText);
   socket.once("finish", () => socket.destroy());
 }

@@ -19,7 +19,14 @@ import {
   splitQuery,
 } from "./credentials.js";
 import { KeyCache, DEFAULT_REFETCH_INTERVAL_MS, maxAgeMs, parseSet } from "./keys.js";
-import { APIKeyCache, APIKeyRefused, DEFAULT_API_KEY_CACHE_TTL_MS, Unavailable, introspector } from "./apikeys.js";
+import {
+  APIKeyCache,
+  APIKeyRefused,
+  DEFAULT_API_KEY_CACHE_TTL_MS,
+  REASON_API_KEY_INACTIVE,
+  Unavailable,
+  introspector,
+} from "./apikeys.js";
 import { getJSON } from "./http.js";
 import {
   REASON_MEMBERSHIP_INACTIVE,
@@ -341,7 +348,16 @@ export class Gatehouse {
       } else {
         const custom = resolve;
         resolve = async (key) => {
-          const p = await custom(key);
+          let p;
+          try {
+            p = await custom(key);
+          } catch (err) {
+            // refuse(reason) refuses the key (401); anything else is 503.
+            const out = checkOutcome(err);
+            if (out?.status === 401) throw new APIKeyRefused(out.description);
+            throw new Unavailable("apiKeys.resolve failed");
+          }
+          if (p === null || p === undefined) throw new APIKeyRefused(REASON_API_KEY_INACTIVE);
           if (!(p instanceof Principal)) throw new Unavailable("apiKeys.resolve returned no Principal");
           return p;
         };

@@ -82,7 +82,10 @@ export function expressApp(gh) {
   return app;
 }
 
-/** fastifyApp serves the routes with Fastify 5 and the middleware as preHandler. */
+/**
+ * fastifyApp serves the routes with Fastify 5 and the middleware as an
+ * onRequest hook (before the body is parsed).
+ */
 export function fastifyApp(gh) {
   const app = Fastify({ logger: false });
   app.decorateRequest("principal", null);
@@ -91,7 +94,7 @@ export function fastifyApp(gh) {
     app.route({
       method,
       url: path,
-      preHandler: gh[mw](...args),
+      onRequest: gh[mw](...args),
       handler: async (request) => handlerBody(request.raw, request.principal),
     });
   }
