@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { once } from "node:events";
 import { WebSocket, WebSocketServer } from "ws";
+import Fastify from "fastify";
+import fastifyWebsocket from "@fastify/websocket";
 
 import { createGatehouse, principalOf, rejectUpgrade } from "../src/index.js";
 import { GH, needGatehouse, listen } from "./helpers.js";
@@ -123,6 +125,31 @@ test("raw upgrade handler: authenticateUpgrade and rejectUpgrade", { skip: needG
   r = await connect(`${base}/chat?token=${encodeURIComponent(GH.member)}x`);
   assert.equal(r.status, 401);
   assert.match(r.headers["www-authenticate"], /^Bearer error="invalid_token"/);
+});
+
+test("@fastify/websocket runs the hook on upgrades", { skip: needGatehouse }, async () => {
+  const app = Fastify({ logger: false });
+  app.decorateRequest("principal", null);
+  await app.register(fastifyWebsocket);
+  app.get("/ws", { websocket: true, onRequest: gh.requirePermission("kb", "read") }, (socket, request) => {
+    socket.send(JSON.stringify({ kind: request.principal.kind, org_id: request.principal.orgId, url: request.raw.url }));
+  });
+  const s = await listen(app);
+  servers.push(s);
+  const base = s.url.replace("http", "ws");
+  let r = await connect(`${base}/ws?token=${encodeURIComponent(GH.reader)}`);
+  assert.ok(r.open, JSON.stringify(r));
+  assert.deepEqual(r.hello, { kind: "access_token", org_id: GH.acme, url: "/ws" });
+  r = await connect(`${base}/ws?key=${GH.apiKey}`);
+  assert.ok(r.open, JSON.stringify(r));
+  assert.equal(r.hello.kind, "api_key");
+  r = await connect(`${base}/ws`);
+  assert.equal(r.open, false);
+  assert.equal(r.status, 401);
+  assert.equal(JSON.parse(r.body).error_description, "a bearer access token is required");
+  r = await connect(`${base}/ws?token=${encodeURIComponent(GH.reader)}&org_id=${GH.beta}`);
+  assert.equal(r.status, 403);
+  assert.equal(JSON.parse(r.body).reason, "other_organization");
 });
 
 test("query credentials are never accepted on plain requests", { skip: needGatehouse }, async () => {
