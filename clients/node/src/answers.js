@@ -14,9 +14,10 @@ export const REASON_MISSING_PERMISSION = "missing_permission";
 export const REASON_MISSING_ROLE = "missing_role";
 export const REASON_MISSING_SCOPE = "missing_scope";
 
-// Human sentences of the 403 answers that do not depend on the rule.
+// Human sentences of the 403 answers that do not depend on the rule (Go's
+// rbac words them the same).
 export const SENTENCE_NO_ACTIVE_ORGANIZATION =
-  "the token acts in no organization; sign in again or refresh the token with organization=<id> to act in one";
+  "the credential acts in no organization; refresh the token with organization=<organization id> to act in one";
 export const SENTENCE_OTHER_ORGANIZATION = "the credential acts in another organization than this request concerns";
 export const SENTENCE_MEMBERSHIP_INACTIVE = "the credential's membership in its organization is not active";
 
@@ -48,9 +49,13 @@ export class Refusal {
   }
 }
 
-// sortKeys orders a body's members as Go's encoding/json orders a map's.
-function sortKeys(o) {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+// BODY_ORDER is the order of a 403 body's members, as Go's rbac writes them.
+const BODY_ORDER = ["error", "reason", "error_description", "required", "required_any", "required_role", "required_scope"];
+
+function ordered(o) {
+  const out = {};
+  for (const k of BODY_ORDER) if (o[k] !== undefined && o[k] !== "") out[k] = o[k];
+  return out;
 }
 
 /** noCredential answers a request without any credential: 401 with a bare "Bearer" challenge (RFC 6750 §3.1). */
@@ -78,7 +83,7 @@ export function unavailableRefusal(description) {
 
 /** forbiddenRefusal answers a valid credential that may not do this: 403 with a machine reason and a sentence. */
 export function forbiddenRefusal(reason, description, fields = {}) {
-  return new Refusal(403, sortKeys({ error: "insufficient_permission", reason, error_description: description, ...fields }));
+  return new Refusal(403, ordered({ error: "insufficient_permission", reason, error_description: description, ...fields }));
 }
 
 /**
@@ -107,14 +112,27 @@ export function refuse(reason) {
 }
 
 /**
- * membershipInactive returns an error for the check option saying that the
- * credential's membership is suspended or otherwise not active: 403 with
- * reason membership_inactive.
+ * forbid returns an error for the check option that refuses the request
+ * with 403 insufficient_permission, a machine reason (1 to 64 lowercase
+ * letters, digits and underscores, such as "membership_inactive") and one
+ * sentence the caller reads, which must hold no secret. It throws on a
+ * malformed reason: that is a programming error.
+ */
+export function forbid(reason, description) {
+  if (typeof reason !== "string" || !/^[a-z0-9_]{1,64}$/.test(reason)) {
+    throw new TypeError(`forbid: reason ${JSON.stringify(reason)} must be 1 to 64 lowercase letters, digits and underscores`);
+  }
+  const err = new Error(`forbidden: ${reason}: ${description}`);
+  err[CHECK] = { status: 403, reason, description: String(description) };
+  return err;
+}
+
+/**
+ * membershipInactive is forbid("membership_inactive", description): the
+ * credential's membership is suspended or otherwise not active.
  */
 export function membershipInactive(description = SENTENCE_MEMBERSHIP_INACTIVE) {
-  const err = new Error(description);
-  err[CHECK] = { status: 403, reason: REASON_MEMBERSHIP_INACTIVE, description: String(description) };
-  return err;
+  return forbid(REASON_MEMBERSHIP_INACTIVE, description);
 }
 
 /**

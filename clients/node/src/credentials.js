@@ -9,6 +9,12 @@ export const API_KEY_PREFIX = "ghk_";
 /** API_KEY_HEADER carries an API key. */
 export const API_KEY_HEADER = "X-API-Key";
 
+/** QUERY_TOKEN carries an access token on a WebSocket upgrade: ?token=<access token>. */
+export const QUERY_TOKEN = "token";
+
+/** QUERY_KEY carries an API key on a WebSocket upgrade: ?key=<API key>. */
+export const QUERY_KEY = "key";
+
 const API_KEY_BODY_LEN = 43;
 
 /** MAX_TOKEN_LEN bounds what is parsed: Gatehouse's tokens are a few KiB. */
@@ -25,7 +31,7 @@ export const REASON_NOT_BEARER = "the Authorization header must be the Bearer sc
 export const REASON_MALFORMED_TOKEN = "the access token is malformed";
 export const REASON_MALFORMED_API_KEY = "the API key is malformed";
 export const REASON_TWO_CREDENTIALS =
-  "send one credential: an Authorization header, an X-API-Key header or a WebSocket token";
+  "send one credential: an Authorization header, an X-API-Key header, or on a WebSocket upgrade a token or key query parameter";
 
 /** CredentialError is a refused credential's reason, safe to show. */
 export class CredentialError extends Error {
@@ -95,11 +101,11 @@ export function splitQuery(rawQuery) {
 }
 
 /**
- * stripURL removes the credential parameters from a URL's query: "token"
- * always, "key" when stripKey says so for its value. Other parameters
+ * stripURL removes the credential parameters "token" and "key" from a
+ * URL's query, however their names are percent-encoded. Other parameters
  * keep their raw text. It returns the new URL.
  */
-function stripURL(url, stripKey) {
+function stripURL(url) {
   const q = url.indexOf("?");
   if (q < 0) return url;
   const hash = url.indexOf("#", q);
@@ -109,7 +115,7 @@ function stripURL(url, stripKey) {
   for (const p of splitQuery(rawQuery)) {
     // A name that cannot be decoded might be a disguised credential name:
     // drop it rather than risk logging a token.
-    if (p.name === null || p.name === "token" || (p.name === "key" && stripKey(p.value))) {
+    if (p.name === null || p.name === QUERY_TOKEN || p.name === QUERY_KEY) {
       changed = true;
       continue;
     }
@@ -122,11 +128,11 @@ function stripURL(url, stripKey) {
 
 /**
  * extractCredential finds the one credential of a raw Node request
- * (http.IncomingMessage). The query parameter "token" is removed from
- * req.url (and req.originalUrl, and a parsed req.query) on every request,
- * upgrade or not, and "key" on upgrades and whenever it holds something
- * shaped like a Gatehouse API key, so loggers that run afterwards never
- * see them. Returns {kind, value} or throws a CredentialError.
+ * (http.IncomingMessage). The query parameters "token" and "key" are
+ * removed from req.url (and req.originalUrl, and a parsed req.query) on
+ * every request, upgrade or not, so loggers that run afterwards never see
+ * them; they count as credentials on WebSocket upgrades only. Returns
+ * {kind, value} or throws a CredentialError.
  *
  * @param {import('node:http').IncomingMessage} req
  * @param {object} [framework] the framework's request object (Express's
@@ -141,14 +147,13 @@ export function extractCredential(req, framework) {
   if (q >= 0) {
     const hash = url.indexOf("#", q);
     const pairs = splitQuery(hash < 0 ? url.slice(q + 1) : url.slice(q + 1, hash));
-    queryTokens = pairs.filter((p) => p.name === "token").map((p) => p.value);
-    queryKeys = pairs.filter((p) => p.name === "key").map((p) => p.value);
-    const stripKey = (v) => upgrade || (typeof v === "string" && v.startsWith(API_KEY_PREFIX));
-    const cleaned = stripURL(url, stripKey);
+    queryTokens = pairs.filter((p) => p.name === QUERY_TOKEN).map((p) => p.value);
+    queryKeys = pairs.filter((p) => p.name === QUERY_KEY).map((p) => p.value);
+    const cleaned = stripURL(url);
     if (cleaned !== url) {
       req.url = cleaned;
-      if (typeof req.originalUrl === "string") req.originalUrl = stripURL(req.originalUrl, stripKey);
-      for (const r of [req, framework]) cleanParsedQuery(r, upgrade);
+      if (typeof req.originalUrl === "string") req.originalUrl = stripURL(req.originalUrl);
+      for (const r of [req, framework]) cleanParsedQuery(r);
     }
   }
   const auth = headerValues(req, "authorization");
@@ -165,7 +170,7 @@ export function extractCredential(req, framework) {
 
 // cleanParsedQuery deletes the credential parameters from a query object a
 // framework parsed before the middleware ran (Express 4, Fastify).
-function cleanParsedQuery(r, upgrade) {
+function cleanParsedQuery(r) {
   if (!r) return;
   let query;
   try {
@@ -175,9 +180,8 @@ function cleanParsedQuery(r, upgrade) {
   }
   if (!query || typeof query !== "object") return;
   try {
-    delete query.token;
-    const k = query.key;
-    if (upgrade || (typeof k === "string" && k.startsWith(API_KEY_PREFIX)) || Array.isArray(k)) delete query.key;
+    delete query[QUERY_TOKEN];
+    delete query[QUERY_KEY];
   } catch {
     // a frozen or computed query: the URL is cleaned, which is what loggers read
   }

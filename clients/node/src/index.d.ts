@@ -43,6 +43,10 @@ export class Principal {
   can(resource: string, action?: string): boolean;
   hasRole(role: string): boolean;
   hasScope(scope: string): boolean;
+  /** Every one of scopes was granted; always false for an API key. */
+  hasScopes(...scopes: string[]): boolean;
+  /** Whether the credential can carry scopes (an access token). */
+  scopable(): boolean;
   isUser(): boolean;
   toJSON(): Record<string, unknown>;
 }
@@ -69,6 +73,8 @@ export class RefusalError extends Error {
 /** An authorization requirement, built once at route set-up. */
 export interface Rule {
   readonly kind: "any" | "permission" | "any_permission" | "role" | "scope";
+  /** The requirement is about what the credential may do in its organization. */
+  readonly perOrg: boolean;
   readonly fields: Readonly<Record<string, unknown>>;
 }
 
@@ -114,7 +120,7 @@ export interface GatehouseOptions {
   orgParam?: string;
   /** Replaces the organization rule; requested is "" when the request names none. */
   orgCheck?: (p: Principal, requested: string) => boolean;
-  /** Runs after a credential verified; throw refuse(), membershipInactive() or unavailable(). */
+  /** Runs after a credential verified; throw refuse(), forbid(), membershipInactive() or unavailable(). */
   check?: (p: Principal, req: any) => void | Promise<void>;
   /** Writes refusals instead of the default JSON answers. */
   errorWriter?: (refusal: Refusal, req: any, res: any) => void | Promise<void>;
@@ -124,7 +130,7 @@ export interface GatehouseOptions {
   fetch?: typeof fetch;
   /** Timeout of one discovery or key fetch; default 10 000 ms. */
   fetchTimeoutMs?: number;
-  /** Backoff of the start-up retries; default 1 000 to 30 000 ms. */
+  /** Backoff of the start-up retries (jittered); default 1 000 to 60 000 ms. */
   startupBackoff?: { minMs?: number; maxMs?: number };
   /** The clock (ms since the epoch or a Date); default Date.now. */
   now?: () => number | Date;
@@ -162,6 +168,8 @@ export function rejectUpgrade(socket: Duplex, refusal: Refusal): void;
 export function isWebSocketUpgrade(req: IncomingMessage): boolean;
 
 export function refuse(reason: string): Error;
+/** A 403 from the check hook: reason is 1 to 64 lowercase letters, digits and underscores. */
+export function forbid(reason: string, description: string): Error;
 export function membershipInactive(description?: string): Error;
 export function unavailable(description?: string): Error;
 
@@ -195,6 +203,8 @@ export const MAX_ROLE_NAME_LEN: number;
 export const MAX_TOKEN_LEN: number;
 export const API_KEY_PREFIX: "ghk_";
 export const API_KEY_HEADER: "X-API-Key";
+export const QUERY_TOKEN: "token";
+export const QUERY_KEY: "key";
 export const KIND_ACCESS_TOKEN: "access_token";
 export const KIND_API_KEY: "api_key";
 export const DEFAULT_ALGORITHMS: readonly string[];

@@ -47,7 +47,7 @@ import {
   writeRefusal,
 } from "./answers.js";
 import { Principal } from "./principal.js";
-import { validatePermission, validateRoleName } from "./permission.js";
+import { MAX_LEN, validatePermission, validateRoleName } from "./permission.js";
 
 export * from "./permission.js";
 export {
@@ -56,6 +56,8 @@ export {
   KIND_ACCESS_TOKEN,
   KIND_API_KEY,
   MAX_TOKEN_LEN,
+  QUERY_KEY,
+  QUERY_TOKEN,
   isWebSocketUpgrade,
 } from "./credentials.js";
 export {
@@ -75,6 +77,7 @@ export {
   RETRY_AFTER_SECONDS,
   Refusal,
   RefusalError,
+  forbid,
   membershipInactive,
   refuse,
   rejectUpgrade,
@@ -108,11 +111,14 @@ const R = {
   notYet: invalidTokenRefusal("the access token is not valid yet"),
   noExpiry: invalidTokenRefusal("the access token has no expiry"),
   keysUnavailable: unavailableRefusal("the issuer's keys cannot be fetched right now; try again shortly"),
+  keysNotYet: unavailableRefusal("the issuer's keys are not loaded yet; try again shortly"),
   apiKeysOff: invalidTokenRefusal("API keys are not accepted here"),
   apiKeyUnavailable: unavailableRefusal("the credential cannot be checked right now; try again shortly"),
   checkRefused: invalidTokenRefusal("the credential was refused"),
   noCredential: noCredentialRefusal(REASON_NO_CREDENTIAL),
 };
+
+const NOT_READY = unavailableRefusal("the issuer's keys are not loaded yet");
 
 const credentialRefusals = new Map();
 function credentialRefusal(reason) {
@@ -143,24 +149,32 @@ export function principalOf(req) {
 }
 
 // Rules: one authorization requirement with its prepared refusals, built
-// once at route set-up.
+// once at route set-up. perOrg: the requirement is about what the
+// credential may do in its organization (permissions, roles), so an
+// access token acting in none is told to get one.
 class Rule {
-  constructor(kind, allow, fields, reason, sentence) {
+  constructor(kind, allow, perOrg, fields, reason, sentence, sentenceNoScopes) {
     this.kind = kind;
     this.allow = allow;
+    this.perOrg = perOrg;
     this.fields = Object.freeze(fields);
-    this.forbidden = reason ? forbiddenRefusal(reason, sentence, fields) : null;
+    this.missing = reason ? forbiddenRefusal(reason, sentence, fields) : null;
+    // The same, for credentials that carry no scopes (API keys).
+    this.missingNoScopes = reason && sentenceNoScopes ? forbiddenRefusal(reason, sentenceNoScopes, fields) : this.missing;
     this.otherOrg = forbiddenRefusal(REASON_OTHER_ORGANIZATION, SENTENCE_OTHER_ORGANIZATION, fields);
     this.noOrg = forbiddenRefusal(REASON_NO_ACTIVE_ORGANIZATION, SENTENCE_NO_ACTIVE_ORGANIZATION, fields);
-    this.membership = new Map(); // description -> refusal
+    this.checked = new Map(); // reason + description -> refusal of the check hook's forbid()
     Object.freeze(this);
   }
 
-  membershipInactive(description) {
-    let r = this.membership.get(description);
+  // forbidden is the 403 of the check hook's forbid(): its reason and
+  // sentence with this rule's required fields.
+  forbidden(reason, description) {
+    const k = `${reason}\u0000${description}`;
+    let r = this.checked.get(k);
     if (!r) {
-      r = forbiddenRefusal(REASON_MEMBERSHIP_INACTIVE, description, this.fields);
-      if (this.membership.size < 64) this.membership.set(description, r);
+      r = forbiddenRefusal(reason, description, this.fields);
+      if (this.checked.size < 64) this.checked.set(k, r);
     }
     return r;
   }
@@ -175,7 +189,7 @@ function splitPermission(perm) {
 export function anyCredentialRule() {
   return ANY_CREDENTIAL;
 }
-const ANY_CREDENTIAL = new Rule("any", () => true, {}, null, "");
+const ANY_CREDENTIAL = new Rule("any", () => true, false, {}, null, "");
 
 /**
  * permissionRule is the rule of requirePermission: a grant of the principal
@@ -187,8 +201,8 @@ export function permissionRule(resource, action) {
   const err = validatePermission(perm);
   if (err) throw new TypeError("requirePermission: " + err.message);
   const [res, act] = splitPermission(perm);
-  return new Rule("permission", (p) => p.can(res, act), { required: perm }, REASON_MISSING_PERMISSION,
-    `the credential is not granted ${perm} in its organization`);
+  return new Rule("permission", (p) => p.can(res, act), true, { required: perm }, REASON_MISSING_PERMISSION,
+    `the credential's permissions do not grant ${perm}`);
 }
 
 /** anyPermissionRule is the rule of requireAnyPermission: a grant covers one of perms. It throws on none or a malformed one. */
@@ -199,8 +213,8 @@ export function anyPermissionRule(...perms) {
     if (err) throw new TypeError("requireAnyPermission: " + err.message);
     return splitPermission(perm);
   });
-  return new Rule("any_permission", (p) => parsed.some(([r, a]) => p.can(r, a)), { required_any: [...perms] },
-    REASON_MISSING_PERMISSION, `the credential is granted none of ${perms.join(", ")} in its organization`);
+  return new Rule("any_permission", (p) => parsed.some(([r, a]) => p.can(r, a)), true, { required_any: [...perms] },
+    REASON_MISSING_PERMISSION, `the credential's permissions grant none of ${perms.join(", ")}`);
 }
 
 /**
@@ -214,24 +228,30 @@ export function roleRule(...roles) {
     const err = validateRoleName(r);
     if (err) throw new TypeError("requireRole: " + err.message);
   }
-  return new Rule("role", (p) => roles.some((r) => p.hasRole(r)), { required_role: [...roles] }, REASON_MISSING_ROLE,
-    `the credential holds none of the roles ${roles.join(", ")} in its organization`);
+  const sentence = roles.length === 1
+    ? `the credential does not hold the role ${roles[0]}`
+    : `the credential holds none of the roles ${roles.join(", ")}`;
+  return new Rule("role", (p) => roles.some((r) => p.hasRole(r)), true, { required_role: [...roles] }, REASON_MISSING_ROLE, sentence);
 }
 
 /**
  * scopeRule is the rule of requireScope: every one of scopes is among the
- * credential's granted scopes (the token's "scope" claim). It throws on
- * none or one that is not a scope token (RFC 6749 §3.3).
+ * access token's granted scopes (its "scope" claim). API keys carry no
+ * scopes and never pass. It throws on none or one that is not a scope
+ * token (RFC 6749 §3.3: printable ASCII without space, '"' or '\\').
  */
 export function scopeRule(...scopes) {
   if (scopes.length === 0) throw new TypeError("requireScope: no scope given");
   for (const s of scopes) {
-    if (typeof s !== "string" || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) {
-      throw new TypeError(`requireScope: ${JSON.stringify(s)} is not a scope`);
+    if (typeof s !== "string" || s.length > MAX_LEN || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) {
+      throw new TypeError(`requireScope: scope ${JSON.stringify(s)} is not a scope token (printable ASCII without space, '"' or '\\')`);
     }
   }
-  return new Rule("scope", (p) => scopes.every((s) => p.hasScope(s)), { required_scope: [...scopes] },
-    REASON_MISSING_SCOPE, `the credential was not granted the scope ${scopes.join(" ")}`);
+  const list = scopes.join(" ");
+  const many = scopes.length > 1;
+  return new Rule("scope", (p) => p.hasScopes(...scopes), false, { required_scope: [...scopes] }, REASON_MISSING_SCOPE,
+    many ? `the token was not granted every one of the scopes ${list}` : `the token was not granted the scope ${list}`,
+    `API keys and webhooks carry no scopes; this route takes an access token granted the scope${many ? "s" : ""} ${list}`);
 }
 
 function ruleOf(x) {
@@ -283,7 +303,7 @@ export class Gatehouse {
     for (const f of ["fetch", "now", "orgCheck", "check", "errorWriter", "onRefusal"]) {
       if (opts[f] !== undefined && typeof opts[f] !== "function") throw new TypeError(`gatehouse: options.${f} must be a function`);
     }
-    const backoff = { minMs: 1000, maxMs: 30_000, ...(opts.startupBackoff ?? {}) };
+    const backoff = { minMs: 1000, maxMs: 60_000, ...(opts.startupBackoff ?? {}) };
     if (!(backoff.minMs > 0 && backoff.maxMs >= backoff.minMs)) {
       throw new RangeError("gatehouse: options.startupBackoff needs 0 < minMs <= maxMs");
     }
@@ -386,7 +406,8 @@ export class Gatehouse {
       } catch (err) {
         this.startError = err?.message ?? String(err);
         if (this.closed) return;
-        this.timer = setTimeout(attempt, delay);
+        // Jittered, so that replicas started together do not ask together.
+        this.timer = setTimeout(attempt, delay / 2 + Math.random() * (delay / 2));
         this.timer.unref?.();
         delay = Math.min(delay * 2, this.backoff.maxMs);
       }
@@ -445,17 +466,17 @@ export class Gatehouse {
 
   /**
    * readinessHandler returns an Express or Fastify handler for a readiness
-   * probe: 200 {"status":"ready"} once the keys are loaded, else 503
-   * {"status":"starting"} with Retry-After.
+   * probe, answering at once: 200 {"status":"ready"} once the keys are
+   * loaded, else 503 {"error":"temporarily_unavailable",...} with
+   * Retry-After (as Go's ReadyHandler). It says nothing about why.
    */
   readinessHandler() {
     return (req, res) => {
-      const ready = this.keys.loaded;
-      const body = JSON.stringify(ready ? { status: "ready" } : { status: "starting", error_description: "the issuer's keys are not loaded yet" });
-      const headers = { "content-type": "application/json", "cache-control": "no-store" };
-      if (!ready) headers["retry-after"] = "5";
-      if (isFastify(res)) return res.code(ready ? 200 : 503).headers(headers).send(Buffer.from(body));
-      res.statusCode = ready ? 200 : 503;
+      if (!this.keys.loaded) return writeRefusal(res, NOT_READY);
+      const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
+      const body = '{"status":"ready"}';
+      if (isFastify(res)) return res.code(200).headers(headers).send(Buffer.from(body));
+      res.statusCode = 200;
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       res.end(body);
     };
@@ -491,6 +512,7 @@ export class Gatehouse {
     const typ = typeof header.typ === "string" ? header.typ.toLowerCase() : "";
     if (typ !== "at+jwt" && typ !== "application/at+jwt") throw new RefusalError(R.type);
     if (!nonEmptyString(header.kid)) throw new RefusalError(R.key);
+    if (!this.keys.loaded) throw new RefusalError(R.keysNotYet);
     let resolver;
     try {
       resolver = await this.keys.resolver(header.kid);
@@ -571,7 +593,7 @@ export class Gatehouse {
         const out = checkOutcome(err);
         if (out && out.status === 403) {
           const e = new RefusalError(forbiddenRefusal(out.reason, out.description));
-          e.membership = out.description;
+          e.forbidden = out;
           throw e;
         }
         throw new RefusalError(out ?? R.checkRefused);
@@ -618,16 +640,20 @@ export class Gatehouse {
     return path;
   }
 
-  // decide applies the organization check and the rule.
+  // decide applies the organization check and the rule, as Go's rbac does.
   decide(p, org, rule) {
-    if (org === AMBIGUOUS) return p.orgId === "" ? rule.noOrg : rule.otherOrg;
-    if (this.orgCheck) {
-      if (!this.orgCheck(p, org)) return p.orgId === "" ? rule.noOrg : rule.otherOrg;
-    } else if (org !== "" && org !== p.orgId) {
-      return p.orgId === "" ? rule.noOrg : rule.otherOrg;
-    }
-    if (!rule.allow(p)) return p.orgId === "" && rule.kind !== "scope" ? rule.noOrg : rule.forbidden;
-    return null;
+    // Only an access token can be refreshed into one acting in an
+    // organization: other credentials are told what is missing.
+    const noOrg = p.orgId === "" && p.kind === KIND_ACCESS_TOKEN;
+    let orgOK;
+    if (org === AMBIGUOUS) orgOK = false; // never handed to orgCheck: it matches no organization
+    else if (this.orgCheck) orgOK = !!this.orgCheck(p, org);
+    else orgOK = org === "" || org === p.orgId;
+    if (!orgOK) return noOrg ? rule.noOrg : rule.otherOrg;
+    if (rule.allow(p)) return null;
+    if (rule.perOrg && noOrg) return rule.noOrg;
+    if (!p.scopable()) return rule.missingNoScopes;
+    return rule.missing;
   }
 
   /**
@@ -646,7 +672,7 @@ export class Gatehouse {
         p = await this.authenticateRaw(raw, req === raw ? undefined : req);
       } catch (err) {
         if (!(err instanceof RefusalError)) throw err;
-        if (err.membership !== undefined) return r.membershipInactive(err.membership);
+        if (err.forbidden) return r.forbidden(err.forbidden.reason, err.forbidden.description);
         return err.refusal;
       }
       this.remember(raw, req, p);

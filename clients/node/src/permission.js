@@ -4,7 +4,8 @@
 // rbac/testdata/permission-cases.json are run against this file.
 //
 // A permission is "resource:action", each part made of lowercase letters,
-// digits, hyphens and underscores ("kb:read", "api_key:rotate"). A grant,
+// digits, hyphens and underscores, starting and ending with a letter or
+// digit ("kb:read", "api-key:rotate", "api_key:rotate"). A grant,
 // what a role holds, may use wildcards: "*" (everything), "kb:*" (every
 // action on kb), "*:read" (read on every resource) and a trailing "*"
 // after a prefix ("kb:r*" covers kb:read and kb:run). A wildcard may only
@@ -44,7 +45,9 @@ function byteLength(s) {
 
 // checkPart returns why one part (or a role name) is malformed, or "".
 // With wildcards, a part may be "*" or end with "*" after a valid prefix.
-function checkPart(v, wildcards) {
+// With underscores, "_" is allowed like "-": inside a name, never first,
+// and never last unless a wildcard follows ("team_*").
+function checkPart(v, wildcards, underscores) {
   let name = v;
   const n = v.split("*").length - 1;
   if (n > 1) return "has more than one wildcard; a wildcard may only end a part, as in kb:r*";
@@ -54,16 +57,24 @@ function checkPart(v, wildcards) {
     name = v.slice(0, -1);
     if (name === "") return "";
   }
+  const allowedChars = underscores
+    ? "only lowercase letters, digits, hyphens and underscores are allowed"
+    : "only lowercase letters, digits and hyphens are allowed";
   for (let i = 0; i < name.length; i++) {
     const c = name[i];
-    if ((c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c === "-" || c === "_") continue;
+    if ((c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c === "-" || (c === "_" && underscores)) continue;
     if (c >= "A" && c <= "Z") return `has the uppercase letter ${JSON.stringify(c)}; use lowercase`;
     if (c === " " || c === "\t") return "contains a space";
     const cp = String.fromCodePoint(name.codePointAt(i));
-    return `contains ${JSON.stringify(cp)}; only lowercase letters, digits, hyphens and underscores are allowed`;
+    return `contains ${JSON.stringify(cp)}; ${allowedChars}`;
   }
-  if (name !== "" && name[0] === "-") return "starts with a hyphen; start with a letter, digit or underscore";
-  if (name !== "" && name === v && name[name.length - 1] === "-") return "ends with a hyphen";
+  if (name === "") return "";
+  const first = name[0];
+  const last = name[name.length - 1];
+  if (first === "-") return "starts with a hyphen; start with a letter or digit";
+  if (first === "_") return "starts with an underscore; start with a letter or digit";
+  if (name === v && last === "-") return "ends with a hyphen";
+  if (name === v && last === "_") return "ends with an underscore";
   return "";
 }
 
@@ -83,7 +94,7 @@ function parse(kind, s, wildcards) {
   if (res === "") fail("has an empty resource before the colon");
   if (act === "") fail("has an empty action after the colon");
   for (const [what, v] of [["resource", res], ["action", act]]) {
-    const reason = checkPart(v, wildcards);
+    const reason = checkPart(v, wildcards, true);
     if (reason !== "") fail(`${what} ${JSON.stringify(v)} ${reason}`);
   }
   return [res, act];
@@ -151,11 +162,13 @@ export function validatePermission(s) {
 /**
  * validateRoleName returns what is wrong with a role name (a
  * PermissionError), or null. Role names follow the rule of permission
- * parts and are at most 63 characters.
+ * parts without the underscore (lowercase letters, digits and hyphens,
+ * starting and ending with a letter or digit) and are at most 63
+ * characters.
  */
 export function validateRoleName(s) {
   if (typeof s !== "string") return new PermissionError("role name", String(s), "is not a string");
-  let reason = checkPart(s, false);
+  let reason = checkPart(s, false, false);
   if (s === "") reason = "is empty";
   else if (byteLength(s) > MAX_ROLE_NAME_LEN) reason = `is longer than ${MAX_ROLE_NAME_LEN} characters`;
   return reason ? new PermissionError("role name", s, reason) : null;

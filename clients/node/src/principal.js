@@ -58,9 +58,24 @@ export class Principal {
     return this.roles.includes(role);
   }
 
-  /** hasScope reports whether scope is among the credential's scopes. */
+  /**
+   * hasScope reports whether scope is among the access token's granted
+   * scopes; API keys carry none.
+   */
   hasScope(scope) {
-    return this.scope.split(" ").includes(scope);
+    return this.hasScopes(scope);
+  }
+
+  /** hasScopes reports whether every one of scopes was granted (false for API keys). */
+  hasScopes(...scopes) {
+    if (!this.scopable()) return false;
+    const granted = this.scope.split(/[ \t\n\r\f\v]+/).filter(Boolean);
+    return scopes.every((s) => granted.includes(s));
+  }
+
+  /** scopable reports whether the credential can carry scopes (an access token). */
+  scopable() {
+    return this.kind !== "api_key" && this.kind !== "webhook";
   }
 
   /** isUser reports whether a person stands behind the credential: an access token of a user's session. */

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { createGatehouse, membershipInactive, refuse, unavailable } from "../src/index.js";
+import { createGatehouse, forbid, membershipInactive, refuse, unavailable } from "../src/index.js";
 import { GH, needGatehouse, expressApp, fastifyApp, listen, request, bearer } from "./helpers.js";
 
 async function serve(gh, make, fn) {
@@ -42,7 +42,7 @@ test("onRefusal sees every refusal, without the credential; errorWriter writes i
       let r = await request(url + "/kb", { method: "POST", headers: [bearer(GH.reader)], body: {} });
       assert.equal(r.status, 403);
       assert.match(r.headers["content-type"], /^application\/problem\+json/);
-      assert.deepEqual(r.json, { problem: "missing_permission", detail: "the credential is not granted kb:write in its organization" });
+      assert.deepEqual(r.json, { problem: "missing_permission", detail: "the credential's permissions do not grant kb:write" });
       r = await request(url + `/kb?token=${GH.member}`);
       assert.equal(r.status, 401);
       assert.deepEqual(r.json, { problem: "invalid_token", detail: "a bearer access token is required" });
@@ -56,6 +56,11 @@ test("onRefusal sees every refusal, without the credential; errorWriter writes i
       assert.ok(!JSON.stringify(seen).includes(GH.member.slice(0, 40)));
     });
   }
+});
+
+test("forbid refuses malformed reasons", () => {
+  for (const bad of ["", "Plan", "plan expired", "x".repeat(65), 7]) assert.throws(() => forbid(bad, "s"), /must be 1 to 64/);
+  assert.ok(forbid("plan_expired_2", "s") instanceof Error);
 });
 
 test("a failing onRefusal does not change the answer", { skip: needGatehouse }, async () => {
@@ -78,6 +83,7 @@ test("the check hook: refuse, membershipInactive, unavailable, anything else", {
     "rae@example.com": () => membershipInactive(),
     "vic@example.com": () => unavailable(),
     "lee@example.com": () => new Error("SELECT failed: connection refused to db.internal:5432"),
+    "bob@example.com": () => forbid("plan_expired", "the organization's plan has expired"),
   };
   for (const [fw, make] of Object.entries({ express: expressApp, fastify: fastifyApp })) {
     const gh = createGatehouse({
@@ -110,6 +116,9 @@ test("the check hook: refuse, membershipInactive, unavailable, anything else", {
       assert.equal(r.json.error_description, "the credential was refused", "a hook's own error text stays out");
       assert.ok(!r.text.includes("db.internal"));
       r = await request(url + "/kb", { headers: [bearer(GH.betaMember)] });
+      assert.equal(r.status, 403, fw);
+      assert.equal(r.text, '{"error":"insufficient_permission","reason":"plan_expired","error_description":"the organization\'s plan has expired","required":"kb:read"}');
+      r = await request(url + "/me", { headers: [bearer(GH.noOrg)] });
       assert.equal(r.status, 200, "no outcome: allowed");
     });
   }

@@ -35,22 +35,34 @@ const CHALLENGE = 'Bearer error="invalid_token", error_description=';
 function cases() {
   const tampered = GH.member.slice(0, -4) + (GH.member.endsWith("AAAA") ? "BBBB" : "AAAA");
   const required = (perm) => ({ error: "insufficient_permission", reason: "missing_permission", required: perm });
+  // The exact bodies: member order and all (Go's rbac writes the same bytes).
   return [
+    ["exact 403 body", "POST", "/kb", [bearer(GH.viewer)], 403, { $text: '{"error":"insufficient_permission","reason":"missing_permission",' +
+      '"error_description":"the credential\'s permissions do not grant kb:write","required":"kb:write"}' }],
+    ["exact 401 body", "GET", "/kb", [], 401, { $text: '{"error":"invalid_token","error_description":"a bearer access token is required"}' }],
     ["public", "GET", "/public", [], 200, { anyone: true }],
     ["member reads", "GET", "/kb", [bearer(GH.member)], 200, {}],
     ["member writes", "POST", "/kb", [bearer(GH.member)], 200, {}],
     ["kb:r* reads", "GET", "/kb", [bearer(GH.reader)], 200, {}],
-    ["kb:r* does not write", "POST", "/kb", [bearer(GH.reader)], 403, required("kb:write")],
+    ["kb:r* does not write", "POST", "/kb", [bearer(GH.reader)], 403,
+      { ...required("kb:write"), error_description: "the credential's permissions do not grant kb:write" }],
     ["*:read reads", "GET", "/kb", [bearer(GH.viewer)], 200, {}],
     ["*:read does not write", "POST", "/kb", [bearer(GH.viewer)], 403, required("kb:write")],
     ["any of kb:delete, kb:admin: member (*:write) is neither", "DELETE", "/kb/1", [bearer(GH.member)], 403,
-      { reason: "missing_permission", required_any: ["kb:delete", "kb:admin"] }],
+      { reason: "missing_permission", required_any: ["kb:delete", "kb:admin"],
+        error_description: "the credential's permissions grant none of kb:delete, kb:admin" }],
     ["any of kb:delete, kb:admin: admin (*) is", "DELETE", "/kb/1", [bearer(GH.lead)], 200, {}],
     ["role admin: lead", "GET", "/billing", [bearer(GH.lead)], 200, {}],
     ["role admin: member", "GET", "/billing", [bearer(GH.member)], 403, { reason: "missing_role", required_role: ["admin"] }],
     ["scope email granted", "GET", "/scoped", [bearer(GH.member)], 200, {}],
     ["scope kb:admin not granted", "GET", "/scoped-admin", [bearer(GH.member)], 403,
       { reason: "missing_scope", required_scope: ["kb:admin"] }],
+    ["scope: an API key carries none", "GET", "/scoped", [apiKeyHeader(GH.apiKey)], 403,
+      { reason: "missing_scope", required_scope: ["email"],
+        error_description: "API keys and webhooks carry no scopes; this route takes an access token granted the scope email" }],
+    ["scope: no organization needed", "GET", "/scoped", [bearer(GH.noOrg)], 200, {}],
+    ["role: an API key holds none", "GET", "/billing", [apiKeyHeader(GH.apiKey)], 403,
+      { reason: "missing_role", error_description: "the credential does not hold the role admin" }],
     ["own org in query", "GET", `/kb?org_id=${GH.acme}`, [bearer(GH.member)], 200, {}],
     ["own org in path", "GET", `/orgs/${GH.acme}/kb`, [bearer(GH.member)], 200, {}],
     ["own org in path and query", "GET", `/orgs/${GH.acme}/kb?org_id=${GH.acme}`, [bearer(GH.member)], 200, {}],
@@ -64,7 +76,9 @@ function cases() {
     ["encoded parameter name", "GET", `/kb?org%5Fid=${GH.beta}`, [bearer(GH.member)], 403, { reason: "other_organization" }],
     ["authenticate: other org", "GET", `/me?org_id=${GH.beta}`, [bearer(GH.member)], 403, { reason: "other_organization" }],
     ["authenticate: own org", "GET", `/me?org_id=${GH.acme}`, [bearer(GH.member)], 200, {}],
-    ["no active organization", "GET", "/kb", [bearer(GH.noOrg)], 403, { reason: "no_active_organization", required: "kb:read" }],
+    ["no active organization", "GET", "/kb", [bearer(GH.noOrg)], 403, { reason: "no_active_organization", required: "kb:read",
+      error_description: "the credential acts in no organization; refresh the token with organization=<organization id> to act in one" }],
+    ["no active organization, role", "GET", "/billing", [bearer(GH.noOrg)], 403, { reason: "no_active_organization", required_role: ["admin"] }],
     ["no active organization, org named", "GET", `/kb?org_id=${GH.acme}`, [bearer(GH.noOrg)], 403, { reason: "no_active_organization" }],
     ["no organization is fine for authenticate", "GET", "/me", [bearer(GH.noOrg)], 200, {}],
     ["no credential", "GET", "/kb", [], 401, { error: "invalid_token", error_description: "a bearer access token is required" }],
@@ -75,7 +89,7 @@ function cases() {
     ["another audience", "GET", "/kb", [bearer(GH.otherAudience)], 401, { error_description: "the access token is for another audience" }],
     ["ID token", "GET", "/kb", [bearer(GH.idToken)], 401, { error_description: "not an access token (typ must be at+jwt)" }],
     ["two Authorization headers", "GET", "/kb", [bearer(GH.member), bearer(GH.member)], 401,
-      { error_description: "send one credential: an Authorization header, an X-API-Key header or a WebSocket token" }],
+      { error_description: "send one credential: an Authorization header, an X-API-Key header, or on a WebSocket upgrade a token or key query parameter" }],
     ["token and API key", "GET", "/kb", [bearer(GH.member), apiKeyHeader(GH.apiKey)], 401, { error_description: /send one credential/ }],
     ["?token= without upgrade", "GET", `/kb?token=${GH.member}`, [], 401, { error_description: "a bearer access token is required" }],
     ["?key= without upgrade", "GET", `/kb?key=${GH.apiKey}`, [], 401, { error_description: "a bearer access token is required" }],
@@ -92,8 +106,12 @@ function cases() {
   ];
 }
 
-function assertMembers(name, got, want) {
+function assertMembers(name, got, want, text) {
   for (const [k, v] of Object.entries(want)) {
+    if (k === "$text") {
+      assert.equal(text, v, name);
+      continue;
+    }
     if (v instanceof RegExp) assert.match(String(got?.[k]), v, `${name}: ${k}`);
     else assert.deepEqual(got?.[k], v, `${name}: ${k} in ${JSON.stringify(got)}`);
   }
@@ -105,7 +123,7 @@ for (const fw of Object.keys(frameworks)) {
     for (const [name, method, path, headers, status, members] of cases()) {
       const res = await request(base + path, { method, headers, body: method === "POST" ? { title: "Runbook" } : undefined });
       assert.equal(res.status, status, `${fw}: ${name}: ${method} ${path} = ${res.status} ${res.text}`);
-      assertMembers(`${fw}: ${name}`, res.json, members);
+      assertMembers(`${fw}: ${name}`, res.json, members, res.text);
       if (status === 401 || status === 403 || status === 503) {
         assert.equal(res.headers["content-type"], "application/json", `${name}: content-type`);
         assert.equal(res.headers["cache-control"], "no-store", `${name}: cache-control`);

@@ -173,14 +173,15 @@ test("starting while the issuer is down: 503 until the keys are loaded, then tok
       let res = await request(srv.url + "/kb", { headers: [bearer(token)] });
       assert.equal(res.status, 503);
       assert.equal(res.headers["retry-after"], "5");
-      assert.deepEqual(res.json, { error: "temporarily_unavailable", error_description: "the issuer's keys cannot be fetched right now; try again shortly" });
+      assert.deepEqual(res.json, { error: "temporarily_unavailable", error_description: "the issuer's keys are not loaded yet; try again shortly" });
       res = await request(srv.url + "/kb");
       assert.equal(res.status, 401, "no credential is still 401");
       // The readiness probe says so.
       const probe = await listen((req, res2) => m.readinessHandler()(req, res2));
       res = await request(probe.url);
       assert.equal(res.status, 503);
-      assert.equal(res.json.status, "starting");
+      assert.deepEqual(res.json, { error: "temporarily_unavailable", error_description: "the issuer's keys are not loaded yet" });
+      assert.equal(res.headers["retry-after"], "5");
       iss.status = 200;
       await m.ready({ timeoutMs: 2000 });
       res = await request(probe.url);

@@ -148,7 +148,7 @@ test("another issuer and another audience", { skip: needGatehouse }, async () =>
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(slash.isReady(), false);
   assert.match(slash.readiness().error, /discovery: issuer is/);
-  assert.equal(await refusalOf(slash, GH.member), "the issuer's keys cannot be fetched right now; try again shortly");
+  assert.equal(await refusalOf(slash, GH.member), "the issuer's keys are not loaded yet; try again shortly");
   slash.close();
 });
 

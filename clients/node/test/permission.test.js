@@ -55,16 +55,22 @@ test("the shared permission-matching cases (rbac/testdata/permission-cases.json)
   }
 });
 
-test("underscores are accepted like lowercase letters", () => {
-  for (const s of ["api_key:read", "api_key:rotate_all", "_x:y", "a_:b_", "team_a-b:read"]) {
+test("underscores are accepted inside names, as hyphens are", () => {
+  for (const s of ["api_key:read", "api_key:rotate_all", "team_a-b:read", "a__b:c"]) {
     assert.equal(validatePermission(s), null, s);
   }
+  for (const [s, why] of [["_x:y", "starts with an underscore"], ["x_:y", "ends with an underscore"], ["x:_y", "starts with an underscore"], ["x:y_", "ends with an underscore"]]) {
+    assert.match(validatePermission(s)?.message ?? "accepted", new RegExp(why), s);
+  }
+  assert.equal(validateGrant("api_key:read_*"), null, "a wildcard may follow an underscore");
+  assert.match(validateGrant("api:_*").message, /starts with an underscore/);
   assert.ok(match("api_key:*", "api_key:read"));
   assert.ok(match("api_*:read", "api_key:read"));
   assert.ok(match("*:rotate_all", "api_key:rotate_all"));
   assert.ok(!match("api_key:read", "api-key:read"));
   assert.ok(!match("api:*", "api_key:read"));
-  assert.equal(validateRoleName("key_admin"), null);
+  assert.match(validateRoleName("key_admin").message, /only lowercase letters, digits and hyphens/, "role names keep hyphens only");
+  assert.equal(validateRoleName("key-admin"), null);
   assert.equal(permissionRule("api_key", "read").fields.required, "api_key:read");
 });
 
