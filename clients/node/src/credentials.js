@@ -140,22 +140,7 @@ function stripURL(url) {
  */
 export function extractCredential(req, framework) {
   const upgrade = isWebSocketUpgrade(req);
-  const url = typeof req.url === "string" ? req.url : "";
-  const q = url.indexOf("?");
-  let queryTokens = [];
-  let queryKeys = [];
-  if (q >= 0) {
-    const hash = url.indexOf("#", q);
-    const pairs = splitQuery(hash < 0 ? url.slice(q + 1) : url.slice(q + 1, hash));
-    queryTokens = pairs.filter((p) => p.name === QUERY_TOKEN).map((p) => p.value);
-    queryKeys = pairs.filter((p) => p.name === QUERY_KEY).map((p) => p.value);
-    const cleaned = stripURL(url);
-    if (cleaned !== url) {
-      req.url = cleaned;
-      if (typeof req.originalUrl === "string") req.originalUrl = stripURL(req.originalUrl);
-      for (const r of [req, framework]) cleanParsedQuery(r);
-    }
-  }
+  const { tokens: queryTokens, keys: queryKeys } = stripQueryCredentials(req, framework);
   const auth = headerValues(req, "authorization");
   const keys = headerValues(req, API_KEY_HEADER);
   let n = auth.length + keys.length;
@@ -166,6 +151,29 @@ export function extractCredential(req, framework) {
   if (keys.length === 1) return parseAPIKey(keys[0]);
   if (queryTokens.length === 1) return parseJWTSyntax(queryTokens[0] ?? "");
   return parseAPIKey(queryKeys[0] ?? "");
+}
+
+/**
+ * stripQueryCredentials removes every "token" and "key" query parameter
+ * from req.url (and req.originalUrl, and a query object the framework
+ * parsed), however their names are percent-encoded, and returns their
+ * values: {tokens, keys}.
+ */
+export function stripQueryCredentials(req, framework) {
+  const url = typeof req.url === "string" ? req.url : "";
+  const q = url.indexOf("?");
+  if (q < 0) return { tokens: [], keys: [] };
+  const hash = url.indexOf("#", q);
+  const pairs = splitQuery(hash < 0 ? url.slice(q + 1) : url.slice(q + 1, hash));
+  const tokens = pairs.filter((p) => p.name === QUERY_TOKEN).map((p) => p.value);
+  const keys = pairs.filter((p) => p.name === QUERY_KEY).map((p) => p.value);
+  const cleaned = stripURL(url);
+  if (cleaned !== url) {
+    req.url = cleaned;
+    if (typeof req.originalUrl === "string") req.originalUrl = stripURL(req.originalUrl);
+    for (const r of [req, framework]) cleanParsedQuery(r);
+  }
+  return { tokens, keys };
 }
 
 // cleanParsedQuery deletes the credential parameters from a query object a

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 
 /** A credential's kind, as Gatehouse's introspection names it. */
-export type Kind = "access_token" | "api_key";
+export type Kind = "access_token" | "api_key" | "webhook" | "insecure_dev";
 
 /** Who a request acts as; frozen. toJSON uses the names of Go's rbac.Principal. */
 export class Principal {
@@ -134,6 +134,44 @@ export interface GatehouseOptions {
   startupBackoff?: { minMs?: number; maxMs?: number };
   /** The clock (ms since the epoch or a Date); default Date.now. */
   now?: () => number | Date;
+  /** The process serves production: refuses insecureDevPrincipal. */
+  production?: boolean;
+  /**
+   * Development only: every request acts as this principal without any
+   * credential. Refused with production, GATEHOUSE_ENV other than
+   * development, or NODE_ENV=production.
+   */
+  insecureDevPrincipal?: {
+    subject: string;
+    orgId?: string;
+    roles?: string[];
+    permissions?: string[];
+    kind?: Kind;
+    email?: string;
+    name?: string;
+  };
+  /** Receives the insecure development principal's warnings; default console. */
+  logger?: { warn(message: string, fields: Record<string, unknown>): void };
+}
+
+export interface WebhookOptions {
+  /** The sender's name, like a permission's part; the principal's subject is "webhook:" + name. */
+  name: string;
+  /** One secret, or two during a rotation; at least 16 bytes of printable ASCII each. */
+  secrets: string[];
+  /** The grants the sender's principal holds. */
+  permissions?: string[];
+  /** The organization the principal acts in; default none. */
+  orgId?: string;
+  /** A header carrying the secret as its whole value; default "Authorization: Bearer <secret>". */
+  header?: string;
+}
+
+export interface Webhook {
+  readonly name: string;
+  /** Express middleware or Fastify hook putting the sender's principal on the request. */
+  authenticate(): (req: any, res: any, next: (err?: unknown) => void) => void;
+  authenticateRequest(req: any): Principal;
 }
 
 export class Gatehouse {
@@ -158,6 +196,7 @@ export class Gatehouse {
   readiness(): { ready: boolean; error: string | null };
   ready(opts?: { timeoutMs?: number }): Promise<void>;
   readinessHandler(): (req: any, res: any) => void;
+  webhook(options: WebhookOptions): Webhook;
   close(): void;
 }
 
@@ -207,6 +246,11 @@ export const QUERY_TOKEN: "token";
 export const QUERY_KEY: "key";
 export const KIND_ACCESS_TOKEN: "access_token";
 export const KIND_API_KEY: "api_key";
+export const KIND_WEBHOOK: "webhook";
+export const KIND_INSECURE_DEV: "insecure_dev";
+export const WEBHOOK_SUBJECT_PREFIX: "webhook:";
+export const MIN_WEBHOOK_SECRET_LEN: number;
+export const DEV_WARN_INTERVAL_MS: number;
 export const DEFAULT_ALGORITHMS: readonly string[];
 export const DEFAULT_CLOCK_SKEW_SECONDS: number;
 export const MAX_CLOCK_SKEW_SECONDS: number;

@@ -17,7 +17,9 @@ import {
   isWebSocketUpgrade,
   parseJWTSyntax,
   splitQuery,
+  stripQueryCredentials,
 } from "./credentials.js";
+import { REASON_WEBHOOK_NONE, parseWebhookOptions, webhookSecretIndex } from "./webhook.js";
 import { KeyCache, DEFAULT_REFETCH_INTERVAL_MS, maxAgeMs, parseSet } from "./keys.js";
 import {
   APIKeyCache,
@@ -47,7 +49,7 @@ import {
   writeRefusal,
 } from "./answers.js";
 import { Principal } from "./principal.js";
-import { MAX_LEN, validatePermission, validateRoleName } from "./permission.js";
+import { MAX_LEN, validateGrant, validatePermission, validateRoleName } from "./permission.js";
 
 export * from "./permission.js";
 export {
@@ -85,6 +87,17 @@ export {
   writeRefusal,
 } from "./answers.js";
 export { Principal } from "./principal.js";
+export {
+  KIND_WEBHOOK,
+  MIN_WEBHOOK_SECRET_LEN,
+  WEBHOOK_SUBJECT_PREFIX,
+} from "./webhook.js";
+
+/** KIND_INSECURE_DEV is the default kind of options.insecureDevPrincipal. */
+export const KIND_INSECURE_DEV = "insecure_dev";
+
+/** DEV_WARN_INTERVAL_MS is how often the insecure development principal's warning repeats. */
+export const DEV_WARN_INTERVAL_MS = 60_000;
 
 /** Defaults and bounds of the options. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
@@ -124,7 +137,7 @@ const credentialRefusals = new Map();
 function credentialRefusal(reason) {
   let r = credentialRefusals.get(reason);
   if (!r) {
-    r = reason === REASON_NO_CREDENTIAL ? R.noCredential : invalidTokenRefusal(reason);
+    r = reason === REASON_NO_CREDENTIAL || reason === REASON_WEBHOOK_NONE ? noCredentialRefusal(reason) : invalidTokenRefusal(reason);
     credentialRefusals.set(reason, r);
   }
   return r;
@@ -300,6 +313,7 @@ export class Gatehouse {
     if (!Number.isFinite(refetch) || refetch <= 0) throw new RangeError("gatehouse: options.refetchIntervalMs must be positive");
     const orgParam = opts.orgParam ?? DEFAULT_ORG_PARAM;
     if (!nonEmptyString(orgParam)) throw new TypeError("gatehouse: options.orgParam must be a non-empty string");
+    const dev = opts.insecureDevPrincipal ? devPrincipal(opts) : null;
     for (const f of ["fetch", "now", "orgCheck", "check", "errorWriter", "onRefusal"]) {
       if (opts[f] !== undefined && typeof opts[f] !== "function") throw new TypeError(`gatehouse: options.${f} must be a function`);
     }
@@ -389,7 +403,27 @@ export class Gatehouse {
     this.readyPromise = new Promise((resolve) => {
       this.markReady = resolve;
     });
+    this.dev = dev;
+    if (dev) {
+      // Nothing is fetched: every request acts as the development principal.
+      this.markReady();
+      this.warnInsecure(opts.logger ?? defaultLogger());
+      return;
+    }
     this.startLoading();
+  }
+
+  // warnInsecure says, now and every minute until close(), that every
+  // request acts as the development principal.
+  warnInsecure(logger) {
+    const warn = () =>
+      logger.warn(
+        "gatehouse: INSECURE: insecureDevPrincipal is set: every request acts as this principal without any credential; never run this in production",
+        { subject: this.dev.subject, org_id: this.dev.orgId, permissions: [...this.dev.permissions] },
+      );
+    warn();
+    this.devTimer = setInterval(warn, DEV_WARN_INTERVAL_MS);
+    this.devTimer.unref?.();
   }
 
   // startLoading fetches discovery and the keys in the background, retrying
@@ -436,7 +470,7 @@ export class Gatehouse {
 
   /** isReady reports whether the issuer's keys are loaded (tokens can be verified). */
   isReady() {
-    return this.keys.loaded;
+    return this.dev !== null || this.keys.loaded;
   }
 
   /**
@@ -444,7 +478,8 @@ export class Gatehouse {
    * attempt failed (a URL and a status; never a credential).
    */
   readiness() {
-    return { ready: this.keys.loaded, error: this.keys.loaded ? null : this.startError };
+    const ready = this.isReady();
+    return { ready, error: ready ? null : this.startError };
   }
 
   /**
@@ -452,7 +487,7 @@ export class Gatehouse {
    * after that long.
    */
   ready({ timeoutMs } = {}) {
-    if (this.keys.loaded) return Promise.resolve();
+    if (this.isReady()) return Promise.resolve();
     if (timeoutMs === undefined) return this.readyPromise;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`gatehouse: keys not loaded after ${timeoutMs} ms: ${this.startError ?? "still fetching"}`)), timeoutMs);
@@ -472,7 +507,7 @@ export class Gatehouse {
    */
   readinessHandler() {
     return (req, res) => {
-      if (!this.keys.loaded) return writeRefusal(res, NOT_READY);
+      if (!this.isReady()) return writeRefusal(res, NOT_READY);
       const headers = { "Content-Type": "application/json", "Cache-Control": "no-store" };
       const body = '{"status":"ready"}';
       if (isFastify(res)) return res.code(200).headers(headers).send(Buffer.from(body));
@@ -482,11 +517,13 @@ export class Gatehouse {
     };
   }
 
-  /** close stops the background start-up retries. */
+  /** close stops the background start-up retries and the development principal's warnings. */
   close() {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.devTimer) clearInterval(this.devTimer);
     this.timer = null;
+    this.devTimer = null;
   }
 
   /**
@@ -567,6 +604,10 @@ export class Gatehouse {
   }
 
   async authenticateRaw(raw, framework) {
+    if (this.dev) {
+      stripQueryCredentials(raw, framework); // nothing is read, nothing is logged either
+      return this.dev;
+    }
     let cred;
     try {
       cred = extractCredential(raw, framework);
@@ -719,6 +760,54 @@ export class Gatehouse {
   }
 
   /**
+   * webhook returns the authenticator of one webhook sender, whose secret
+   * the sender presents on every delivery ("Authorization: Bearer
+   * <secret>", or options.header). Its authenticate() middleware puts the
+   * sender's principal (kind "webhook", subject "webhook:<name>", the
+   * permissions given) on the request; requirePermission after it checks
+   * them. Refusals go through errorWriter and onRefusal like any other.
+   * It throws on a malformed name, permission or header, and on no, a
+   * short, a malformed or a repeated secret.
+   *
+   * @param {{name: string, secrets: string[], permissions?: string[], orgId?: string, header?: string}} options
+   */
+  webhook(options) {
+    const hook = parseWebhookOptions(options, (p) => new Principal(p));
+    const self = this;
+    const authenticateRequest = (req) => {
+      const raw = req.raw ?? req;
+      let i;
+      try {
+        i = webhookSecretIndex(raw, req === raw ? undefined : req, hook);
+      } catch (err) {
+        if (err instanceof CredentialError) throw new RefusalError(credentialRefusal(err.reason));
+        throw err;
+      }
+      const p = hook.principals[i];
+      self.remember(raw, req, p); // replaces any other principal
+      return p;
+    };
+    return Object.freeze({
+      name: hook.name,
+      /** authenticateRequest returns the sender's principal or throws a RefusalError (401). */
+      authenticateRequest,
+      /** authenticate returns the Express/Fastify middleware of the webhook. */
+      authenticate() {
+        return function gatehouseWebhook(req, res, next) {
+          try {
+            authenticateRequest(req);
+          } catch (err) {
+            if (!(err instanceof RefusalError)) return next(err);
+            self.answer(err.refusal, req, res).catch((e) => next(e));
+            return;
+          }
+          next();
+        };
+      },
+    });
+  }
+
+  /**
    * authenticate returns Express/Fastify middleware that requires a valid
    * credential and sets req.principal (principalOf(req)). A request naming
    * an organization (options.orgParam, path or query) must name the
@@ -856,4 +945,41 @@ function principalFromClaims(c) {
     expiresAt: new Date(c.exp * 1000),
     claims: c,
   });
+}
+
+// defaultLogger is where the development principal's warning goes without
+// options.logger: the one thing this package ever writes by itself.
+function defaultLogger() {
+  return { warn: (msg, fields) => console.warn(msg, JSON.stringify(fields)) };
+}
+
+// devPrincipal checks options.insecureDevPrincipal and whether the process
+// looks like production (options.production, GATEHOUSE_ENV other than
+// development, NODE_ENV=production).
+function devPrincipal(opts) {
+  const env = String(process.env.GATEHOUSE_ENV ?? "").trim();
+  if (opts.production) {
+    throw new Error("gatehouse: options.insecureDevPrincipal cannot be used with options.production: it lets every request in without a credential");
+  }
+  if (env !== "" && env.toLowerCase() !== "development") {
+    throw new Error(`gatehouse: options.insecureDevPrincipal cannot be used with GATEHOUSE_ENV=${JSON.stringify(env)}: only in development (GATEHOUSE_ENV unset or development)`);
+  }
+  if (String(process.env.NODE_ENV ?? "").trim().toLowerCase() === "production") {
+    throw new Error("gatehouse: options.insecureDevPrincipal cannot be used with NODE_ENV=production");
+  }
+  const d = opts.insecureDevPrincipal;
+  if (typeof d !== "object") throw new TypeError("gatehouse: options.insecureDevPrincipal must be an object");
+  if (!nonEmptyString(d.subject)) throw new TypeError("gatehouse: options.insecureDevPrincipal.subject is required");
+  for (const g of d.permissions ?? []) {
+    const err = validateGrant(g);
+    if (err) throw new TypeError(`gatehouse: options.insecureDevPrincipal.permissions: ${err.message}`);
+  }
+  for (const r of d.roles ?? []) {
+    const err = validateRoleName(r);
+    if (err) throw new TypeError(`gatehouse: options.insecureDevPrincipal.roles: ${err.message}`);
+  }
+  if (opts.logger !== undefined && typeof opts.logger?.warn !== "function") {
+    throw new TypeError("gatehouse: options.logger must have a warn(message, fields) method");
+  }
+  return new Principal({ ...d, kind: d.kind ?? KIND_INSECURE_DEV, roles: [...(d.roles ?? [])], permissions: [...(d.permissions ?? [])] });
 }
