@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 // nodeYAML: the knowledge-base SPA (audience kb-api), the kb backend's
@@ -120,7 +122,29 @@ func TestNodeMiddleware(t *testing.T) {
 	keyID, key := newKey("node reader")
 	disableID, disableKey := newKey("node reader, disabled mid-run")
 
+	gom, err := rbac.New(ctx, rbac.Options{Issuer: s.URL, Audience: "kb-api",
+		APIKeys: &rbac.APIKeyOptions{ClientID: "kb-backend", ClientSecret: "kb-backend-secret-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gom.Close()
+	// The Go rbac package behind the same routes: the Node tests compare
+	// every refusal's status, headers and body with its answer.
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"ok":true}`)) })
+	mux := http.NewServeMux()
+	mux.Handle("GET /kb", gom.RequirePermission("kb", "read")(ok))
+	mux.Handle("POST /kb", gom.RequirePermission("kb", "write")(ok))
+	mux.Handle("GET /orgs/{org_id}/kb", gom.RequirePermission("kb", "read")(ok))
+	mux.Handle("DELETE /kb/{id}", gom.RequireAnyPermission("kb:delete", "kb:admin")(ok))
+	mux.Handle("GET /billing", gom.RequireRole("admin")(ok))
+	mux.Handle("GET /me", gom.Authenticate()(ok))
+	mux.Handle("GET /scoped", gom.RequireScope("email")(ok))
+	mux.Handle("GET /scoped-admin", gom.RequireScope("kb:admin")(ok))
+	mux.Handle("GET /keys", gom.RequirePermission("api_key", "read")(ok))
+	goSrv := httptest.NewServer(mux)
+	defer goSrv.Close()
 	env := map[string]string{
+		"GH_GO_BACKEND":       goSrv.URL,
 		"GH_ISSUER":           s.URL,
 		"GH_AUDIENCE":         "kb-api",
 		"GH_CLIENT_ID":        "kb-backend",

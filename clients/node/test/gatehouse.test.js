@@ -209,3 +209,21 @@ test("readiness", { skip: needGatehouse }, async () => {
     await srv.close();
   }
 });
+
+test("parity with Go's rbac", async () => {
+  const go = process.env.GH_GO_BACKEND;
+  let n = 0;
+  for (const [name, method, path, headers, status] of cases()) {
+    if (path === "/public" || path.includes("[]")) continue;
+    const body = method === "POST" ? { title: "Runbook" } : undefined;
+    const a = await request(servers.express.url + path, { method, headers, body });
+    const b = await request(go + path, { method, headers, body });
+    assert.equal(a.status, b.status, `${name}: node ${a.status} ${a.text} go ${b.status} ${b.text}`);
+    if (a.status !== 200) {
+      assert.equal(a.text, b.text, `${name}`);
+      for (const h of ["www-authenticate", "retry-after", "content-type", "cache-control"]) assert.equal(a.headers[h], b.headers[h], `${name}: ${h}`);
+      n++;
+    }
+  }
+  console.log("parity: compared", n, "refusals");
+});
