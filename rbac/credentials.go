@@ -139,7 +139,7 @@ func base64URLChar(c byte) bool {
 // Browsers cannot set headers on WebSocket requests, so only they may
 // carry a credential in the URL.
 func isWebSocketUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
+	return r.Method == http.MethodGet && r.ProtoAtLeast(1, 1) && headerHasToken(r.Header, "Connection", "upgrade") &&
 		headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
@@ -178,9 +178,12 @@ func stripQueryCredentials(r *http.Request) queryCredentials {
 	tokens, hasToken := q[QueryToken]
 	keys, hasKey := q[QueryKey]
 	if !hasToken && !hasKey {
-		if err != nil && (strings.Contains(raw, QueryToken) || strings.Contains(raw, QueryKey)) {
-			// Unparseable: drop the whole query rather than risk keeping a credential.
-			r.URL.RawQuery, r.RequestURI = "", r.URL.RequestURI()
+		if err != nil {
+			// Unparseable (a bad escape, a semicolon): a credential may hide
+			// in what could not be read, under any spelling of its name, so
+			// the whole query goes. RawQuery first: RequestURI is made from it.
+			r.URL.RawQuery = ""
+			r.RequestURI = r.URL.RequestURI()
 		}
 		return out
 	}

@@ -340,6 +340,13 @@ func TestWebSocketQueryCredentials(t *testing.T) {
 		{"unknown key", h, "/ws?key=" + unknownKey, true, nil, 401, "", "unknown, disabled or expired"},
 		{"key without APIKeys", noKeys.RequirePermission("kb", "read")(handler), "/ws?key=" + key, true, nil, 401, "", "API keys are not accepted here"},
 		{"key of another organization's request", h, "/ws?org_id=org-b&key=" + key, true, nil, 403, "", "another organization"},
+		// A query that cannot be parsed is dropped whole: a credential in it
+		// must not survive in RequestURI, whatever spells its name.
+		{"key before a semicolon, with a bearer token", h, "/kb?key=" + key + ";x=1", false, map[string]string{"Authorization": "Bearer " + tok}, 200, rbac.KindAccessToken, ""},
+		{"key after a semicolon, with a bearer token", h, "/kb?x=1;key=" + key, false, map[string]string{"Authorization": "Bearer " + tok}, 200, rbac.KindAccessToken, ""},
+		{"key with a bad escape, with a bearer token", h, "/kb?key=" + key + "%zz", false, map[string]string{"Authorization": "Bearer " + tok}, 200, rbac.KindAccessToken, ""},
+		{"encoded key name with a bad escape", h, "/kb?%6Bey=" + key + "%zz", false, map[string]string{"Authorization": "Bearer " + tok}, 200, rbac.KindAccessToken, ""},
+		{"token with a semicolon", h, "/kb?token=" + tok + ";x=1", true, nil, 401, "", "a bearer access token is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -371,7 +378,11 @@ func TestWebSocketQueryCredentials(t *testing.T) {
 			if q := r.URL.Query(); q.Has("token") || q.Has("key") {
 				t.Fatalf("credential parameters left in %q", r.URL.RawQuery)
 			}
-			if tc.want == 200 && (sawURL != "/ws?org_id=org-a" || seen == nil || seen.Kind != tc.kind) {
+			wantURL := "/ws?org_id=org-a"
+			if strings.HasPrefix(tc.path, "/kb") {
+				wantURL = "/kb"
+			}
+			if tc.want == 200 && (sawURL != wantURL || seen == nil || seen.Kind != tc.kind) {
 				t.Fatalf("handler saw %q as %+v", sawURL, seen)
 			}
 		})
