@@ -59,3 +59,24 @@ func TestCheckCannotDecide(t *testing.T) {
 		})
 	}
 }
+
+// TestRefuseWordsInTheChallenge: a Check hook's words reach the
+// WWW-Authenticate header safely: quotes single, line breaks spaces (no
+// header injection), other characters as UTF-8, as the Node middleware
+// sends them.
+func TestRefuseWordsInTheChallenge(t *testing.T) {
+	is := newIssuer(t)
+	words := "you’re not a member \"here\"\r\nX-Injected: 1 ✓"
+	m := newMiddleware(t, is, func(o *rbac.Options) {
+		o.Check = func(context.Context, *rbac.Principal) error { return rbac.Refuse(words) }
+	})
+	h := m.Authenticate()(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest(http.MethodGet, "/kb", nil)
+	withBearer(is.token("kb:read"))(r)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	want := `Bearer error="invalid_token", error_description="you’re not a member 'here'  X-Injected: 1 ✓"`
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != want || rec.Header().Get("X-Injected") != "" {
+		t.Fatalf("= %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}

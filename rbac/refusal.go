@@ -214,7 +214,7 @@ func unauthorized(err error) *Refusal {
 	}
 	desc := publicReason(err)
 	return &Refusal{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Cause: err,
-		Challenge: `Bearer error="invalid_token", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`}
+		Challenge: `Bearer error="invalid_token", error_description="` + challengeText(desc) + `"`}
 }
 
 // publicReason is what a refused credential's answer says: rbac's own
@@ -237,4 +237,20 @@ func unavailableReason(err error) string {
 		return re.reason
 	}
 	return "the credential cannot be checked right now; try again shortly"
+}
+
+// challengeText makes a description safe inside the quoted
+// error_description of a WWW-Authenticate header: a double quote becomes
+// a single one and a control character (a line break above all) a space.
+// Other bytes pass as they are (UTF-8), as the Node middleware sends them.
+func challengeText(desc string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < 0x20 || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, desc)
 }

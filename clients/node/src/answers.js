@@ -68,8 +68,20 @@ export function invalidTokenRefusal(description) {
   return new Refusal(
     401,
     { error: "invalid_token", error_description: description },
-    { "WWW-Authenticate": `Bearer error="invalid_token", error_description="${description.replaceAll('"', "'")}"` },
+    { "WWW-Authenticate": `Bearer error="invalid_token", error_description="${challengeText(description)}"` },
   );
+}
+
+/**
+ * challengeText makes a description safe inside the quoted error_description
+ * of a WWW-Authenticate header, as Go's rbac does: a double quote becomes a
+ * single one, a control character a space; other characters go out as their
+ * UTF-8 bytes (Node writes a header string byte per character, so the UTF-8
+ * is spelled in Latin-1 here).
+ */
+export function challengeText(description) {
+  const safe = String(description).replaceAll('"', "'").replace(/[\u0000-\u001f\u007f]/g, " ");
+  return Buffer.from(safe, "utf8").toString("latin1");
 }
 
 /** unavailableRefusal answers a credential that cannot be checked right now: 503 with Retry-After. */
@@ -141,8 +153,10 @@ export function membershipInactive(description = SENTENCE_MEMBERSHIP_INACTIVE) {
  * retries instead of signing the person out.
  */
 export function unavailable(description = "the credential cannot be checked right now; try again shortly") {
+  // As in Go, the client never reads the check's own words (they may be a
+  // storage error's): description stays in err.message, for logs.
   const err = new Error(description);
-  err[CHECK] = unavailableRefusal(String(description));
+  err[CHECK] = unavailableRefusal("the credential cannot be checked right now; try again shortly");
   return err;
 }
 

@@ -210,6 +210,7 @@ export function refuse(reason: string): Error;
 /** A 403 from the check hook: reason is 1 to 64 lowercase letters, digits and underscores. */
 export function forbid(reason: string, description: string): Error;
 export function membershipInactive(description?: string): Error;
+/** A check hook's 503: the client reads a fixed sentence; description is for logs (err.message) only. */
 export function unavailable(description?: string): Error;
 
 export function anyCredentialRule(): Rule;

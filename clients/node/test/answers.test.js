@@ -174,3 +174,34 @@ test("the middleware logs nothing by itself", { skip: needGatehouse }, async () 
   }
   assert.deepEqual(uses, ['index.js: return { warn: (msg, fields) => console.warn(msg, JSON.stringify(fields)) };']);
 });
+
+test("a refusal's words reach the challenge safely, as Go sends them", async () => {
+  const { invalidTokenRefusal } = await import("../src/answers.js");
+  const http = await import("node:http");
+  const words = 'you’re not a member "here"\r\nX-Injected: 1 ✓';
+  const srv = http.createServer((req, res) => {
+    const r = invalidTokenRefusal(words);
+    for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+    res.writeHead(r.status, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(r.body));
+  });
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  try {
+    const got = await fetch(`http://127.0.0.1:${srv.address().port}/`);
+    assert.equal(got.status, 401);
+    assert.equal(got.headers.get("x-injected"), null);
+    const challenge = Buffer.from(got.headers.get("www-authenticate"), "latin1").toString("utf8");
+    assert.equal(challenge, `Bearer error="invalid_token", error_description="you’re not a member 'here'  X-Injected: 1 ✓"`);
+    assert.equal((await got.json()).error_description, words);
+  } finally {
+    srv.close();
+  }
+});
+
+test("unavailable() never shows its own words to the client", () => {
+  const err = unavailable("dial tcp 10.0.0.5:5432: password authentication failed for dbpass=hunter2");
+  assert.match(err.message, /hunter2/);
+  const refusalOf = Object.getOwnPropertySymbols(err).map((s) => err[s]).find((v) => v && v.status === 503);
+  assert.ok(refusalOf, "unavailable() carries a 503 refusal");
+  assert.doesNotMatch(JSON.stringify(refusalOf.body), /hunter2|dial tcp/);
+});
