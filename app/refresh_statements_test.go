@@ -19,7 +19,7 @@ import (
 // maxRefreshStatements is what one refresh grant may send the database,
 // counted at the driver (dbtest.Statements): statements, BEGIN and
 // COMMIT alike.
-const maxRefreshStatements = 11
+const maxRefreshStatements = 2
 
 const statementsYAML = `
 clients:
