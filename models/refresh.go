@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -45,44 +47,22 @@ const permSep = "\x1f"
 // and expired tokens too.
 func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []string) (*RefreshGrant, error) {
 	postgres := s.db.Dialector.Name() == "postgres"
-	var q strings.Builder
-	args := make([]any, 0, 4+len(trusted))
-	q.WriteString(`SELECT t.id, t.session_id, t.client_id, t.created_at, t.expires_at, t.rotated_at, t.replaced_by, t.revoked_at,
-	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.auth_time, s.last_used_at, s.expires_at,
-	s.revoked_at, s.revoke_reason, s.created_at,
-	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
-	r.name, `)
-	// The permission names in the order ActiveGrants gives them (the
-	// database's collation), joined by permSep.
-	if postgres {
-		q.WriteString(`(SELECT string_agg(p.name, chr(31) ORDER BY p.name)`)
-	} else {
-		q.WriteString(`(SELECT group_concat(p.name, char(31) ORDER BY p.name)`)
+	q := refreshGrantSQL(postgres, len(trusted))
+	args := make([]any, 0, 3+len(trusted))
+	if len(trusted) > 0 {
+		args = append(args, true)
+		for _, p := range trusted {
+			args = append(args, p)
+		}
 	}
-	q.WriteString(` FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id WHERE rp.role_id = r.id), `)
-	if len(trusted) == 0 {
-		q.WriteString(`FALSE`)
-	} else {
-		// What provisioning.Service.EmailVerified decides, from the same
-		// rows TrustedVerifiedEmails reads.
-		q.WriteString(`u.email <> '' AND EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.email = u.email
-		AND i.email_verified = ? AND i.provider IN ?)`)
-		args = append(args, true, trusted)
-	}
-	q.WriteString(`
-	FROM refresh_tokens t
-	JOIN sessions s ON s.id = t.session_id
-	JOIN users u ON u.id = s.user_id
-	LEFT JOIN memberships m ON m.user_id = s.user_id AND m.organization_id = s.active_org_id AND m.status = ?
-	LEFT JOIN roles r ON r.id = m.role_id
-	WHERE t.token_hash = ?`)
 	args = append(args, MembershipActive, hash)
-
 	g := &RefreshGrant{}
 	var role, perms sql.NullString
 	err := s.read(ctx, func(db *gorm.DB) error {
 		t, se, u := &g.Token, &g.Session, &g.User
-		return db.Raw(q.String(), args...).Row().Scan(
+		// Straight to the pool (or the transaction): no statement to
+		// build, no reflection over the models.
+		return db.Statement.ConnPool.QueryRowContext(ctx, q, args...).Scan(
 			&t.ID, &t.SessionID, &t.ClientID, &t.CreatedAt, &t.ExpiresAt, &t.RotatedAt, &t.ReplacedBy, &t.RevokedAt,
 			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
 			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt,
@@ -105,6 +85,77 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []str
 		}
 	}
 	return g, nil
+}
+
+// refreshGrantQueries caches FindRefreshGrant's text by dialect and the
+// number of trusted providers.
+var refreshGrantQueries sync.Map // refreshGrantKey → string
+
+type refreshGrantKey struct {
+	postgres bool
+	trusted  int
+}
+
+// refreshGrantSQL is FindRefreshGrant's query in the dialect's own
+// placeholders, which take, in this order: with trusted providers, true
+// and each provider; the membership status; the hash.
+func refreshGrantSQL(postgres bool, trusted int) string {
+	key := refreshGrantKey{postgres, trusted}
+	if q, ok := refreshGrantQueries.Load(key); ok {
+		return q.(string)
+	}
+	n := 0
+	param := func() string {
+		n++
+		if postgres {
+			return "$" + strconv.Itoa(n)
+		}
+		return "?"
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT t.id, t.session_id, t.client_id, t.created_at, t.expires_at, t.rotated_at, t.replaced_by, t.revoked_at,
+	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.auth_time, s.last_used_at, s.expires_at,
+	s.revoked_at, s.revoke_reason, s.created_at,
+	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
+	r.name, `)
+	// The permission names in the order ActiveGrants gives them (the
+	// database's collation), joined by permSep.
+	if postgres {
+		q.WriteString(`(SELECT string_agg(p.name, chr(31) ORDER BY p.name)`)
+	} else {
+		q.WriteString(`(SELECT group_concat(p.name, char(31) ORDER BY p.name)`)
+	}
+	q.WriteString(` FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id WHERE rp.role_id = r.id), `)
+	// What provisioning.Service.EmailVerified decides, from the same rows
+	// TrustedVerifiedEmails reads; nothing counts without a trusted
+	// provider.
+	if trusted == 0 {
+		q.WriteString(`FALSE`)
+	} else {
+		q.WriteString(`u.email <> '' AND EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.email = u.email AND i.email_verified = `)
+		q.WriteString(param())
+		q.WriteString(` AND i.provider IN (`)
+		for i := range trusted {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(param())
+		}
+		q.WriteString(`))`)
+	}
+	q.WriteString(`
+	FROM refresh_tokens t
+	JOIN sessions s ON s.id = t.session_id
+	JOIN users u ON u.id = s.user_id
+	LEFT JOIN memberships m ON m.user_id = s.user_id AND m.organization_id = s.active_org_id AND m.status = `)
+	q.WriteString(param())
+	q.WriteString(`
+	LEFT JOIN roles r ON r.id = m.role_id
+	WHERE t.token_hash = `)
+	q.WriteString(param())
+	text := q.String()
+	refreshGrantQueries.Store(key, text)
+	return text
 }
 
 // RotateRefreshToken marks the token oldID as rotated into next, inserts
@@ -138,15 +189,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 	if next.ID == "" {
 		next.ID = NewID()
 	}
-	args := map[string]any{
-		"now": now, "old": oldID, "session": next.SessionID, "next": next.ID, "hash": next.TokenHash,
-		"client": next.ClientID, "created": next.CreatedAt, "expires": next.ExpiresAt,
-	}
-	q := rotateSQLite
+	var q string
+	var args []any
 	if s.db.Dialector.Name() == "postgres" {
-		q = rotatePostgres
+		q, args = rotatePostgres, []any{now, next.SessionID, now,
+			now, next.ID, oldID, next.SessionID, now,
+			next.ID, next.SessionID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt}
+	} else {
+		q, args = rotateSQLite, []any{oldID, next.SessionID, now, now,
+			next.ID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt,
+			now, next.ID}
 	}
-	res := s.db.WithContext(ctx).Raw(q, args).Create(next)
+	res := s.db.WithContext(ctx).Raw(q, args...).Create(next)
 	if res.Error != nil {
 		return nil, mapErr(res.Error, "rotate refresh token")
 	}
@@ -158,39 +212,39 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 
 // rotatePostgres: s locks and touches the live session; o rotates the
 // old token only once s has (EXISTS over s); the successor is inserted
-// for the row o rotated. The INSERT reports one row, or none. (CAST, not
-// ::, after a named parameter: GORM ends a name at white space, a comma
-// or a parenthesis.)
+// for the row o rotated. The INSERT reports one row, or none. Arguments:
+// now, session, now; now, next, old, session, now; next, session, hash,
+// client, created, expires.
 const rotatePostgres = `WITH s AS (
-	UPDATE sessions SET last_used_at = @now
-	WHERE id = @session AND revoked_at IS NULL AND expires_at > @now
+	UPDATE sessions SET last_used_at = ?
+	WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
 	AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.disabled)
 	RETURNING id
 ), o AS (
-	UPDATE refresh_tokens SET rotated_at = @now, replaced_by = @next
-	WHERE id = @old AND session_id = @session AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > @now
+	UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?
+	WHERE id = ? AND session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?
 	AND EXISTS (SELECT 1 FROM s)
 	RETURNING id
 )
 INSERT INTO refresh_tokens (id, session_id, token_hash, client_id, created_at, expires_at)
-SELECT CAST(@next AS text), CAST(@session AS text), CAST(@hash AS text), CAST(@client AS text),
-	CAST(@created AS timestamptz), CAST(@expires AS timestamptz) FROM o`
+SELECT ?::text, ?::text, ?::text, ?::text, ?::timestamptz, ?::timestamptz FROM o`
 
 // rotateSQLite: live is the old token when it, its session and user may
 // rotate; the successor is inserted and the old row (inserted again with
 // its own values, so its id conflicts) takes rotated_at and replaced_by.
 // SQLite evaluates the whole SELECT before writing (it reads the table
 // it inserts into), so both rows see the state before the statement. The
-// INSERT reports two rows, or none.
+// INSERT reports two rows, or none. Arguments: old, session, now, now;
+// next, hash, client, created, expires; now, next.
 const rotateSQLite = `WITH live AS (
 	SELECT o.* FROM refresh_tokens o
 	JOIN sessions s ON s.id = o.session_id
 	JOIN users u ON u.id = s.user_id
-	WHERE o.id = @old AND o.session_id = @session AND o.rotated_at IS NULL AND o.revoked_at IS NULL AND o.expires_at > @now
-	AND s.revoked_at IS NULL AND s.expires_at > @now AND NOT u.disabled
+	WHERE o.id = ? AND o.session_id = ? AND o.rotated_at IS NULL AND o.revoked_at IS NULL AND o.expires_at > ?
+	AND s.revoked_at IS NULL AND s.expires_at > ? AND NOT u.disabled
 )
 INSERT INTO refresh_tokens (id, session_id, token_hash, client_id, created_at, expires_at, rotated_at, replaced_by)
-SELECT @next, session_id, @hash, @client, @created, @expires, NULL, NULL FROM live
+SELECT ?, session_id, ?, ?, ?, ?, NULL, NULL FROM live
 UNION ALL
-SELECT id, session_id, token_hash, client_id, created_at, expires_at, @now, @next FROM live WHERE true
+SELECT id, session_id, token_hash, client_id, created_at, expires_at, ?, ? FROM live WHERE true
 ON CONFLICT (id) DO UPDATE SET rotated_at = excluded.rotated_at, replaced_by = excluded.replaced_by`
