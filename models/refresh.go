@@ -119,13 +119,16 @@ func refreshGrantSQL(postgres bool, trusted int) string {
 	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
 	r.name, `)
 	// The permission names in the order ActiveGrants gives them (the
-	// database's collation), joined by permSep.
+	// database's collation), joined by permSep. Each name is looked up by
+	// its key: a join let PostgreSQL hash the whole permissions table,
+	// which grows with every organization's roles, for a role's twenty.
 	if postgres {
-		q.WriteString(`(SELECT string_agg(p.name, chr(31) ORDER BY p.name)`)
+		q.WriteString(`(SELECT string_agg(n, chr(31) ORDER BY n)`)
 	} else {
-		q.WriteString(`(SELECT group_concat(p.name, char(31) ORDER BY p.name)`)
+		q.WriteString(`(SELECT group_concat(n, char(31) ORDER BY n)`)
 	}
-	q.WriteString(` FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id WHERE rp.role_id = r.id), `)
+	q.WriteString(` FROM (SELECT (SELECT p.name FROM permissions p WHERE p.id = rp.permission_id) AS n
+		FROM role_permissions rp WHERE rp.role_id = r.id) perms), `)
 	// What provisioning.Service.EmailVerified decides, from the same rows
 	// TrustedVerifiedEmails reads; nothing counts without a trusted
 	// provider.
