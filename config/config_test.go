@@ -384,3 +384,24 @@ clients:
 		t.Fatalf("id_token_on_refresh without refresh_token: %v", err)
 	}
 }
+
+// TestPoolIdleFollowsOpen: the pool keeps as many idle connections as it
+// may open, unless GATEHOUSE_DB_MAX_IDLE_CONNS says otherwise.
+func TestPoolIdleFollowsOpen(t *testing.T) {
+	for _, tc := range []struct {
+		vars       map[string]string
+		open, idle int
+	}{
+		{nil, 20, 20},
+		{map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "50"}, 50, 50},
+		{map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "50", "GATEHOUSE_DB_MAX_IDLE_CONNS": "5"}, 50, 5},
+	} {
+		c, _, err := load(t, tc.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DBPool.MaxOpenConns != tc.open || c.DBPool.MaxIdleConns != tc.idle {
+			t.Errorf("%v: pool %+v, want %d open and %d idle", tc.vars, c.DBPool, tc.open, tc.idle)
+		}
+	}
+}
