@@ -87,9 +87,10 @@ for alg in $ALGS; do
 
   echo "=== $alg on $dbname, $(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
   for mode in $MODES; do
+    pgcpu=false; [[ -n ${LOAD_POSTGRES_DSN:-} ]] && pgcpu=true
     "$work/loadtest" -url "http://127.0.0.1:$PORT" -client load -secret "$secret" -mode "$mode" \
       -duration "$DURATION" -concurrency "$CONCURRENCY" -permissions "$PERMISSIONS" \
-      -user-prefix "load-$alg-$mode" | tee "$work/out.txt" || true
+      -user-prefix "load-$alg-$mode" -server-pid "$pid" -postgres-cpu=$pgcpu | tee "$work/out.txt" || true
     results+=("$(grep '^RESULT' "$work/out.txt" || echo "RESULT mode=$mode alg=$alg failed")")
   done
 

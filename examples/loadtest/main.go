@@ -63,6 +63,8 @@ type options struct {
 	progressEvery        time.Duration
 	requestTimeout       time.Duration
 	signaturesPerRefresh int
+	serverPID            int
+	postgresCPU          bool
 }
 
 func main() {
@@ -87,6 +89,8 @@ func main() {
 	flag.StringVar(&o.userPrefix, "user-prefix", fmt.Sprintf("load-%d", time.Now().Unix()), "users are PREFIX-N@load.test")
 	flag.DurationVar(&o.progressEvery, "progress", 2*time.Second, "print a progress line this often")
 	flag.DurationVar(&o.requestTimeout, "timeout", 10*time.Second, "timeout of one request")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "Gatehouse's process id: count its CPU time (Linux)")
+	flag.BoolVar(&o.postgresCPU, "postgres-cpu", false, "count the CPU time of every process named postgres on this machine (Linux)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -131,8 +135,27 @@ func run(o options) error {
 		return fmt.Errorf("setup: %w", err)
 	}
 	fmt.Printf("%s: %s\n", o.mode, w.describe)
+	before := sampleCPU(o.serverPID, o.postgresCPU)
 	res := drive(o, w.do)
+	used := sampleCPU(o.serverPID, o.postgresCPU).sub(before)
 	res.print(o, alg, w.describe)
+	result := fmt.Sprintf("RESULT mode=%s alg=%s workers=%d ok=%d errors=%d rate=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f",
+		o.mode, alg, o.concurrency, res.ok, res.errorCount(), res.rate(), ms(res.pct(0.50)), ms(res.pct(0.95)), ms(res.pct(0.99)))
+	perOK := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(res.ok, 1)) }
+	if res.ok > 0 {
+		parts := []string{}
+		if o.serverPID > 0 {
+			parts = append(parts, fmt.Sprintf("gatehouse %.0f µs", perOK(used.server)))
+			result += fmt.Sprintf(" cpu_gatehouse_us=%.0f", perOK(used.server))
+		}
+		if o.postgresCPU {
+			parts = append(parts, fmt.Sprintf("postgres %.0f µs (every postgres process)", perOK(used.postgres)))
+			result += fmt.Sprintf(" cpu_postgres_us=%.0f", perOK(used.postgres))
+		}
+		parts = append(parts, fmt.Sprintf("load tool %.0f µs", perOK(used.tool)))
+		result += fmt.Sprintf(" cpu_tool_us=%.0f cpu_total_us=%.0f", perOK(used.tool), perOK(used.total()))
+		fmt.Printf("   CPU per request: %s; %.0f µs in all\n", strings.Join(parts, ", "), perOK(used.total()))
+	}
 	if ceil != nil && res.ok > 0 {
 		sigs := o.signaturesPerRefresh
 		if sigs == 0 {
@@ -145,13 +168,20 @@ func run(o options) error {
 		ratio := res.rate() / limit
 		fmt.Printf("ceiling: %.0f refreshes/s at %d signatures per refresh; measured %.0f/s = %.0f%% of it\n",
 			limit, sigs, res.rate(), 100*ratio)
-		fmt.Printf("RESULT mode=%s alg=%s workers=%d ok=%d errors=%d rate=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f ceiling_sigs=%.0f ceiling_refresh=%.0f ratio=%.2f\n",
-			o.mode, alg, o.concurrency, res.ok, res.errorCount(), res.rate(), ms(res.pct(0.50)), ms(res.pct(0.95)), ms(res.pct(0.99)),
-			ceil.perSecond, limit, ratio)
-	} else {
-		fmt.Printf("RESULT mode=%s alg=%s workers=%d ok=%d errors=%d rate=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f\n",
-			o.mode, alg, o.concurrency, res.ok, res.errorCount(), res.rate(), ms(res.pct(0.50)), ms(res.pct(0.95)), ms(res.pct(0.99)))
+		result += fmt.Sprintf(" ceiling_sigs=%.0f ceiling_refresh=%.0f ratio=%.2f", ceil.perSecond, limit, ratio)
+		if o.serverPID > 0 {
+			// On a machine doing nothing else, refreshes per second are the
+			// cores over the CPU of one refresh, and the ceiling the cores
+			// over the CPU of its signatures: this share is that ratio,
+			// whatever else ran meanwhile.
+			signing := float64(sigs) * ceil.cpuMicros
+			share := signing / perOK(used.total())
+			fmt.Printf("by CPU time: the %d signatures (%.0f µs) are %.0f%% of the %.0f µs a refresh costs in all: the share of the ceiling a machine doing nothing else would reach\n",
+				sigs, signing, 100*share, perOK(used.total()))
+			result += fmt.Sprintf(" sig_us=%.0f cpu_ratio=%.2f", ceil.cpuMicros, share)
+		}
 	}
+	fmt.Println(result)
 	if res.errorCount() > 0 {
 		return fmt.Errorf("%d requests failed", res.errorCount())
 	}
