@@ -100,7 +100,14 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*models.DB, *migrati
 // it applies pending migrations; otherwise it refuses a database that is
 // not current. A database newer than this binary is always refused.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{Config: cfg, Log: log}
+	return NewWithDatabase(ctx, cfg, log, nil)
+}
+
+// NewWithDatabase is New on a database the caller opened instead of the
+// configured one (models.OpenWrapped, to instrument its connections); the
+// App takes it over and closes it. A nil db is New.
+func NewWithDatabase(ctx context.Context, cfg *config.Config, log *slog.Logger, db *models.DB) (*App, error) {
+	a := &App{Config: cfg, Log: log, DB: db}
 	if err := a.open(ctx); err != nil {
 		closeProviders(a.providers)
 		a.closeRedis()
@@ -118,11 +125,20 @@ func (a *App) open(ctx context.Context) error {
 	if err := a.openRateLimits(ctx); err != nil {
 		return err
 	}
-	db, m, err := OpenDatabase(ctx, a.Config)
-	if err != nil {
-		return err
+	if a.DB == nil {
+		db, m, err := OpenDatabase(ctx, a.Config)
+		if err != nil {
+			return err
+		}
+		a.DB, a.migrator = db, m
+	} else {
+		m, err := migrations.New(a.DB.SQL, a.DB.Dialect)
+		if err != nil {
+			return err
+		}
+		a.migrator = m
 	}
-	a.DB, a.Store, a.migrator = db, models.NewStore(db), m
+	a.Store = models.NewStore(a.DB)
 	if err := a.prepareSchema(ctx); err != nil {
 		return err
 	}

@@ -246,6 +246,12 @@ func (r *reader) list(name string) []string {
 }
 
 func (r *reader) read() *Config {
+	// Idle connections default to the open ones: a pool that may keep
+	// fewer idle than it opens closes connections as soon as a burst of
+	// requests ends and opens new ones at the next, and a new PostgreSQL
+	// connection costs a server process and the planning of every
+	// statement again (docs/performance.md#refresh-grant).
+	maxOpen := r.integer("GATEHOUSE_DB_MAX_OPEN_CONNS", 20, 1)
 	c := &Config{
 		Env:         strings.ToLower(r.str("GATEHOUSE_ENV", Development)),
 		Issuer:      r.str("GATEHOUSE_ISSUER", "http://localhost:8080"),
@@ -253,8 +259,8 @@ func (r *reader) read() *Config {
 		MetricsAddr: r.str("GATEHOUSE_METRICS_ADDR", ""),
 		DatabaseURL: r.str("GATEHOUSE_DATABASE_URL", "./gatehouse.db"),
 		DBPool: Pool{
-			MaxOpenConns:    r.integer("GATEHOUSE_DB_MAX_OPEN_CONNS", 20, 1),
-			MaxIdleConns:    r.integer("GATEHOUSE_DB_MAX_IDLE_CONNS", 10, 0),
+			MaxOpenConns:    maxOpen,
+			MaxIdleConns:    r.integer("GATEHOUSE_DB_MAX_IDLE_CONNS", maxOpen, 0),
 			ConnMaxLifetime: r.duration("GATEHOUSE_DB_CONN_MAX_LIFETIME", 30*time.Minute),
 		},
 		SecretKey:          r.str("GATEHOUSE_SECRET_KEY", ""),

@@ -366,3 +366,47 @@ func TestAPIKeyPrefixMatchesRBAC(t *testing.T) {
 		t.Fatalf("config refuses client ids starting with %q, but rbac reads %q as an API key", apiKeySubjectPrefix, rbac.APIKeySubjectPrefix)
 	}
 }
+
+// TestIDTokenOnRefresh: id_token_on_refresh defaults to true, may be set
+// false, and is refused on a client that cannot refresh.
+func TestIDTokenOnRefresh(t *testing.T) {
+	p := writeYAML(t, `
+clients:
+  - {id: a, public: true, redirect_uris: [https://a.example.com/cb]}
+  - {id: b, public: true, redirect_uris: [https://b.example.com/cb], id_token_on_refresh: false}
+  - {id: c, public: true, redirect_uris: [https://c.example.com/cb], id_token_on_refresh: true}
+`)
+	c, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl := c.File.Clients; !cl[0].RefreshIDToken() || cl[1].RefreshIDToken() || !cl[2].RefreshIDToken() {
+		t.Fatalf("RefreshIDToken = %v %v %v, want true false true", cl[0].RefreshIDToken(), cl[1].RefreshIDToken(), cl[2].RefreshIDToken())
+	}
+	body := "clients:\n  - {id: a, secret: abcdefghijklmnopq, grant_types: [client_credentials], id_token_on_refresh: false}\n"
+	_, _, err = load(t, map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, body)})
+	if err == nil || !strings.Contains(err.Error(), "clients[0].id_token_on_refresh: the client may not use refresh_token") {
+		t.Fatalf("id_token_on_refresh without refresh_token: %v", err)
+	}
+}
+
+// TestPoolIdleFollowsOpen: the pool keeps as many idle connections as it
+// may open, unless GATEHOUSE_DB_MAX_IDLE_CONNS says otherwise.
+func TestPoolIdleFollowsOpen(t *testing.T) {
+	for _, tc := range []struct {
+		vars       map[string]string
+		open, idle int
+	}{
+		{nil, 20, 20},
+		{map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "50"}, 50, 50},
+		{map[string]string{"GATEHOUSE_DB_MAX_OPEN_CONNS": "50", "GATEHOUSE_DB_MAX_IDLE_CONNS": "5"}, 50, 5},
+	} {
+		c, _, err := load(t, tc.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DBPool.MaxOpenConns != tc.open || c.DBPool.MaxIdleConns != tc.idle {
+			t.Errorf("%v: pool %+v, want %d open and %d idle", tc.vars, c.DBPool, tc.open, tc.idle)
+		}
+	}
+}

@@ -62,7 +62,17 @@ type Client struct {
 	// Without it, introspection answers active only for the client's
 	// own tokens and access tokens whose aud names it.
 	IntrospectAny bool `yaml:"introspect_any"`
+	// IDTokenOnRefresh: a refresh of a session granted openid answers an
+	// ID token too, as the code exchange did. Unset means true (as Dex and
+	// Keycloak do); false leaves it out, as OpenID Connect Core §12.2
+	// allows, for a client that does not read a refreshed ID token: one
+	// signature fewer per refresh. See RefreshIDToken.
+	IDTokenOnRefresh *bool `yaml:"id_token_on_refresh"`
 }
+
+// RefreshIDToken reports whether a refresh answers an ID token (when the
+// scope has openid): id_token_on_refresh, true unless set false.
+func (c *Client) RefreshIDToken() bool { return c.IDTokenOnRefresh == nil || *c.IDTokenOnRefresh }
 
 // AllowsGrant reports whether the client may use the grant type.
 func (c *Client) AllowsGrant(grant string) bool {
@@ -294,6 +304,9 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 			if cl.Public && g == GrantClientCredentials {
 				r.fail(field+".grant_types", "a public client cannot use client_credentials")
 			}
+		}
+		if cl.IDTokenOnRefresh != nil && !cl.AllowsGrant(GrantRefreshToken) {
+			r.fail(field+".id_token_on_refresh", "the client may not use refresh_token; remove it or add refresh_token to grant_types")
 		}
 		if cl.AllowsGrant(GrantAuthorizationCode) && len(cl.RedirectURIs) == 0 {
 			r.fail(field+".redirect_uris", "at least one redirect URI is needed for authorization_code")

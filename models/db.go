@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -41,12 +43,28 @@ type DB struct {
 // Open connects to the target (what dburl.Parse read from
 // GATEHOUSE_DATABASE_URL) and verifies the connection with a ping.
 func Open(ctx context.Context, t dburl.Target, pool PoolSettings) (*DB, error) {
+	return OpenWrapped(ctx, t, pool, nil)
+}
+
+// OpenWrapped is Open with every connection of the pool made through
+// wrap(connector): instrumentation sees each call the pool makes to the
+// driver (statements, BEGIN, COMMIT), such as the tests that count the
+// statements of a refresh. A nil wrap is Open.
+func OpenWrapped(ctx context.Context, t dburl.Target, pool PoolSettings, wrap func(driver.Connector) driver.Connector) (*DB, error) {
 	var dialector gorm.Dialector
 	health := &connHealth{}
 	switch t.Dialect {
 	case migrations.Postgres:
-		dialector = postgres.New(postgres.Config{DSN: t.DSN,
-			OptionOpenDB: []stdlib.OptionOpenDB{stdlib.OptionShouldPing(health.shouldPing)}})
+		pingOpt := stdlib.OptionShouldPing(health.shouldPing)
+		if wrap == nil {
+			dialector = postgres.New(postgres.Config{DSN: t.DSN, OptionOpenDB: []stdlib.OptionOpenDB{pingOpt}})
+			break
+		}
+		cfg, err := pgx.ParseConfig(t.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, rootCause(err))
+		}
+		dialector = postgres.New(postgres.Config{Conn: sql.OpenDB(wrap(stdlib.GetConnector(*cfg, pingOpt)))})
 	default:
 		// SQLite reports a missing folder as "out of memory"; say it plainly.
 		if dir := filepath.Dir(t.Display); dir != "" {
@@ -54,7 +72,15 @@ func Open(ctx context.Context, t dburl.Target, pool PoolSettings) (*DB, error) {
 				return nil, fmt.Errorf("cannot open sqlite database %s: folder %s does not exist", t.Display, dir)
 			}
 		}
-		dialector = sqlite.Open(t.DSN)
+		if wrap == nil {
+			dialector = sqlite.Open(t.DSN)
+			break
+		}
+		d, err := sqliteDriver()
+		if err != nil {
+			return nil, err
+		}
+		dialector = &sqlite.Dialector{Conn: sql.OpenDB(wrap(dsnConnector{dsn: t.DSN, driver: d}))}
 	}
 	g, err := gorm.Open(dialector, &gorm.Config{
 		NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -90,6 +116,26 @@ func Open(ctx context.Context, t dburl.Target, pool PoolSettings) (*DB, error) {
 	}
 	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB, health: health}, nil
 }
+
+// sqliteDriver is the driver the SQLite dialector registered ("sqlite").
+func sqliteDriver() (driver.Driver, error) {
+	db, err := sql.Open(sqlite.DriverName, "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Driver(), nil
+}
+
+// dsnConnector opens connections of a driver without a connector of its
+// own, as database/sql does for sql.Open.
+type dsnConnector struct {
+	dsn    string
+	driver driver.Driver
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.driver }
 
 // Close releases the connection pool.
 func (d *DB) Close() error { return d.SQL.Close() }

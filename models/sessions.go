@@ -13,10 +13,12 @@ import (
 // codes (consumed by tokens.SessionService).
 //
 // Every method that changes a family first updates the session row inside
-// its transaction. On PostgreSQL that row lock serialises all writers of one
-// family (rotation, re-issue, revocation), so a revocation can never miss a
-// successor inserted concurrently; on SQLite `_txlock=immediate` serialises
-// every write transaction anyway. Times are passed in by the caller (UTC) so
+// its transaction (the rotation, one statement, inside its statement: see
+// RotateRefreshToken in refresh.go). On PostgreSQL that row lock
+// serialises all writers of one family (rotation, re-issue, revocation),
+// so a revocation can never miss a successor inserted concurrently; on
+// SQLite `_txlock=immediate` serialises every write transaction anyway,
+// and a single statement is a write transaction of its own. Times are passed in by the caller (UTC) so
 // that tests can move the clock; they are compared in SQL, which on SQLite
 // relies on every stored time being UTC text in the driver's one format.
 
@@ -179,36 +181,6 @@ func (s *Store) AddRefreshToken(ctx context.Context, t *RefreshToken, now time.T
 			return err
 		}
 		return mapErr(tx.db.Create(t).Error, "create refresh token")
-	})
-	return sess, err
-}
-
-// RotateRefreshToken marks the token oldID as rotated into next and inserts
-// next, in one transaction, and returns the session. The rotation is
-// conditional: it returns ErrConflict, changing nothing, when oldID was
-// already rotated, revoked or has expired at now (a concurrent redemption
-// won); ErrSessionInactive when the session may not grow.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *RefreshToken, now time.Time) (*Session, error) {
-	if next.ID == "" {
-		next.ID = NewID()
-	}
-	var sess *Session
-	err := s.InTx(ctx, func(tx *Store) error {
-		var err error
-		if sess, err = tx.touchLiveSession(ctx, next.SessionID, now); err != nil {
-			return err
-		}
-		res := tx.db.Model(&RefreshToken{}).
-			Where("id = ? AND session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
-				oldID, next.SessionID, now).
-			Updates(map[string]any{"rotated_at": now, "replaced_by": next.ID})
-		if res.Error != nil {
-			return mapErr(res.Error, "rotate refresh token")
-		}
-		if res.RowsAffected != 1 {
-			return ErrConflict
-		}
-		return mapErr(tx.db.Create(next).Error, "create refresh token")
 	})
 	return sess, err
 }

@@ -228,6 +228,10 @@ func TestReadsSurviveCutConnections(t *testing.T) {
 			return err
 		}},
 		{"FindRefreshTokenByHash", func(store *models.Store) error { _, err := store.FindRefreshTokenByHash(ctx, "absent"); return err }},
+		{"FindRefreshGrant", func(store *models.Store) error {
+			_, err := store.FindRefreshGrant(ctx, "absent", []string{"dev"})
+			return err
+		}},
 		{"FindAuthorizationCodeByHash", func(store *models.Store) error {
 			_, err := store.FindAuthorizationCodeByHash(ctx, "absent")
 			return err

@@ -27,7 +27,7 @@ type Keys interface {
 type Sessions interface {
 	CreateSession(ctx context.Context, ns tokens.NewSession) (*models.Session, error)
 	IssueRefreshToken(ctx context.Context, sessionID, clientID string) (string, error)
-	RedeemRefreshToken(ctx context.Context, token, clientID string) (*tokens.Redeemed, error)
+	RedeemRefreshTokenWith(ctx context.Context, token, clientID string, opts tokens.RedeemOptions) (*tokens.Redeemed, error)
 	EndSession(ctx context.Context, sessionID, reason string) (bool, error)
 	RevokeRefreshTokenSession(ctx context.Context, token, clientID string) (*models.Session, bool, error)
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
@@ -44,6 +44,10 @@ type Provisioner interface {
 	Provision(ctx context.Context, in provisioning.Login) (*provisioning.Result, error)
 	EmailVerified(ctx context.Context, u *models.User) (bool, error)
 	TrustsEmail(provider string) bool
+	// TrustedEmailProviders names the providers whose verified emails
+	// count: a refresh reads whether one vouches for the user's email
+	// with its token (tokens.RedeemOptions), deciding as EmailVerified.
+	TrustedEmailProviders() []string
 }
 
 // Store is the storage the authorization server reads directly.
@@ -95,6 +99,9 @@ type Service struct {
 	hooks        Hooks
 	now          func() time.Time
 	authFailures *authFailures
+	// trustedEmail is the provisioner's TrustedEmailProviders, fixed at
+	// start like the rest of the configuration.
+	trustedEmail []string
 }
 
 // New builds the authorization server.
@@ -109,6 +116,9 @@ func New(opts Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Provisioner != nil {
+		s.trustedEmail = opts.Provisioner.TrustedEmailProviders()
 	}
 	ids := make([]string, 0, len(opts.Config.File.Clients))
 	for _, c := range opts.Config.File.Clients {

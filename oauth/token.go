@@ -153,7 +153,7 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			return nil, notMemberOr(err, org)
 		}
 	}
-	red, err := s.sessions.RedeemRefreshToken(ctx, token, client.ID)
+	red, err := s.sessions.RedeemRefreshTokenWith(ctx, token, client.ID, tokens.RedeemOptions{TrustedEmail: s.trustedEmail})
 	if err != nil {
 		if errors.Is(err, tokens.ErrRefreshTokenReuse) && s.hooks.RefreshReuse != nil {
 			s.hooks.RefreshReuse()
@@ -166,13 +166,26 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	if sc := outsideScope(narrowed, sess.Scope); sc != "" {
 		return nil, exceedsGrant(sc)
 	}
+	// The organization the session had at the redemption, whose grants
+	// the redemption read with the token (as it read the email verdict):
+	// minting reads nothing more unless the refresh switches.
+	redeemedOrg := sess.ActiveOrgID
 	// Everything from here runs after the rotation committed.
 	return afterRotation(ctx, func() (*TokenResponse, error) {
+		facts := &mintFacts{emailVerified: red.EmailVerified, grants: red.Grants}
 		if org != "" {
 			// Checked again: the membership may have ended since.
-			if _, err := s.store.ActiveGrants(ctx, red.UserID, org); err != nil {
-				return nil, notMemberOr(err, org)
+			switching := redeemedOrg == nil || *redeemedOrg != org
+			if switching {
+				g, err := s.store.ActiveGrants(ctx, red.UserID, org)
+				if err != nil {
+					return nil, notMemberOr(err, org)
+				}
+				facts.grants = g
+			} else if red.Grants == nil {
+				return nil, notMemberOr(models.ErrNotFound, org)
 			}
+			// A retry after a fault has switched already.
 			if sess.ActiveOrgID == nil || *sess.ActiveOrgID != org {
 				if err := s.sessions.SetActiveOrg(ctx, sess.ID, &org); err != nil {
 					return nil, err
@@ -187,8 +200,17 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 				sess.ActiveOrgID = &org
 			}
 		}
-		return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed})
+		return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed, facts: facts,
+			noIDToken: !client.RefreshIDToken()})
 	})
+}
+
+// mintFacts are what minting states about a user, when already read: the
+// email_verified verdict, and the grants of the session's active
+// organization (nil: none, as when the user is no active member).
+type mintFacts struct {
+	emailVerified bool
+	grants        *models.Grants
 }
 
 // afterRotation runs what a refresh does once its rotation has committed:
@@ -248,18 +270,26 @@ type issueOptions struct {
 	// refresh is the rotated refresh token to return (else a new one).
 	refresh string
 	// noIDToken: no ID token even for openid (token exchange answers an
-	// access token; no authentication request asked for an ID token).
+	// access token: no authentication request asked for an ID token; a
+	// refresh for a client with id_token_on_refresh: false).
 	noIDToken bool
 	// scope, when set, is the subset of the session's scope a refresh
 	// asked for; the tokens carry it instead of the session's.
 	scope []string
+	// facts, when set, were read already (with the refresh token): the
+	// email verdict and the grants are not read again.
+	facts *mintFacts
 }
 
 // issueForSession mints the access token (and ID token for openid, and a
 // refresh token when the client may refresh) for a session.
 func (s *Service) issueForSession(ctx context.Context, client *Client, sess *models.Session, user *models.User, opts issueOptions) (*TokenResponse, error) {
-	user, err := s.statedUser(ctx, user)
-	if err != nil {
+	var err error
+	if opts.facts != nil {
+		u := *user
+		u.EmailVerified = opts.facts.emailVerified
+		user = &u
+	} else if user, err = s.statedUser(ctx, user); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -268,7 +298,7 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 		scope = strings.Join(opts.scope, " ")
 	}
 	scope = client.grantableScope(scope)
-	claims, err := s.accessClaims(ctx, client, sess, user, scope, now)
+	claims, err := s.accessClaims(ctx, client, sess, user, scope, now, opts.facts)
 	if err != nil {
 		return nil, err
 	}
@@ -310,8 +340,8 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 }
 
 // accessClaims builds the RFC 9068 claims, with the scope being issued
-// and the active org's grants.
-func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models.Session, user *models.User, scope string, now time.Time) (*tokens.AccessClaims, error) {
+// and the active org's grants (those of facts when set).
+func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models.Session, user *models.User, scope string, now time.Time, facts *mintFacts) (*tokens.AccessClaims, error) {
 	c := &tokens.AccessClaims{
 		Issuer: s.issuer, Subject: user.ID, Audience: client.Audience(),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(client.AccessTTL).Unix(),
@@ -319,7 +349,11 @@ func (s *Service) accessClaims(ctx context.Context, client *Client, sess *models
 		Name: user.Name, IdP: sess.Provider,
 	}
 	c.SetEmail(user.Email, user.EmailVerified)
-	if sess.ActiveOrgID != nil {
+	if sess.ActiveOrgID != nil && facts != nil {
+		if g := facts.grants; g != nil && g.OrganizationID == *sess.ActiveOrgID {
+			c.OrgID, c.Roles, c.Permissions = g.OrganizationID, g.Roles, g.Permissions
+		}
+	} else if sess.ActiveOrgID != nil {
 		g, err := s.store.ActiveGrants(ctx, user.ID, *sess.ActiveOrgID)
 		switch {
 		case err == nil:

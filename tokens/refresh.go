@@ -14,10 +14,10 @@ import (
 // SHA-256 hashes, bound to a session (the family), rotated on every use.
 //
 // Reuse policy. Rotation marks the presented row rotated_at/replaced_by and
-// inserts one successor, with a conditional UPDATE (… WHERE rotated_at IS
-// NULL) inside a transaction that first locks the session row, so of
-// concurrent redemptions exactly one rotates. A rotated token presented
-// again:
+// inserts one successor, in one conditional statement (… WHERE rotated_at
+// IS NULL) that first locks the session row (models.Store.
+// RotateRefreshToken), so of concurrent redemptions exactly one rotates.
+// A rotated token presented again:
 //   - less than ReuseGrace after its rotation (two tabs refreshing at once)
 //     is exchanged for an additional, independent successor. The first
 //     successor stays valid and replaced_by keeps naming it; the extra
@@ -35,12 +35,12 @@ import (
 // Database faults. A redemption that fails with a transient database fault
 // (models.IsTransient: the caller answers 503) leaves the presented token
 // as it was whenever the rotation did not commit: the rotation is one
-// transaction, and a transaction cut short (connection lost, server
-// restarting) is rolled back, so the client retries with the token it
-// holds. If the fault hides the outcome of the COMMIT itself (it reached
-// the server, the answer was lost), the service asks the database whether
-// the successor row exists — it is inserted in the same transaction — and,
-// if so, answers with it as a success. Only when that question fails too
+// statement, its own transaction, and a transaction cut short (connection
+// lost, server restarting) is rolled back, so the client retries with the
+// token it holds. If the fault hides the outcome of the commit itself (it
+// reached the server, the answer was lost), the service asks the database
+// whether the successor row exists — it is inserted by the same statement
+// — and, if so, answers with it as a success. Only when that question fails too
 // does the client get a 503 for a rotation that did commit; its retry is
 // then a replay of a rotated token, served by the grace window above as
 // for concurrent tabs (so clients should retry within ReuseGrace; the 503
@@ -64,6 +64,23 @@ type Redeemed struct {
 	// Reissued reports that the presented token had already been rotated
 	// and this token was issued within the reuse grace window.
 	Reissued bool
+	// Grants are the user's role and permissions in the session's active
+	// organization, read with the token; nil when the session has none or
+	// the user no active membership there.
+	Grants *models.Grants
+	// EmailVerified reports that an identity of a provider named in
+	// RedeemOptions.TrustedEmail reports the user's email verified, read
+	// with the token: what tokens minted from this redemption state as
+	// email_verified (provisioning.Service.EmailVerified decides the same).
+	EmailVerified bool
+}
+
+// RedeemOptions ask a redemption to read, with the token and in the same
+// query, what minting from it needs besides the session and user.
+type RedeemOptions struct {
+	// TrustedEmail names the providers whose verified emails count
+	// (configuration `trusted_email`), for Redeemed.EmailVerified.
+	TrustedEmail []string
 }
 
 // String keeps the refresh token out of fmt output.
@@ -171,47 +188,50 @@ func (s *SessionService) IssueRefreshToken(ctx context.Context, sessionID, clien
 	return secret, nil
 }
 
-// RedeemRefreshToken exchanges a refresh token of clientID for a new one
-// (rotation) and returns the session to mint access tokens from. Failures
-// are *GrantError (map to invalid_grant): unknown token, another client,
-// revoked token or session, idle or absolute expiry, disabled user, and
-// reuse of a rotated token after the grace window (which revokes the
-// session, see the reuse policy above). It is race-safe: concurrent
-// redemptions of one token yield one rotation plus, only within the grace
-// window, re-issued siblings; outside it the losers trigger reuse detection.
+// RedeemRefreshToken is RedeemRefreshTokenWith without trusted email
+// providers (Redeemed.EmailVerified is false).
 func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID string) (*Redeemed, error) {
+	return s.RedeemRefreshTokenWith(ctx, token, clientID, RedeemOptions{})
+}
+
+// RedeemRefreshTokenWith exchanges a refresh token of clientID for a new
+// one (rotation) and returns the session to mint access tokens from, with
+// its user, the grants of its active organization and what opts ask for.
+// Failures are *GrantError (map to invalid_grant): unknown token, another
+// client, revoked token or session, idle or absolute expiry, disabled
+// user, and reuse of a rotated token after the grace window (which
+// revokes the session, see the reuse policy above). It is race-safe:
+// concurrent redemptions of one token yield one rotation plus, only
+// within the grace window, re-issued siblings; outside it the losers
+// trigger reuse detection.
+//
+// A redemption that rotates sends the database two statements: one read
+// of the token with its session, user, grants and trusted email
+// (models.Store.FindRefreshGrant), and the rotation, one conditional
+// statement (models.Store.RotateRefreshToken). Lost races, refusals, the
+// grace window and faults read or write more.
+func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clientID string, opts RedeemOptions) (*Redeemed, error) {
 	if !opaqueWellFormed(RefreshTokenPrefix, token) {
 		return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 	}
 	hash := opaqueHash(token)
 	// A lost rotation race changes the row's state; read and classify it
 	// again. Two passes suffice (after a lost race the row is rotated or
-	// revoked for good); the third is slack.
+	// revoked for good, or its session ended); the third is slack.
 	for range 3 {
 		// Read the clock per pass: after a lost race it must not be earlier
 		// than the winner's rotated_at, or a zero grace window would let the
 		// loser through.
 		now := s.now()
-		tok, err := s.store.FindRefreshTokenByHash(ctx, hash)
-		if errors.Is(err, models.ErrNotFound) {
+		g, err := s.store.FindRefreshGrant(ctx, hash, opts.TrustedEmail)
+		if errors.Is(err, models.ErrNotFound) { // unknown, or its session or user deleted (cascades)
 			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 		} else if err != nil {
 			return nil, err
 		}
+		tok, sess, user := &g.Token, &g.Session, &g.User
 		if tok.ClientID != clientID {
 			return nil, grantErr(ErrGrantClientMismatch, reasonRefreshClient)
-		}
-		sess, err := s.store.FindSession(ctx, tok.SessionID)
-		if errors.Is(err, models.ErrNotFound) { // pruned meanwhile
-			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
-		} else if err != nil {
-			return nil, err
-		}
-		user, err := s.store.FindUser(ctx, sess.UserID)
-		if errors.Is(err, models.ErrNotFound) { // deleted meanwhile (cascades)
-			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
-		} else if err != nil {
-			return nil, err
 		}
 		switch {
 		case tok.RevokedAt != nil || sess.RevokedAt != nil:
@@ -224,7 +244,7 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 
 		if tok.RotatedAt != nil {
 			if s.opts.ReuseGrace > 0 && now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
-				return s.reissue(ctx, sess, user, now)
+				return s.reissue(ctx, g, now)
 			}
 			return nil, s.refreshReuse(ctx, tok, sess, now)
 		}
@@ -236,18 +256,17 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 		if err != nil {
 			return nil, err
 		}
-		fresh, err := s.store.RotateRefreshToken(ctx, tok.ID, next, now)
-		if models.IsTransient(err) {
-			fresh, err = s.landed(ctx, next, fresh, err)
+		_, err = s.store.RotateRefreshToken(ctx, tok.ID, next, now)
+		if models.IsTransient(err) && s.landed(ctx, next) {
+			err = nil
 		}
 		switch {
 		case err == nil:
-			return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
-				RefreshToken: secret, RefreshTokenExpiresAt: next.ExpiresAt}, nil
+			return redeemed(g, now, secret, next, false), nil
 		case errors.Is(err, models.ErrConflict):
+			// A concurrent redemption won, or the token or its session
+			// ended meanwhile: the next pass reads which.
 			continue
-		case errors.Is(err, models.ErrSessionInactive):
-			return nil, s.inactiveSessionError(ctx, sess.ID, now)
 		default:
 			return nil, err
 		}
@@ -255,48 +274,50 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 	return nil, errors.New("redeem refresh token: state kept changing under concurrent redemptions")
 }
 
+// redeemed is the answer of a redemption of g's token, whose write at now
+// issued next (secret).
+func redeemed(g *models.RefreshGrant, now time.Time, secret string, next *models.RefreshToken, reissued bool) *Redeemed {
+	sess := g.Session
+	sess.LastUsedAt = now
+	return &Redeemed{Session: &sess, User: &g.User, UserID: sess.UserID, RefreshToken: secret,
+		RefreshTokenExpiresAt: next.ExpiresAt, Reissued: reissued, Grants: g.Grants, EmailVerified: g.EmailTrusted}
+}
+
 // reissue serves a rotated token inside the grace window with a sibling.
-func (s *SessionService) reissue(ctx context.Context, sess *models.Session, user *models.User, now time.Time) (*Redeemed, error) {
-	next, secret, err := s.newRefreshRow(sess, now)
+func (s *SessionService) reissue(ctx context.Context, g *models.RefreshGrant, now time.Time) (*Redeemed, error) {
+	next, secret, err := s.newRefreshRow(&g.Session, now)
 	if err != nil {
 		return nil, err
 	}
-	fresh, err := s.addRefreshToken(ctx, next, now)
+	_, err = s.addRefreshToken(ctx, next, now)
 	if errors.Is(err, models.ErrSessionInactive) {
-		return nil, s.inactiveSessionError(ctx, sess.ID, now)
+		return nil, s.inactiveSessionError(ctx, g.Session.ID, now)
 	} else if err != nil {
 		return nil, err
 	}
-	return &Redeemed{Session: fresh, User: user, UserID: fresh.UserID,
-		RefreshToken: secret, RefreshTokenExpiresAt: next.ExpiresAt, Reissued: true}, nil
+	return redeemed(g, now, secret, next, true), nil
 }
 
 // addRefreshToken adds row to its session's family; a transient fault
 // that hid whether the insert committed is resolved by landed.
 func (s *SessionService) addRefreshToken(ctx context.Context, row *models.RefreshToken, now time.Time) (*models.Session, error) {
 	sess, err := s.store.AddRefreshToken(ctx, row, now)
-	if models.IsTransient(err) {
-		return s.landed(ctx, row, sess, err)
+	if models.IsTransient(err) && s.landed(ctx, row) {
+		if fresh, ferr := s.store.FindSession(ctx, row.SessionID); ferr == nil {
+			return fresh, nil
+		}
 	}
 	return sess, err
 }
 
-// landed settles a write of the refresh token row that failed with the
-// transient fault err: the row is inserted in the write's transaction, so
-// it exists exactly when that transaction committed. If it exists, the
-// write took effect and landed returns the session as a success;
-// otherwise (rolled back, or the question failed too) it returns err.
-// It reads and never writes again.
-func (s *SessionService) landed(ctx context.Context, row *models.RefreshToken, sess *models.Session, err error) (*models.Session, error) {
-	found, ferr := s.store.FindRefreshTokenByHash(ctx, row.TokenHash)
-	if ferr != nil || found.ID != row.ID {
-		return sess, err
-	}
-	fresh, ferr := s.store.FindSession(ctx, row.SessionID)
-	if ferr != nil {
-		return sess, err
-	}
-	return fresh, nil
+// landed settles a write of the refresh token row that failed with a
+// transient fault: the row is inserted by the write's one statement or
+// transaction, so it exists exactly when that write committed. It
+// reports whether it exists (false also when the question fails too);
+// it reads and never writes.
+func (s *SessionService) landed(ctx context.Context, row *models.RefreshToken) bool {
+	found, err := s.store.FindRefreshTokenByHash(ctx, row.TokenHash)
+	return err == nil && found.ID == row.ID
 }
 
 // refreshReuse revokes the family of a replayed token and audits it.
@@ -398,24 +419,13 @@ func (s *SessionService) LookupRefreshToken(ctx context.Context, token string) (
 	if !opaqueWellFormed(RefreshTokenPrefix, token) {
 		return info, nil
 	}
-	tok, err := s.store.FindRefreshTokenByHash(ctx, opaqueHash(token))
+	g, err := s.store.FindRefreshGrant(ctx, opaqueHash(token), nil)
 	if errors.Is(err, models.ErrNotFound) {
 		return info, nil
 	} else if err != nil {
 		return nil, err
 	}
-	sess, err := s.store.FindSession(ctx, tok.SessionID)
-	if errors.Is(err, models.ErrNotFound) {
-		return info, nil
-	} else if err != nil {
-		return nil, err
-	}
-	user, err := s.store.FindUser(ctx, sess.UserID)
-	if errors.Is(err, models.ErrNotFound) {
-		return &RefreshInfo{}, nil
-	} else if err != nil {
-		return nil, err
-	}
+	tok, sess, user := &g.Token, &g.Session, &g.User
 	exp := tok.ExpiresAt
 	if sess.ExpiresAt.Before(exp) {
 		exp = sess.ExpiresAt

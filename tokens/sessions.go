@@ -53,6 +53,7 @@ type SessionStore interface {
 	AddRefreshToken(ctx context.Context, t *models.RefreshToken, now time.Time) (*models.Session, error)
 	RotateRefreshToken(ctx context.Context, oldID string, next *models.RefreshToken, now time.Time) (*models.Session, error)
 	FindRefreshTokenByHash(ctx context.Context, hash string) (*models.RefreshToken, error)
+	FindRefreshGrant(ctx context.Context, hash string, trustedEmail []string) (*models.RefreshGrant, error)
 
 	CreateAuthorizationCode(ctx context.Context, c *models.AuthorizationCode) error
 	FindAuthorizationCodeByHash(ctx context.Context, hash string) (*models.AuthorizationCode, error)

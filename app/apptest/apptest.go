@@ -13,6 +13,8 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/dburl"
+	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 )
 
@@ -30,6 +32,9 @@ type Options struct {
 	DatabaseURL string
 	// Log receives the server's log; nil discards it.
 	Log io.Writer
+	// Statements, when set, records what the server sends its database
+	// (see dbtest.Statements).
+	Statements *dbtest.Statements
 }
 
 // Server is a running Gatehouse.
@@ -93,7 +98,18 @@ func start(t testing.TB, opts Options) (*Server, error) {
 	if w == nil {
 		w = io.Discard
 	}
-	a, err := app.New(context.Background(), cfg, app.NewLogger(w, "debug"))
+	var db *models.DB
+	if opts.Statements != nil {
+		target, err := dburl.Parse(cfg.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db, err = models.OpenWrapped(context.Background(), target, models.PoolSettings{MaxOpenConns: cfg.DBPool.MaxOpenConns,
+			MaxIdleConns: cfg.DBPool.MaxIdleConns, ConnMaxLifetime: cfg.DBPool.ConnMaxLifetime}, opts.Statements.Wrap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := app.NewWithDatabase(context.Background(), cfg, app.NewLogger(w, "debug"), db)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// gatehouse is the HTTP client of one Gatehouse.
+type gatehouse struct {
+	base      string
+	client    string
+	secret    string
+	transport *http.Transport
+	http      *http.Client
+	timeout   time.Duration
+}
+
+func newGatehouse(o options) *gatehouse {
+	tr := &http.Transport{MaxIdleConns: 2 * (o.concurrency + 4), MaxIdleConnsPerHost: o.concurrency + 4, IdleConnTimeout: time.Minute}
+	return &gatehouse{base: o.base, client: o.client, secret: o.secret, transport: tr, timeout: o.requestTimeout,
+		http: &http.Client{Transport: tr, Timeout: o.requestTimeout, CheckRedirect: noRedirects}}
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// tokenAnswer is a token endpoint's answer, success or error.
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	Error        string `json:"error"`
+	Description  string `json:"error_description"`
+}
+
+// send sends req and reads the answer; kind is "" for a 2xx answer,
+// else what went wrong: "transport: …" or "http STATUS [oauth error]".
+func (g *gatehouse) send(req *http.Request) ([]byte, string) {
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return nil, transportKind(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, transportKind(err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return body, ""
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return body, strings.TrimSpace(fmt.Sprintf("http %d %s", resp.StatusCode, e.Error))
+}
+
+func transportKind(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "transport: timeout"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "transport: connection refused"
+	case strings.Contains(err.Error(), "connection reset"):
+		return "transport: connection reset"
+	}
+	return "transport: " + err.Error()
+}
+
+// tokenRequest posts form to the token endpoint as the client
+// (client_secret_basic when basic, else client_id in the form).
+func (g *gatehouse) tokenRequest(ctx context.Context, form string, basic bool) (*tokenAnswer, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/auth/token", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(g.client), url.QueryEscape(g.secret))
+	}
+	body, kind := g.send(req)
+	var a tokenAnswer
+	if body != nil {
+		if err := json.Unmarshal(body, &a); err != nil && kind == "" {
+			return nil, "answer is not JSON"
+		}
+	}
+	return &a, kind
+}
+
+// signingAlg is the algorithm of the first key Gatehouse publishes.
+func (g *gatehouse) signingAlg(ctx context.Context) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/.well-known/jwks.json", nil)
+	body, kind := g.send(req)
+	if kind != "" {
+		return "", fmt.Errorf("GET /.well-known/jwks.json: %s", kind)
+	}
+	var set struct {
+		Keys []struct {
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil || len(set.Keys) == 0 || set.Keys[0].Alg == "" {
+		return "", fmt.Errorf("GET /.well-known/jwks.json: no key with an alg (%v)", err)
+	}
+	return set.Keys[0].Alg, nil
+}
+
+var stateField = regexp.MustCompile(`name="state" value="([^"]+)"`)
+
+// signIn runs the authorization code flow with PKCE through the dev
+// provider's form for email (in groups, with the organization hint when
+// set) at client, and exchanges the code: with client_secret_basic when
+// secret is set, as a public client otherwise.
+func (g *gatehouse) signIn(ctx context.Context, client, secret, redirectURI, email, groups, organization string) (*tokenAnswer, error) {
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Transport: g.transport, Jar: jar, Timeout: g.timeout, CheckRedirect: noRedirects}
+	verifier := randomString(32)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirectURI},
+		"scope": {"openid email profile"}, "state": {randomString(12)}, "provider": {"dev"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	if organization != "" {
+		q.Set("organization", organization)
+	}
+	step := func(req *http.Request, want int) (*http.Response, string, error) {
+		if !loopback(req.URL.Hostname()) {
+			return nil, "", fmt.Errorf("refusing to follow %s off this machine", req.URL.Host)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != want {
+			return nil, "", fmt.Errorf("%s %s = %d, want %d: %.200s", req.Method, req.URL.Path, resp.StatusCode, want, body)
+		}
+		return resp, string(body), nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/auth/login?"+q.Encode(), nil)
+	resp, _, err := step(req, http.StatusFound)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return nil, fmt.Errorf("authorize: bad Location: %w", err)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, form.String(), nil)
+	_, page, err := step(req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	m := stateField.FindStringSubmatch(page)
+	if m == nil {
+		return nil, errors.New("dev form: no state field (is the dev provider enabled?)")
+	}
+	post := url.Values{"state": {m[1]}, "email": {email}, "name": {"Load " + email}, "groups": {groups}}
+	target := url.URL{Scheme: form.Scheme, Host: form.Host, Path: form.Path}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(post.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, _, err = step(req, http.StatusSeeOther)
+	if err != nil {
+		return nil, err
+	}
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || back.Query().Get("code") == "" {
+		return nil, fmt.Errorf("sign-in ended at %q, not the client with a code", resp.Header.Get("Location"))
+	}
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+		"redirect_uri": {redirectURI}, "code_verifier": {verifier}}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/auth/token", nil)
+	if secret != "" {
+		req.SetBasicAuth(url.QueryEscape(client), url.QueryEscape(secret))
+	} else {
+		exchange.Set("client_id", client)
+	}
+	req.Body = io.NopCloser(strings.NewReader(exchange.Encode()))
+	req.ContentLength = int64(len(exchange.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	body, kind := g.send(req)
+	if kind != "" {
+		return nil, fmt.Errorf("code exchange: %s: %.200s", kind, body)
+	}
+	var a tokenAnswer
+	if err := json.Unmarshal(body, &a); err != nil || a.AccessToken == "" {
+		return nil, fmt.Errorf("code exchange: no access token in %.200s", body)
+	}
+	return &a, nil
+}
+
+// api calls the admin API with token; out receives the JSON answer.
+func (g *gatehouse) api(ctx context.Context, method, path, token string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, g.base+"/api/v1/admin"+path, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("%s %s = %d: %.300s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// kindOf classifies a failed sign-in for the error table.
+func kindOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i > 0 && strings.Contains(msg[:i], " = ") {
+		return "sign-in: " + msg[:i]
+	}
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return "sign-in: " + msg
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// claimsOf decodes a JWT's payload without checking it (the load tool
+// only reports what the tokens say).
+func claimsOf(jwt string, v any) error {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return errors.New("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}

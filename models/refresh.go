@@ -1,0 +1,253 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// The refresh grant's two statements (issue 16): one read of everything
+// a refresh decides and mints from (FindRefreshGrant), and one write that
+// rotates (RotateRefreshToken). Both are plain SQL through the pool,
+// scanned by hand: no transaction, no GORM reflection over the models.
+
+// RefreshGrant is what a refresh token grants, read in one query by the
+// token's hash: the token, its session (the family), the session's user,
+// and what tokens minted from them state about the user.
+type RefreshGrant struct {
+	Token   RefreshToken
+	Session Session
+	User    User
+	// Grants are the user's role and permissions in the session's active
+	// organization (ActiveGrants); nil when the session has none, or the
+	// user no active membership there.
+	Grants *Grants
+	// EmailTrusted reports that one of the user's identities of a
+	// provider among the trusted ones reports the user's email verified:
+	// TrustedVerifiedEmails contains User.Email (never for an empty
+	// email, nor when no provider is trusted).
+	EmailTrusted bool
+}
+
+// permSep joins permission names in the grants read; the permission
+// grammar (resource:action: letters, digits, '-', '_', '*') never holds it.
+const permSep = "\x1f"
+
+// FindRefreshGrant returns the refresh token with the given hash, with
+// its session, user, the grants of the session's active organization and
+// whether a provider among trusted vouches for the user's email, in one
+// query; ErrNotFound when no token has the hash (or its session or user
+// is gone). It reads whatever state the token is in: rotated, revoked
+// and expired tokens too.
+func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []string) (*RefreshGrant, error) {
+	postgres := s.db.Dialector.Name() == "postgres"
+	q := refreshGrantSQL(postgres, len(trusted))
+	args := make([]any, 0, 3+len(trusted))
+	if len(trusted) > 0 {
+		args = append(args, true)
+		for _, p := range trusted {
+			args = append(args, p)
+		}
+	}
+	args = append(args, MembershipActive, hash)
+	g := &RefreshGrant{}
+	var role, perms sql.NullString
+	err := s.read(ctx, func(db *gorm.DB) error {
+		t, se, u := &g.Token, &g.Session, &g.User
+		// Straight to the pool (or the transaction): no statement to
+		// build, no reflection over the models.
+		return db.Statement.ConnPool.QueryRowContext(ctx, q, args...).Scan(
+			&t.ID, &t.SessionID, &t.ClientID, &t.CreatedAt, &t.ExpiresAt, &t.RotatedAt, &t.ReplacedBy, &t.RevokedAt,
+			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
+			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt,
+			&u.Email, &u.EmailVerified, &u.Name, &u.AvatarURL, &u.Disabled, &u.DefaultOrgID, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt,
+			&role, &perms, &g.EmailTrusted)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = gorm.ErrRecordNotFound
+	}
+	if err != nil {
+		return nil, mapErr(err, "find refresh token")
+	}
+	g.Token.TokenHash = hash
+	g.Session.ID = g.Token.SessionID
+	g.User.ID = g.Session.UserID
+	if role.Valid && g.Session.ActiveOrgID != nil {
+		g.Grants = &Grants{OrganizationID: *g.Session.ActiveOrgID, Roles: []string{role.String}, Permissions: []string{}}
+		if perms.Valid && perms.String != "" {
+			g.Grants.Permissions = strings.Split(perms.String, permSep)
+		}
+	}
+	return g, nil
+}
+
+// refreshGrantQueries caches FindRefreshGrant's text by dialect and the
+// number of trusted providers.
+var refreshGrantQueries sync.Map // refreshGrantKey → string
+
+type refreshGrantKey struct {
+	postgres bool
+	trusted  int
+}
+
+// refreshGrantSQL is FindRefreshGrant's query in the dialect's own
+// placeholders, which take, in this order: with trusted providers, true
+// and each provider; the membership status; the hash.
+func refreshGrantSQL(postgres bool, trusted int) string {
+	key := refreshGrantKey{postgres, trusted}
+	if q, ok := refreshGrantQueries.Load(key); ok {
+		return q.(string)
+	}
+	n := 0
+	param := func() string {
+		n++
+		if postgres {
+			return "$" + strconv.Itoa(n)
+		}
+		return "?"
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT t.id, t.session_id, t.client_id, t.created_at, t.expires_at, t.rotated_at, t.replaced_by, t.revoked_at,
+	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.auth_time, s.last_used_at, s.expires_at,
+	s.revoked_at, s.revoke_reason, s.created_at,
+	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
+	r.name, `)
+	// The permission names in the order ActiveGrants gives them (the
+	// database's collation), joined by permSep. Each name is looked up by
+	// its key: a join let PostgreSQL hash the whole permissions table,
+	// which grows with every organization's roles, for a role's twenty.
+	if postgres {
+		q.WriteString(`(SELECT string_agg(n, chr(31) ORDER BY n)`)
+	} else {
+		q.WriteString(`(SELECT group_concat(n, char(31) ORDER BY n)`)
+	}
+	q.WriteString(` FROM (SELECT (SELECT p.name FROM permissions p WHERE p.id = rp.permission_id) AS n
+		FROM role_permissions rp WHERE rp.role_id = r.id) perms), `)
+	// What provisioning.Service.EmailVerified decides, from the same rows
+	// TrustedVerifiedEmails reads; nothing counts without a trusted
+	// provider.
+	if trusted == 0 {
+		q.WriteString(`FALSE`)
+	} else {
+		q.WriteString(`u.email <> '' AND EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.email = u.email AND i.email_verified = `)
+		q.WriteString(param())
+		q.WriteString(` AND i.provider IN (`)
+		for i := range trusted {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(param())
+		}
+		q.WriteString(`))`)
+	}
+	q.WriteString(`
+	FROM refresh_tokens t
+	JOIN sessions s ON s.id = t.session_id
+	JOIN users u ON u.id = s.user_id
+	LEFT JOIN memberships m ON m.user_id = s.user_id AND m.organization_id = s.active_org_id AND m.status = `)
+	q.WriteString(param())
+	q.WriteString(`
+	LEFT JOIN roles r ON r.id = m.role_id
+	WHERE t.token_hash = `)
+	q.WriteString(param())
+	text := q.String()
+	refreshGrantQueries.Store(key, text)
+	return text
+}
+
+// RotateRefreshToken marks the token oldID as rotated into next, inserts
+// next, and marks the session used (last_used_at = now), in one
+// statement. The rotation is conditional: it changes nothing and returns
+// ErrConflict unless, at now, oldID is a token of next's session that is
+// neither rotated, revoked nor expired, its session is neither revoked nor
+// expired, and the session's user is not disabled. A concurrent
+// redemption that won, a revocation, an expiry: the caller reads the
+// token again (FindRefreshGrant) to learn which. It returns no session
+// (nil): the caller read it with the token.
+//
+// Race safety. On PostgreSQL the statement updates the session row
+// first (a data-modifying CTE the token update waits for), so it takes
+// the session's row lock before the old token's, as every writer of the
+// family does (RevokeSession, AddRefreshToken): a revocation either
+// commits first, and the rotation finds the session revoked, or waits for
+// the rotation and sweeps its successor too; of two rotations of one
+// token the second waits for the first and then finds the token rotated
+// (the conditional update re-checks the row it waited for). On SQLite one
+// statement is one write transaction, serialised with every other: one
+// INSERT … ON CONFLICT DO UPDATE inserts the successor and updates the
+// old row, both or neither as the liveness check over the old token, its
+// session and user says, and a trigger (migration 00006) marks the
+// session used when the old row is rotated.
+//
+// It runs through GORM's create callbacks, as an insert of next: what
+// watches the inserts of refresh tokens (the transient-fault notes) sees
+// it.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *RefreshToken, now time.Time) (*Session, error) {
+	if next.ID == "" {
+		next.ID = NewID()
+	}
+	var q string
+	var args []any
+	if s.db.Dialector.Name() == "postgres" {
+		q, args = rotatePostgres, []any{now, next.SessionID, now,
+			now, next.ID, oldID, next.SessionID, now,
+			next.ID, next.SessionID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt}
+	} else {
+		q, args = rotateSQLite, []any{oldID, next.SessionID, now, now,
+			next.ID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt,
+			now, next.ID}
+	}
+	res := s.db.WithContext(ctx).Raw(q, args...).Create(next)
+	if res.Error != nil {
+		return nil, mapErr(res.Error, "rotate refresh token")
+	}
+	if res.RowsAffected == 0 {
+		return nil, ErrConflict
+	}
+	return nil, nil
+}
+
+// rotatePostgres: s locks and touches the live session; o rotates the
+// old token only once s has (EXISTS over s); the successor is inserted
+// for the row o rotated. The INSERT reports one row, or none. Arguments:
+// now, session, now; now, next, old, session, now; next, session, hash,
+// client, created, expires.
+const rotatePostgres = `WITH s AS (
+	UPDATE sessions SET last_used_at = ?
+	WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
+	AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.disabled)
+	RETURNING id
+), o AS (
+	UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?
+	WHERE id = ? AND session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+	AND EXISTS (SELECT 1 FROM s)
+	RETURNING id
+)
+INSERT INTO refresh_tokens (id, session_id, token_hash, client_id, created_at, expires_at)
+SELECT ?::text, ?::text, ?::text, ?::text, ?::timestamptz, ?::timestamptz FROM o`
+
+// rotateSQLite: live is the old token when it, its session and user may
+// rotate; the successor is inserted and the old row (inserted again with
+// its own values, so its id conflicts) takes rotated_at and replaced_by.
+// SQLite evaluates the whole SELECT before writing (it reads the table
+// it inserts into), so both rows see the state before the statement. The
+// INSERT reports two rows, or none. Arguments: old, session, now, now;
+// next, hash, client, created, expires; now, next.
+const rotateSQLite = `WITH live AS (
+	SELECT o.* FROM refresh_tokens o
+	JOIN sessions s ON s.id = o.session_id
+	JOIN users u ON u.id = s.user_id
+	WHERE o.id = ? AND o.session_id = ? AND o.rotated_at IS NULL AND o.revoked_at IS NULL AND o.expires_at > ?
+	AND s.revoked_at IS NULL AND s.expires_at > ? AND NOT u.disabled
+)
+INSERT INTO refresh_tokens (id, session_id, token_hash, client_id, created_at, expires_at, rotated_at, replaced_by)
+SELECT ?, session_id, ?, ?, ?, ?, NULL, NULL FROM live
+UNION ALL
+SELECT id, session_id, token_hash, client_id, created_at, expires_at, ?, ? FROM live WHERE true
+ON CONFLICT (id) DO UPDATE SET rotated_at = excluded.rotated_at, replaced_by = excluded.replaced_by`
