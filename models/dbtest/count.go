@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/dburl"
-	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 )
 
@@ -78,17 +77,7 @@ func openCounted(t testing.TB, target dburl.Target) (*models.DB, *Statements) {
 	t.Helper()
 	st := &Statements{}
 	db, err := models.OpenWrapped(context.Background(), target, models.PoolSettings{MaxOpenConns: 10}, st.Wrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	m, err := migrations.New(db.SQL, db.Dialect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Up(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db = migrated(t, db, err)
 	st.Reset()
 	return db, st
 }

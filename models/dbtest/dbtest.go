@@ -99,6 +99,13 @@ func withSearchPath(dsn, schema string) string {
 func openMigrated(t testing.TB, target dburl.Target) *models.DB {
 	t.Helper()
 	db, err := models.Open(context.Background(), target, models.PoolSettings{MaxOpenConns: 10})
+	return migrated(t, db, err)
+}
+
+// migrated closes db at cleanup and applies every migration to it,
+// failing t on err or on any error on the way.
+func migrated(t testing.TB, db *models.DB, err error) *models.DB {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
