@@ -101,16 +101,23 @@ func signInUsers(ctx context.Context, g *gatehouse, o options, orgID string, per
 	return users, what, nil
 }
 
-func prepareRefresh(ctx context.Context, g *gatehouse, o options) (*workload, error) {
-	var orgID string
+// signInLoadUsers signs the load's users in, first giving them an
+// organization with the requested number of permissions when there are
+// any; it returns the users' tokens, a description of them and the
+// organization ("" for none).
+func signInLoadUsers(ctx context.Context, g *gatehouse, o options) (users []*tokenAnswer, what, orgID string, err error) {
 	var perms []string
 	if o.permissions > 0 {
-		var err error
 		if orgID, perms, _, err = adminSetup(ctx, g, o); err != nil {
-			return nil, err
+			return nil, "", "", err
 		}
 	}
-	users, what, err := signInUsers(ctx, g, o, orgID, perms)
+	users, what, err = signInUsers(ctx, g, o, orgID, perms)
+	return users, what, orgID, err
+}
+
+func prepareRefresh(ctx context.Context, g *gatehouse, o options) (*workload, error) {
+	users, what, orgID, err := signInLoadUsers(ctx, g, o)
 	if err != nil {
 		return nil, err
 	}
@@ -193,15 +200,7 @@ func prepareExchange(ctx context.Context, g *gatehouse, o options) (*workload, e
 }
 
 func prepareBearer(ctx context.Context, g *gatehouse, o options) (*workload, error) {
-	var orgID string
-	var perms []string
-	if o.permissions > 0 {
-		var err error
-		if orgID, perms, _, err = adminSetup(ctx, g, o); err != nil {
-			return nil, err
-		}
-	}
-	users, what, err := signInUsers(ctx, g, o, orgID, perms)
+	users, what, _, err := signInLoadUsers(ctx, g, o)
 	if err != nil {
 		return nil, err
 	}
