@@ -88,6 +88,15 @@ type snapshot struct {
 	keys    []jose.JSONWebKey // in the issuer's order
 	byKID   map[string]*jose.JSONWebKey
 	staleAt time.Time
+	gen     uint64 // counts successful fetches; a failed one keeps it
+}
+
+// generation is 0 before the first successful fetch.
+func (s *snapshot) generation() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.gen
 }
 
 type fetchCall struct {
@@ -165,12 +174,13 @@ func (c *Cache) Wait(ctx context.Context) error {
 // for a kid it does not know (within the limits described in the package
 // documentation). Errors: ErrUnknownKey, ErrKeysUnavailable.
 func (c *Cache) Key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	if s := c.current(); s != nil {
-		if k := s.byKID[kid]; k != nil {
+	seen := c.current()
+	if seen != nil {
+		if k := seen.byKID[kid]; k != nil {
 			return k, nil
 		}
 	}
-	if err := c.refetchFor(ctx, kid); err != nil {
+	if err := c.refetchFor(ctx, kid, seen); err != nil {
 		return nil, err
 	}
 	if s := c.snap.Load(); s != nil {
@@ -194,10 +204,11 @@ func (c *Cache) VerifySignature(ctx context.Context, raw string) ([]byte, error)
 		return nil, ErrMalformed
 	}
 	kid := jws.Signatures[0].Header.KeyID
-	if payload, found, err := verifyWith(jws, c.current().list(), kid); found {
+	seen := c.current()
+	if payload, found, err := verifyWith(jws, seen.list(), kid); found {
 		return payload, err
 	}
-	if err := c.refetchFor(ctx, kid); err != nil {
+	if err := c.refetchFor(ctx, kid, seen); err != nil {
 		return nil, err
 	}
 	if payload, found, err := verifyWith(jws, c.snap.Load().list(), kid); found {
@@ -263,9 +274,16 @@ func (c *Cache) refreshInBackground() {
 
 // refetchFor fetches the keys for an unknown kid, joining a fetch in
 // flight, or refuses when the kid is known to be unknown or a refetch
-// started less than minRefetch ago.
-func (c *Cache) refetchFor(ctx context.Context, kid string) error {
+// started less than minRefetch ago. seen is the snapshot the caller
+// looked in: when newer keys arrived since, it returns nil at once so the
+// caller looks again (a fetch that ended between the look and this call
+// must not make its kid look unknown).
+func (c *Cache) refetchFor(ctx context.Context, kid string, seen *snapshot) error {
 	c.mu.Lock()
+	if c.snap.Load().generation() != seen.generation() {
+		c.mu.Unlock()
+		return nil
+	}
 	now := c.now()
 	if until, ok := c.unknown[kid]; ok && now.Before(until) {
 		c.mu.Unlock()
@@ -322,7 +340,8 @@ func (c *Cache) startLocked() *fetchCall {
 		c.mu.Lock()
 		c.lastErr = err
 		if err == nil {
-			s := &snapshot{keys: keys, byKID: make(map[string]*jose.JSONWebKey, len(keys)), staleAt: c.now().Add(maxAge)}
+			s := &snapshot{keys: keys, byKID: make(map[string]*jose.JSONWebKey, len(keys)), staleAt: c.now().Add(maxAge),
+				gen: c.snap.Load().generation() + 1}
 			for i := range keys {
 				s.byKID[keys[i].KeyID] = &keys[i]
 				delete(c.unknown, keys[i].KeyID)
@@ -330,7 +349,7 @@ func (c *Cache) startLocked() *fetchCall {
 			c.snap.Store(s)
 		} else if s := c.snap.Load(); s != nil {
 			// Keep the keys; try again no sooner than minRefetch.
-			c.snap.Store(&snapshot{keys: s.keys, byKID: s.byKID, staleAt: c.now().Add(c.minRefetch)})
+			c.snap.Store(&snapshot{keys: s.keys, byKID: s.byKID, staleAt: c.now().Add(c.minRefetch), gen: s.gen})
 		}
 		c.inflight = nil
 		c.mu.Unlock()

@@ -397,3 +397,29 @@ func TestClosedStopsReporting(t *testing.T) {
 		t.Fatalf("outcomes reported after close: %d", n-1)
 	}
 }
+
+// TestRotationStormAllVerify: after the issuer rotates, every token of
+// the new key verifies, also for a verification that looked in the old
+// keys just before the one refetch finished (it must look again, not call
+// the new kid unknown).
+func TestRotationStormAllVerify(t *testing.T) {
+	is := newIssuer(t, 0)
+	for round := range 20 {
+		c, _, _ := newCache(t, is, time.Hour)
+		is.rotate()
+		tok := is.sign("")
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 64 {
+			wg.Go(func() {
+				if _, err := c.VerifySignature(context.Background(), tok); err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := failed.Load(); n > 0 {
+			t.Fatalf("round %d: %d of 64 verifications of the rotated key failed", round, n)
+		}
+	}
+}
