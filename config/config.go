@@ -57,13 +57,18 @@ type Config struct {
 	RefreshReuseGrace  time.Duration
 	AuthCodeTTL        time.Duration
 	LoginStateTTL      time.Duration
-	KeyRotationPeriod  time.Duration
-	KeyPublishLead     time.Duration
-	JWKSMaxAge         time.Duration
-	AutoMigrate        bool
-	TrustedProxies     []string
-	CORSOrigins        []string
-	LogLevel           string
+	// SSOIdleTTL ends a browser session not used for this long;
+	// SSOAbsoluteTTL ends it this long after the upstream sign-in
+	// (single sign-on, docs/oidc-provider.md).
+	SSOIdleTTL        time.Duration
+	SSOAbsoluteTTL    time.Duration
+	KeyRotationPeriod time.Duration
+	KeyPublishLead    time.Duration
+	JWKSMaxAge        time.Duration
+	AutoMigrate       bool
+	TrustedProxies    []string
+	CORSOrigins       []string
+	LogLevel          string
 	// AdminAudience is the aud an access token needs for the admin API.
 	AdminAudience string
 	// DevLogin enables the built-in dev provider.
@@ -273,6 +278,8 @@ func (r *reader) read() *Config {
 		RefreshReuseGrace:  r.duration("GATEHOUSE_REFRESH_REUSE_GRACE", 2*time.Second),
 		AuthCodeTTL:        r.duration("GATEHOUSE_AUTH_CODE_TTL", 60*time.Second),
 		LoginStateTTL:      r.duration("GATEHOUSE_LOGIN_STATE_TTL", 10*time.Minute),
+		SSOIdleTTL:         r.duration("GATEHOUSE_SSO_IDLE_TTL", 12*time.Hour),
+		SSOAbsoluteTTL:     r.duration("GATEHOUSE_SSO_ABSOLUTE_TTL", 7*24*time.Hour),
 		APIKeyTokenTTL:     r.duration("GATEHOUSE_API_KEY_TOKEN_TTL", 5*time.Minute),
 		KeyRotationPeriod:  r.duration("GATEHOUSE_KEY_ROTATION_PERIOD", 30*24*time.Hour),
 		KeyPublishLead:     r.duration("GATEHOUSE_KEY_PUBLISH_LEAD", time.Hour),
@@ -370,6 +377,9 @@ func validate(c *Config, r *reader) []string {
 		if _, err := ratelimit.ParseRedisURL(c.RedisURL); err != nil {
 			r.fail("GATEHOUSE_REDIS_URL", "%v", err)
 		}
+	}
+	if c.SSOAbsoluteTTL < c.SSOIdleTTL {
+		r.fail("GATEHOUSE_SSO_ABSOLUTE_TTL", "must not be shorter than GATEHOUSE_SSO_IDLE_TTL (%s)", c.SSOIdleTTL)
 	}
 	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		r.fail("GATEHOUSE_REFRESH_ABSOLUTE_TTL", "must not be shorter than GATEHOUSE_REFRESH_IDLE_TTL (%s)", c.RefreshIdleTTL)

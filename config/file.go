@@ -68,6 +68,14 @@ type Client struct {
 	// allows, for a client that does not read a refreshed ID token: one
 	// signature fewer per refresh. See RefreshIDToken.
 	IDTokenOnRefresh *bool `yaml:"id_token_on_refresh"`
+	// BackchannelLogoutURI receives a signed logout token (OpenID Connect
+	// Back-Channel Logout 1.0) whenever one of the client's sessions ends;
+	// empty: the client is not told.
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// BackchannelLogoutSessionRequired: the client needs the sid claim in
+	// logout tokens (and ID tokens). Gatehouse always sends it; the field
+	// is accepted for registration parity.
+	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required"`
 }
 
 // RefreshIDToken reports whether a refresh answers an ID token (when the
@@ -322,6 +330,19 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 			if msg := checkRedirectURI(u); msg != "" {
 				r.fail(field+".post_logout_redirect_uris", "%q %s", u, msg)
 			}
+		}
+		if u := cl.BackchannelLogoutURI; u != "" {
+			// The same rules as a redirect URI: absolute, no fragment.
+			if msg := checkRedirectURI(u); msg != "" {
+				r.fail(field+".backchannel_logout_uri", "%q %s", u, msg)
+			} else if pu, _ := url.Parse(u); pu.Scheme != "https" && pu.Scheme != "http" {
+				r.fail(field+".backchannel_logout_uri", "%q must be an http or https URL", u)
+			} else if pu.Scheme == "http" && !IsLoopbackHost(pu.Hostname()) {
+				unsafe(field+".backchannel_logout_uri", fmt.Sprintf("plain-HTTP back-channel logout URI %s", u))
+			}
+		}
+		if cl.BackchannelLogoutSessionRequired && cl.BackchannelLogoutURI == "" {
+			r.fail(field+".backchannel_logout_session_required", "needs backchannel_logout_uri")
 		}
 		for _, p := range cl.Permissions {
 			if err := rbac.ValidateGrant(p); err != nil {

@@ -138,19 +138,68 @@ type Invitation struct {
 // Session is one sign-in of a user at a client; its refresh tokens form a
 // family that is revoked together.
 type Session struct {
-	ID           string `gorm:"primaryKey"`
-	UserID       string
-	ClientID     string
-	Provider     string
-	ActiveOrgID  *string
-	Scope        string
-	AMR          string `gorm:"column:amr"`
+	ID          string `gorm:"primaryKey"`
+	UserID      string
+	ClientID    string
+	Provider    string
+	ActiveOrgID *string
+	Scope       string
+	AMR         string `gorm:"column:amr"`
+	// ACR is the authentication context class the upstream reported
+	// (empty: none).
+	ACR          string `gorm:"column:acr"`
 	AuthTime     time.Time
 	LastUsedAt   time.Time
 	ExpiresAt    time.Time
 	RevokedAt    *time.Time
 	RevokeReason string
 	CreatedAt    time.Time
+	// BrowserSessionID is the browser session the app session was opened
+	// under (nil: none, as for token exchange and unsolicited sign-ins):
+	// ending it ends this session too.
+	BrowserSessionID *string
+}
+
+// BrowserSession is Gatehouse's own sign-in in one browser (single
+// sign-on). The cookie's token is stored only as TokenHash; the app
+// sessions opened under it name it (Session.BrowserSessionID).
+type BrowserSession struct {
+	ID        string `gorm:"primaryKey"`
+	TokenHash string
+	UserID    string
+	// IdentityID is the upstream identity the person signed in with;
+	// nil once it was unlinked (the session can then sign in no one).
+	IdentityID *string
+	Provider   string
+	// AuthTime is when the person last authenticated upstream.
+	AuthTime time.Time
+	AMR      string `gorm:"column:amr"`
+	ACR      string `gorm:"column:acr"`
+	// UpstreamLogout is what an upstream logout needs (sealed; empty when
+	// the provider has none).
+	UpstreamLogout string
+	IP             string
+	UserAgent      string
+	CreatedAt      time.Time
+	LastUsedAt     time.Time
+	ExpiresAt      time.Time
+	RevokedAt      *time.Time
+	RevokeReason   string
+}
+
+// LogoutDelivery is a back-channel logout owed to a client because one of
+// its sessions ended; rows are written by a database trigger when a
+// session is revoked.
+type LogoutDelivery struct {
+	// SessionID is the app session that ended: the sid of the logout token.
+	SessionID     string `gorm:"primaryKey"`
+	ClientID      string
+	UserID        string
+	Reason        string
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	Attempts      int
+	LastError     string
 }
 
 // RefreshToken is stored only as a hash; RotatedAt marks a token already

@@ -230,6 +230,7 @@ func (s *Store) PruneSessions(ctx context.Context, now, cutoff time.Time) (int64
 		{"prune authorization codes", &AuthorizationCode{}, "expires_at <= ?", now},
 		{"prune refresh tokens", &RefreshToken{}, "expires_at < ?", cutoff},
 		{"prune sessions", &Session{}, "expires_at < ?", cutoff},
+		{"prune browser sessions", &BrowserSession{}, "expires_at < ?", cutoff},
 	}
 	// Separate statements, not one transaction: each is correct on its own
 	// and short locks matter more than atomicity for garbage collection.
