@@ -41,6 +41,13 @@ type Identity struct {
 	Claims map[string]any
 	// AMR lists how the person authenticated upstream ("pwd", "mfa", ...).
 	AMR []string
+	// ACR is the authentication context class the upstream reports (an
+	// OIDC acr claim, a SAML AuthnContextClassRef); empty: none.
+	ACR string
+	// UpstreamLogout is what an upstream logout of this sign-in needs
+	// (see UpstreamLogout), opaque to the caller, which keeps it sealed;
+	// empty when the provider offers none.
+	UpstreamLogout string
 }
 
 // BeginRequest is what a login starts from.
@@ -53,6 +60,13 @@ type BeginRequest struct {
 	LoginHint    string
 	Prompt       string
 	Organization string
+	// MaxAge, when not nil, is the client's max_age in seconds: kinds
+	// that can ask the upstream to re-authenticate older sign-ins pass
+	// it on.
+	MaxAge *int
+	// ACRValues are the client's acr_values (space-separated), passed on
+	// by kinds whose upstream understands them.
+	ACRValues string
 }
 
 // Challenge sends the browser upstream: a redirect, or a form the browser
@@ -117,6 +131,18 @@ type CrossSitePost interface {
 	// the binding's syntax); the state is returned even then, when the
 	// form names one.
 	CheckPost(form url.Values) (fields map[string]string, state string, err error)
+}
+
+// UpstreamLogout is implemented by providers that can end the person's
+// session at the upstream too (an OpenID Connect provider with
+// upstream_logout: true and an end_session_endpoint).
+type UpstreamLogout interface {
+	// LogoutURL is where to send the browser to sign out upstream: saved
+	// is the Identity.UpstreamLogout of the sign-in being ended (may be
+	// empty), and the upstream returns the browser to
+	// postLogoutRedirectURI with state. An error means no upstream logout
+	// is possible now (the caller goes on without it).
+	LogoutURL(ctx context.Context, saved, postLogoutRedirectURI, state string) (string, error)
 }
 
 // MetadataPublisher is implemented by providers that publish metadata for
