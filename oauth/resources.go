@@ -371,5 +371,9 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 			"email", "email_verified", "name", "picture"},
 		"authorization_response_iss_parameter_supported": true,
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		// OpenID Connect Back-Channel Logout 1.0 (package backchannel):
+		// logout tokens carry sid, as ID tokens do.
+		"backchannel_logout_supported":         true,
+		"backchannel_logout_session_supported": true,
 	}
 }
