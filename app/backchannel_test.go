@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/app"
+	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/backchannel"
 	"github.com/gatehouse-id/gatehouse/models"
 )
@@ -526,5 +528,58 @@ func TestBackchannelRetriesAndRestarts(t *testing.T) {
 				t.Fatalf("audit event %s holds a logout token", e.Type)
 			}
 		}
+	}
+}
+
+// TestServeRunsTheBackchannelDispatcher: Serve delivers back-channel
+// logouts on its own, and on shutdown returns only once a delivery in
+// flight has finished (so Close never pulls the database from under it).
+func TestServeRunsTheBackchannelDispatcher(t *testing.T) {
+	rp := newRPListener(t)
+	s := apptest.Start(t, apptest.Options{YAML: backchannelYAML(rp.URL)})
+	rp.issuer.Store(s.URL)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+
+	endSession := func() string {
+		t.Helper()
+		bg, now := context.Background(), time.Now().UTC()
+		u := &models.User{}
+		if err := s.Store.CreateUserWithIdentity(bg, u, &models.Identity{Provider: "dev", Subject: models.NewID()}); err != nil {
+			t.Fatal(err)
+		}
+		sess := &models.Session{UserID: u.ID, ClientID: "told-app", Provider: "dev", AuthTime: now, LastUsedAt: now,
+			ExpiresAt: now.Add(time.Hour), CreatedAt: now}
+		if err := s.Store.CreateSession(bg, sess); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Store.RevokeSession(bg, sess.ID, "logout", now); err != nil {
+			t.Fatal(err)
+		}
+		return sess.ID
+	}
+	rp.told(endSession())
+
+	inFlight, finished := make(chan struct{}), atomic.Bool{}
+	rp.answer(func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+		close(inFlight)
+		time.Sleep(300 * time.Millisecond)
+		finished.Store(true)
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	})
+	endSession()
+	<-inFlight
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if !finished.Load() || countRows(t, s, "SELECT COUNT(*) FROM logout_deliveries") != 0 {
+		t.Fatal("Serve returned before the delivery in flight was done")
 	}
 }
