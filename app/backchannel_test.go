@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/backchannel"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/rbac"
 )
 
 // backchannelYAML is rbacYAML with two more public clients: told-app,
@@ -428,6 +429,28 @@ func TestLogoutTokenIsNoOtherToken(t *testing.T) {
 	status, out := formPost(t, w.s.URL+"/auth/introspect", url.Values{"token": {lt}}, "kb-backend", "kb-backend-secret-0123456789")
 	if status != 200 || out["active"] != false {
 		t.Errorf("introspection of a logout token = %d %v", status, out)
+	}
+
+	// A Go backend verifies it with rbac (discovery and JWKS over HTTP),
+	// for told-app only; its ID token is no logout token.
+	m, err := rbac.New(context.Background(), rbac.Options{Issuer: w.s.URL, Audience: "kb-api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.VerifyLogoutToken(context.Background(), lt, "told-app")
+	if err != nil || got.SessionID != id["sid"] || got.Subject != id["sub"] {
+		t.Fatalf("rbac.VerifyLogoutToken = %+v, %v", got, err)
+	}
+	if _, err := m.VerifyLogoutToken(context.Background(), lt, "kb-web"); err == nil {
+		t.Error("a logout token for told-app verified for kb-web")
+	}
+	idRaw, _ := idTokenOf(t, live)
+	if _, err := m.VerifyLogoutToken(context.Background(), idRaw, "told-app"); err == nil {
+		t.Error("an ID token verified as a logout token")
+	}
+	if _, err := m.VerifyLogoutToken(context.Background(), live.AccessToken, "told-app"); err == nil {
+		t.Error("an access token verified as a logout token")
 	}
 }
 
