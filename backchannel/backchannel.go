@@ -151,7 +151,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	inFlight  int
 	perClient map[string]int
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // Run's deliveries in flight
 }
 
 // New returns a dispatcher; it does nothing until Run.
@@ -222,7 +222,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			lastHousekeep = now
 			d.housekeep(ctx)
 		}
-		if err := d.dispatch(ctx); err != nil && ctx.Err() == nil {
+		if err := d.dispatch(ctx, &d.wg); err != nil && ctx.Err() == nil {
 			d.opts.Log.ErrorContext(ctx, "back-channel logout: read the outbox", slog.String("error", err.Error()))
 		}
 		select {
@@ -238,8 +238,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // deliveries are done (tests, and a one-off flush).
 func (d *Dispatcher) DeliverDue(ctx context.Context) error {
 	d.housekeep(ctx)
-	err := d.dispatch(ctx)
-	d.wg.Wait()
+	var wg sync.WaitGroup
+	err := d.dispatch(ctx, &wg)
+	wg.Wait()
 	return err
 }
 
@@ -261,8 +262,8 @@ func (d *Dispatcher) housekeep(ctx context.Context) {
 }
 
 // dispatch claims due rows while there are free slots and starts their
-// deliveries; it does not wait for them.
-func (d *Dispatcher) dispatch(ctx context.Context) error {
+// deliveries, counted in wg; it does not wait for them.
+func (d *Dispatcher) dispatch(ctx context.Context, wg *sync.WaitGroup) error {
 	if len(d.clients) == 0 {
 		return nil
 	}
@@ -297,9 +298,9 @@ func (d *Dispatcher) dispatch(ctx context.Context) error {
 			}
 			continue
 		}
-		d.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer d.wg.Done()
+			defer wg.Done()
 			defer d.release(row.ClientID)
 			// Detached from ctx: a shutdown lets this attempt finish
 			// (bounded by Timeout) rather than leave the row leased.

@@ -240,13 +240,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// run starts d until the test ends.
-func run(t *testing.T, d *backchannel.Dispatcher) context.CancelFunc {
+// run starts d until the test ends or stop is called; stop returns
+// once Run has.
+func run(t *testing.T, d *backchannel.Dispatcher) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return cancel
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestDeliversALogoutToken: an ended session's logout reaches its client
@@ -439,8 +442,9 @@ func TestGivesUp(t *testing.T) {
 		var o outcomes
 		d := f.dispatcher(map[string]string{"app-a": rcv.URL}, &o, func(o *backchannel.Options) { o.MaxAttempts = 3 })
 		sid := f.endSession("app-a")
-		run(t, d)
+		stop := run(t, d)
 		waitFor(t, "give-up", func() bool { return o.get("app-a gave_up") == 1 })
+		stop()
 		if rcv.calls.Load() != 3 || o.get("app-a failed") != 2 || len(f.rows()) != 0 {
 			t.Fatalf("calls %d outcomes %v rows %+v", rcv.calls.Load(), o.n, f.rows())
 		}
