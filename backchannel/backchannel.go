@@ -341,25 +341,27 @@ func (d *Dispatcher) deliver(ctx context.Context, row models.LogoutDelivery) {
 	if status != 0 {
 		details["status"] = status
 	}
+	// The outcome is recorded before the row goes, so an empty outbox
+	// means every outcome is in the audit trail.
 	if failure == "" {
+		d.record(ctx, row, OutcomeDelivered, AuditDelivered, models.OutcomeSuccess, details)
 		if err := d.opts.Store.DeleteLogoutDelivery(ctx, row.SessionID); err != nil {
 			// Delivered; the row will be delivered once more when its
 			// lease runs out (a logout token is safe to receive twice).
 			d.opts.Log.ErrorContext(ctx, "back-channel logout: delete a delivered row", slog.String("error", err.Error()))
 		}
-		d.record(ctx, row, OutcomeDelivered, AuditDelivered, models.OutcomeSuccess, details)
 		return
 	}
 	details["error"] = failure
 	now := d.opts.Now()
 	if now.Sub(row.CreatedAt) >= d.opts.GiveUpAfter || (d.opts.MaxAttempts > 0 && attempt >= d.opts.MaxAttempts) {
-		if err := d.opts.Store.DeleteLogoutDelivery(ctx, row.SessionID); err != nil {
-			d.opts.Log.ErrorContext(ctx, "back-channel logout: delete a given-up row", slog.String("error", err.Error()))
-			return
-		}
 		d.opts.Log.WarnContext(ctx, "back-channel logout given up", slog.String("client_id", row.ClientID),
 			slog.String("session_id", row.SessionID), slog.Int("attempts", attempt), slog.String("error", failure))
 		d.record(ctx, row, OutcomeGaveUp, AuditAbandoned, models.OutcomeFailure, details)
+		if err := d.opts.Store.DeleteLogoutDelivery(ctx, row.SessionID); err != nil {
+			// Tried again when the lease runs out, and given up again.
+			d.opts.Log.ErrorContext(ctx, "back-channel logout: delete a given-up row", slog.String("error", err.Error()))
+		}
 		return
 	}
 	next := now.Add(d.backoff(attempt))

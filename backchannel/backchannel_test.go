@@ -323,7 +323,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 		d := f.dispatcher(map[string]string{"app-a": rcv.URL}, &o, func(o *backchannel.Options) { o.RetryMin = 100 * time.Millisecond })
 		f.endSession("app-a")
 		run(t, d)
-		waitFor(t, "delivery", func() bool { return o.get("app-a delivered") == 1 })
+		waitFor(t, "delivery", func() bool { return o.get("app-a delivered") == 1 && len(f.rows()) == 0 })
 		if rcv.calls.Load() != 3 || o.get("app-a failed") != 2 || elsewhere.Load() != 0 {
 			t.Fatalf("calls %d, outcomes %v, redirect followed %d times", rcv.calls.Load(), o.n, elsewhere.Load())
 		}
@@ -443,7 +443,7 @@ func TestGivesUp(t *testing.T) {
 		d := f.dispatcher(map[string]string{"app-a": rcv.URL}, &o, func(o *backchannel.Options) { o.MaxAttempts = 3 })
 		sid := f.endSession("app-a")
 		stop := run(t, d)
-		waitFor(t, "give-up", func() bool { return o.get("app-a gave_up") == 1 })
+		waitFor(t, "give-up", func() bool { return o.get("app-a gave_up") == 1 && len(f.rows()) == 0 })
 		stop()
 		if rcv.calls.Load() != 3 || o.get("app-a failed") != 2 || len(f.rows()) != 0 {
 			t.Fatalf("calls %d outcomes %v rows %+v", rcv.calls.Load(), o.n, f.rows())
