@@ -522,7 +522,7 @@ func TestBackchannelRetriesAndRestarts(t *testing.T) {
 	doomed := endSession()
 	runDispatcher(t, newDispatcher(func(o *backchannel.Options) { o.MaxAttempts = 2 }))
 	deadline := time.Now().Add(10 * time.Second)
-	for len(auditEvents(t, w.s, backchannel.AuditAbandoned)) == 0 && time.Now().Before(deadline) {
+	for (len(auditEvents(t, w.s, backchannel.AuditAbandoned)) == 0 || outbox(t, w, "told-app") != 0) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ev := auditEvents(t, w.s, backchannel.AuditAbandoned)
