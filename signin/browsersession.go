@@ -159,7 +159,7 @@ func (s *Service) startBrowserSession(ctx context.Context, r *http.Request, res 
 	if err != nil {
 		return nil, Cookie{}, err
 	}
-	now := s.now()
+	now := s.now().Truncate(time.Microsecond) // as stored
 	token := randomToken(32)
 	amr := id.AMR
 	if len(amr) == 0 {

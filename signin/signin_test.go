@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,18 +42,28 @@ type fixture struct {
 
 	mu     sync.Mutex
 	logins []string // "provider outcome", as Hooks.Login saw them
+	// begins counts the sign-ins begun at each provider (upstream round
+	// trips); skew moves the sign-in service's clock.
+	begins map[string]*atomic.Int64
+	skew   atomic.Int64
+	// upstream is the fake OpenID Connect provider behind "up".
+	upstream *providertest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureOn(t, dbtest.SQLite(t)) }
+
+// newFixtureOn is newFixture on database db.
+func newFixtureOn(t *testing.T, db *models.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{store: models.NewStore(dbtest.SQLite(t))}
+	f := &fixture{store: models.NewStore(db), begins: map[string]*atomic.Int64{}}
 
 	dev, err := providers.NewDev("dev", providers.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fake := providertest.New(t, providertest.Options{})
+	f.upstream = fake
 	up, err := providers.New("oidc", "up", yamlSettings(fmt.Sprintf("issuer: %s\nclient_id: %s\nclient_secret: %s\ninsecure_allow_http: true\n",
 		fake.Issuer, fake.ClientID, fake.ClientSecret)), providers.Env{BaseURL: testIssuer})
 	if err != nil {
@@ -79,17 +90,24 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.idp.TrustSPMetadata(t, md)
 
-	set := providers.NewSet([]providers.Provider{dev, up, corp})
+	for _, name := range []string{"dev", "up"} {
+		f.begins[name] = new(atomic.Int64)
+	}
+	set := providers.NewSet([]providers.Provider{countedForm{counted{dev, f.begins["dev"]}}, counted{up, f.begins["up"]}, corp})
 	client := func(id string, allowed ...string) config.Client {
 		return config.Client{ID: id, Name: "App " + id, RedirectURIs: []string{clientRedirect},
-			GrantTypes: []string{config.GrantAuthorizationCode}, AllowedProviders: allowed}
+			PostLogoutRedirectURIs: []string{"https://app.example.com/bye"},
+			GrantTypes:             []string{config.GrantAuthorizationCode}, AllowedProviders: allowed}
 	}
 	cfg := &config.Config{Issuer: testIssuer, SecretKey: strings.Repeat("s", 40), LoginStateTTL: time.Minute,
-		File: config.File{Clients: []config.Client{client("app"), client("devonly", "dev"), client("nowhere", "gone")}}}
+		File: config.File{Clients: []config.Client{client("app"), client("devonly", "dev"), client("nowhere", "gone"),
+			client("two"), client("uponly", "up")}}}
 	provisioner := provisioning.New(f.store, provisioning.Options{TrustedEmail: map[string]bool{"dev": true, "up": true, "corp": true}})
 	server := oauth.New(oauth.Options{Config: cfg, Providers: set, Sessions: tokens.NewSessionService(f.store, tokens.SessionOptions{}),
 		Provisioner: provisioner, Store: f.store})
 	f.s = New(Options{Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, Providers: set,
+		SSOIdleTTL: 12 * time.Hour, SSOAbsoluteTTL: 7 * 24 * time.Hour,
+		Now: func() time.Time { return time.Now().UTC().Add(time.Duration(f.skew.Load())) },
 		Server: server, Provisioner: provisioner, Store: f.store, Hooks: Hooks{Login: func(p, o string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -97,6 +115,37 @@ func newFixture(t *testing.T) *fixture {
 		}}})
 	return f
 }
+
+// counted is a provider whose sign-ins begun are counted;
+// countedForm is one with its own form (the dev provider).
+type counted struct {
+	providers.Provider
+	n *atomic.Int64
+}
+
+func (c counted) Begin(ctx context.Context, req providers.BeginRequest) (*providers.Challenge, error) {
+	c.n.Add(1)
+	return c.Provider.Begin(ctx, req)
+}
+
+// Ready and Close are the OIDC provider's, for the fixture.
+func (c counted) Ready(ctx context.Context) error {
+	if rc, ok := c.Provider.(providers.ReadinessChecker); ok {
+		return rc.Ready(ctx)
+	}
+	return nil
+}
+
+func (c counted) Close() error {
+	if cl, ok := c.Provider.(interface{ Close() error }); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+type countedForm struct{ counted }
+
+func (countedForm) LocalForm() {}
 
 // countedSince returns the Hooks.Login counts after the first n.
 func (f *fixture) countedSince(n int) []string {
