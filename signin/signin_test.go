@@ -46,6 +46,7 @@ type fixture struct {
 	// trips); skew moves the sign-in service's clock.
 	begins map[string]*atomic.Int64
 	skew   atomic.Int64
+	edit   atomic.Pointer[func(*providers.Identity)]
 	// upstream is the fake OpenID Connect provider behind "up".
 	upstream *providertest.Server
 }
@@ -93,7 +94,7 @@ func newFixtureOn(t *testing.T, db *models.DB) *fixture {
 	for _, name := range []string{"dev", "up"} {
 		f.begins[name] = new(atomic.Int64)
 	}
-	set := providers.NewSet([]providers.Provider{countedForm{counted{dev, f.begins["dev"]}}, counted{up, f.begins["up"]}, corp})
+	set := providers.NewSet([]providers.Provider{countedForm{counted{dev, f.begins["dev"], &f.edit}}, counted{up, f.begins["up"], &f.edit}, corp})
 	client := func(id string, allowed ...string) config.Client {
 		return config.Client{ID: id, Name: "App " + id, RedirectURIs: []string{clientRedirect},
 			PostLogoutRedirectURIs: []string{"https://app.example.com/bye"},
@@ -107,7 +108,7 @@ func newFixtureOn(t *testing.T, db *models.DB) *fixture {
 		Provisioner: provisioner, Store: f.store})
 	f.s = New(Options{Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, Providers: set,
 		SSOIdleTTL: 12 * time.Hour, SSOAbsoluteTTL: 7 * 24 * time.Hour,
-		Now: func() time.Time { return time.Now().UTC().Add(time.Duration(f.skew.Load())) },
+		Now:    func() time.Time { return time.Now().UTC().Add(time.Duration(f.skew.Load())) },
 		Server: server, Provisioner: provisioner, Store: f.store, Hooks: Hooks{Login: func(p, o string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -117,14 +118,28 @@ func newFixtureOn(t *testing.T, db *models.DB) *fixture {
 }
 
 // counted is a provider whose sign-ins begun are counted;
+// lastBegin is the last request a counted provider began with.
+var lastBegin atomic.Pointer[providers.BeginRequest]
+
 // countedForm is one with its own form (the dev provider).
 type counted struct {
 	providers.Provider
 	n *atomic.Int64
+	// edit, when it holds a function, changes the identities completed.
+	edit *atomic.Pointer[func(*providers.Identity)]
+}
+
+func (c counted) Complete(ctx context.Context, req providers.CompleteRequest) (*providers.Identity, error) {
+	id, err := c.Provider.Complete(ctx, req)
+	if fn := c.edit.Load(); err == nil && fn != nil {
+		(*fn)(id)
+	}
+	return id, err
 }
 
 func (c counted) Begin(ctx context.Context, req providers.BeginRequest) (*providers.Challenge, error) {
 	c.n.Add(1)
+	lastBegin.Store(&req)
 	return c.Provider.Begin(ctx, req)
 }
 

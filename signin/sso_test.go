@@ -14,6 +14,8 @@ import (
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 	"github.com/gatehouse-id/gatehouse/oauth"
+	"github.com/gatehouse-id/gatehouse/providers"
+	"github.com/gatehouse-id/gatehouse/providers/providertest"
 )
 
 const sessionCookieName = "__Host-" + SessionCookieBase
@@ -477,4 +479,68 @@ func flipFirst(s string) string {
 		return "B" + s[1:]
 	}
 	return "A" + s[1:]
+}
+
+// TestUpstreamFactsCarried: the amr and acr an upstream reports (the
+// OIDC fake's amr claim; acr as the provider reports it) are the
+// browser session's and every app session's opened from it, with the
+// upstream sign-in's time.
+func TestUpstreamFactsCarried(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixtureOn(t, db)
+		user := providertest.DefaultUser()
+		user["amr"] = []string{"mfa", "hwk"}
+		f.upstream.SetUser(user)
+		edit := func(id *providers.Identity) { id.ACR, id.UpstreamLogout = "urn:example:loa:2", "upstream-session-1" }
+		f.edit.Store(&edit)
+		out := f.s.Login(context.Background(), loginRequest(authorize("app", "up"), Cookie{}), oauth.RequestMeta{})
+		var lc Cookie
+		for _, c := range out.Cookies {
+			if strings.HasPrefix(c.Name, LoginCookiePrefix) {
+				lc = c
+			}
+		}
+		noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(out.RedirectURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		out = f.s.Callback(context.Background(), "up", browserReq(resp.Header.Get("Location"), nil, lc), oauth.RequestMeta{})
+		checkCodeRedirect(t, out, http.StatusSeeOther)
+		cookie, _ := sessionCookieOf(out)
+		b := f.browserSessionOf(t, cookie)
+		if b.AMR != "mfa hwk" || b.ACR != "urn:example:loa:2" || b.Provider != "up" {
+			t.Fatalf("browser session = %+v", b)
+		}
+		if b.UpstreamLogout == "" || strings.Contains(b.UpstreamLogout, "upstream-session-1") || f.s.UpstreamLogoutOf(b) != "upstream-session-1" {
+			t.Fatalf("upstream logout stored as %q, opens to %q", b.UpstreamLogout, f.s.UpstreamLogoutOf(b))
+		}
+		moved := *b
+		moved.ID = "another-session"
+		if f.s.UpstreamLogoutOf(&moved) != "" {
+			t.Fatal("the sealed upstream logout opens for another browser session")
+		}
+		for _, o := range []Outcome{out, func() Outcome { o, up := f.ssoOutcome(authorize("two", ""), cookie); checkSSO(t, o, up); return o }()} {
+			sess := f.sessionOfCode(t, o)
+			if sess.AMR != "mfa hwk" || sess.ACR != "urn:example:loa:2" || !sess.AuthTime.Equal(b.AuthTime) {
+				t.Fatalf("app session = %+v", sess)
+			}
+		}
+	})
+}
+
+// TestUpstreamAskedAgain: max_age and acr_values go to the provider a
+// sign-in begins at.
+func TestUpstreamAskedAgain(t *testing.T) {
+	f := newFixture(t)
+	out, up := f.ssoOutcome(with(authorize("app", "up"), "max_age", "0", "acr_values", " urn:a   urn:b "), Cookie{})
+	got := lastBegin.Load()
+	if !up || out.Err != nil || got.MaxAge == nil || *got.MaxAge != 0 || got.ACRValues != "urn:a urn:b" {
+		t.Fatalf("outcome %+v, begun with %+v", out, got)
+	}
+	out, _ = f.ssoOutcome(authorize("app", "up"), Cookie{})
+	if got = lastBegin.Load(); out.Err != nil || got.MaxAge != nil || got.ACRValues != "" {
+		t.Fatalf("begun with %+v", got)
+	}
 }
