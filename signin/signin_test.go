@@ -534,6 +534,9 @@ func TestAssertionPost(t *testing.T) {
 			},
 			check: func(t *testing.T, b begun, answer url.Values, out Outcome) {
 				checkCodeRedirect(t, out, http.StatusSeeOther)
+				if c, _ := sessionCookieOf(out); c.Name == "" {
+					t.Fatal("no browser-session cookie after a SAML sign-in")
+				}
 			},
 			consumed: true, cleared: true, counted: "corp success"},
 		{name: "the second POST in another browser signs nobody in",
