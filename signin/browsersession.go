@@ -165,7 +165,14 @@ func (s *Service) startBrowserSession(ctx context.Context, r *http.Request, res 
 	if len(amr) == 0 {
 		amr = []string{"ext"}
 	}
-	b := &models.BrowserSession{TokenHash: sessionTokenHash(token), UserID: res.User.ID, Provider: provider, AuthTime: now,
+	// auth_time is when the person authenticated: the upstream's own
+	// word when it gives one (an earlier sign-in it still had a session
+	// of), else now.
+	authTime := now
+	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
+		authTime = id.AuthTime.UTC().Truncate(time.Microsecond)
+	}
+	b := &models.BrowserSession{TokenHash: sessionTokenHash(token), UserID: res.User.ID, Provider: provider, AuthTime: authTime,
 		AMR: strings.Join(amr, " "), ACR: truncate(id.ACR, 256), IP: meta.IP, UserAgent: truncate(r.UserAgent(), 256),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.sso.absTTL)}
 	if res.IdentityID != "" {

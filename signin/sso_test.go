@@ -491,7 +491,10 @@ func TestUpstreamFactsCarried(t *testing.T) {
 		user := providertest.DefaultUser()
 		user["amr"] = []string{"mfa", "hwk"}
 		f.upstream.SetUser(user)
-		edit := func(id *providers.Identity) { id.ACR, id.UpstreamLogout = "urn:example:loa:2", "upstream-session-1" }
+		upstreamAuth := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+		edit := func(id *providers.Identity) {
+			id.ACR, id.UpstreamLogout, id.AuthTime = "urn:example:loa:2", "upstream-session-1", upstreamAuth
+		}
 		f.edit.Store(&edit)
 		out := f.s.Login(context.Background(), loginRequest(authorize("app", "up"), Cookie{}), oauth.RequestMeta{})
 		var lc Cookie
@@ -510,7 +513,7 @@ func TestUpstreamFactsCarried(t *testing.T) {
 		checkCodeRedirect(t, out, http.StatusSeeOther)
 		cookie, _ := sessionCookieOf(out)
 		b := f.browserSessionOf(t, cookie)
-		if b.AMR != "mfa hwk" || b.ACR != "urn:example:loa:2" || b.Provider != "up" {
+		if b.AMR != "mfa hwk" || b.ACR != "urn:example:loa:2" || b.Provider != "up" || !b.AuthTime.Equal(upstreamAuth) {
 			t.Fatalf("browser session = %+v", b)
 		}
 		if b.UpstreamLogout == "" || strings.Contains(b.UpstreamLogout, "upstream-session-1") || f.s.UpstreamLogoutOf(b) != "upstream-session-1" {
