@@ -66,9 +66,10 @@ func (s *Service) GetUser(ctx context.Context, a Actor, userID string) (UserDeta
 }
 
 // SetUserDisabled disables a user, which also ends every session of
-// theirs (browser sessions too) at once (refresh tokens stop working; Gatehouse's introspection
-// and admin API refuse their access tokens; backends that verify locally
-// accept those until they expire), or enables them again. Nobody
+// theirs, browser sessions too, at once (refresh tokens stop working;
+// Gatehouse's introspection and admin API refuse their access tokens;
+// backends that verify locally accept those until they expire), or
+// enables them again. Nobody
 // disables themselves, nor an administrator above their own level.
 func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, disabled bool) (User, error) {
 	if disabled && userID == a.UserID {
@@ -95,13 +96,14 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 			if err != nil {
 				return err
 			}
-			// Browser sessions too, so that enabling the user again
-			// revives no single sign-on.
-			b, err := tx.RevokeUserBrowserSessions(ctx, userID, revokeReasonDisabling, now)
+			details["sessions_revoked"] = n
+			// Their browser sessions end too: single sign-on must not
+			// sign a disabled person in again once re-enabled.
+			bn, err := tx.RevokeUserBrowserSessions(ctx, userID, revokeReasonDisabling, now)
 			if err != nil {
 				return err
 			}
-			details["sessions_revoked"], details["browser_sessions_revoked"] = n, b
+			details["browser_sessions_revoked"] = bn
 		}
 		u, err := tx.FindUser(ctx, userID)
 		if err != nil {
