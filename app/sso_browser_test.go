@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,6 +209,26 @@ func awaitResult(ctx context.Context) (spaResult, error) {
 	return r, err
 }
 
+// awaitPage waits until the browser has navigated to path and the page
+// there has finished, and returns its window.result. (chromedp.Poll
+// fails when a navigation replaces the page it polls, so this asks for
+// the location until it is the one expected.)
+func awaitPage(ctx context.Context, path string) (spaResult, error) {
+	for {
+		var loc string
+		if err := chromedp.Run(ctx, chromedp.Location(&loc)); err == nil {
+			if u, err := url.Parse(loc); err == nil && u.Path == path {
+				return awaitResult(ctx)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return spaResult{}, fmt.Errorf("waiting for %s (at %s): %w", path, loc, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // callJS evaluates expr, a promise of a spaResult, and waits for it.
 func callJS(ctx context.Context, expr string) (spaResult, error) {
 	var raw string
@@ -296,7 +317,7 @@ providers:
 				); err != nil {
 					return spaResult{}, err
 				}
-				return awaitResult(ctx)
+				return awaitPage(ctx, "/callback")
 			}()
 			if err != nil || first.User == nil {
 				t.Fatalf("signinRedirect: %v %+v", err, first)
@@ -331,11 +352,10 @@ providers:
 					chromedp.Navigate(twoURL+"/"),
 					chromedp.WaitReady("#done", chromedp.ByID),
 					chromedp.Evaluate(`void mgr.signinRedirect()`, nil),
-					chromedp.Poll(`location.pathname === "/callback" && document.getElementById("done") !== null`, nil),
 				); err != nil {
 					return spaResult{}, err
 				}
-				return awaitResult(ctx)
+				return awaitPage(ctx, "/callback")
 			}()
 			if err != nil || second.User == nil {
 				t.Fatalf("signinRedirect at the second client: %v %+v", err, second)
@@ -357,11 +377,10 @@ providers:
 					chromedp.Navigate(oneURL+"/"),
 					chromedp.WaitReady("#done", chromedp.ByID),
 					chromedp.Evaluate(`void mgr.signoutRedirect()`, nil),
-					chromedp.Poll(`location.pathname === "/signed-out" && document.getElementById("done") !== null`, nil),
 				); err != nil {
 					return spaResult{}, err
 				}
-				return awaitResult(ctx)
+				return awaitPage(ctx, "/signed-out")
 			}()
 			if err != nil || !out.SignedOut {
 				t.Fatalf("signoutRedirect: %v %+v", err, out)
