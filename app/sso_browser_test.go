@@ -414,3 +414,86 @@ providers:
 		})
 	}
 }
+
+// TestDemoSilentRenewalInChromium drives the /demo page's silent renewal
+// (prompt=none in a hidden iframe, its own vanilla code): with no session
+// it answers login_required; after one sign-in through the dev form it
+// renews with no form; after sign-out it answers login_required again.
+func TestDemoSilentRenewalInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	s := apptest.Start(t, apptest.Options{})
+	var before, renewed, after, count, access, accessRenewed string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(s.URL+"/demo/"),
+		chromedp.WaitVisible("#renew", chromedp.ByID),
+		chromedp.Click("#renew", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("renew-result").textContent.includes("login_required")`, nil),
+		chromedp.Text("#renew-result", &before, chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ada@example.com", chromedp.ByID),
+		chromedp.SendKeys("#name", "Ada Lovelace", chromedp.ByID),
+		chromedp.Click(`button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#signed-in", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("me").textContent.includes("identities")`, nil),
+		chromedp.Text("#access-claims", &access, chromedp.ByID),
+		chromedp.Click("#renew", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("renew-count").textContent === "1"`, nil),
+		chromedp.Text("#renew-result", &renewed, chromedp.ByID),
+		chromedp.Text("#renew-count", &count, chromedp.ByID),
+		chromedp.Poll(`document.getElementById("status").textContent.startsWith("Signed in")`, nil),
+		chromedp.Text("#access-claims", &accessRenewed, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatalf("sign-in and silent renewal: %v (before %q, renewed %q)", err, before, renewed)
+	}
+	if !strings.Contains(before, "login_required") {
+		t.Fatalf("silent renewal with no session: %q", before)
+	}
+	if !strings.Contains(renewed, "Renewed silently") || !strings.Contains(renewed, "ada@example.com") || access == accessRenewed {
+		t.Fatalf("silent renewal: %q, new access token: %v", renewed, access != accessRenewed)
+	}
+	if shown, posted := devFormCount(t, s.URL); shown != 1 || posted != 1 {
+		t.Fatalf("dev form shown %d, posted %d times, want once", shown, posted)
+	}
+	err = chromedp.Run(ctx,
+		chromedp.Click("#signout", chromedp.ByID),
+		chromedp.WaitVisible("#signin", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("status").textContent.includes("signed out")`, nil),
+		chromedp.Click("#renew", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("renew-result").textContent.includes("login_required")`, nil),
+		chromedp.Text("#renew-result", &after, chromedp.ByID),
+	)
+	if err != nil || !strings.Contains(after, "no Gatehouse session") {
+		t.Fatalf("silent renewal after sign-out: %v %q", err, after)
+	}
+}
+
+// TestDemoSilentPageFraming: only the demo's silent-renewal page may be
+// framed, and only by its own origin; every other page keeps
+// X-Frame-Options DENY and frame-ancestors 'none'.
+func TestDemoSilentPageFraming(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{})
+	for _, tc := range []struct {
+		path, xfo, ancestors string
+	}{
+		{"/demo/silent.html", "SAMEORIGIN", "frame-ancestors 'self'"},
+		{"/demo/silent.js", "DENY", "frame-ancestors 'none'"},
+		{"/demo/", "DENY", "frame-ancestors 'none'"},
+		{"/demo/silent.html?state=x", "SAMEORIGIN", "frame-ancestors 'self'"},
+		{"/demo/index.html", "DENY", "frame-ancestors 'none'"},
+		{"/demo/demo.js", "DENY", "frame-ancestors 'none'"},
+		{"/auth/login?prompt=none", "DENY", "frame-ancestors 'none'"},
+		{"/", "DENY", "frame-ancestors 'none'"},
+	} {
+		resp, body := get(t, s.URL+tc.path)
+		csp := resp.Header.Get("Content-Security-Policy")
+		if resp.Header.Get("X-Frame-Options") != tc.xfo || !strings.Contains(csp, tc.ancestors) ||
+			!strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "object-src 'none'") {
+			t.Errorf("%s: %d X-Frame-Options %q, CSP %q", tc.path, resp.StatusCode, resp.Header.Get("X-Frame-Options"), csp)
+		}
+		if strings.HasPrefix(tc.path, "/demo/silent.html") && (resp.StatusCode != http.StatusOK || !strings.Contains(body, "silent.js")) {
+			t.Errorf("%s = %d %s", tc.path, resp.StatusCode, body)
+		}
+	}
+}
