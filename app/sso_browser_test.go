@@ -87,8 +87,12 @@ oidc.Log.setLogger(console);
 oidc.Log.setLevel(oidc.Log.WARN);
 window.settings = {{.Settings}};
 window.mgr = new oidc.UserManager(window.settings);
+// The ID token's claims as sent (user.profile leaves out protocol claims
+// such as auth_time and amr: filterProtocolClaims).
+const claims = (jwt) => JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
 const summary = (u) => u && {
-  sub: u.profile.sub, sid: u.profile.sid, auth_time: u.profile.auth_time, amr: u.profile.amr || null,
+  sub: u.profile.sub, sid: claims(u.id_token).sid || null, auth_time: claims(u.id_token).auth_time || 0,
+  amr: claims(u.id_token).amr || null,
   access_token: u.access_token, id_token: u.id_token, refresh_token: u.refresh_token || null, scope: u.scope,
 };
 const failure = (e) => ({ error: e.error || e.message || String(e), error_description: e.error_description || null });
@@ -324,6 +328,16 @@ providers:
 			}
 			if first.User.RefreshToken != nil {
 				t.Fatal("spa-one holds a refresh token: signinSilent would use the refresh grant, not the iframe")
+			}
+			for _, m := range first.User.AMR {
+				if m == "pwd" {
+					t.Fatalf("amr %v: the dev form checks no password", first.User.AMR)
+				}
+			}
+			// The browser-session cookie is HttpOnly: no script on the site sees it.
+			var scriptCookies string
+			if err := chromedp.Run(ctx, chromedp.Evaluate(`document.cookie`, &scriptCookies)); err != nil || strings.Contains(scriptCookies, "gatehouse_session") {
+				t.Fatalf("document.cookie = %q (%v)", scriptCookies, err)
 			}
 			shown, posted := devFormCount(t, s.URL)
 			if shown != 1 || posted != 1 {
