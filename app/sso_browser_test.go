@@ -104,6 +104,9 @@ const done = (result) => {
   document.body.append(p);
 };
 // What the test calls: each resolves to {user} or {error}.
+// Every user the manager loads (sign-in, signinSilent, automatic renewal).
+window.loaded = [];
+mgr.events.addUserLoaded((u) => window.loaded.push(summary(u)));
 window.silent = () => mgr.signinSilent().then((u) => ({ user: summary(u) }), failure);
 window.current = () => mgr.getUser().then((u) => ({ user: summary(u) }), failure);
 addEventListener("DOMContentLoaded", () => {
@@ -125,8 +128,11 @@ addEventListener("DOMContentLoaded", () => {
 
 // spaSettings are the oidc-client-ts UserManager settings that work
 // against Gatehouse (docs/oidc-provider.md, "oidc-client-ts settings that
-// work").
-func spaSettings(issuer, clientID, origin string) map[string]any {
+// work"). With autoRenew the library renews by itself, through the iframe,
+// a minute before the access token expires (the default of
+// accessTokenExpiringNotificationTimeInSeconds); without, only when the
+// test calls signinSilent.
+func spaSettings(issuer, clientID, origin string, autoRenew bool) map[string]any {
 	return map[string]any{
 		"authority":                issuer,
 		"client_id":                clientID,
@@ -137,10 +143,8 @@ func spaSettings(issuer, clientID, origin string) map[string]any {
 		// No offline_access, and a client without the refresh_token
 		// grant: oidc-client-ts renews with a refresh token whenever it
 		// holds one, and this test proves the prompt=none iframe.
-		"scope": "openid email profile",
-		// The test calls signinSilent itself; an app sets true and the
-		// library renews through the same iframe before expiry.
-		"automaticSilentRenew":          false,
+		"scope":                         "openid email profile",
+		"automaticSilentRenew":          autoRenew,
 		"silentRequestTimeoutInSeconds": 10,
 		// Gatehouse has no check_session_iframe.
 		"monitorSession": false,
@@ -159,9 +163,9 @@ func spaServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func startSPA(t *testing.T, srv *httptest.Server, bundle []byte, issuer, clientID string) {
+func startSPA(t *testing.T, srv *httptest.Server, bundle []byte, issuer, clientID string, autoRenew bool) {
 	origin := "http://" + srv.Listener.Addr().String()
-	settings, err := json.Marshal(spaSettings(issuer, clientID, origin))
+	settings, err := json.Marshal(spaSettings(issuer, clientID, origin, autoRenew))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,6 +300,8 @@ func TestOIDCClientTSInChromium(t *testing.T) {
   - id: %s
     public: true
     grant_types: [authorization_code]
+    # oidc-client-ts's automatic renewal starts a minute before expiry: 5 s after each sign-in.
+    access_token_ttl: 65s
     redirect_uris: [%[2]s/callback, %[2]s/silent]
     post_logout_redirect_uris: [%[2]s/signed-out]`, id, origin)
 			}
@@ -305,8 +311,8 @@ func TestOIDCClientTSInChromium(t *testing.T) {
 providers:
   - {name: dev, type: dev}
 `})
-			startSPA(t, one, bundle, s.URL, "spa-one")
-			startSPA(t, two, bundle, s.URL, "spa-two")
+			startSPA(t, one, bundle, s.URL, "spa-one", false)
+			startSPA(t, two, bundle, s.URL, "spa-two", true)
 
 			// 1. signinRedirect: the dev provider's form, filled once.
 			first, err := func() (spaResult, error) {
@@ -376,6 +382,21 @@ providers:
 			}
 			if second.User.Sub != first.User.Sub || second.User.AuthTime != first.User.AuthTime {
 				t.Fatalf("second client: sub %q auth_time %d, first %q %d", second.User.Sub, second.User.AuthTime, first.User.Sub, first.User.AuthTime)
+			}
+			// automaticSilentRenew: the library renews on its own, through the iframe.
+			var auto string
+			if err := chromedp.Run(ctx, chromedp.Poll(`window.loaded.length >= 2 && JSON.stringify(window.loaded[1])`, &auto,
+				chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+				t.Fatalf("automaticSilentRenew at the second client: %v", err)
+			}
+			var autoUser struct {
+				Sub         string `json:"sub"`
+				AccessToken string `json:"access_token"`
+				AuthTime    int64  `json:"auth_time"`
+			}
+			if err := json.Unmarshal([]byte(auto), &autoUser); err != nil || autoUser.Sub != first.User.Sub ||
+				autoUser.AccessToken == second.User.AccessToken || autoUser.AuthTime != first.User.AuthTime {
+				t.Fatalf("automatic renewal: %v %s", err, auto)
 			}
 			if again, _ := callJS(ctx, `silent()`); again.User == nil || again.User.Sub != first.User.Sub {
 				t.Fatalf("signinSilent at the second client: %+v", again)
