@@ -64,7 +64,8 @@ func (p *devProvider) Begin(_ context.Context, req BeginRequest) (*Challenge, er
 }
 
 // Complete reads the posted form: email (required), name, and groups
-// (comma-separated, reported as "dev:group:<value>").
+// (comma-separated, reported as "dev:group:<value>"). The identity claims
+// no authentication method (AMR empty, ACR empty): nobody proved anything.
 func (p *devProvider) Complete(_ context.Context, req CompleteRequest) (*Identity, error) {
 	if req.HTTP.Method != "POST" {
 		return nil, &UserError{Message: "Fill in the sign-in form.", Err: fmt.Errorf("%w: dev sign-in expects a POST", ErrInvalidResponse)}
@@ -102,6 +103,8 @@ func (p *devProvider) Complete(_ context.Context, req CompleteRequest) (*Identit
 		Name:          name,
 		Groups:        groups,
 		Claims:        map[string]any{"email": email, "name": name},
-		AMR:           []string{"pwd"},
+		// No AMR: the form asks for no password or any other proof, and
+		// RFC 8176 has no value for "typed an email address". Gatehouse
+		// reports its default ("ext") for a sign-in without one.
 	}, nil
 }

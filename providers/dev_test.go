@@ -30,7 +30,7 @@ func TestDevProviderForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	if id.Email != "ada@example.com" || !id.EmailVerified || id.Name != "Ada" || id.Provider != "dev" ||
-		strings.Join(id.Groups, "|") != "dev:group:eng|dev:group:admins" {
+		strings.Join(id.Groups, "|") != "dev:group:eng|dev:group:admins" || id.AMR != nil || id.ACR != "" || id.UpstreamLogout != "" {
 		t.Fatalf("identity = %+v", id)
 	}
 	again, _ := complete(url.Values{"email": {"ada@example.com"}})

@@ -26,6 +26,12 @@ func FuzzVerifyUpstreamToken(f *testing.F) {
 	f.Add(fake.IDToken(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}))
 	f.Add(fake.AccessToken("https://other.example.com", nil))
 	f.Add(fake.Sign(map[string]any{"kid": "unknown"}, map[string]any{"iss": fake.Issuer}))
+	// What single sign-on reads: auth_time, acr and amr, well-formed or not.
+	f.Add(fake.IDToken(map[string]any{"acr": "urn:example:loa:2", "amr": []any{"pwd", "mfa"}, "auth_time": time.Now().Unix()}))
+	f.Add(fake.IDToken(map[string]any{"acr": "gold\x00\n", "amr": []any{"pwd mfa", 1, nil, strings.Repeat("m", 64)}}))
+	f.Add(fake.IDToken(map[string]any{"acr": strings.Repeat("a", 300), "amr": "pwd", "auth_time": "yesterday"}))
+	f.Add(fake.IDToken(map[string]any{"acr": 3, "amr": []any{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, "auth_time": 1e300}))
+	f.Add(fake.IDToken(map[string]any{"auth_time": time.Now().Add(time.Hour).Unix()}))
 	checks := []tokenCheck{
 		{idToken: true, audiences: []string{fake.ClientID}, parties: []string{fake.ClientID}, nonce: "n"},
 		{idToken: true, audiences: []string{fake.ClientID}, parties: []string{fake.ClientID}},
@@ -50,6 +56,21 @@ func FuzzVerifyUpstreamToken(f *testing.F) {
 				!slices.ContainsFunc(cl.audience(), func(a string) bool { return slices.Contains(c.audiences, a) }) ||
 				(c.nonce != "" && cl.str("nonce") != c.nonce) {
 				t.Fatalf("accepted a token that breaks a rule: %v", cl)
+			}
+			if at, ok := cl.number("auth_time"); ok && at > time.Now().Add(time.Minute).Unix() {
+				t.Fatalf("accepted an auth_time in the future: %v", cl)
+			}
+			id, err := op.identity(cl, "")
+			if err != nil {
+				continue // a kind's rule refused the person
+			}
+			if len(id.ACR) > maxACRLen || !printableASCII(id.ACR, false) || len(id.AMR) > maxAMRValues {
+				t.Fatalf("acr %q, amr %q passed through", id.ACR, id.AMR)
+			}
+			for _, m := range id.AMR {
+				if m == "" || len(m) > maxAMRLen || !printableASCII(m, false) {
+					t.Fatalf("amr value %q passed through", m)
+				}
 			}
 		}
 	})

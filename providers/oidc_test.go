@@ -325,11 +325,20 @@ func waitKeys(t testing.TB, p Provider) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d, err := p.(*oidcProvider).ready(ctx)
+	d, err := oidcOf(p).ready(ctx)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
 	waitKeySet(t, d.keys)
+}
+
+// oidcOf returns the OpenID Connect provider behind p, whether or not it
+// is wrapped for upstream logout.
+func oidcOf(p Provider) *oidcProvider {
+	if lp, ok := p.(*oidcLogoutProvider); ok {
+		return lp.oidcProvider
+	}
+	return p.(*oidcProvider)
 }
 
 // waitKeySet waits until no fetch of ks is in flight and ks holds keys.

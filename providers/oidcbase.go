@@ -129,5 +129,9 @@ func buildOIDC[S any](name string, settings Settings, env Env, configure func(s 
 	if err := e.err(); err != nil {
 		return nil, err
 	}
-	return newOIDCProvider(name, cfg, kind, env), nil
+	p := newOIDCProvider(name, cfg, kind, env)
+	if cfg.upstreamLogout {
+		return &oidcLogoutProvider{p}, nil
+	}
+	return p, nil
 }

@@ -134,6 +134,9 @@ func (p *oidcProvider) checkClaims(cl claimSet, c tokenCheck) error {
 	if iat, ok := cl.number("iat"); ok && time.Unix(iat, 0).After(now.Add(p.cfg.skew)) {
 		return reject("the token was issued in the future (iat)")
 	}
+	if at, ok := cl.number("auth_time"); ok && time.Unix(at, 0).After(now.Add(p.cfg.skew)) {
+		return reject("the person authenticated in the future (auth_time)")
+	}
 	party := cl.str("azp")
 	if party == "" && !c.idToken {
 		party = cl.str("client_id") // RFC 9068 access tokens
@@ -237,8 +240,9 @@ func (p *oidcProvider) identity(c claimSet, requestedOrg string) (*Identity, err
 		Provider: p.name, Subject: c.str("sub"),
 		Email:  strings.ToLower(strings.TrimSpace(c.first(names.Email, "email"))),
 		Name:   truncate(strings.TrimSpace(c.first(names.Name, "name")), 200),
-		Claims: c, AMR: c.strs("amr", 10, 32),
+		Claims: c,
 	}
+	p.ssoClaims(c, id)
 	if len(id.Email) > 254 || !strings.Contains(id.Email, "@") {
 		id.Email = ""
 	}

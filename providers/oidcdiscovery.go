@@ -23,6 +23,10 @@ type discovered struct {
 	// issParam: the upstream advertises that its authorization responses
 	// carry iss (RFC 9207), so a callback without one is not its answer.
 	issParam bool
+	// endSession is the upstream's end_session_endpoint (RP-Initiated
+	// Logout 1.0), kept only when upstream_logout is configured; empty:
+	// none.
+	endSession string
 }
 
 // Discovery retry schedule: the first retry after discoveryFirstRetry,
@@ -97,6 +101,7 @@ func (p *oidcProvider) discover() (*discovered, error) {
 		UserInfo    string   `json:"userinfo_endpoint"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
+		EndSession  string   `json:"end_session_endpoint"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
@@ -109,6 +114,15 @@ func (p *oidcProvider) discover() (*discovered, error) {
 	}
 	if meta.UserInfo != "" && p.checkEndpoint(meta.UserInfo) != nil {
 		meta.UserInfo = ""
+	}
+	endSession := ""
+	if p.cfg.upstreamLogout {
+		if err := p.checkEndSession(meta.EndSession); err != nil {
+			p.log.Warn("upstream_logout is configured but the discovery document's end_session_endpoint "+err.Error()+
+				"; logging out will not reach this identity provider", slog.String("issuer", p.cfg.issuer))
+		} else {
+			endSession = meta.EndSession
+		}
 	}
 	// RFC 8414: without the field, client_secret_basic is the default.
 	switch {
@@ -124,7 +138,7 @@ func (p *oidcProvider) discover() (*discovered, error) {
 	keys := newKeySet(p.ctx, p.name, p.cfg.algs, p.cfg.minRefetch, p.now, httpJWKSFetcher(p.client, meta.JWKS), onFetch, p.log)
 	keys.Warm()
 	return &discovered{
-		endpoint: ep, userinfo: meta.UserInfo, keys: keys, issParam: meta.IssParam,
+		endpoint: ep, userinfo: meta.UserInfo, keys: keys, issParam: meta.IssParam, endSession: endSession,
 		// Issuer, audience and times are checked in verify, with the
 		// skew and the exchange audiences go-oidc cannot express.
 		verifier: oidc.NewVerifier(p.cfg.issuer, keys, &oidc.Config{SupportedSigningAlgs: p.cfg.algs,

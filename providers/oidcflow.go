@@ -20,6 +20,9 @@ type oidcSaved struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
 	Org      string `json:"o,omitempty"`
+	// MaxAge is the max_age sent upstream (seconds), checked against the
+	// ID token's auth_time; nil: none sent.
+	MaxAge *int `json:"m,omitempty"`
 }
 
 func (p *oidcProvider) oauth2Config(d *discovered, callback string) *oauth2.Config {
@@ -28,7 +31,8 @@ func (p *oidcProvider) oauth2Config(d *discovered, callback string) *oauth2.Conf
 }
 
 // Begin sends the browser to the upstream's authorization endpoint with
-// PKCE (S256), a nonce, and the hints the kind supports.
+// PKCE (S256), a nonce, the client's max_age and acr_values, and the
+// hints the kind supports.
 func (p *oidcProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge, error) {
 	d, err := p.ready(ctx)
 	if err != nil {
@@ -42,6 +46,7 @@ func (p *oidcProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge,
 	if req.Prompt != "" {
 		params.Set("prompt", req.Prompt)
 	}
+	authParamsSSO(req, params, &saved)
 	if p.kind.authParams != nil {
 		for k, v := range p.kind.authParams(req, &saved) {
 			params[k] = v
@@ -107,6 +112,9 @@ func (p *oidcProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	if err == nil && vt.idt.AccessTokenHash != "" && vt.idt.VerifyAccessToken(tok.AccessToken) != nil {
 		err = &rejection{reason: "the ID token's at_hash does not match the access token", err: ErrInvalidResponse}
 	}
+	if err == nil && saved.MaxAge != nil {
+		err = p.checkMaxAge(vt.claims, *saved.MaxAge)
+	}
 	if err != nil {
 		return nil, p.loginError(err)
 	}
@@ -115,7 +123,14 @@ func (p *oidcProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 			return nil, p.loginError(err)
 		}
 	}
-	return p.identity(vt.claims, saved.Org)
+	id, err := p.identity(vt.claims, saved.Org)
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.upstreamLogout && d.endSession != "" {
+		id.UpstreamLogout = rawID // the id_token_hint of an upstream logout
+	}
+	return id, nil
 }
 
 // loginError turns a validation failure into what the sign-in page shows.
@@ -140,7 +155,8 @@ func (p *oidcProvider) incomplete(c claimSet) bool {
 }
 
 // completeFromUserInfo adds the UserInfo claims the ID token lacks; the
-// ID token's claims win, and UserInfo must be about the same subject.
+// ID token's claims win, UserInfo must be about the same subject, and
+// the claims only an ID token may carry (idTokenOnly) are not taken.
 func (p *oidcProvider) completeFromUserInfo(ctx context.Context, d *discovered, accessToken string, c claimSet) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.userinfo, nil)
 	if err != nil {
@@ -183,7 +199,7 @@ func (p *oidcProvider) completeFromUserInfo(ctx context.Context, d *discovered, 
 		return &rejection{reason: "UserInfo describes another subject than the ID token", err: ErrInvalidResponse}
 	}
 	for k, v := range ui {
-		if _, ok := c[k]; !ok {
+		if _, ok := c[k]; !ok && !slices.Contains(idTokenOnly, k) {
 			c[k] = v
 		}
 	}

@@ -31,6 +31,10 @@ type oidcSettings struct {
 	ExchangeClientIDs []string `yaml:"exchange_client_ids"`
 	// InsecureAllowHTTP permits a plain-HTTP issuer (tests, local IdPs).
 	InsecureAllowHTTP bool `yaml:"insecure_allow_http"`
+	// UpstreamLogout ends the person's session at the upstream too when
+	// they log out of Gatehouse (RP-Initiated Logout 1.0, through the
+	// end_session_endpoint discovery names).
+	UpstreamLogout bool `yaml:"upstream_logout"`
 }
 
 // claimSettings name the upstream claims an identity is read from.
@@ -91,6 +95,8 @@ type oidcConfig struct {
 	// audience, when set, makes access tokens for this API audience
 	// acceptable in token exchange; empty refuses access tokens.
 	audience string
+	// upstreamLogout: the provider offers logout at the upstream.
+	upstreamLogout bool
 }
 
 // check validates the shared settings for a provider whose issuer is
@@ -98,7 +104,8 @@ type oidcConfig struct {
 func (s *oidcSettings) check(e *SettingsError, env Env, issuerField, issuer, defaultDisplay string) oidcConfig {
 	c := oidcConfig{issuer: issuer, clientID: s.ClientID, clientSecret: s.ClientSecret, scopes: s.Scopes,
 		displayName: s.DisplayName, algs: s.SigningAlgorithms, skew: s.ClockSkew, minRefetch: s.JWKSRefetchInterval,
-		exchangeClients: s.ExchangeClientIDs, claims: s.Claims, insecureHTTP: s.InsecureAllowHTTP}
+		exchangeClients: s.ExchangeClientIDs, claims: s.Claims, insecureHTTP: s.InsecureAllowHTTP,
+		upstreamLogout: s.UpstreamLogout}
 	if c.clientID == "" {
 		e.add("client_id", "is required (the client id of Gatehouse's application at the identity provider)")
 	}

@@ -44,6 +44,11 @@ type Identity struct {
 	// ACR is the authentication context class the upstream reports (an
 	// OIDC acr claim, a SAML AuthnContextClassRef); empty: none.
 	ACR string
+	// AuthTime is when the person last authenticated at the upstream, as
+	// the upstream reports it (an OIDC auth_time, a SAML AuthnInstant):
+	// earlier than this sign-in when the upstream had a session already.
+	// Zero: the upstream did not say.
+	AuthTime time.Time
 	// UpstreamLogout is what an upstream logout of this sign-in needs
 	// (see UpstreamLogout), opaque to the caller, which keeps it sealed;
 	// empty when the provider offers none.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -718,3 +719,90 @@ func TestParseIDPMetadata(t *testing.T) {
 }
 
 func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
+
+// TestSAMLAuthnContext: the assertion's AuthnContextClassRef becomes the
+// identity's ACR, mapped to an AMR only for the classes whose meaning is
+// unambiguous; its AuthnInstant becomes AuthTime. Missing, ambiguous or
+// malformed contexts claim nothing.
+func TestSAMLAuthnContext(t *testing.T) {
+	idp := samltest.New(t)
+	instant := time.Now().Add(-10 * time.Minute).Truncate(time.Millisecond).UTC()
+	classes := func(refs ...string) func(*saml.Assertion) {
+		return func(a *saml.Assertion) {
+			st := a.AuthnStatements[0]
+			st.AuthnInstant = instant
+			a.AuthnStatements = nil
+			for _, r := range refs {
+				s := st
+				s.AuthnContext = saml.AuthnContext{}
+				if r != "-" {
+					s.AuthnContext.AuthnContextClassRef = &saml.AuthnContextClassRef{Value: r}
+				}
+				a.AuthnStatements = append(a.AuthnStatements, s)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*saml.Assertion)
+		editXML func(*etree.Element)
+		acr     string
+		amr     []string
+		noTime  bool
+	}{
+		{name: "PasswordProtectedTransport", edit: classes(samlClassPrefix + "PasswordProtectedTransport"),
+			acr: samlClassPrefix + "PasswordProtectedTransport", amr: []string{"pwd"}},
+		{name: "MobileTwoFactorContract", edit: classes(samlClassPrefix + "MobileTwoFactorContract"),
+			acr: samlClassPrefix + "MobileTwoFactorContract", amr: []string{"mfa"}},
+		{name: "Entra ID multipleauthn", edit: classes("http://schemas.microsoft.com/claims/multipleauthn"),
+			acr: "http://schemas.microsoft.com/claims/multipleauthn", amr: []string{"mfa"}},
+		{name: "SmartcardPKI", edit: classes(samlClassPrefix + "SmartcardPKI"), acr: samlClassPrefix + "SmartcardPKI", amr: []string{"sc", "hwk"}},
+		{name: "X509 says nothing of where the key lives", edit: classes(samlClassPrefix + "X509"), acr: samlClassPrefix + "X509"},
+		{name: "unspecified", edit: classes(samlClassPrefix + "unspecified"), acr: samlClassPrefix + "unspecified"},
+		{name: "a vendor's own class", edit: classes("https://idp.example/loa/high"), acr: "https://idp.example/loa/high"},
+		{name: "a class merely containing TwoFactor", edit: classes("https://idp.example/NotTwoFactor"), acr: "https://idp.example/NotTwoFactor"},
+		{name: "AuthnContext without a class", edit: classes("-")},
+		{name: "no AuthnStatement", edit: func(a *saml.Assertion) { a.AuthnStatements = nil }, noTime: true},
+		{name: "two statements naming different classes", edit: classes(samlClassPrefix+"Password", samlClassPrefix+"MobileTwoFactorContract")},
+		{name: "two statements naming the same class", edit: classes(samlClassPrefix+"Password", samlClassPrefix+"Password"),
+			acr: samlClassPrefix + "Password", amr: []string{"pwd"}},
+		{name: "a class with a space", edit: classes("urn:loa high")},
+		{name: "a class with a control character", edit: classes("urn:loa\x1b[2J")},
+		{name: "a huge class", edit: classes("urn:" + strings.Repeat("a", maxACRLen))},
+		{name: "a class in another namespace", edit: classes(samlClassPrefix + "MobileTwoFactorContract"),
+			editXML: func(a *etree.Element) {
+				ref := a.FindElement(".//AuthnContextClassRef")
+				ref.Space = "x"
+				ref.CreateAttr("xmlns:x", "urn:example:not-saml")
+			}},
+		{name: "an AuthnInstant in the future", edit: func(a *saml.Assertion) {
+			classes(samlClassPrefix + "Password")(a)
+			a.AuthnStatements[0].AuthnInstant = time.Now().Add(time.Hour)
+		}, acr: samlClassPrefix + "Password", amr: []string{"pwd"}, noTime: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestSAML(t, idp, nil)
+			ch, err := p.Begin(context.Background(), BeginRequest{State: "state-0123456789abcdef"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			form, err := idp.Respond(ch.RedirectURL, samltest.Options{User: samlAda, SignAssertion: true, EditAssertion: tc.edit, EditAssertionXML: tc.editXML})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := p.Complete(context.Background(), CompleteRequest{HTTP: post(form), Saved: ch.Saved})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.ACR != tc.acr || !slices.Equal(id.AMR, tc.amr) {
+				t.Fatalf("acr %q amr %q; want %q %q", id.ACR, id.AMR, tc.acr, tc.amr)
+			}
+			if want := (map[bool]time.Time{false: instant})[tc.noTime]; !id.AuthTime.Equal(want) {
+				t.Fatalf("auth time %v, want %v", id.AuthTime, want)
+			}
+			if _, ok := id.Claims["authn_context"]; ok != (tc.acr != "") {
+				t.Fatalf("claims %v", id.Claims)
+			}
+		})
+	}
+}

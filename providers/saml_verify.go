@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/beevik/etree"
@@ -554,7 +556,10 @@ type assertionFacts struct {
 	nameID, nameIDFormat string
 	// byName and byFriendly map attribute names to their values.
 	byName, byFriendly map[string][]string
-	authnContext       string
+	// authnContexts holds each AuthnStatement's AuthnContextClassRef (""
+	// for a statement without one); authnInstants their AuthnInstant.
+	authnContexts []string
+	authnInstants []string
 }
 
 // childrenNamed returns el's child elements with the local name tag, in
@@ -652,9 +657,19 @@ func (p *samlProvider) readAssertion(a *etree.Element, requestID string, unsolic
 				}
 			}
 		case "AuthnStatement":
-			if ref := st.FindElement("./AuthnContext/AuthnContextClassRef"); ref != nil && ref.NamespaceURI() == nsAssertion {
-				f.authnContext = strings.TrimSpace(ref.Text())
+			class := ""
+			for _, ac := range st.ChildElements() {
+				if ac.Tag != "AuthnContext" || ac.NamespaceURI() != nsAssertion {
+					continue
+				}
+				for _, ref := range ac.ChildElements() {
+					if ref.Tag == "AuthnContextClassRef" && ref.NamespaceURI() == nsAssertion {
+						class = strings.TrimSpace(ref.Text())
+					}
+				}
 			}
+			f.authnContexts = append(f.authnContexts, class)
+			f.authnInstants = append(f.authnInstants, st.SelectAttrValue("AuthnInstant", ""))
 		}
 	}
 	return f, nil
@@ -756,26 +771,79 @@ func (p *samlProvider) identity(f *assertionFacts) (*Identity, error) {
 		groups = append(groups, "saml:group:"+g)
 	}
 	claims := map[string]any{"name_id": f.nameID, "name_id_format": f.nameIDFormat, "attributes": f.byName}
-	if f.authnContext != "" {
-		claims["authn_context"] = f.authnContext
+	class := f.authnClass()
+	if class != "" {
+		claims["authn_context"] = class
 	}
 	return &Identity{
 		Provider: p.name, Subject: subject, Email: email, EmailVerified: email != "" && pol.trustEmail,
-		Name: name, Groups: groups, Claims: claims, AMR: amrFor(f.authnContext),
+		Name: name, Groups: groups, Claims: claims, AMR: amrFor(class), ACR: class,
+		AuthTime: f.authnInstant(p.now()),
 	}, nil
 }
 
-// amrFor maps a SAML authentication context class to RFC 8176 values.
-func amrFor(class string) []string {
-	switch {
-	case class == "":
-		return nil
-	case strings.Contains(class, "multipleauthn"), strings.Contains(class, "TwoFactor"), strings.Contains(class, "MultiFactor"):
-		return []string{"mfa"}
-	case strings.HasSuffix(class, ":Password"), strings.HasSuffix(class, ":PasswordProtectedTransport"):
-		return []string{"pwd"}
-	case strings.HasSuffix(class, ":X509"), strings.HasSuffix(class, ":Smartcard"), strings.HasSuffix(class, ":SmartcardPKI"):
-		return []string{"sc"}
+// authnClass is the assertion's authentication context class: the
+// AuthnContextClassRef its AuthnStatements name, when they all name the
+// same one and it is printable ASCII of at most maxACRLen bytes; ""
+// otherwise (none, ambiguous or malformed: nothing is claimed).
+func (f *assertionFacts) authnClass() string {
+	if len(f.authnContexts) == 0 {
+		return ""
 	}
-	return nil
+	class := f.authnContexts[0]
+	for _, c := range f.authnContexts[1:] {
+		if c != class {
+			return ""
+		}
+	}
+	if len(class) > maxACRLen || !printableASCII(class, false) {
+		return ""
+	}
+	return class
 }
+
+// authnInstant is the latest AuthnInstant of the assertion's
+// AuthnStatements that is not in the future (beyond the clock skew the
+// library tolerates); zero when there is none.
+func (f *assertionFacts) authnInstant(now time.Time) time.Time {
+	var latest time.Time
+	for _, s := range f.authnInstants {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err == nil && !t.After(now.Add(saml.MaxClockSkew)) && t.After(latest) {
+			latest = t
+		}
+	}
+	if latest.IsZero() {
+		return latest
+	}
+	return latest.UTC()
+}
+
+// amrFor maps a SAML authentication context class to RFC 8176 values,
+// for the classes whose meaning is unambiguous only; any other class
+// (Kerberos, X509 — a certificate that may live in software —,
+// unspecified, a vendor's own) yields none, and the class itself still
+// reaches the client as acr.
+func amrFor(class string) []string {
+	return slices.Clone(samlClassAMR[class])
+}
+
+// samlClassAMR are the authentication context classes (SAML 2.0
+// Authentication Context, and a few widespread others) with an
+// unambiguous RFC 8176 method.
+var samlClassAMR = map[string][]string{
+	samlClassPrefix + "Password":                        {"pwd"},
+	samlClassPrefix + "PasswordProtectedTransport":      {"pwd"},
+	samlClassPrefix + "SecureRemotePassword":            {"pwd"},
+	samlClassPrefix + "Smartcard":                       {"sc"},
+	samlClassPrefix + "SmartcardPKI":                    {"sc", "hwk"},
+	samlClassPrefix + "SoftwarePKI":                     {"swk"},
+	samlClassPrefix + "TimeSyncToken":                   {"otp"},
+	samlClassPrefix + "MobileTwoFactorContract":         {"mfa"},
+	samlClassPrefix + "MobileTwoFactorUnregistered":     {"mfa"},
+	"http://schemas.microsoft.com/claims/multipleauthn": {"mfa"}, // Entra ID, AD FS
+	"https://refeds.org/profile/mfa":                    {"mfa"}, // REFEDS MFA profile
+	"urn:federation:authentication:windows":             {"wia"}, // AD FS Windows integrated authentication
+}
+
+const samlClassPrefix = "urn:oasis:names:tc:SAML:2.0:ac:classes:"

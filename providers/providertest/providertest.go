@@ -56,6 +56,10 @@ type Options struct {
 	// IssParameter advertises authorization_response_iss_parameter_supported
 	// in discovery and adds iss to every authorization response (RFC 9207).
 	IssParameter bool
+	// NoEndSession leaves end_session_endpoint out of discovery;
+	// EndSessionURL, when set, is advertised instead of the fake's own.
+	NoEndSession  bool
+	EndSessionURL string
 }
 
 // Defaults of Options.
@@ -89,6 +93,7 @@ type Server struct {
 	accessTokens  map[string]map[string]any
 	redirectURIs  []string
 	lastAuthorize url.Values
+	logouts       []url.Values
 	idTokenHook   func(*TokenDraft)
 	userInfoHook  func(claims map[string]any)
 	padding       map[string]int
@@ -100,6 +105,10 @@ type Server struct {
 
 type grant struct {
 	redirectURI, challenge, nonce, scope, audience string
+	// authTime is when the person "authenticated" (the authorization
+	// request); sent as auth_time when the request carried max_age.
+	authTime int64
+	maxAge   bool
 }
 
 // New starts a fake provider, stopped when the test ends.
@@ -124,6 +133,7 @@ func New(t testing.TB, opts Options) *Server {
 	mux.HandleFunc("POST "+prefix+"/oauth/token", s.token)
 	mux.HandleFunc("GET "+prefix+"/jwks.json", s.jwks)
 	mux.HandleFunc("GET "+prefix+"/userinfo", s.userinfo)
+	mux.HandleFunc("GET "+prefix+"/logout", s.logout)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL
@@ -149,6 +159,14 @@ func (s *Server) SetRedirectURIs(uris ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.redirectURIs = uris
+}
+
+// LogoutRequests returns the queries of the requests the end_session
+// endpoint received, oldest first.
+func (s *Server) LogoutRequests() []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.logouts)
 }
 
 // LastAuthorize returns the query of the last authorization request.
@@ -375,6 +393,12 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	if s.opts.IssParameter {
 		doc["authorization_response_iss_parameter_supported"] = true
 	}
+	switch {
+	case s.opts.EndSessionURL != "":
+		doc["end_session_endpoint"] = s.opts.EndSessionURL
+	case !s.opts.NoEndSession:
+		doc["end_session_endpoint"] = s.endpoint("/logout")
+	}
 	writeJSON(w, http.StatusOK, s.padded("discovery", doc))
 }
 
@@ -401,7 +425,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		code := random()
 		s.mu.Lock()
 		s.codes[code] = &grant{redirectURI: redirect, challenge: q.Get("code_challenge"), nonce: q.Get("nonce"),
-			scope: q.Get("scope"), audience: q.Get("audience")}
+			scope: q.Get("scope"), audience: q.Get("audience"), authTime: time.Now().Unix(), maxAge: q.Has("max_age")}
 		s.mu.Unlock()
 		u, _ := url.Parse(redirect)
 		rq := u.Query()
@@ -459,6 +483,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if g.nonce != "" {
 		claims["nonce"] = g.nonce
 	}
+	if g.maxAge { // OIDC Core §3.1.2.1: auth_time is required then
+		claims["auth_time"] = g.authTime
+	}
 	draft := &TokenDraft{Header: map[string]any{}, Claims: claims}
 	if hook != nil {
 		hook(draft)
@@ -514,6 +541,31 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		hook(claims)
 	}
 	writeJSON(w, http.StatusOK, s.padded("userinfo", claims))
+}
+
+// logout records an RP-initiated logout request and, when it names a
+// post_logout_redirect_uri, sends the browser there with its state.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	s.logouts = append(s.logouts, q)
+	s.mu.Unlock()
+	back := q.Get("post_logout_redirect_uri")
+	if back == "" {
+		_, _ = w.Write([]byte("signed out"))
+		return
+	}
+	u, err := url.Parse(back)
+	if err != nil || !u.IsAbs() {
+		http.Error(w, "invalid post_logout_redirect_uri", http.StatusBadRequest)
+		return
+	}
+	if st := q.Get("state"); st != "" {
+		bq := u.Query()
+		bq.Set("state", st)
+		u.RawQuery = bq.Encode()
+	}
+	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
 func atHash(accessToken string) string {
