@@ -130,6 +130,7 @@ type Store interface {
 	ListUserSessionsPage(ctx context.Context, userID string, p models.Page) ([]models.Session, error)
 	RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	RevokeUserSessions(ctx context.Context, userID, reason string, now time.Time) (int64, error)
+	RevokeUserBrowserSessions(ctx context.Context, userID, reason string, now time.Time) (int64, error)
 
 	ListInvitationsPage(ctx context.Context, orgID string, p models.Page) ([]models.Invitation, error)
 

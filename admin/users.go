@@ -96,6 +96,13 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 				return err
 			}
 			details["sessions_revoked"] = n
+			// Their browser sessions end too: single sign-on must not
+			// sign a disabled person in again once re-enabled.
+			bn, err := tx.RevokeUserBrowserSessions(ctx, userID, revokeReasonDisabling, now)
+			if err != nil {
+				return err
+			}
+			details["browser_sessions_revoked"] = bn
 		}
 		u, err := tx.FindUser(ctx, userID)
 		if err != nil {

@@ -210,10 +210,20 @@ func TestAdminAPI(t *testing.T) {
 			if len(sessions.Items) != 1 || sessions.NextCursor == "" || !sessions.Items[0].Active {
 				t.Fatalf("ada's sessions = %+v", sessions)
 			}
+			liveBrowserSessions := func() (n int64) {
+				w.s.DB.Raw("SELECT COUNT(*) FROM browser_sessions WHERE user_id = ? AND revoked_at IS NULL", adaID).Scan(&n)
+				return n
+			}
+			if liveBrowserSessions() == 0 {
+				t.Fatal("ada's sign-ins left no browser session")
+			}
 			var user admin.User
 			w.mustCall("POST", "/api/v1/admin/users/"+adaID+"/disable", w.root, nil, 200, &user)
 			if !user.Disabled {
 				t.Fatal("not disabled")
+			}
+			if n := liveBrowserSessions(); n != 0 {
+				t.Fatalf("disabling left %d browser sessions of ada live", n)
 			}
 			if status, body := w.call("GET", "/api/v1/admin/users", ada.AccessToken, nil, nil); status != 401 || !strings.Contains(body, "session has ended") {
 				t.Fatalf("disabled admin = %d %s", status, body)

@@ -269,7 +269,7 @@ func TestCodeFlowWithStockClient(t *testing.T) {
 
 			// A new sign-in; revocation of its access token is seen by introspection at once.
 			verifier = oauth2.GenerateVerifier()
-			target = b.signIn(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), "ada@example.com")
+			target = b.signIn(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev"), oauth2.SetAuthURLParam("prompt", "login")), "ada@example.com")
 			tok, err = conf.Exchange(ctx, target.Query().Get("code"), oauth2.VerifierOption(verifier))
 			if err != nil {
 				t.Fatal(err)
@@ -288,7 +288,7 @@ func TestCodeFlowWithStockClient(t *testing.T) {
 			// RP-initiated logout follows only a registered URI. A logout
 			// it refuses ends nothing; the registered one ends the session.
 			verifier = oauth2.GenerateVerifier()
-			target = b.signIn(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), "ada@example.com")
+			target = b.signIn(conf.AuthCodeURL("s3", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev"), oauth2.SetAuthURLParam("prompt", "login")), "ada@example.com")
 			tok, err = conf.Exchange(ctx, target.Query().Get("code"), oauth2.VerifierOption(verifier))
 			if err != nil {
 				t.Fatal(err)
@@ -417,7 +417,7 @@ func TestAuthorizationNegativeCases(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	code := func() string {
 		verifier = oauth2.GenerateVerifier()
-		return b.signIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev")), "grace@example.com").Query().Get("code")
+		return b.signIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "dev"), oauth2.SetAuthURLParam("prompt", "login")), "grace@example.com").Query().Get("code")
 	}
 	exchange := func(form url.Values) (int, map[string]any) {
 		form.Set("grant_type", "authorization_code")
@@ -468,6 +468,7 @@ func TestAuthorizationNegativeCases(t *testing.T) {
 		}
 	})
 	t.Run("forged and replayed state", func(t *testing.T) {
+		b := newBrowser(t) // one without a browser session, so the request goes upstream
 		resp, _ := b.get(base(func(url.Values) {}))
 		formURL := resp.Header.Get("Location")
 		fu, _ := url.Parse(formURL)

@@ -211,7 +211,8 @@ func TestSAMLSignInWithStockClient(t *testing.T) {
 			}
 			// A second sign-in of the same person is the same user.
 			verifier2 := oauth2.GenerateVerifier()
-			form = b.toIdP(idp, conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier2), oauth2.SetAuthURLParam("provider", "corp")),
+			form = b.toIdP(idp, conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier2), oauth2.SetAuthURLParam("provider", "corp"),
+				oauth2.SetAuthURLParam("prompt", "login")),
 				samltest.Options{User: samlAda, SignAssertion: true})
 			resp, _ = b.acs(form)
 			tok2, err := conf.Exchange(ctx, mustLocation(t, resp).Query().Get("code"), oauth2.VerifierOption(verifier2))

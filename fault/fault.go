@@ -69,6 +69,7 @@ const (
 	LogoutUnverified     Kind = "logout_unverified"
 	LogoutWrongClient    Kind = "logout_wrong_client"
 	LogoutUnregistered   Kind = "logout_unregistered_redirect"
+	LogoutCrossSite      Kind = "logout_cross_site"
 
 	// The identity provider: it could not be reached (UpstreamUnavailable),
 	// it or a provider rule refused the person (UpstreamDenied), its answer
@@ -89,7 +90,7 @@ var Kinds = []Kind{
 	NotFound, Forbidden, Conflict, NoMetadata,
 	Unavailable, Busy,
 	MalformedSignIn, UnknownClient, UnregisteredRedirect, UnknownProvider, NoProvider, LoginExpired, OtherBrowser,
-	SignInInterrupted, AccountDisabled, LogoutUnverified, LogoutWrongClient, LogoutUnregistered,
+	SignInInterrupted, AccountDisabled, LogoutUnverified, LogoutWrongClient, LogoutUnregistered, LogoutCrossSite,
 	UpstreamUnavailable, UpstreamDenied, UpstreamInvalid, UpstreamFailed,
 }
 

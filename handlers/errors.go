@@ -141,6 +141,8 @@ var answers = map[fault.Kind]answer{
 	fault.LogoutUnverified:   page(http.StatusBadRequest, "Sign-out failed", "The sign-out request could not be verified."),
 	fault.LogoutWrongClient:  page(http.StatusBadRequest, "Sign-out failed", "The sign-out request names another application than the one you signed in to."),
 	fault.LogoutUnregistered: page(http.StatusBadRequest, "Sign-out failed", "The application asked to send you to an address it has not registered, so nothing was done: you are still signed in."),
+	fault.LogoutCrossSite: page(http.StatusForbidden, "Sign-out not confirmed",
+		"The sign-out was not confirmed on this sign-in service's own page, so nothing was done: you are still signed in."),
 
 	fault.UpstreamUnavailable: withRetry(page(http.StatusServiceUnavailable, "Sign-in unavailable",
 		"The identity provider cannot be reached right now, please try again in a moment."), retryAfterBusy),

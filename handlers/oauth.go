@@ -7,13 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/web"
 )
@@ -45,8 +43,6 @@ func (h *OAuth) Register(r *gin.Engine) {
 	r.GET("/auth/userinfo", h.userinfo)
 	r.POST("/auth/userinfo", h.userinfo)
 	r.GET("/auth/me", h.me)
-	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
-	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.StaticFS("/static", http.FS(web.Static()))
 }
 
@@ -193,50 +189,4 @@ func (h *OAuth) me(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, out)
-}
-
-func (h *OAuth) logout(c *gin.Context) {
-	var req oauth.LogoutRequest
-	if token, err := bearerToken(c); err == nil {
-		req.Bearer = token
-	}
-	// An API caller (a bearer token, or asking for JSON) is answered in
-	// JSON, a browser with a page, whatever went wrong.
-	refuse := func(err error) {
-		if req.Bearer != "" || strings.Contains(c.GetHeader("Accept"), "application/json") {
-			writeBearerError(c, h.Log, err)
-			return
-		}
-		renderPage(c, h.Log, h.Pages, err)
-	}
-	q := c.Request.URL.Query()
-	if c.Request.Method == http.MethodPost {
-		if err := c.Request.ParseForm(); err != nil {
-			refuse(malformedForm(fault.LogoutUnverified, err))
-			return
-		}
-		q = c.Request.PostForm
-	}
-	req.IDTokenHint, req.ClientID = q.Get("id_token_hint"), q.Get("client_id")
-	req.PostLogoutRedirectURI, req.State = q.Get("post_logout_redirect_uri"), q.Get("state")
-	res, err := h.Svc.Logout(c.Request.Context(), req, meta(c))
-	if err != nil {
-		refuse(err)
-		return
-	}
-	if res.RedirectURL != "" {
-		c.Redirect(http.StatusFound, res.RedirectURL)
-		return
-	}
-	showPage(c, h.Log, h.Pages, http.StatusOK, "signedout.html", nil)
-}
-
-// malformedForm gives a form that could not be parsed its kind: too large
-// stays too large (413); anything else (a bad percent-escape in the body
-// or the query) is the sender's mistake, kind.
-func malformedForm(kind fault.Kind, err error) error {
-	if IsBodyTooLarge(err) {
-		return err
-	}
-	return fault.New(kind, err)
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,11 +27,29 @@ func (h *SignIn) Register(r *gin.Engine) {
 	r.POST("/auth/callback/:provider", h.Limiter.PerIP("callback"), h.callback)
 	r.GET("/auth/saml/:provider/metadata", h.samlMetadata)
 	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
+	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
+	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 }
 
 // login is the authorization endpoint.
 func (h *SignIn) login(c *gin.Context) {
-	h.render(c, h.Svc.Login(c.Request.Context(), c.Request.URL.Query()))
+	h.render(c, h.Svc.Login(c.Request.Context(), c.Request, meta(c)))
+}
+
+// logout is RP-initiated logout. An API caller (a bearer token, or
+// asking for JSON) is refused in JSON, a browser with a page.
+func (h *SignIn) logout(c *gin.Context) {
+	var bearer string
+	if token, err := bearerToken(c); err == nil {
+		bearer = token
+	}
+	out := h.Svc.Logout(c.Request.Context(), c.Request, bearer, meta(c))
+	if out.Err != nil && (bearer != "" || strings.Contains(c.GetHeader("Accept"), "application/json")) {
+		h.setCookies(c, out.Cookies)
+		writeBearerError(c, h.Log, out.Err)
+		return
+	}
+	h.render(c, out)
 }
 
 // callback receives the upstream's answer (and shows the dev form).
@@ -57,9 +76,9 @@ func (h *SignIn) samlMetadata(c *gin.Context) {
 	c.Data(http.StatusOK, mediaType, doc)
 }
 
-// render writes a sign-in outcome: its cookies, then its one answer.
-func (h *SignIn) render(c *gin.Context, out signin.Outcome) {
-	for _, ck := range out.Cookies {
+// setCookies writes an outcome's cookies.
+func (h *SignIn) setCookies(c *gin.Context, cookies []signin.Cookie) {
+	for _, ck := range cookies {
 		hc := &http.Cookie{Name: ck.Name, Value: ck.Value, Path: ck.Path, Expires: ck.Expires, MaxAge: ck.MaxAge,
 			HttpOnly: ck.HTTPOnly, Secure: ck.Secure}
 		if ck.SameSiteLax {
@@ -67,11 +86,21 @@ func (h *SignIn) render(c *gin.Context, out signin.Outcome) {
 		}
 		http.SetCookie(c.Writer, hc)
 	}
+}
+
+// render writes a sign-in outcome: its cookies, then its one answer.
+func (h *SignIn) render(c *gin.Context, out signin.Outcome) {
+	h.setCookies(c, out.Cookies)
 	switch {
 	case out.Err != nil:
 		renderPage(c, h.Log, h.Pages, out.Err)
 	case out.Chooser != nil:
-		showPage(c, h.Log, h.Pages, out.Status, "chooser.html", gin.H{"Providers": out.Chooser.Providers, "Client": out.Chooser.Client})
+		showPage(c, h.Log, h.Pages, out.Status, "chooser.html", gin.H{"Providers": out.Chooser.Providers, "Client": out.Chooser.Client,
+			"Continue": out.Chooser.Continue})
+	case out.LogoutConfirm != nil:
+		showPage(c, h.Log, h.Pages, out.Status, "logoutconfirm.html", out.LogoutConfirm)
+	case out.SignedOut:
+		showPage(c, h.Log, h.Pages, out.Status, "signedout.html", nil)
 	case out.Form != nil:
 		showPage(c, h.Log, h.Pages, out.Status, "autopost.html", out.Form)
 	case out.DevForm != nil:

@@ -64,7 +64,7 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []str
 		// build, no reflection over the models.
 		return db.Statement.ConnPool.QueryRowContext(ctx, q, args...).Scan(
 			&t.ID, &t.SessionID, &t.ClientID, &t.CreatedAt, &t.ExpiresAt, &t.RotatedAt, &t.ReplacedBy, &t.RevokedAt,
-			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
+			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.ACR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
 			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt,
 			&u.Email, &u.EmailVerified, &u.Name, &u.AvatarURL, &u.Disabled, &u.DefaultOrgID, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt,
 			&role, &perms, &g.EmailTrusted)
@@ -114,7 +114,7 @@ func refreshGrantSQL(postgres bool, trusted int) string {
 	}
 	var q strings.Builder
 	q.WriteString(`SELECT t.id, t.session_id, t.client_id, t.created_at, t.expires_at, t.rotated_at, t.replaced_by, t.revoked_at,
-	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.auth_time, s.last_used_at, s.expires_at,
+	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.acr, s.auth_time, s.last_used_at, s.expires_at,
 	s.revoked_at, s.revoke_reason, s.created_at,
 	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
 	r.name, `)

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -26,7 +29,22 @@ type AuthorizeParams struct {
 	LoginHint           string `json:"h,omitempty"`
 	Prompt              string `json:"pr,omitempty"`
 	Provider            string `json:"p,omitempty"`
+	// MaxAge is the client's max_age in seconds (nil: none): a sign-in
+	// older than this is not reused, and 0 always signs in again.
+	MaxAge *int `json:"ma,omitempty"`
+	// ACRValues are the client's acr_values, passed to upstreams that
+	// understand them.
+	ACRValues string `json:"acr,omitempty"`
+	// HintSubject is the user an id_token_hint named (verified as an ID
+	// token Gatehouse issued; it may have expired); empty: no hint.
+	HintSubject string `json:"hs,omitempty"`
 }
+
+// Prompts returns the request's prompt values.
+func (p *AuthorizeParams) Prompts() []string { return strings.Fields(p.Prompt) }
+
+// HasPrompt reports whether the request's prompt holds value.
+func (p *AuthorizeParams) HasPrompt(value string) bool { return slices.Contains(p.Prompts(), value) }
 
 // RequestMeta describes the browser request, for audit events.
 type RequestMeta struct {
@@ -49,6 +67,10 @@ func RequestMetaFrom(ctx context.Context) (RequestMeta, bool) {
 }
 
 var codeChallengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// maxAgeSyntax is a max_age: a non-negative integer of seconds (ten
+// digits are three centuries).
+var maxAgeSyntax = regexp.MustCompile(`^[0-9]{1,10}$`)
 
 // maxParamLen bounds every authorization parameter; real values are short.
 const maxParamLen = 2048
@@ -133,15 +155,40 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 	case p.CodeChallenge != "" && !codeChallengeSyntax.MatchString(p.CodeChallenge):
 		return nil, fail(invalidRequest("code_challenge must be the base64url SHA-256 of the verifier (43 characters)"))
 	}
-	for _, pr := range strings.Fields(p.Prompt) {
+	prompts := p.Prompts()
+	for _, pr := range prompts {
 		switch pr {
-		case "none":
-			// Gatehouse keeps no browser session of its own to sign in silently with.
-			return nil, fail(oauthErr("login_required", "sign-in requires user interaction"))
-		case "login", "consent", "select_account":
+		case "none", "login", "consent", "select_account":
 		default:
 			return nil, fail(invalidRequest("unsupported prompt value %q", pr))
 		}
+	}
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		// OIDC Core §3.1.2.1: none with any other value is an error.
+		return nil, fail(invalidRequest("prompt=none cannot be combined with other prompt values"))
+	}
+	p.Prompt = strings.Join(prompts, " ")
+	if v := q.Get("max_age"); v != "" {
+		if !maxAgeSyntax.MatchString(v) {
+			return nil, fail(invalidRequest("max_age must be a non-negative integer of seconds"))
+		}
+		n, _ := strconv.Atoi(v)
+		p.MaxAge = &n
+	}
+	p.ACRValues = strings.Join(strings.Fields(q.Get("acr_values")), " ")
+	if hint := q.Get("id_token_hint"); hint != "" {
+		// Any ID token this issuer signed names its user, expired or
+		// not, whichever client it was issued to; anything else (forged,
+		// another issuer's, not an ID token) is refused rather than
+		// ignored: a client that sends a hint relies on it.
+		if s.keys == nil {
+			return nil, fail(invalidRequest("id_token_hint is not an ID token of this issuer"))
+		}
+		c, err := s.keys.VerifyIDTokenHint(hint, s.issuer)
+		if err != nil || c.Subject == "" {
+			return nil, fail(invalidRequest("id_token_hint is not an ID token of this issuer"))
+		}
+		p.HintSubject = c.Subject
 	}
 	if p.Provider != "" {
 		if _, ok := s.providers.Get(p.Provider); !ok || !client.AllowsProvider(p.Provider) {
@@ -164,6 +211,14 @@ type CodeRequest struct {
 	Provisioned *provisioning.Result
 	// AMR says how the person authenticated upstream; empty is "ext".
 	AMR []string
+	// ACR is the authentication context class the upstream reported.
+	ACR string
+	// AuthTime is when the person authenticated upstream (a reused
+	// browser session's sign-in time); zero: now.
+	AuthTime time.Time
+	// BrowserSessionID is the browser session the sign-in came through
+	// (empty: none, as for an unsolicited sign-in).
+	BrowserSessionID string
 }
 
 // IssuedCode answers a completed authorization request.
@@ -186,9 +241,17 @@ func (s *Service) IssueCode(ctx context.Context, in CodeRequest) (*IssuedCode, e
 	if len(amr) == 0 {
 		amr = []string{"ext"}
 	}
+	authTime := in.AuthTime
+	if authTime.IsZero() {
+		authTime = s.now()
+	}
+	var browserSession *string
+	if in.BrowserSessionID != "" {
+		browserSession = &in.BrowserSessionID
+	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
 		UserID: user.ID, ClientID: p.ClientID, Provider: in.Provider, ActiveOrgID: initialOrg(in.Provisioned, p.Organization),
-		Scope: p.Scope, AMR: amr, AuthTime: s.now(),
+		Scope: p.Scope, AMR: amr, ACR: in.ACR, AuthTime: authTime, BrowserSessionID: browserSession,
 	})
 	if err != nil {
 		return nil, err

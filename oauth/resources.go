@@ -277,16 +277,29 @@ type LogoutRequest struct {
 	State                 string
 	// Bearer is an access token presented instead of an ID token hint.
 	Bearer string
+	// ClientOnly (client_only=true) ends only the session of the client
+	// the hint names, not the browser session it was opened under nor
+	// the other clients' sessions opened under that.
+	ClientOnly bool
 }
 
 // LogoutResult says where to send the browser ("" shows a signed-out page).
 type LogoutResult struct {
 	RedirectURL string
+	// BrowserSessionID is the browser session the logout ended (or found
+	// ended already); empty when it ended none.
+	BrowserSessionID string
 }
 
+// RevokeReasonLogout is the revoke reason of sessions and browser
+// sessions ended by a logout.
+const RevokeReasonLogout = "logout"
+
 // Logout ends the session named by the ID token hint (or bearer access
-// token) and returns the post-logout redirect when it is registered for
-// the client. A request it refuses (a hint that does not verify, another
+// token) and, unless ClientOnly, the browser session it was opened under
+// with every session opened under that (single logout), and returns the
+// post-logout redirect when it is registered for the client. Without a
+// hint or token it ends nothing and only checks the redirect. A request it refuses (a hint that does not verify, another
 // client_id, an unregistered redirect) changes nothing: the session stays
 // and no redirect is followed. The "logout" audit event is written only
 // by the call that actually ends the session: repeating a logout (one ID
@@ -332,18 +345,41 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 		}
 		res.RedirectURL = u.String()
 	}
-	if sid != "" {
-		ended, err := s.sessions.EndSession(ctx, sid, "logout")
-		if err != nil && !errors.Is(err, models.ErrNotFound) { // a pruned session has ended long ago
+	if sid == "" {
+		return res, nil
+	}
+	browserEnded := false
+	if !req.ClientOnly {
+		sess, err := s.sessions.GetSession(ctx, sid)
+		switch {
+		case errors.Is(err, models.ErrNotFound): // a pruned session has ended long ago
+		case err != nil:
 			return nil, err
+		case sess.BrowserSessionID != nil:
+			res.BrowserSessionID = *sess.BrowserSessionID
+			browserEnded, err = s.store.RevokeBrowserSession(ctx, res.BrowserSessionID, RevokeReasonLogout, s.now())
+			if err != nil && !errors.Is(err, models.ErrNotFound) {
+				return nil, err
+			}
 		}
-		if ended {
-			s.audit(ctx, models.AuditEvent{Type: "logout", ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
-				ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"session_id": sid})
+	}
+	ended, err := s.sessions.EndSession(ctx, sid, RevokeReasonLogout)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return nil, err
+	}
+	if ended || browserEnded {
+		details := map[string]any{"session_id": sid, "client_only": req.ClientOnly}
+		if res.BrowserSessionID != "" {
+			details["browser_session_id"] = res.BrowserSessionID
 		}
+		s.audit(ctx, models.AuditEvent{Type: AuditLogout, ActorUserID: ptr(userID), SubjectUserID: ptr(userID),
+			ClientID: clientID, IP: meta.IP, RequestID: meta.RequestID}, details)
 	}
 	return res, nil
 }
+
+// AuditLogout is the audit event of a logout that ended a session.
+const AuditLogout = "logout"
 
 // Discovery is the OpenID Provider metadata document; signingAlgs are the
 // algorithms of the published keys (two while an algorithm change rolls out).
@@ -367,9 +403,11 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"scopes_supported":                              slices.Clone(oidcScopes),
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "sid",
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "acr", "sid",
 			"email", "email_verified", "name", "picture"},
 		"authorization_response_iss_parameter_supported": true,
-		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		// consent is accepted (as login: Gatehouse has no consent
+		// screen) but not advertised, since it is not honoured as such.
+		"prompt_values_supported": []string{"none", "login", "select_account"},
 	}
 }

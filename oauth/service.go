@@ -57,6 +57,9 @@ type Store interface {
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
 	ListUserMemberships(ctx context.Context, userID string) ([]models.UserMembership, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
+	// RevokeBrowserSession ends a browser session and every session
+	// opened under it (models.Store.RevokeBrowserSession).
+	RevokeBrowserSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 }
 
 // Hooks observe outcomes (metrics); every field may be nil. Sign-in

@@ -315,7 +315,7 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 		id := tokens.IDClaims{
 			Issuer: s.issuer, Subject: user.ID, Audience: []string{client.ID}, AuthorizedBy: client.ID,
 			IssuedAt: now.Unix(), Expiry: now.Add(client.IDTokenTTL).Unix(), AuthTime: sess.AuthTime.Unix(),
-			Nonce: opts.nonce, AMR: strings.Fields(sess.AMR), SessionID: sess.ID,
+			Nonce: opts.nonce, AMR: strings.Fields(sess.AMR), ACR: sess.ACR, SessionID: sess.ID,
 		}
 		if slices.Contains(scopes, "email") {
 			id.SetEmail(user.Email, user.EmailVerified)

@@ -163,6 +163,9 @@ type Login struct {
 // Result is a provisioned login.
 type Result struct {
 	User *models.User
+	// IdentityID is the identity the login came through (empty for
+	// Resume, which names none).
+	IdentityID string
 	// Memberships are the user's memberships after invitations and sync,
 	// every status, oldest first.
 	Memberships []models.Membership
@@ -233,7 +236,7 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 		lu, err := tx.FindLoginUser(ctx, id.Provider, id.Subject)
 		switch {
 		case err == nil:
-			res.User = &lu.User
+			res.User, res.IdentityID = &lu.User, lu.IdentityID
 			if res.User.Disabled {
 				return ErrUserDisabled
 			}
@@ -285,6 +288,26 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 	return res, err
 }
 
+// Resume is a sign-in without an upstream answer (single sign-on from
+// a live browser session): the user as stored, with their memberships as
+// stored. Nothing is refreshed, no invitation accepted and no org sync
+// run, since no upstream said anything new. A disabled user gets
+// ErrUserDisabled; an unknown one ErrNotFound.
+func (s *Service) Resume(ctx context.Context, userID string) (*Result, error) {
+	u, err := s.store.FindUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, fmt.Errorf("resume user %s: %w", userID, ErrUserDisabled)
+	}
+	ms, err := s.store.ListMemberships(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{User: u, Memberships: ms}, nil
+}
+
 // firstLogin links the new identity to the existing user with the same
 // verified email, when the provider allows it, is trusted for email, and
 // exactly one user has that email verified by a trusted provider; or it
@@ -331,7 +354,7 @@ func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *provider
 			return err
 		}
 		user.LastLoginAt = &now
-		res.Linked = true
+		res.Linked, res.IdentityID = true, fields.ID
 		return s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditIdentityLinked, Provider: id.Provider, SubjectUserID: &user.ID},
 			map[string]any{"identity_id": fields.ID, "by": "verified email"})
 	}
@@ -343,7 +366,7 @@ func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *provider
 	if ok, err := tx.InsertIdentityIfAbsent(ctx, &fields); err != nil || !ok {
 		return cmpErr(err, errLostRace)
 	}
-	res.User, res.Created = user, true
+	res.User, res.Created, res.IdentityID = user, true, fields.ID
 	err := s.audit(ctx, tx, meta, models.AuditEvent{Type: AuditUserCreated, Provider: id.Provider, SubjectUserID: &user.ID},
 		map[string]any{"identity_id": fields.ID, "email_verified": id.EmailVerified})
 	if err != nil || notLinked == "" {

@@ -64,11 +64,11 @@ func (s *Service) Callback(ctx context.Context, name string, r *http.Request, me
 		s.loginFailed(ctx, ls, err, meta)
 		return Outcome{Cookies: clear, Err: providerPageError(err)}
 	}
-	target, err := s.finish(ctx, ls, id, meta)
+	target, session, err := s.finish(ctx, ls, id, r, meta)
 	if err != nil {
 		return Outcome{Cookies: clear, Err: err}
 	}
-	return Outcome{Cookies: clear, Status: http.StatusSeeOther, RedirectURL: target}
+	return Outcome{Cookies: append(clear, session...), Status: http.StatusSeeOther, RedirectURL: target}
 }
 
 // completeUpstream completes the sign-in of a login state at its
@@ -92,30 +92,45 @@ func (s *Service) upstreamRefused(ctx context.Context, ls *loginState, upstreamC
 }
 
 // finish completes a sign-in with the identity the provider yielded: it
-// provisions the user, has the authorization server open a session and
-// issue a code, and returns the client redirect carrying that code.
-func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Identity, meta oauth.RequestMeta) (string, error) {
+// provisions the user, starts (or renews) the browser session of r's
+// browser, has the authorization server open a session under it and
+// issue a code, and returns the client redirect carrying that code with
+// the browser-session cookie to set. An unsolicited sign-in (IdP-initiated
+// SSO, bound to no sign-in this browser began) opens only its app
+// session: it neither starts nor replaces a browser session.
+func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Identity, r *http.Request, meta oauth.RequestMeta) (string, []Cookie, error) {
 	p := &ls.Request
 	res, err := s.provisioner.Provision(ctx, provisioning.Login{Identity: id,
 		Meta: provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID}})
 	if errors.Is(err, provisioning.ErrUserDisabled) {
 		// Provisioning recorded the refusal in the audit trail.
 		s.countLogin(ls.Provider, "refused")
-		return "", fault.New(fault.AccountDisabled, err)
+		return "", nil, fault.New(fault.AccountDisabled, err)
 	}
 	if err != nil {
 		s.countLogin(ls.Provider, "error")
-		return "", err
+		return "", nil, err
 	}
-	issued, err := s.server.IssueCode(ctx, oauth.CodeRequest{Request: p, Provider: ls.Provider, Provisioned: res, AMR: id.AMR})
+	in := oauth.CodeRequest{Request: p, Provider: ls.Provider, Provisioned: res, AMR: id.AMR, ACR: truncate(id.ACR, 256)}
+	var cookies []Cookie
+	if !ls.unsolicited {
+		bs, cookie, err := s.startBrowserSession(ctx, r, res, ls.Provider, id, meta)
+		if err != nil {
+			s.countLogin(ls.Provider, "error")
+			return "", nil, err
+		}
+		in.AMR, in.ACR, in.AuthTime, in.BrowserSessionID = bs.AMRValues(), bs.ACR, bs.AuthTime, bs.ID
+		cookies = append(cookies, cookie)
+	}
+	issued, err := s.server.IssueCode(ctx, in)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	s.countLogin(ls.Provider, "success")
 	s.audit(ctx, models.AuditEvent{Type: "login.success", Provider: ls.Provider, SubjectUserID: ptr(res.User.ID),
 		ActorUserID: ptr(res.User.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
-		map[string]any{"session_id": issued.SessionID})
-	return issued.RedirectURL, nil
+		map[string]any{"session_id": issued.SessionID, "browser_session_id": in.BrowserSessionID})
+	return issued.RedirectURL, cookies, nil
 }
 
 // loginStateRejected records a callback whose login state was missing,

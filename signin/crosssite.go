@@ -87,6 +87,7 @@ func (s *Service) AssertionPost(ctx context.Context, name string, r *http.Reques
 	if ans.clearCookie != nil {
 		out.Cookies = []Cookie{*ans.clearCookie}
 	}
+	out.Cookies = append(out.Cookies, ans.sessionCookies...)
 	switch {
 	case err != nil:
 	case ans.form != nil:
@@ -107,6 +108,9 @@ type postAnswer struct {
 	// clearCookie, when set, removes the login cookie of the sign-in the
 	// answer consumed; it comes with an error too.
 	clearCookie *Cookie
+	// sessionCookies set the browser-session cookie of a completed
+	// sign-in.
+	sessionCookies []Cookie
 }
 
 // acceptPost is AssertionPost once the form is read.
@@ -149,7 +153,7 @@ func (s *Service) acceptPost(ctx context.Context, name string, r *http.Request, 
 	if err != nil {
 		return ans, startOverOnFault(err)
 	}
-	ans.redirectURL, err = s.finish(ctx, ls, id, meta)
+	ans.redirectURL, ans.sessionCookies, err = s.finish(ctx, ls, id, r, meta)
 	return ans, startOverOnFault(err)
 }
 
@@ -216,7 +220,8 @@ func (s *Service) validateAnswer(ctx context.Context, prov providers.Provider, s
 }
 
 func (s *Service) validateUnsolicited(ctx context.Context, prov providers.Provider, target providers.IdPInitiatedLogin, r *http.Request, meta oauth.RequestMeta) (*loginState, *providers.Identity, error) {
-	ls := &loginState{Provider: prov.Name(), Request: oauth.AuthorizeParams{ClientID: target.ClientID, RedirectURI: target.RedirectURI, Scope: target.Scope}}
+	ls := &loginState{Provider: prov.Name(), Request: oauth.AuthorizeParams{ClientID: target.ClientID, RedirectURI: target.RedirectURI, Scope: target.Scope},
+		unsolicited: true}
 	if c, ok := s.server.Client(target.ClientID); !ok || !c.RegisteredRedirect(target.RedirectURI) {
 		return nil, nil, fmt.Errorf("idp_initiated of provider %s names an unknown client or redirect URI", prov.Name())
 	}

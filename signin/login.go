@@ -6,40 +6,72 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/gatehouse-id/gatehouse/fault"
+	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
 
-// Login answers the authorization endpoint: the request q is validated
-// (oauth.Service.ParseAuthorize; a bad client or redirect URI is a page,
-// anything else a redirect to the client). A request that names no
-// provider, for a client allowed several, gets the chooser; otherwise the
+// Login answers the authorization endpoint, r's query: the request is
+// validated (oauth.Service.ParseAuthorize; a bad client or redirect URI
+// is a page, anything else a redirect to the client). A live browser
+// session that satisfies the request (mustSignIn) answers it with a code
+// at once (302 to the client); with prompt=none, a request it does not
+// satisfy goes back to the client with login_required, never to a page.
+// Otherwise a request that names no provider, for a client allowed
+// several (or with prompt=select_account), gets the chooser; else the
 // sign-in begins at the one provider: the login cookie is set and the
-// browser sent upstream (302, or a form to post for SAML).
-func (s *Service) Login(ctx context.Context, q url.Values) Outcome {
+// browser sent upstream (302, or a form to post for SAML). A session
+// cookie that names no live session is cleared.
+func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.RequestMeta) Outcome {
+	q := r.URL.Query()
 	p, err := s.server.ParseAuthorize(q)
 	if err != nil {
 		return Outcome{Err: err}
 	}
+	bs, present, err := s.liveSession(ctx, r)
+	if err != nil {
+		return Outcome{Err: err}
+	}
+	var cookies []Cookie
+	if present && bs == nil {
+		cookies = append(cookies, s.clearSessionCookie())
+	}
+	why := s.mustSignIn(p, bs)
+	if why == "" {
+		out, ok := s.resume(ctx, p, bs, meta)
+		if ok {
+			return out
+		}
+		why, bs = "the sign-in session ended", nil
+	}
+	if p.HasPrompt("none") {
+		return Outcome{Cookies: cookies, Err: s.server.ErrorRedirect(p, &oauth.Error{Code: "login_required", Description: why})}
+	}
 	name := p.Provider
 	if name == "" {
 		list := s.providersFor(p)
-		switch len(list) {
-		case 0:
+		switch {
+		case len(list) == 0:
 			return Outcome{Err: fault.New(fault.NoProvider, fmt.Errorf("client %s allows no configured provider", p.ClientID))}
-		case 1:
+		case len(list) == 1 && !p.HasPrompt("select_account"):
 			name = list[0].Name()
 		default:
-			return Outcome{Status: http.StatusOK, Chooser: s.chooser(p, q, list)}
+			ch := s.chooser(p, q, list)
+			if bs != nil && p.HasPrompt("select_account") {
+				ch.Continue = s.continueAs(ctx, p, q, bs)
+			}
+			return Outcome{Cookies: cookies, Status: http.StatusOK, Chooser: ch}
 		}
 	}
 	ch, cookie, err := s.begin(ctx, p, name)
 	if err != nil {
 		return Outcome{Err: err}
 	}
-	out := Outcome{Cookies: []Cookie{cookie}}
+	out := Outcome{Cookies: append(cookies, cookie)}
 	if ch.Form != nil {
 		out.Status, out.Form = http.StatusOK, ch.Form
 		return out
@@ -73,6 +105,35 @@ func (s *Service) chooser(p *oauth.AuthorizeParams, q url.Values, list []provide
 	return &Chooser{Client: client.Name, Providers: entries}
 }
 
+// continueAs is the chooser's "continue as" entry for a live browser
+// session: the request without select_account, at the session's
+// provider, which the session then answers (nil when it would not, or
+// the user cannot be read).
+func (s *Service) continueAs(ctx context.Context, p *oauth.AuthorizeParams, q url.Values, bs *models.BrowserSession) *ChooserEntry {
+	again := *p
+	again.Prompt = strings.Join(slices.DeleteFunc(p.Prompts(), func(v string) bool { return v == "select_account" }), " ")
+	again.Provider = bs.Provider
+	if s.mustSignIn(&again, bs) != "" {
+		return nil
+	}
+	res, err := s.provisioner.Resume(ctx, bs.UserID)
+	if err != nil {
+		return nil
+	}
+	one := maps.Clone(q)
+	one.Set("provider", bs.Provider)
+	if again.Prompt == "" {
+		one.Del("prompt")
+	} else {
+		one.Set("prompt", again.Prompt)
+	}
+	who := res.User.Name
+	if who == "" {
+		who = res.User.Email
+	}
+	return &ChooserEntry{DisplayName: who, URL: "/auth/login?" + one.Encode()}
+}
+
 // begin starts sign-in at a provider: it returns where to send the
 // browser and the sealed login-state cookie to set.
 func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerName string) (*providers.Challenge, Cookie, error) {
@@ -86,6 +147,7 @@ func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerN
 	ch, err := prov.Begin(ctx, providers.BeginRequest{
 		State: state, CallbackURL: s.callbackURL(providerName),
 		LoginHint: p.LoginHint, Prompt: p.Prompt, Organization: p.Organization,
+		MaxAge: p.MaxAge, ACRValues: p.ACRValues,
 	})
 	if err != nil {
 		return nil, Cookie{}, providerFailure(providerName, err)

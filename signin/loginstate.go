@@ -24,6 +24,9 @@ type loginState struct {
 	Saved     string                `json:"v,omitempty"`
 	Request   oauth.AuthorizeParams `json:"r"`
 	ExpiresAt int64                 `json:"e"`
+	// unsolicited marks an IdP-initiated sign-in, which no login state
+	// of this browser began (never sealed).
+	unsolicited bool
 }
 
 // LoginCookiePrefix starts the name of every login-state cookie; the rest

@@ -8,7 +8,8 @@ import "github.com/gatehouse-id/gatehouse/providers"
 //
 //   - Err: the error page or client redirect handlers/errors.go renders
 //     for it (an error with a fault kind, an *oauth.RedirectError);
-//   - Chooser, Form or DevForm: that page, with Status;
+//   - Chooser, Form, DevForm or LogoutConfirm: that page, with Status;
+//   - SignedOut: the signed-out page, with Status;
 //   - otherwise a redirect to RedirectURL with Status (302 or 303).
 type Outcome struct {
 	// Cookies are login cookies to set or clear.
@@ -24,6 +25,11 @@ type Outcome struct {
 	Form *providers.AutoPostForm
 	// DevForm is the dev provider's sign-in form (providers.LocalForm).
 	DevForm *DevForm
+	// LogoutConfirm asks the person to confirm signing out.
+	LogoutConfirm *LogoutConfirm
+	// SignedOut: the person is signed out, and no application asked to
+	// have them back.
+	SignedOut bool
 }
 
 // Chooser is the provider chooser page.
@@ -31,6 +37,9 @@ type Chooser struct {
 	// Client is the name of the application the person signs in to.
 	Client    string
 	Providers []ChooserEntry
+	// Continue, with prompt=select_account and a live browser session,
+	// continues as that session's person (DisplayName is their name).
+	Continue *ChooserEntry
 }
 
 // ChooserEntry is one provider on the chooser: a link that repeats the

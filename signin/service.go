@@ -18,33 +18,46 @@ import (
 
 // AuthorizationServer is what sign-in needs of the OAuth server
 // (*oauth.Service): it validates the authorization request a sign-in
-// begins with, knows the clients, refuses a request to the client, and
-// issues the authorization code a completed sign-in ends with.
+// begins with, knows the clients, refuses a request to the client,
+// issues the authorization code a completed sign-in ends with, and
+// checks and carries out an RP-initiated logout.
 type AuthorizationServer interface {
 	ParseAuthorize(q url.Values) (*oauth.AuthorizeParams, error)
 	Client(id string) (*oauth.Client, bool)
 	ErrorRedirect(p *oauth.AuthorizeParams, e *oauth.Error) *oauth.RedirectError
 	IssueCode(ctx context.Context, in oauth.CodeRequest) (*oauth.IssuedCode, error)
+	Logout(ctx context.Context, req oauth.LogoutRequest, meta oauth.RequestMeta) (*oauth.LogoutResult, error)
 }
 
 // Provisioner turns an upstream sign-in into a user with memberships
-// (*provisioning.Service); it audits what it refuses.
+// (*provisioning.Service); it audits what it refuses. Resume is a
+// single sign-on without an upstream answer: the stored user and
+// memberships, refusing a disabled user.
 type Provisioner interface {
 	Provision(ctx context.Context, in provisioning.Login) (*provisioning.Result, error)
+	Resume(ctx context.Context, userID string) (*provisioning.Result, error)
 }
 
-// Store is the storage sign-in writes directly: the audit trail, and the
-// pending logins that bind an upstream's cross-site POST to one sign-in.
+// Store is the storage sign-in writes directly: the audit trail, the
+// pending logins that bind an upstream's cross-site POST to one sign-in,
+// and the browser sessions of single sign-on (*models.Store).
 type Store interface {
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
 	CreatePendingLogin(ctx context.Context, p *models.PendingLogin) error
 	ConsumePendingLogin(ctx context.Context, id string, now time.Time) (*models.PendingLogin, error)
+
+	CreateBrowserSession(ctx context.Context, b *models.BrowserSession) error
+	LiveBrowserSession(ctx context.Context, tokenHash string, now, idleSince time.Time) (*models.BrowserSession, error)
+	TouchBrowserSession(ctx context.Context, id string, now time.Time) (bool, error)
+	RenewBrowserSession(ctx context.Context, b *models.BrowserSession, now time.Time) (bool, error)
+	RevokeBrowserSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 }
 
 // Hooks observe outcomes (metrics); every field may be nil.
 type Hooks struct {
 	// Login counts a sign-in's outcome at a provider: "success",
-	// "cancelled", "refused", "error" or "state_rejected".
+	// "sso" (a code from a live browser session, no upstream round
+	// trip), "cancelled", "refused", "error" or "state_rejected".
 	Login func(provider, outcome string)
 }
 
@@ -58,13 +71,18 @@ type Options struct {
 	SecretKey string
 	// LoginStateTTL is how long a sign-in may take, begin to callback.
 	LoginStateTTL time.Duration
-	Providers     *providers.Set
-	Server        AuthorizationServer
-	Provisioner   Provisioner
-	Store         Store
-	Log           *slog.Logger
-	Hooks         Hooks
-	Now           func() time.Time
+	// SSOIdleTTL ends a browser session unused this long;
+	// SSOAbsoluteTTL ends it this long after its upstream sign-in. Zero
+	// takes the configuration defaults (12 hours, 7 days).
+	SSOIdleTTL     time.Duration
+	SSOAbsoluteTTL time.Duration
+	Providers      *providers.Set
+	Server         AuthorizationServer
+	Provisioner    Provisioner
+	Store          Store
+	Log            *slog.Logger
+	Hooks          Hooks
+	Now            func() time.Time
 }
 
 // Service is browser sign-in. Its methods answer one route each with an
@@ -81,6 +99,8 @@ type Service struct {
 	now           func() time.Time
 	loginKey      []byte
 	secureCookies bool
+	// sso is the browser session's cookie and lifetimes.
+	sso ssoSettings
 	// answers holds a token per upstream answer being validated.
 	answers chan struct{}
 }
@@ -93,6 +113,7 @@ func New(opts Options) *Service {
 		loginKey:      tokens.DeriveKey(opts.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Issuer, "https://"),
 		answers:       make(chan struct{}, answerSlots()),
+		sso:           newSSOSettings(opts),
 	}
 	if s.now == nil {
 		s.now = func() time.Time { return time.Now().UTC() }

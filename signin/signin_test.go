@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,18 +42,29 @@ type fixture struct {
 
 	mu     sync.Mutex
 	logins []string // "provider outcome", as Hooks.Login saw them
+	// begins counts the sign-ins begun at each provider (upstream round
+	// trips); skew moves the sign-in service's clock.
+	begins map[string]*atomic.Int64
+	skew   atomic.Int64
+	edit   atomic.Pointer[func(*providers.Identity)]
+	// upstream is the fake OpenID Connect provider behind "up".
+	upstream *providertest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureOn(t, dbtest.SQLite(t)) }
+
+// newFixtureOn is newFixture on database db.
+func newFixtureOn(t *testing.T, db *models.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{store: models.NewStore(dbtest.SQLite(t))}
+	f := &fixture{store: models.NewStore(db), begins: map[string]*atomic.Int64{}}
 
 	dev, err := providers.NewDev("dev", providers.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fake := providertest.New(t, providertest.Options{})
+	f.upstream = fake
 	up, err := providers.New("oidc", "up", yamlSettings(fmt.Sprintf("issuer: %s\nclient_id: %s\nclient_secret: %s\ninsecure_allow_http: true\n",
 		fake.Issuer, fake.ClientID, fake.ClientSecret)), providers.Env{BaseURL: testIssuer})
 	if err != nil {
@@ -79,17 +91,24 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.idp.TrustSPMetadata(t, md)
 
-	set := providers.NewSet([]providers.Provider{dev, up, corp})
+	for _, name := range []string{"dev", "up"} {
+		f.begins[name] = new(atomic.Int64)
+	}
+	set := providers.NewSet([]providers.Provider{countedForm{counted{dev, f.begins["dev"], &f.edit}}, counted{up, f.begins["up"], &f.edit}, corp})
 	client := func(id string, allowed ...string) config.Client {
 		return config.Client{ID: id, Name: "App " + id, RedirectURIs: []string{clientRedirect},
-			GrantTypes: []string{config.GrantAuthorizationCode}, AllowedProviders: allowed}
+			PostLogoutRedirectURIs: []string{"https://app.example.com/bye"},
+			GrantTypes:             []string{config.GrantAuthorizationCode}, AllowedProviders: allowed}
 	}
 	cfg := &config.Config{Issuer: testIssuer, SecretKey: strings.Repeat("s", 40), LoginStateTTL: time.Minute,
-		File: config.File{Clients: []config.Client{client("app"), client("devonly", "dev"), client("nowhere", "gone")}}}
+		File: config.File{Clients: []config.Client{client("app"), client("devonly", "dev"), client("nowhere", "gone"),
+			client("two"), client("uponly", "up")}}}
 	provisioner := provisioning.New(f.store, provisioning.Options{TrustedEmail: map[string]bool{"dev": true, "up": true, "corp": true}})
 	server := oauth.New(oauth.Options{Config: cfg, Providers: set, Sessions: tokens.NewSessionService(f.store, tokens.SessionOptions{}),
 		Provisioner: provisioner, Store: f.store})
 	f.s = New(Options{Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, Providers: set,
+		SSOIdleTTL: 12 * time.Hour, SSOAbsoluteTTL: 7 * 24 * time.Hour,
+		Now:    func() time.Time { return time.Now().UTC().Add(time.Duration(f.skew.Load())) },
 		Server: server, Provisioner: provisioner, Store: f.store, Hooks: Hooks{Login: func(p, o string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -97,6 +116,51 @@ func newFixture(t *testing.T) *fixture {
 		}}})
 	return f
 }
+
+// counted is a provider whose sign-ins begun are counted;
+// lastBegin is the last request a counted provider began with.
+var lastBegin atomic.Pointer[providers.BeginRequest]
+
+// countedForm is one with its own form (the dev provider).
+type counted struct {
+	providers.Provider
+	n *atomic.Int64
+	// edit, when it holds a function, changes the identities completed.
+	edit *atomic.Pointer[func(*providers.Identity)]
+}
+
+func (c counted) Complete(ctx context.Context, req providers.CompleteRequest) (*providers.Identity, error) {
+	id, err := c.Provider.Complete(ctx, req)
+	if fn := c.edit.Load(); err == nil && fn != nil {
+		(*fn)(id)
+	}
+	return id, err
+}
+
+func (c counted) Begin(ctx context.Context, req providers.BeginRequest) (*providers.Challenge, error) {
+	c.n.Add(1)
+	lastBegin.Store(&req)
+	return c.Provider.Begin(ctx, req)
+}
+
+// Ready and Close are the OIDC provider's, for the fixture.
+func (c counted) Ready(ctx context.Context) error {
+	if rc, ok := c.Provider.(providers.ReadinessChecker); ok {
+		return rc.Ready(ctx)
+	}
+	return nil
+}
+
+func (c counted) Close() error {
+	if cl, ok := c.Provider.(interface{ Close() error }); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+type countedForm struct{ counted }
+
+func (countedForm) LocalForm() {}
 
 // countedSince returns the Hooks.Login counts after the first n.
 func (f *fixture) countedSince(n int) []string {
@@ -145,7 +209,7 @@ type begun struct {
 // begin starts a sign-in of client "app" at provider.
 func (f *fixture) begin(t *testing.T, provider string) begun {
 	t.Helper()
-	out := f.s.Login(context.Background(), authorize("app", provider))
+	out := f.s.Login(context.Background(), loginRequest(authorize("app", provider), Cookie{}), oauth.RequestMeta{})
 	if out.Err != nil || out.Status != http.StatusFound || len(out.Cookies) != 1 {
 		t.Fatalf("begin at %s = %+v", provider, out)
 	}
@@ -180,13 +244,22 @@ func request(target string, form url.Values, c Cookie) *http.Request {
 	return r
 }
 
+// loginRequest is the authorization request q at /auth/login, carrying
+// cookie c when it has a name.
+func loginRequest(q url.Values, c Cookie) *http.Request {
+	return request("/auth/login?"+q.Encode(), nil, c)
+}
+
 // kindOf is the kind of out's error ("" when there is none).
 func kindOf(out Outcome) fault.Kind { return fault.Of(out.Err) }
 
 // checkCleared checks that out clears exactly the login cookie of state,
 // or sets no cookie when want is false.
+// The browser-session cookie a completed sign-in sets is not counted
+// (TestSingleSignOn checks it).
 func checkCleared(t *testing.T, out Outcome, state string, want bool) {
 	t.Helper()
+	out.Cookies = slices.DeleteFunc(slices.Clone(out.Cookies), func(c Cookie) bool { return c.Name == "__Host-"+SessionCookieBase })
 	switch {
 	case !want && len(out.Cookies) != 0:
 		t.Errorf("cookies %+v, want none", out.Cookies)
@@ -267,7 +340,7 @@ func TestLogin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := f.counted()
-			tc.check(t, f.s.Login(context.Background(), tc.query))
+			tc.check(t, f.s.Login(context.Background(), loginRequest(tc.query, Cookie{}), oauth.RequestMeta{}))
 			if got := f.countedSince(n); len(got) != 0 {
 				t.Errorf("counted %v at the start of a sign-in", got)
 			}
@@ -461,6 +534,9 @@ func TestAssertionPost(t *testing.T) {
 			},
 			check: func(t *testing.T, b begun, answer url.Values, out Outcome) {
 				checkCodeRedirect(t, out, http.StatusSeeOther)
+				if c, _ := sessionCookieOf(out); c.Name == "" {
+					t.Fatal("no browser-session cookie after a SAML sign-in")
+				}
 			},
 			consumed: true, cleared: true, counted: "corp success"},
 		{name: "the second POST in another browser signs nobody in",

@@ -45,6 +45,7 @@ type IDClaims struct {
 	Nonce         string   `json:"nonce,omitempty"`
 	AtHash        string   `json:"at_hash,omitempty"`
 	AMR           []string `json:"amr,omitempty"`
+	ACR           string   `json:"acr,omitempty"`
 	AuthorizedBy  string   `json:"azp,omitempty"`
 	SessionID     string   `json:"sid,omitempty"`
 	Email         string   `json:"email,omitempty"`

@@ -227,6 +227,12 @@ type NewSession struct {
 	AMR []string
 	// AuthTime is when the user authenticated upstream; zero means now.
 	AuthTime time.Time
+	// ACR is the authentication context class the upstream reported
+	// (empty: none).
+	ACR string
+	// BrowserSessionID names the browser session the sign-in came
+	// through (nil: none): ending that browser session ends this session.
+	BrowserSessionID *string
 }
 
 // CreateSession records a sign-in. The session's absolute expiry is now +
@@ -253,10 +259,13 @@ func (s *SessionService) CreateSession(ctx context.Context, n NewSession) (*mode
 		ActiveOrgID: n.ActiveOrgID,
 		Scope:       n.Scope,
 		AMR:         strings.Join(n.AMR, " "),
+		ACR:         n.ACR,
 		AuthTime:    authTime,
 		LastUsedAt:  now,
 		ExpiresAt:   now.Add(s.opts.AbsoluteTTL),
 		CreatedAt:   now,
+
+		BrowserSessionID: n.BrowserSessionID,
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, err
