@@ -364,6 +364,13 @@ func TestSAMLIdPInitiated(t *testing.T) {
 	if !strings.HasPrefix(target.String(), "http://127.0.0.1:9/backend/callback?") || target.Query().Get("code") == "" {
 		t.Fatalf("IdP-initiated = %d %s %s", resp.StatusCode, target, body)
 	}
+	// An unsolicited answer is bound to no sign-in this browser began
+	// (login CSRF): it must not sign the browser in to every other app.
+	for _, c := range resp.Cookies() {
+		if strings.Contains(c.Name, "gatehouse_session") && c.MaxAge >= 0 && c.Value != "" {
+			t.Fatalf("an IdP-initiated sign-in set the browser-session cookie %s", c.Name)
+		}
+	}
 	status, out := tokenPost(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {target.Query().Get("code")},
 		"redirect_uri": {"http://127.0.0.1:9/backend/callback"}}, "backend", "backend-secret-0123456789")
 	if status != 200 || out["access_token"] == nil {

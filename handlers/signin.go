@@ -29,6 +29,13 @@ func (h *SignIn) Register(r *gin.Engine) {
 	r.POST("/auth/saml/:provider/acs", h.Limiter.PerIP("callback"), h.samlACS)
 	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
+	r.GET(signin.UpstreamLogoutReturnPath, h.Limiter.PerIP("logout"), h.upstreamLogoutReturn)
+}
+
+// upstreamLogoutReturn is where an upstream sends the browser back after
+// an upstream logout.
+func (h *SignIn) upstreamLogoutReturn(c *gin.Context) {
+	h.render(c, h.Svc.UpstreamLogoutReturn(c.Request.Context(), c.Request))
 }
 
 // login is the authorization endpoint.

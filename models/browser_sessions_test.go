@@ -183,3 +183,47 @@ func TestRevokeUserBrowserSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestNoAppSessionEscapesALogout: an app session is opened under a browser
+// session only while it is live; racing the two, no live app session is
+// ever left under an ended browser session.
+func TestNoAppSessionEscapesALogout(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newBrowserFixture(t, db)
+		if _, err := f.s.RevokeBrowserSession(f.ctx, f.bs.ID, "logout", f.now); err != nil {
+			t.Fatal(err)
+		}
+		late := &models.Session{UserID: f.user.ID, ClientID: "app-a", AuthTime: f.now, LastUsedAt: f.now,
+			ExpiresAt: f.now.Add(time.Hour), CreatedAt: f.now, BrowserSessionID: &f.bs.ID}
+		if err := f.s.CreateSession(f.ctx, late); !errors.Is(err, models.ErrSessionInactive) {
+			t.Fatalf("an app session under an ended browser session: %v", err)
+		}
+		for round := range 10 {
+			bs := f.browserSession(t, "hash-"+models.NewID())
+			done := make(chan error, 1)
+			go func() {
+				_, err := f.s.RevokeBrowserSession(f.ctx, bs.ID, "logout", f.now)
+				done <- err
+			}()
+			var opened []string
+			for range 5 {
+				sess := &models.Session{UserID: f.user.ID, ClientID: "app-b", AuthTime: f.now, LastUsedAt: f.now,
+					ExpiresAt: f.now.Add(time.Hour), CreatedAt: f.now, BrowserSessionID: &bs.ID}
+				err := f.s.CreateSession(f.ctx, sess)
+				if err == nil {
+					opened = append(opened, sess.ID)
+				} else if !errors.Is(err, models.ErrSessionInactive) {
+					t.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range opened {
+				if ok, _ := f.s.SessionActive(f.ctx, id, f.now); ok {
+					t.Fatalf("round %d: app session %s outlived the logout of its browser session", round, id)
+				}
+			}
+		}
+	})
+}

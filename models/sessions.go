@@ -31,12 +31,32 @@ var ErrSessionInactive = errors.New("session revoked or expired")
 // (RFC 8176), stored space-separated.
 func (s *Session) AMRValues() []string { return strings.Fields(s.AMR) }
 
-// CreateSession inserts a session.
+// CreateSession inserts a session. A session opened under a browser
+// session is inserted only while that browser session is live at
+// sess.CreatedAt (ErrSessionInactive otherwise), and its row is locked
+// first: a concurrent RevokeBrowserSession either sees the new session
+// and ends it, or ends the browser session before it is inserted.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	if sess.ID == "" {
 		sess.ID = NewID()
 	}
-	return mapErr(s.db.WithContext(ctx).Create(sess).Error, "create session")
+	if sess.BrowserSessionID == nil {
+		return mapErr(s.db.WithContext(ctx).Create(sess).Error, "create session")
+	}
+	return s.InTx(ctx, func(tx *Store) error {
+		// A no-op UPDATE takes the row lock on PostgreSQL the way
+		// RevokeBrowserSession's does; SQLite serialises writers anyway.
+		res := tx.db.Model(&BrowserSession{}).
+			Where("id = ? AND revoked_at IS NULL AND expires_at > ?", *sess.BrowserSessionID, sess.CreatedAt).
+			Update("last_used_at", gorm.Expr("last_used_at"))
+		if res.Error != nil {
+			return mapErr(res.Error, "lock browser session")
+		}
+		if res.RowsAffected != 1 {
+			return ErrSessionInactive
+		}
+		return mapErr(tx.db.Create(sess).Error, "create session")
+	})
 }
 
 // FindSession returns the session with the given id, revoked or not.

@@ -296,6 +296,9 @@ func (s *Service) resume(ctx context.Context, p *oauth.AuthorizeParams, bs *mode
 	}
 	issued, err := s.server.IssueCode(ctx, oauth.CodeRequest{Request: p, Provider: bs.Provider, Provisioned: res,
 		AMR: bs.AMRValues(), ACR: bs.ACR, AuthTime: bs.AuthTime, BrowserSessionID: bs.ID})
+	if errors.Is(err, models.ErrSessionInactive) {
+		return Outcome{}, false // ended by a logout running meanwhile
+	}
 	if err != nil {
 		return Outcome{Err: err}, true
 	}

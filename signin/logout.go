@@ -95,6 +95,13 @@ func (s *Service) Logout(ctx context.Context, r *http.Request, bearer string, me
 	if present && (cur == nil || cur.ID == res.BrowserSessionID) {
 		out.Cookies = []Cookie{s.clearSessionCookie()}
 	}
+	// This browser's own Gatehouse session ended: with upstream_logout,
+	// its upstream session ends too, on the way to the same destination.
+	if cur != nil && cur.ID == res.BrowserSessionID {
+		if target := s.upstreamLogout(ctx, cur, res.RedirectURL); target != "" {
+			out.Status, out.RedirectURL, out.SignedOut = http.StatusFound, target, false
+		}
+	}
 	return out
 }
 
