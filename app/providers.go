@@ -117,7 +117,9 @@ func addDemoClient(cfg *config.Config) {
 	demo := strings.TrimSuffix(cfg.Issuer, "/") + "/demo/"
 	cfg.File.Clients = append(cfg.File.Clients, config.Client{
 		ID: DemoClientID, Name: "Gatehouse demo", Public: true,
-		RedirectURIs: []string{demo}, PostLogoutRedirectURIs: []string{demo},
+		// /demo/silent.html receives the answers of the demo's silent renewal
+		// (prompt=none in a hidden iframe).
+		RedirectURIs: []string{demo, demo + "silent.html"}, PostLogoutRedirectURIs: []string{demo},
 		GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +25,11 @@ type landingProvider struct {
 	DisplayName, Type, Callback string
 }
 
+// demoSilentPage is the demo's silent-renewal redirect target: the one
+// page Gatehouse lets a page of its own origin frame (the demo's hidden
+// iframe); every other page may not be framed at all.
+const demoSilentPage = "/silent.html"
+
 // Register adds / and /demo/.
 func (h *Pages) Register(r *gin.Engine) {
 	r.GET("/", h.landing)
@@ -31,8 +37,24 @@ func (h *Pages) Register(r *gin.Engine) {
 		return
 	}
 	demo, _ := fs.Sub(web.Static(), "demo")
+	files := http.StripPrefix("/demo", http.FileServer(http.FS(demo)))
+	serve := func(c *gin.Context) {
+		if c.Param("filepath") == demoSilentPage {
+			frameableBySameOrigin(c.Writer.Header())
+		}
+		files.ServeHTTP(c.Writer, c.Request)
+	}
 	r.GET("/demo", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/demo/") })
-	r.StaticFS("/demo/", http.FS(demo))
+	r.GET("/demo/*filepath", serve)
+	r.HEAD("/demo/*filepath", serve)
+}
+
+// frameableBySameOrigin relaxes the security headers' framing rule to
+// pages of the same origin (X-Frame-Options SAMEORIGIN, CSP
+// frame-ancestors 'self'), keeping the rest of the policy.
+func frameableBySameOrigin(h http.Header) {
+	h.Set("X-Frame-Options", "SAMEORIGIN")
+	h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"), "frame-ancestors 'none'", "frame-ancestors 'self'", 1))
 }
 
 func (h *Pages) landing(c *gin.Context) {

@@ -1,7 +1,9 @@
 // Gatehouse demo: a complete single-page OpenID Connect client in plain
 // JavaScript. It signs in with the authorization code flow and PKCE
 // (RFC 7636), shows the tokens, calls /auth/me, refreshes, switches the
-// active organization and signs out with RP-initiated logout.
+// active organization, renews silently (prompt=none in a hidden iframe,
+// answered from Gatehouse's browser session with no sign-in form) and signs
+// out with RP-initiated logout.
 //
 // Copy it freely. Two choices to revisit in your own app:
 //  - Tokens live in sessionStorage so a reload keeps you signed in; an
@@ -40,6 +42,11 @@ function redirectURI() {
   return discovery.issuer.replace(/\/$/, "") + "/demo/";
 }
 
+function silentRedirectURI() {
+  // Also registered: the page that hands the hidden iframe's answer back.
+  return redirectURI() + "silent.html";
+}
+
 // tokenRequest posts an application/x-www-form-urlencoded request to the
 // token endpoint and returns the JSON answer, or throws the OAuth error.
 async function tokenRequest(params) {
@@ -76,24 +83,110 @@ function decodeJWT(jwt) {
 
 // --- The flow -----------------------------------------------------------
 
-async function signIn() {
-  const verifier = randomString();
-  const state = randomString();
-  const nonce = randomString();
-  // Remember what we need when Gatehouse sends the browser back.
-  store.setItem("pkce", JSON.stringify({ verifier, state, nonce }));
+// authorizationURL builds an authorization request with PKCE; extra
+// parameters (prompt, id_token_hint) are added to it.
+async function authorizationURL(redirect, { verifier, state, nonce }, extra = {}) {
   const url = new URL(discovery.authorization_endpoint);
   url.search = new URLSearchParams({
     response_type: "code",
     client_id: CLIENT_ID,
-    redirect_uri: redirectURI(),
+    redirect_uri: redirect,
     scope: "openid email profile",
     state,
     nonce,
     code_challenge: await s256(verifier),
     code_challenge_method: "S256",
+    ...extra,
   });
-  window.location.assign(url);
+  return url;
+}
+
+async function signIn() {
+  const saved = { verifier: randomString(), state: randomString(), nonce: randomString() };
+  // Remember what we need when Gatehouse sends the browser back.
+  store.setItem("pkce", JSON.stringify(saved));
+  window.location.assign(await authorizationURL(redirectURI(), saved));
+}
+
+// renewSilently asks for new tokens without showing anything: an
+// authorization request with prompt=none in a hidden iframe. Gatehouse
+// answers from its browser session (a cookie on its own site, so this
+// works for apps on the same site as Gatehouse; a cross-site app, whose
+// iframe gets no cookie once third-party cookies are blocked, renews with
+// its refresh token instead) by redirecting the iframe to silent.html with
+// a code, or with error=login_required when nobody is signed in. It never
+// shows a page there. Returns the tokens, or throws the OAuth error.
+async function renewSilently() {
+  const saved = { verifier: randomString(), state: randomString(), nonce: randomString() };
+  const extra = { prompt: "none" };
+  // Whom this app believes is signed in: another user's session answers login_required.
+  if (tokens()?.id_token) extra.id_token_hint = tokens().id_token;
+  const answer = await inHiddenIframe(await authorizationURL(silentRedirectURI(), saved, extra), 10000);
+  const params = new URL(answer).searchParams;
+  if (params.get("state") !== saved.state) throw new Error("The silent renewal's answer was not for this request.");
+  if (params.get("iss") && params.get("iss") !== discovery.issuer) {
+    throw new Error("The silent renewal's answer came from an unexpected issuer.");
+  }
+  if (params.get("error")) {
+    const err = new Error(params.get("error_description") || params.get("error"));
+    err.code = params.get("error");
+    throw err;
+  }
+  const t = await tokenRequest({
+    grant_type: "authorization_code",
+    code: params.get("code"),
+    redirect_uri: silentRedirectURI(),
+    code_verifier: saved.verifier,
+  });
+  if (decodeJWT(t.id_token).nonce !== saved.nonce) throw new Error("ID token nonce mismatch.");
+  saveTokens(t);
+  return t;
+}
+
+// inHiddenIframe loads url in an invisible iframe and resolves with the
+// URL that silent.html reports from inside it (same origin, that very
+// iframe), or rejects after timeout milliseconds.
+function inHiddenIframe(url, timeout) {
+  return new Promise((resolve, reject) => {
+    const frame = document.createElement("iframe");
+    frame.hidden = true;
+    frame.title = "silent renewal";
+    const finish = (fn, value) => {
+      window.removeEventListener("message", onMessage);
+      clearTimeout(timer);
+      frame.remove();
+      fn(value);
+    };
+    const onMessage = (e) => {
+      if (e.origin !== window.location.origin || e.source !== frame.contentWindow || e.data?.type !== "gatehouse-demo-silent") return;
+      finish(resolve, e.data.url);
+    };
+    const timer = setTimeout(() => finish(reject, new Error("Gatehouse did not answer the silent renewal in time.")), timeout);
+    window.addEventListener("message", onMessage);
+    frame.src = url;
+    document.body.append(frame);
+  });
+}
+
+async function renew() {
+  const before = tokens();
+  const out = $("renew-result");
+  out.classList.remove("error");
+  out.textContent = "Asking Gatehouse with prompt=none…";
+  try {
+    const t = await renewSilently();
+    const id = decodeJWT(t.id_token);
+    const when = new Date(id.auth_time * 1000).toLocaleTimeString();
+    out.textContent = (before ? "Renewed silently" : "Signed in silently") + " at " + new Date().toLocaleTimeString() +
+      ", with no sign-in form: new tokens for " + (id.email || id.sub) + " (signed in upstream at " + when + ").";
+    $("renew-count").textContent = String(Number($("renew-count").textContent) + 1);
+  } catch (err) {
+    out.classList.add("error");
+    out.textContent = err.code === "login_required"
+      ? "login_required: this browser has no Gatehouse session, so signing in needs the form."
+      : "Silent renewal failed: " + (err.code ? err.code + ": " : "") + err.message;
+  }
+  await render();
 }
 
 // handleCallback finishes sign-in when the URL carries ?code= or ?error=.
@@ -148,6 +241,7 @@ async function render() {
   const t = tokens();
   const signedIn = Boolean(t);
   $("signin").hidden = signedIn;
+  $("renew").hidden = $("silent").hidden = false;
   $("refresh").hidden = $("signout").hidden = $("signed-in").hidden = !signedIn;
   if (!signedIn) {
     $("org-picker").hidden = true;
@@ -187,6 +281,7 @@ async function main() {
   }
   $("signin").addEventListener("click", () => signIn().catch(showError));
   $("refresh").addEventListener("click", () => refresh().catch(showError));
+  $("renew").addEventListener("click", () => renew().catch(showError));
   $("signout").addEventListener("click", signOut);
   $("org").addEventListener("change", (e) => refresh(e.target.value).catch(showError));
 
