@@ -130,6 +130,10 @@ type Store interface {
 	ListUserSessionsPage(ctx context.Context, userID string, p models.Page) ([]models.Session, error)
 	RevokeSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	RevokeUserSessions(ctx context.Context, userID, reason string, now time.Time) (int64, error)
+
+	FindBrowserSession(ctx context.Context, id string) (*models.BrowserSession, error)
+	ListUserBrowserSessionsPage(ctx context.Context, userID string, p models.Page) ([]models.BrowserSession, error)
+	RevokeBrowserSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 	RevokeUserBrowserSessions(ctx context.Context, userID, reason string, now time.Time) (int64, error)
 
 	ListInvitationsPage(ctx context.Context, orgID string, p models.Page) ([]models.Invitation, error)
@@ -174,6 +178,9 @@ type Service struct {
 	store Store
 	prov  Provisioner
 	now   func() time.Time
+	// browserIdleTTL is GATEHOUSE_SSO_IDLE_TTL, for whether a browser
+	// session is active (0: idle expiry not judged).
+	browserIdleTTL time.Duration
 }
 
 // New returns the service; now nil means time.Now in UTC.

@@ -65,10 +65,11 @@ func (s *Service) GetUser(ctx context.Context, a Actor, userID string) (UserDeta
 	return out, err
 }
 
-// SetUserDisabled disables a user, which also revokes every session of
-// theirs at once (refresh tokens stop working; Gatehouse's introspection
-// and admin API refuse their access tokens; backends that verify locally
-// accept those until they expire), or enables them again. Nobody
+// SetUserDisabled disables a user, which also ends every session of
+// theirs, browser sessions too, at once (refresh tokens stop working;
+// Gatehouse's introspection and admin API refuse their access tokens;
+// backends that verify locally accept those until they expire), or
+// enables them again. Nobody
 // disables themselves, nor an administrator above their own level.
 func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, disabled bool) (User, error) {
 	if disabled && userID == a.UserID {
@@ -190,8 +191,9 @@ func (s *Service) RevokeSession(ctx context.Context, a Actor, userID, sessionID 
 	})
 }
 
-// RevokeAllSessions signs a user out everywhere and returns how many
-// sessions that ended, under the rules of RevokeSession.
+// RevokeAllSessions signs a user out everywhere (every app session and
+// browser session) and returns how many app sessions that ended, under
+// the rules of RevokeSession.
 func (s *Service) RevokeAllSessions(ctx context.Context, a Actor, userID string) (int64, error) {
 	var n int64
 	err := s.store.InTx(ctx, func(tx Store) error {
@@ -205,7 +207,11 @@ func (s *Service) RevokeAllSessions(ctx context.Context, a Actor, userID string)
 		if n, err = tx.RevokeUserSessions(ctx, userID, revokeReasonByAdmin, s.now()); err != nil {
 			return err
 		}
-		return audit(ctx, tx, a, AuditSessionsRevoked, "", userID, map[string]any{"sessions_revoked": n})
+		b, err := tx.RevokeUserBrowserSessions(ctx, userID, revokeReasonByAdmin, s.now())
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, AuditSessionsRevoked, "", userID, map[string]any{"sessions_revoked": n, "browser_sessions_revoked": b})
 	})
 	return n, err
 }

@@ -15,7 +15,7 @@ import (
 type staleFixture struct {
 	org, orgSlug, role, spareRole, invitation, key string
 	member, newcomer                               string // user ids
-	user, identity, session                        string
+	user, identity, session, browserSession        string
 }
 
 // adminRoute is one mutating admin route: the permission it requires,
@@ -78,6 +78,8 @@ func mutatingAdminRoutes() []adminRoute {
 			func(f staleFixture) string { return users(f) + "/enable" }, none, 200},
 		{"DELETE", "/api/v1/admin/users/:user_id/identities/:identity_id", "admin:users-write",
 			func(f staleFixture) string { return users(f) + "/identities/" + f.identity }, none, 204},
+		{"DELETE", "/api/v1/admin/users/:user_id/browser-sessions/:browser_session_id", "admin:sessions-write",
+			func(f staleFixture) string { return users(f) + "/browser-sessions/" + f.browserSession }, none, 204},
 		{"DELETE", "/api/v1/admin/users/:user_id/sessions/:session_id", "admin:sessions-write",
 			func(f staleFixture) string { return users(f) + "/sessions/" + f.session }, none, 204},
 		{"DELETE", "/api/v1/admin/users/:user_id/sessions", "admin:sessions-write",
@@ -235,6 +237,7 @@ func (w *world) staleFixture(slug string) staleFixture {
 			f.session = s.ID
 		}
 	}
+	f.browserSession = w.browserSession(f.user)
 	if f.identity == "" || f.session == "" {
 		w.t.Fatalf("fixture user: identities %+v, sessions %+v", detail.Identities, sessions.Items)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-id/gatehouse/admin"
+	"github.com/gatehouse-id/gatehouse/backchannel"
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/handlers"
@@ -58,6 +59,9 @@ type App struct {
 	// runs the admin API.
 	APIKeys *tokens.APIKeyService
 	Admin   *admin.Service
+	// Backchannel delivers back-channel logouts from the outbox; Serve
+	// runs it.
+	Backchannel *backchannel.Dispatcher
 
 	migrator  *migrations.Migrator
 	providers []providers.Provider
@@ -245,6 +249,7 @@ func (a *App) build(ctx context.Context) error {
 	a.Provisioning = NewProvisioner(cfg, a.Store)
 	a.APIKeys = tokens.NewAPIKeyService(a.Store, nowUTC)
 	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
+	a.Admin.SetBrowserSessionIdleTTL(cfg.SSOIdleTTL)
 	provSet := providers.NewSet(provs)
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
@@ -260,6 +265,7 @@ func (a *App) build(ctx context.Context) error {
 		Server:    a.OAuth, Provisioner: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: signin.Hooks{Login: func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() }},
 	})
+	a.Backchannel = NewBackchannel(cfg, a.Store, keys, a.Metrics, a.Log)
 	pages, err := web.Load()
 	if err != nil {
 		return err
@@ -338,6 +344,32 @@ func NewProvisioner(cfg *config.Config, store *models.Store) *provisioning.Servi
 	})
 }
 
+// NewBackchannel builds the back-channel logout dispatcher: the clients
+// with a backchannel_logout_uri, logout tokens signed with keys, outcomes
+// as metrics. tweak, when given, changes the options before it is built
+// (tests shorten waits).
+func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyManager, m *handlers.Metrics, log *slog.Logger,
+	tweak ...func(*backchannel.Options)) *backchannel.Dispatcher {
+	endpoints := map[string]string{}
+	for _, c := range cfg.File.Clients {
+		if c.BackchannelLogoutURI != "" {
+			endpoints[c.ID] = c.BackchannelLogoutURI
+		}
+	}
+	opts := backchannel.Options{
+		Store: store, Signer: keys, Issuer: cfg.Issuer, Endpoints: endpoints, Log: log, Now: nowUTC,
+		Timeout: cfg.BackchannelLogoutTimeout, GiveUpAfter: cfg.BackchannelLogoutGiveUp,
+		Hooks: backchannel.Hooks{
+			Outcome: func(client, outcome string) { m.BackchannelLogouts.WithLabelValues(client, outcome).Inc() },
+			Pending: func(n int64) { m.BackchannelPending.Set(float64(n)) },
+		},
+	}
+	for _, t := range tweak {
+		t(&opts)
+	}
+	return backchannel.New(opts)
+}
+
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
@@ -391,6 +423,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	maintCtx, stopMaint := context.WithCancel(context.Background())
 	defer stopMaint()
 	go a.maintain(maintCtx)
+	// The dispatcher stops with the listeners; Serve returns only once
+	// its deliveries in flight are done, before Close closes the database.
+	backchannelDone := make(chan struct{})
+	go func() { a.Backchannel.Run(maintCtx); close(backchannelDone) }()
+	defer func() { stopMaint(); <-backchannelDone }()
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
 	a.banner()
 	var failed error

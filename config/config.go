@@ -82,6 +82,13 @@ type Config struct {
 	// after the key is disabled or deleted.
 	APIKeyTokenTTL time.Duration
 
+	// BackchannelLogoutTimeout bounds one POST of a logout token to a
+	// client's backchannel_logout_uri; BackchannelLogoutGiveUp is how long
+	// after the session ended Gatehouse stops retrying a client that does
+	// not answer (docs/oidc-provider.md, "Back-channel logout").
+	BackchannelLogoutTimeout time.Duration
+	BackchannelLogoutGiveUp  time.Duration
+
 	// RedisURL, when set, keeps rate limits in Redis, shared by every
 	// replica; empty keeps them in each replica's memory.
 	RedisURL string
@@ -294,6 +301,9 @@ func (r *reader) read() *Config {
 		RedisKeyPrefix:     r.str("GATEHOUSE_REDIS_KEY_PREFIX", "gatehouse:"),
 		MaxBodyBytes:       int64(r.integer("GATEHOUSE_MAX_BODY_BYTES", 1<<20, 1024)),
 		ShutdownTimeout:    r.duration("GATEHOUSE_SHUTDOWN_TIMEOUT", 20*time.Second),
+
+		BackchannelLogoutTimeout: r.duration("GATEHOUSE_BACKCHANNEL_LOGOUT_TIMEOUT", 5*time.Second),
+		BackchannelLogoutGiveUp:  r.duration("GATEHOUSE_BACKCHANNEL_LOGOUT_GIVE_UP", 24*time.Hour),
 	}
 	// Without GATEHOUSE_ISSUER, the issuer follows the listen port, so
 	// GATEHOUSE_ADDR=:9000 alone gives http://localhost:9000.

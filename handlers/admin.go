@@ -71,6 +71,8 @@ func (h *Admin) Register(r *gin.Engine) {
 	api.GET("/users/:user_id/sessions", instance("sessions-read"), h.listSessions)
 	api.DELETE("/users/:user_id/sessions", instance("sessions-write"), h.revokeAllSessions)
 	api.DELETE("/users/:user_id/sessions/:session_id", instance("sessions-write"), h.revokeSession)
+	api.GET("/users/:user_id/browser-sessions", instance("sessions-read"), h.listBrowserSessions)
+	api.DELETE("/users/:user_id/browser-sessions/:browser_session_id", instance("sessions-write"), h.revokeBrowserSession)
 
 	// The one deliberate exception (see admin.OrgRoute): with ?org_id=
 	// naming the token's own organization, an organization's admin reads
@@ -324,6 +326,16 @@ func (h *Admin) listSessions(c *gin.Context) {
 
 func (h *Admin) revokeSession(c *gin.Context) {
 	err := h.Svc.RevokeSession(c.Request.Context(), actor(c), c.Param("user_id"), c.Param("session_id"))
+	h.answer(c, http.StatusNoContent, nil, err)
+}
+
+func (h *Admin) listBrowserSessions(c *gin.Context) {
+	out, err := h.Svc.ListBrowserSessions(c.Request.Context(), actor(c), c.Param("user_id"), pageOf(c))
+	h.answer(c, http.StatusOK, out, err)
+}
+
+func (h *Admin) revokeBrowserSession(c *gin.Context) {
+	err := h.Svc.RevokeBrowserSession(c.Request.Context(), actor(c), c.Param("user_id"), c.Param("browser_session_id"))
 	h.answer(c, http.StatusNoContent, nil, err)
 }
 

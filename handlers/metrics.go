@@ -27,6 +27,11 @@ type Metrics struct {
 	// RateLimitFailOpen counts requests let through because the rate-limit
 	// store (Redis) could not decide.
 	RateLimitFailOpen prometheus.Counter
+	// BackchannelLogouts counts back-channel logout attempts by client and
+	// outcome (delivered, failed, gave_up); BackchannelPending is how many
+	// wait in the outbox.
+	BackchannelLogouts *prometheus.CounterVec
+	BackchannelPending prometheus.Gauge
 }
 
 // NewMetrics registers the collectors, with Go runtime and process metrics.
@@ -54,8 +59,15 @@ func NewMetrics() *Metrics {
 		RateLimitFailOpen: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_rate_limit_fail_open_total", Help: "Requests let through without a rate-limit decision because the shared store (Redis) did not answer.",
 		}),
+		BackchannelLogouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_backchannel_logout_total", Help: "Back-channel logout deliveries by client and outcome (delivered, failed: retried later, gave_up).",
+		}, []string{"client", "outcome"}),
+		BackchannelPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_backchannel_logout_pending", Help: "Back-channel logouts waiting in the outbox (all replicas), as last counted.",
+		}),
 	}
 	reg.MustRegister(m.requestDuration, m.Logins, m.TokensIssued, m.RefreshReuse, m.JWKSFetches, m.RateLimitFailOpen,
+		m.BackchannelLogouts, m.BackchannelPending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

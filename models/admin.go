@@ -278,6 +278,15 @@ func (s *Store) ListUserSessionsPage(ctx context.Context, userID string, p Page)
 	return out, mapErr(err, "list sessions")
 }
 
+// ListUserBrowserSessionsPage returns a page of a user's browser sessions
+// (single sign-on), newest first when p.Desc; revoked and expired ones
+// too, until pruned.
+func (s *Store) ListUserBrowserSessionsPage(ctx context.Context, userID string, p Page) ([]BrowserSession, error) {
+	var out []BrowserSession
+	err := keyset(s.db.WithContext(ctx).Model(&BrowserSession{}).Where("user_id = ?", userID), "created_at", "id", p).Find(&out).Error
+	return out, mapErr(err, "list browser sessions")
+}
+
 // ListInvitationsPage returns a page of an organization's invitations.
 func (s *Store) ListInvitationsPage(ctx context.Context, orgID string, p Page) ([]Invitation, error) {
 	var out []Invitation

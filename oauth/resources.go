@@ -409,5 +409,9 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 		// consent is accepted (as login: Gatehouse has no consent
 		// screen) but not advertised, since it is not honoured as such.
 		"prompt_values_supported": []string{"none", "login", "select_account"},
+		// OpenID Connect Back-Channel Logout 1.0 (package backchannel):
+		// logout tokens carry sid, as ID tokens do.
+		"backchannel_logout_supported":         true,
+		"backchannel_logout_session_supported": true,
 	}
 }

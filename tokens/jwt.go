@@ -20,6 +20,10 @@ import (
 const (
 	TypAccessToken = "at+jwt" // RFC 9068 access tokens
 	TypIDToken     = "JWT"    // OpenID Connect ID tokens
+	// TypLogoutToken marks OpenID Connect Back-Channel Logout tokens
+	// (package backchannel); neither VerifyAccessToken nor
+	// VerifyIDTokenHint accepts it.
+	TypLogoutToken = "logout+jwt"
 )
 
 // jwtClockSkew is the leeway for exp, nbf and iat between machines.
@@ -80,8 +84,8 @@ var (
 func jwtInvalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
 
 // Sign serializes claims to JSON and signs them with the active key,
-// setting the kid header and the given typ (TypAccessToken or TypIDToken;
-// it must not be empty). It fails when no key is active.
+// setting the kid header and the given typ (TypAccessToken, TypIDToken or
+// TypLogoutToken; it must not be empty). It fails when no key is active.
 func (m *KeyManager) Sign(claims any, typ string) (string, error) {
 	e, err := m.activeKey()
 	if err != nil {
