@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -253,7 +254,7 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "the client asked for a new sign-in"
 	case p.HasPrompt("select_account"):
 		return "the client asked to choose an account"
-	case p.MaxAge != nil && (*p.MaxAge == 0 || s.now().Sub(bs.AuthTime) > time.Duration(*p.MaxAge)*time.Second):
+	case p.MaxAge != nil && (*p.MaxAge == 0 || s.now().Sub(bs.AuthTime) > maxAgeDuration(*p.MaxAge)):
 		return "the sign-in is older than max_age"
 	case bs.IdentityID == nil:
 		return "the identity of the sign-in session was unlinked"
@@ -265,6 +266,17 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "id_token_hint names another user"
 	}
 	return ""
+}
+
+// maxAgeDuration is max_age seconds as a duration. ParseAuthorize accepts
+// up to ten digits, more than a time.Duration holds: a longer max_age is
+// the longest duration, so it is never exceeded (instead of overflowing
+// into a negative one that every sign-in exceeds).
+func maxAgeDuration(seconds int) time.Duration {
+	if seconds > int(math.MaxInt64/int64(time.Second)) {
+		return math.MaxInt64
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 func providerOf(bs *models.BrowserSession) string {

@@ -208,6 +208,8 @@ func TestSingleSignOn(t *testing.T) {
 			{"no provider named", authorize("app", ""), true},
 			{"its provider named", authorize("app", "dev"), true},
 			{"max_age not exceeded", with(authorize("app", ""), "max_age", "3600"), true},
+			{"max_age of ten digits, beyond a time.Duration", with(authorize("app", ""), "max_age", "9999999999", "prompt", "none"), true},
+			{"max_age one second beyond a time.Duration", with(authorize("app", ""), "max_age", "9223372037", "prompt", "none"), true},
 			{"prompt=none", with(authorize("app", ""), "prompt", "none"), true},
 			{"prompt=login", with(authorize("app", ""), "prompt", "login"), false},
 			{"prompt=consent is a new sign-in", with(authorize("app", ""), "prompt", "consent"), false},
