@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -355,6 +356,9 @@ func (s *Service) FindUserRef(ctx context.Context, ref string) (User, error) {
 	ref = strings.TrimSpace(ref)
 	if !strings.Contains(ref, "@") {
 		u, err := s.store.FindUser(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			return User{}, fmt.Errorf("no user has the id %q: %w", ref, ErrNotFound)
+		}
 		if err != nil {
 			return User{}, err
 		}
