@@ -66,6 +66,8 @@ type ssoSettings struct {
 	origin string
 	// upstreamKey seals what an upstream logout needs, at rest.
 	upstreamKey []byte
+	// returnKey seals the state of an upstream logout's round trip.
+	returnKey []byte
 }
 
 // newSSOSettings derives the cookie from the issuer: host-only always;
@@ -74,7 +76,8 @@ type ssoSettings struct {
 // on plain http, no prefix.
 func newSSOSettings(opts Options) ssoSettings {
 	st := ssoSettings{cookieName: SessionCookieBase, cookiePath: "/", idleTTL: opts.SSOIdleTTL, absTTL: opts.SSOAbsoluteTTL,
-		upstreamKey: tokens.DeriveKey(opts.SecretKey, "upstream-logout")}
+		upstreamKey: tokens.DeriveKey(opts.SecretKey, "upstream-logout"),
+		returnKey:   tokens.DeriveKey(opts.SecretKey, "upstream-logout-return")}
 	if st.idleTTL <= 0 {
 		st.idleTTL = defaultSSOIdleTTL
 	}
@@ -258,6 +261,11 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "the sign-in is older than max_age"
 	case bs.IdentityID == nil:
 		return "the identity of the sign-in session was unlinked"
+	case p.Organization != "" && s.upstreamChecksOrganization(bs.Provider):
+		// The upstream checks the organization named at sign-in (Auth0's
+		// organization, org_id): a session opened for one must not
+		// answer a request naming another without that check.
+		return "the client named an organization the upstream must check"
 	case p.Provider != "" && p.Provider != bs.Provider:
 		return "the client asked for another provider"
 	case !configured || client == nil || !client.AllowsProvider(bs.Provider):
@@ -266,6 +274,13 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "id_token_hint names another user"
 	}
 	return ""
+}
+
+// upstreamChecksOrganization reports whether provider name's kind binds a
+// sign-in to the organization the request names (auth0).
+func (s *Service) upstreamChecksOrganization(name string) bool {
+	prov, ok := s.providers.Get(name)
+	return ok && prov.Type() == "auth0"
 }
 
 // maxAgeDuration is max_age seconds as a duration. ParseAuthorize accepts
