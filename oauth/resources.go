@@ -324,6 +324,8 @@ type LogoutResult struct {
 	// BrowserSessionID is the browser session the logout ended (or found
 	// ended already); empty when it ended none.
 	BrowserSessionID string
+	// UserID is the user the hint (or bearer token) names; empty without one.
+	UserID string
 }
 
 // RevokeReasonLogout is the revoke reason of sessions and browser
@@ -366,7 +368,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 	}
 	// The redirect is checked before the session is touched, like
 	// everything above: a refused request ends nothing.
-	res := &LogoutResult{}
+	res := &LogoutResult{UserID: userID}
 	if req.PostLogoutRedirectURI != "" {
 		client, ok := s.clients[clientID]
 		if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {

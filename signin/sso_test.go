@@ -91,13 +91,13 @@ func (f *fixture) sessionOfCode(t *testing.T, out Outcome) *models.Session {
 	return s
 }
 
-func opaqueHashForTest(code string) string { return sessionTokenHash(code) }
+func opaqueHashForTest(code string) string { return stateHash(code) }
 
 // browserSessionOf returns the stored browser session of cookie c.
 func (f *fixture) browserSessionOf(t *testing.T, c Cookie) *models.BrowserSession {
 	t.Helper()
 	var b models.BrowserSession
-	if err := f.store.Gorm().Where("token_hash = ?", sessionTokenHash(c.Value)).Take(&b).Error; err != nil {
+	if err := f.store.Gorm().Where("token_hash = ?", stateHash(c.Value)).Take(&b).Error; err != nil {
 		t.Fatalf("browser session of cookie: %v", err)
 	}
 	return &b
@@ -208,6 +208,8 @@ func TestSingleSignOn(t *testing.T) {
 			{"no provider named", authorize("app", ""), true},
 			{"its provider named", authorize("app", "dev"), true},
 			{"max_age not exceeded", with(authorize("app", ""), "max_age", "3600"), true},
+			{"max_age of ten digits, beyond a time.Duration", with(authorize("app", ""), "max_age", "9999999999", "prompt", "none"), true},
+			{"max_age one second beyond a time.Duration", with(authorize("app", ""), "max_age", "9223372037", "prompt", "none"), true},
 			{"prompt=none", with(authorize("app", ""), "prompt", "none"), true},
 			{"prompt=login", with(authorize("app", ""), "prompt", "login"), false},
 			{"prompt=consent is a new sign-in", with(authorize("app", ""), "prompt", "consent"), false},
