@@ -285,3 +285,59 @@ func mustURL(t *testing.T, raw string) *url.URL {
 	}
 	return u
 }
+
+// TestLogoutEndsThisBrowsersNewerSession: an app whose session was opened
+// under an earlier browser session (which then went idle) logs out; the
+// browser's current session of the same person ends too, so the next
+// person at this browser gets no single sign-on. Another person's
+// session in the browser is left alone.
+func TestLogoutEndsThisBrowsersNewerSession(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{YAML: ssoYAML})
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := func(id, redirect string) ssoClient {
+		return ssoClient{conf: &oauth2.Config{ClientID: id, Endpoint: provider.Endpoint(), RedirectURL: redirect,
+			Scopes: []string{oidc.ScopeOpenID, "email"}}, verifier: provider.Verifier(&oidc.Config{ClientID: id})}
+	}
+	one, two := app("spa", "http://127.0.0.1:9/callback"), app("spa2", "http://127.0.0.1:9/two")
+	b := newBrowser(t)
+	u, v := one.authorize("s1", "provider", "dev")
+	first := one.redeem(t, b.signIn(u, "ada@example.com"), v)
+	// The first browser session goes idle: the next sign-in opens another.
+	if err := s.DB.Exec("UPDATE browser_sessions SET last_used_at = ?", time.Now().UTC().Add(-13*time.Hour)).Error; err != nil {
+		t.Fatal(err)
+	}
+	u, v = two.authorize("s2", "provider", "dev")
+	two.redeem(t, b.signIn(u, "ada@example.com"), v)
+	var live int64
+	s.DB.Raw("SELECT COUNT(*) FROM browser_sessions WHERE revoked_at IS NULL").Scan(&live)
+	if live != 2 {
+		t.Fatalf("live browser sessions = %d, want 2", live)
+	}
+	resp, body := b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {first.rawID}}.Encode())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("logout = %d %s", resp.StatusCode, body)
+	}
+	s.DB.Raw("SELECT COUNT(*) FROM browser_sessions WHERE revoked_at IS NULL").Scan(&live)
+	if live != 0 {
+		t.Fatalf("live browser sessions after the logout = %d", live)
+	}
+	target, _ := two.silent(t, b)
+	checkError(t, s, target, "login_required")
+
+	// client_only without a hint names no app session: refused, nothing ends.
+	u, v = two.authorize("s3", "provider", "dev")
+	two.redeem(t, b.signIn(u, "bob@example.com"), v)
+	resp, _ = b.get(s.URL + "/auth/logout?client_only=true")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("client_only without a hint = %d", resp.StatusCode)
+	}
+	// Ada's old hint does not end Bob's session in this browser.
+	b.get(s.URL + "/auth/logout?" + url.Values{"id_token_hint": {first.rawID}}.Encode())
+	if target, _ := two.silent(t, b); target.Query().Get("code") == "" {
+		t.Fatalf("another person's hint ended this browser's session: %s", target)
+	}
+}

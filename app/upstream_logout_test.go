@@ -97,3 +97,34 @@ providers:
 		})
 	}
 }
+
+// TestSingleSignOnKeepsAuth0OrganizationCheck: a browser session opened
+// through an Auth0 organization answers requests naming no organization,
+// but one naming an organization goes back upstream, where Auth0 checks
+// it (a session of org A must not answer for org B).
+func TestSingleSignOnKeepsAuth0OrganizationCheck(t *testing.T) {
+	s, up := startUpstreamServer(t, false, nil)
+	_, conf := spaOIDC(t, s.URL)
+	b := newBrowser(t)
+	login := func(org string) string {
+		opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("provider", "tenant-a")}
+		if org != "" {
+			opts = append(opts, oauth2.SetAuthURLParam("organization", org))
+		}
+		return conf.AuthCodeURL("st", opts...)
+	}
+	if target := b.followToClient(login("org_a")); target.Query().Get("code") == "" {
+		t.Fatalf("first sign-in = %s", target)
+	}
+	before := up.tenantA.LastAuthorize()
+	resp, _ := b.get(login(""))
+	if loc, _ := resp.Location(); loc == nil || loc.Host != "127.0.0.1:9" || loc.Query().Get("code") == "" {
+		t.Fatalf("no organization named: want a code from the browser session, got %d %v", resp.StatusCode, loc)
+	}
+	resp, _ = b.get(login("org_b"))
+	loc, _ := resp.Location()
+	if loc == nil || !strings.HasPrefix(loc.String(), up.tenantA.URL) || loc.Query().Get("organization") != "org_b" {
+		t.Fatalf("another organization: want the upstream, got %d %v", resp.StatusCode, loc)
+	}
+	_ = before
+}

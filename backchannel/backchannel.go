@@ -408,6 +408,9 @@ func (d *Dispatcher) record(ctx context.Context, row models.LogoutDelivery, outc
 	if row.UserID != "" {
 		e.SubjectUserID = &row.UserID
 	}
+	if row.AuditSubject != "" {
+		e.SubjectUserID = &row.AuditSubject
+	}
 	if err := d.opts.Store.RecordAudit(ctx, e, details); err != nil {
 		d.opts.Log.ErrorContext(ctx, "audit event not recorded", slog.String("type", typ), slog.String("error", err.Error()))
 	}

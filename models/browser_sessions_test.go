@@ -156,6 +156,15 @@ func TestEndingSessionsQueuesLogouts(t *testing.T) {
 		if q := f.queued(t, db); !slices.Equal(q, []string{"app-a:logout", "app-b:logout", "app-c:refresh_token_reuse"}) {
 			t.Fatalf("queued after more ends = %v", q)
 		}
+		// A session past its expiry was over for its client: revoking it
+		// later (signing a user out everywhere) tells nobody.
+		expired := f.appSession(t, "app-d", nil)
+		if _, err := f.s.RevokeSession(f.ctx, expired.ID, "admin", f.now.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if q := f.queued(t, db); len(q) != 3 {
+			t.Fatalf("an expired session's revocation was queued: %v", q)
+		}
 		if _, err := f.s.RevokeBrowserSession(f.ctx, "no-such-session", "logout", f.now); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown browser session: %v", err)
 		}

@@ -163,6 +163,38 @@ func TestSAMLResponses(t *testing.T) {
 				t.Fatalf("groups %v, amr %v", id.Groups, id.AMR)
 			}
 		}},
+		{name: "no username attribute, no username", opts: signedA, check: func(t *testing.T, id *Identity) {
+			if id.Username != "" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
+		{name: "username from uid", opts: with(signedA, func(o *samltest.Options) { o.User.UserName = "ada.l" }),
+			check: func(t *testing.T, id *Identity) {
+				if id.Username != "ada.l" {
+					t.Fatalf("username = %q", id.Username)
+				}
+			}},
+		{name: "username attribute preferred over uid", opts: with(signedA, func(o *samltest.Options) {
+			o.User.UserName = "ada.l"
+			o.User.CustomAttributes = []saml.Attribute{{Name: "username", Values: []saml.AttributeValue{{Value: "alovelace"}}}}
+		}), check: func(t *testing.T, id *Identity) {
+			if id.Username != "alovelace" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
+		{name: "username attribute configured", settings: mapSettings{"attributes": map[string]any{"username": "mail"}},
+			opts: signedA, check: func(t *testing.T, id *Identity) {
+				if id.Username != "Ada@Example.com" {
+					t.Fatalf("username = %q", id.Username)
+				}
+			}},
+		{name: "oversized username dropped, not cut", opts: with(signedA, func(o *samltest.Options) {
+			o.User.UserName = strings.Repeat("a", MaxUsernameLen+1)
+		}), check: func(t *testing.T, id *Identity) {
+			if id.Username != "" || id.Subject != "ada-0001" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
 		{name: "signed response only", opts: signedR},
 		{name: "both signed", opts: both},
 		{name: "encrypted assertion, signed inside", opts: with(signedA, func(o *samltest.Options) { o.Encrypt = true })},

@@ -2,9 +2,7 @@ package signin
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -66,6 +64,8 @@ type ssoSettings struct {
 	origin string
 	// upstreamKey seals what an upstream logout needs, at rest.
 	upstreamKey []byte
+	// returnKey seals the state of an upstream logout's round trip.
+	returnKey []byte
 }
 
 // newSSOSettings derives the cookie from the issuer: host-only always;
@@ -74,7 +74,8 @@ type ssoSettings struct {
 // on plain http, no prefix.
 func newSSOSettings(opts Options) ssoSettings {
 	st := ssoSettings{cookieName: SessionCookieBase, cookiePath: "/", idleTTL: opts.SSOIdleTTL, absTTL: opts.SSOAbsoluteTTL,
-		upstreamKey: tokens.DeriveKey(opts.SecretKey, "upstream-logout")}
+		upstreamKey: tokens.DeriveKey(opts.SecretKey, "upstream-logout"),
+		returnKey:   tokens.DeriveKey(opts.SecretKey, "upstream-logout-return")}
 	if st.idleTTL <= 0 {
 		st.idleTTL = defaultSSOIdleTTL
 	}
@@ -105,12 +106,6 @@ func (s *Service) SessionCookieName() string { return s.sso.cookieName }
 // sessionTokenLen is the length of a session token: 32 bytes, base64url.
 var sessionTokenLen = base64.RawURLEncoding.EncodedLen(32)
 
-// sessionTokenHash is what browser_sessions.token_hash stores of a token.
-func sessionTokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 // liveSession returns the live browser session r's cookie names (nil
 // when there is none: no cookie, a malformed, unknown, ended or expired
 // one, or its user disabled), and whether r carried a cookie at all. Only
@@ -127,7 +122,7 @@ func (s *Service) liveSession(ctx context.Context, r *http.Request) (*models.Bro
 		return nil, true, nil
 	}
 	now := s.now()
-	bs, err := s.store.LiveBrowserSession(ctx, sessionTokenHash(c.Value), now, now.Add(-s.sso.idleTTL))
+	bs, err := s.store.LiveBrowserSession(ctx, stateHash(c.Value), now, now.Add(-s.sso.idleTTL))
 	if errors.Is(err, models.ErrNotFound) {
 		return nil, true, nil
 	}
@@ -173,7 +168,7 @@ func (s *Service) startBrowserSession(ctx context.Context, r *http.Request, res 
 	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
 		authTime = id.AuthTime.UTC().Truncate(time.Microsecond)
 	}
-	b := &models.BrowserSession{TokenHash: sessionTokenHash(token), UserID: res.User.ID, Provider: provider, AuthTime: authTime,
+	b := &models.BrowserSession{TokenHash: stateHash(token), UserID: res.User.ID, Provider: provider, AuthTime: authTime,
 		AMR: strings.Join(amr, " "), ACR: truncate(id.ACR, 256), IP: meta.IP, UserAgent: truncate(r.UserAgent(), 256),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.sso.absTTL)}
 	if res.IdentityID != "" {
@@ -258,6 +253,11 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "the sign-in is older than max_age"
 	case bs.IdentityID == nil:
 		return "the identity of the sign-in session was unlinked"
+	case p.Organization != "" && s.upstreamChecksOrganization(bs.Provider):
+		// The upstream checks the organization named at sign-in (Auth0's
+		// organization, org_id): a session opened for one must not
+		// answer a request naming another without that check.
+		return "the client named an organization the upstream must check"
 	case p.Provider != "" && p.Provider != bs.Provider:
 		return "the client asked for another provider"
 	case !configured || client == nil || !client.AllowsProvider(bs.Provider):
@@ -266,6 +266,13 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "id_token_hint names another user"
 	}
 	return ""
+}
+
+// upstreamChecksOrganization reports whether provider name's kind binds a
+// sign-in to the organization the request names (auth0).
+func (s *Service) upstreamChecksOrganization(name string) bool {
+	prov, ok := s.providers.Get(name)
+	return ok && prov.Type() == "auth0"
 }
 
 // maxAgeDuration is max_age seconds as a duration. ParseAuthorize accepts
@@ -305,6 +312,11 @@ func (s *Service) resume(ctx context.Context, p *oauth.AuthorizeParams, bs *mode
 	}
 	if !touched {
 		return Outcome{}, false
+	}
+	// The app session comes through the browser session's identity
+	// (mustSignIn refused a browser session whose identity is gone).
+	if bs.IdentityID != nil {
+		res.IdentityID = *bs.IdentityID
 	}
 	issued, err := s.server.IssueCode(ctx, oauth.CodeRequest{Request: p, Provider: bs.Provider, Provisioned: res,
 		AMR: bs.AMRValues(), ACR: bs.ACR, AuthTime: bs.AuthTime, BrowserSessionID: bs.ID})

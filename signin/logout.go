@@ -62,6 +62,13 @@ func (s *Service) Logout(ctx context.Context, r *http.Request, bearer string, me
 		return Outcome{Err: fault.Explain(fault.InvalidRequest, "client_only must be true or false.",
 			fmt.Errorf("client_only=%q", truncate(v, 16)))}
 	}
+	hinted := req.IDTokenHint != "" || req.Bearer != ""
+	if req.ClientOnly && !hinted {
+		// Without a hint no client session is named: ending "only the
+		// client's" would silently end everything.
+		return Outcome{Err: fault.Explain(fault.InvalidRequest, "client_only=true needs an id_token_hint.",
+			errors.New("client_only without id_token_hint"))}
+	}
 	cur, present, err := s.liveSession(ctx, r)
 	if err != nil {
 		return Outcome{Err: err}
@@ -70,7 +77,17 @@ func (s *Service) Logout(ctx context.Context, r *http.Request, bearer string, me
 	if err != nil {
 		return Outcome{Err: err}
 	}
-	hinted := req.IDTokenHint != "" || req.Bearer != ""
+	if hinted && !req.ClientOnly && cur != nil && res.UserID == cur.UserID && cur.ID != res.BrowserSessionID {
+		// The hint's app session was opened under an older browser
+		// session; this browser's own, of the same person, ends too: a
+		// logout must not leave the browser signed in.
+		if _, err := s.store.RevokeBrowserSession(ctx, cur.ID, oauth.RevokeReasonLogout, s.now()); err != nil && !errors.Is(err, models.ErrNotFound) {
+			return Outcome{Err: err}
+		}
+		s.audit(ctx, models.AuditEvent{Type: oauth.AuditLogout, ActorUserID: ptr(cur.UserID), SubjectUserID: ptr(cur.UserID),
+			ClientID: req.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"browser_session_id": cur.ID})
+		res.BrowserSessionID = cur.ID
+	}
 	if !hinted && cur != nil {
 		if r.Method != http.MethodPost {
 			return Outcome{Status: http.StatusOK, LogoutConfirm: s.logoutConfirm(r, req)}

@@ -63,7 +63,7 @@ func (s *Service) sealUpstreamLogoutState(st upstreamLogoutState) (string, error
 	if err != nil {
 		return "", err
 	}
-	sealed, err := tokens.Seal(s.sso.upstreamKey, plain, []byte(UpstreamLogoutReturnPath))
+	sealed, err := tokens.Seal(s.sso.returnKey, plain, []byte(UpstreamLogoutReturnPath))
 	if err != nil {
 		return "", err
 	}
@@ -103,7 +103,7 @@ func (s *Service) openUpstreamLogoutState(raw string) (*upstreamLogoutState, err
 	if err != nil {
 		return nil, errUpstreamLogoutState
 	}
-	plain, err := tokens.Open(s.sso.upstreamKey, sealed, []byte(UpstreamLogoutReturnPath))
+	plain, err := tokens.Open(s.sso.returnKey, sealed, []byte(UpstreamLogoutReturnPath))
 	if err != nil {
 		return nil, errUpstreamLogoutState
 	}

@@ -31,7 +31,8 @@ ALTER TABLE sessions ADD COLUMN browser_session_id TEXT REFERENCES browser_sessi
 ALTER TABLE sessions ADD COLUMN acr TEXT NOT NULL DEFAULT '';
 CREATE INDEX idx_sessions_browser_session ON sessions (browser_session_id);
 
--- The back-channel logout outbox: one row per app session that ended,
+-- The back-channel logout outbox: one row per app session that ended
+-- before its expiry (a session already expired was over for its client),
 -- written by the trigger below in the transaction that ends it, so no code
 -- path (logout, admin revocation, refresh-token reuse, a disabled user)
 -- can forget to notify and a restart loses nothing. The dispatcher drops
@@ -62,7 +63,7 @@ $$ LANGUAGE plpgsql;
 -- +goose StatementEnd
 CREATE TRIGGER session_revoked_queues_logout
 AFTER UPDATE OF revoked_at ON sessions
-FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND NEW.expires_at > NEW.revoked_at)
 EXECUTE FUNCTION queue_logout_delivery();
 
 -- +goose Down

@@ -31,7 +31,8 @@ ALTER TABLE sessions ADD COLUMN browser_session_id TEXT REFERENCES browser_sessi
 ALTER TABLE sessions ADD COLUMN acr TEXT NOT NULL DEFAULT '';
 CREATE INDEX idx_sessions_browser_session ON sessions (browser_session_id);
 
--- The back-channel logout outbox: one row per app session that ended,
+-- The back-channel logout outbox: one row per app session that ended
+-- before its expiry (a session already expired was over for its client),
 -- written by the trigger below in the transaction that ends it, so no code
 -- path (logout, admin revocation, refresh-token reuse, a disabled user)
 -- can forget to notify and a restart loses nothing. The dispatcher drops
@@ -53,7 +54,7 @@ CREATE INDEX idx_logout_deliveries_due ON logout_deliveries (next_attempt_at);
 -- +goose StatementBegin
 CREATE TRIGGER session_revoked_queues_logout
 AFTER UPDATE OF revoked_at ON sessions
-WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND NEW.expires_at > NEW.revoked_at
 BEGIN
     INSERT INTO logout_deliveries (session_id, client_id, user_id, reason, created_at, next_attempt_at)
     VALUES (NEW.id, NEW.client_id, NEW.user_id, NEW.revoke_reason, NEW.revoked_at, NEW.revoked_at)
