@@ -262,6 +262,16 @@ func anonymizeAudit(ctx context.Context, st Store, er erasure) (int64, error) {
 		return 0, err
 	}
 	needles := append([]string{er.id}, er.emails...)
+	// Details are stored as json.Marshal wrote them, which escapes '&',
+	// '<', '>', quotes and backslashes ("a\u0026b@example.com"): an email
+	// holding one of them is looked for in that form too, or the events
+	// that name it without being about the person (an invitation to it)
+	// would keep it.
+	for _, m := range er.emails {
+		if esc := jsonEscaped(m); esc != m {
+			needles = append(needles, esc)
+		}
+	}
 	var after int64
 	for {
 		rows, err := st.AuditEventsMentioning(ctx, er.ref, needles, after, auditPage)
@@ -282,6 +292,16 @@ func anonymizeAudit(ctx context.Context, st Store, er erasure) (int64, error) {
 		}
 		after = rows[len(rows)-1].ID
 	}
+}
+
+// jsonEscaped returns s as it appears inside a JSON string that
+// encoding/json wrote (without the quotes).
+func jsonEscaped(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil || len(b) < 2 {
+		return s
+	}
+	return string(b[1 : len(b)-1])
 }
 
 // scrub rewrites an event's details (JSON): the user's id becomes the

@@ -260,3 +260,33 @@ func ptrOr(p *string) string {
 	}
 	return *p
 }
+
+// TestDeleteUserErasesEscapedEmails: an email that JSON escapes in the
+// audit details ('&' is written \u0026) is erased from the events that
+// name it without being about the person, such as the invitation an
+// administrator sent to it, like any other email.
+func TestDeleteUserErasesEscapedEmails(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db)
+		for _, email := range []string{"r&d@example.com", "o'hara&co@example.com"} {
+			id := f.user(email)
+			if err := f.store.RecordAudit(f.ctx, &models.AuditEvent{Type: "invitation.created", ActorUserID: &f.root.UserID},
+				map[string]any{"email": email, "role": "member"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.DeleteUser(f.ctx, f.root, id); err != nil {
+				t.Fatal(err)
+			}
+			var events []models.AuditEvent
+			if err := f.store.Gorm().Where("type = ?", "invitation.created").Find(&events).Error; err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range events {
+				low := strings.ToLower(e.Details)
+				if strings.Contains(low, "example.com") || !strings.Contains(e.Details, admin.Erased) {
+					t.Errorf("%s: invitation event still names the email: %s", email, e.Details)
+				}
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -65,9 +66,20 @@ func (c *Client) groupsClaim(upstream, orgRoles []string) ([]string, *groupsOver
 		}
 	}
 	for _, u := range upstream {
-		if g.Allows(u) {
-			add(g.Strip(u))
+		if !g.Allows(u) {
+			continue
 		}
+		v := g.Strip(u)
+		// An organization role is "<org-slug>:<role>". A typed upstream
+		// group ("oidc:group:<value>") never has that shape, but one
+		// stripped of its prefix may: an upstream group named
+		// "acme:owner" must not pass for the owners of Gatehouse's
+		// organization acme. With the roles included, a stripped group
+		// holding a ':' is left out.
+		if g.IncludeOrgRoles && v != u && strings.Contains(v, ":") {
+			continue
+		}
+		add(v)
 	}
 	if g.IncludeOrgRoles {
 		for _, r := range orgRoles {

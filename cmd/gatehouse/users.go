@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/gatehouse-id/gatehouse/admin"
 	"github.com/gatehouse-id/gatehouse/app"
@@ -117,9 +119,17 @@ func usersCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// orDash is s as the console shows it: "-" for none, and quoted with
+// escapes when it holds anything but printable characters. Names and
+// emails come from upstreams: an escape sequence, a carriage return or a
+// bidirectional override in one must not rewrite the operator's
+// terminal (hide a row, or show another person's id beside it).
 func orDash(s string) string {
 	if s == "" {
 		return "-"
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.QuoteToASCII(s)
 	}
 	return s
 }

@@ -62,6 +62,12 @@ func TestUsersCommands(t *testing.T) {
 			ada := user("ada@example.com", "dev")
 			user("twin@example.com", "dev")
 			user("twin@example.com", "lax")
+			// An upstream chose this name: escape sequences, a carriage
+			// return, a tab and a newline, to rewrite the operator's listing.
+			mallory := user("mallory@example.com", "dev")
+			if err := db.Exec("UPDATE users SET name = ? WHERE id = ?", "Mal\x1b[1A\x1b[2K\rfake\trow\nX\u202e", mallory).Error; err != nil {
+				t.Fatal(err)
+			}
 			now := time.Now().UTC().Truncate(time.Microsecond)
 			sess := &models.Session{UserID: ada, ClientID: "spa", Provider: "dev", AuthTime: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour), CreatedAt: now}
 			if err := store.CreateSession(ctx, sess); err != nil {
@@ -91,6 +97,7 @@ func TestUsersCommands(t *testing.T) {
 				{[]string{"users", "list", "--disabled", "maybe"}, false, "disabled: must be true or false", nil},
 				{[]string{"users", "list"}, true, ada + "  ada@example.com", nil},
 				{[]string{"users", "list", "--email", "ADA@example.com"}, true, "active", nil},
+				{[]string{"users", "list", "--email", "mallory@example.com"}, true, mallory + `  mallory@example.com  "Mal\x1b[1A\x1b[2K\rfake\trow\nX\u202e"  active`, nil},
 				{[]string{"users", "deactivate", "nobody@example.com"}, false, "no user has the email nobody@example.com", nil},
 				{[]string{"users", "deactivate", "Ada@Example.com"}, true, "deactivated user " + ada, func() {
 					if count("SELECT COUNT(*) FROM users WHERE id = ? AND disabled", ada) != 1 ||
@@ -126,6 +133,9 @@ func TestUsersCommands(t *testing.T) {
 			}
 			for _, st := range steps {
 				out, err := command(t, dir, env, st.args...).CombinedOutput()
+				if strings.ContainsAny(string(out), "\x1b\r\u202e") {
+					t.Fatalf("gatehouse %v wrote a control character to the terminal: %q", st.args, out)
+				}
 				if (err == nil) != st.ok || !strings.Contains(string(out), st.want) {
 					t.Fatalf("gatehouse %v = %s, %v; want ok=%v and %q", st.args, out, err, st.ok, st.want)
 				}
