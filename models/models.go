@@ -47,9 +47,17 @@ type Identity struct {
 	Name          string
 	AvatarURL     string
 	RawClaims     string
-	LastLoginAt   *time.Time
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// UpstreamGroups are the typed group strings (providers.Identity.
+	// Groups, such as "github:team:acme/eng") the upstream reported at the
+	// last sign-in, as a JSON array; see Groups.
+	UpstreamGroups string
+	// Username is the person's username at the upstream as of the last
+	// sign-in (the GitHub login, the OIDC preferred_username, the mapped
+	// SAML attribute); empty when the upstream names none.
+	Username    string
+	LastLoginAt *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Organization is a tenant; memberships tie users to it.
@@ -158,6 +166,11 @@ type Session struct {
 	// under (nil: none, as for token exchange and unsolicited sign-ins):
 	// ending it ends this session too.
 	BrowserSessionID *string
+	// IdentityID is the upstream identity the session came through: the
+	// sign-in's, or its browser session's for single sign-on. Its groups
+	// and username are what the session's tokens state. Nil once the
+	// identity was unlinked.
+	IdentityID *string
 }
 
 // BrowserSession is Gatehouse's own sign-in in one browser (single

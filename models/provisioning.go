@@ -81,6 +81,9 @@ func (s *Store) InsertIdentityIfAbsent(ctx context.Context, id *Identity) (bool,
 	if id.RawClaims == "" {
 		id.RawClaims = "{}"
 	}
+	if id.UpstreamGroups == "" {
+		id.UpstreamGroups = "[]"
+	}
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "provider"}, {Name: "subject"}},
 		DoNothing: true,
@@ -88,12 +91,13 @@ func (s *Store) InsertIdentityIfAbsent(ctx context.Context, id *Identity) (bool,
 	return res.RowsAffected == 1, mapErr(res.Error, "create identity")
 }
 
-// UpdateIdentityLogin refreshes an identity's profile fields and
-// last-login time.
+// UpdateIdentityLogin refreshes an identity's profile fields, upstream
+// groups, username and last-login time.
 func (s *Store) UpdateIdentityLogin(ctx context.Context, identityID string, fields Identity, now time.Time) error {
 	err := s.db.WithContext(ctx).Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{
 		"email": fields.Email, "email_verified": fields.EmailVerified, "name": fields.Name,
-		"avatar_url": fields.AvatarURL, "raw_claims": fields.RawClaims, "last_login_at": now, "updated_at": now,
+		"avatar_url": fields.AvatarURL, "raw_claims": fields.RawClaims, "upstream_groups": fields.UpstreamGroups,
+		"username": fields.Username, "last_login_at": now, "updated_at": now,
 	}).Error
 	return mapErr(err, "update identity")
 }

@@ -33,6 +33,25 @@ type RefreshGrant struct {
 	// TrustedVerifiedEmails contains User.Email (never for an empty
 	// email, nor when no provider is trusted).
 	EmailTrusted bool
+	// Username and UpstreamGroups are those of the identity the session
+	// came through (Session.IdentityID), as of its last sign-in; empty
+	// when the session names none.
+	Username       string
+	UpstreamGroups []string
+	// OrgRoles are the user's active memberships as "<org-slug>:<role>",
+	// sorted (UserOrgRoles), read only when RefreshRead.OrgRoles asks;
+	// else nil.
+	OrgRoles []string
+}
+
+// RefreshRead says what FindRefreshGrant reads besides the token, its
+// session and user, the active organization's grants and the identity.
+type RefreshRead struct {
+	// TrustedEmail names the providers whose verified emails count, for
+	// RefreshGrant.EmailTrusted.
+	TrustedEmail []string
+	// OrgRoles asks for RefreshGrant.OrgRoles.
+	OrgRoles bool
 }
 
 // permSep joins permission names in the grants read; the permission
@@ -40,24 +59,30 @@ type RefreshGrant struct {
 const permSep = "\x1f"
 
 // FindRefreshGrant returns the refresh token with the given hash, with
-// its session, user, the grants of the session's active organization and
-// whether a provider among trusted vouches for the user's email, in one
-// query; ErrNotFound when no token has the hash (or its session or user
-// is gone). It reads whatever state the token is in: rotated, revoked
-// and expired tokens too.
-func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []string) (*RefreshGrant, error) {
+// its session, user, the grants of the session's active organization,
+// whether a provider among read.TrustedEmail vouches for the user's
+// email, the username and upstream groups of the session's identity and,
+// when read.OrgRoles, the user's organization roles, in one query;
+// ErrNotFound when no token has the hash (or its session or user is
+// gone). It reads whatever state the token is in: rotated, revoked and
+// expired tokens too.
+func (s *Store) FindRefreshGrant(ctx context.Context, hash string, read RefreshRead) (*RefreshGrant, error) {
 	postgres := s.db.Dialector.Name() == "postgres"
-	q := refreshGrantSQL(postgres, len(trusted))
-	args := make([]any, 0, 3+len(trusted))
+	trusted := read.TrustedEmail
+	q := refreshGrantSQL(postgres, len(trusted), read.OrgRoles)
+	args := make([]any, 0, 4+len(trusted))
 	if len(trusted) > 0 {
 		args = append(args, true)
 		for _, p := range trusted {
 			args = append(args, p)
 		}
 	}
+	if read.OrgRoles {
+		args = append(args, MembershipActive)
+	}
 	args = append(args, MembershipActive, hash)
 	g := &RefreshGrant{}
-	var role, perms sql.NullString
+	var role, perms, username, groups, orgRoles sql.NullString
 	err := s.read(ctx, func(db *gorm.DB) error {
 		t, se, u := &g.Token, &g.Session, &g.User
 		// Straight to the pool (or the transaction): no statement to
@@ -65,9 +90,9 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []str
 		return db.Statement.ConnPool.QueryRowContext(ctx, q, args...).Scan(
 			&t.ID, &t.SessionID, &t.ClientID, &t.CreatedAt, &t.ExpiresAt, &t.RotatedAt, &t.ReplacedBy, &t.RevokedAt,
 			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.ACR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
-			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt,
+			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt, &se.IdentityID,
 			&u.Email, &u.EmailVerified, &u.Name, &u.AvatarURL, &u.Disabled, &u.DefaultOrgID, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt,
-			&role, &perms, &g.EmailTrusted)
+			&role, &perms, &g.EmailTrusted, &username, &groups, &orgRoles)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
@@ -84,6 +109,14 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, trusted []str
 			g.Grants.Permissions = strings.Split(perms.String, permSep)
 		}
 	}
+	g.Username = username.String
+	g.UpstreamGroups = DecodeGroups(groups.String)
+	if read.OrgRoles {
+		g.OrgRoles = []string{}
+		if orgRoles.Valid && orgRoles.String != "" {
+			g.OrgRoles = strings.Split(orgRoles.String, permSep)
+		}
+	}
 	return g, nil
 }
 
@@ -94,13 +127,15 @@ var refreshGrantQueries sync.Map // refreshGrantKey → string
 type refreshGrantKey struct {
 	postgres bool
 	trusted  int
+	orgRoles bool
 }
 
 // refreshGrantSQL is FindRefreshGrant's query in the dialect's own
 // placeholders, which take, in this order: with trusted providers, true
-// and each provider; the membership status; the hash.
-func refreshGrantSQL(postgres bool, trusted int) string {
-	key := refreshGrantKey{postgres, trusted}
+// and each provider; with orgRoles, the membership status; the membership
+// status; the hash.
+func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
+	key := refreshGrantKey{postgres, trusted, orgRoles}
 	if q, ok := refreshGrantQueries.Load(key); ok {
 		return q.(string)
 	}
@@ -115,7 +150,7 @@ func refreshGrantSQL(postgres bool, trusted int) string {
 	var q strings.Builder
 	q.WriteString(`SELECT t.id, t.session_id, t.client_id, t.created_at, t.expires_at, t.rotated_at, t.replaced_by, t.revoked_at,
 	s.user_id, s.client_id, s.provider, s.active_org_id, s.scope, s.amr, s.acr, s.auth_time, s.last_used_at, s.expires_at,
-	s.revoked_at, s.revoke_reason, s.created_at,
+	s.revoked_at, s.revoke_reason, s.created_at, s.identity_id,
 	u.email, u.email_verified, u.name, u.avatar_url, u.disabled, u.default_org_id, u.last_login_at, u.created_at, u.updated_at,
 	r.name, `)
 	// The permission names in the order ActiveGrants gives them (the
@@ -146,6 +181,24 @@ func refreshGrantSQL(postgres bool, trusted int) string {
 		}
 		q.WriteString(`))`)
 	}
+	// The session's identity, by its key (NULL columns without one).
+	q.WriteString(`, i.username, i.upstream_groups, `)
+	// The user's organization roles as UserOrgRoles gives them, sorted,
+	// joined by permSep (slugs and role names never hold it).
+	if !orgRoles {
+		q.WriteString(`NULL`)
+	} else {
+		if postgres {
+			q.WriteString(`(SELECT string_agg(n, chr(31) ORDER BY n)`)
+		} else {
+			q.WriteString(`(SELECT group_concat(n, char(31) ORDER BY n)`)
+		}
+		q.WriteString(` FROM (SELECT o.slug || ':' || mr.name AS n FROM memberships um
+		JOIN organizations o ON o.id = um.organization_id JOIN roles mr ON mr.id = um.role_id
+		WHERE um.user_id = s.user_id AND um.status = `)
+		q.WriteString(param())
+		q.WriteString(`) org_roles)`)
+	}
 	q.WriteString(`
 	FROM refresh_tokens t
 	JOIN sessions s ON s.id = t.session_id
@@ -154,6 +207,7 @@ func refreshGrantSQL(postgres bool, trusted int) string {
 	q.WriteString(param())
 	q.WriteString(`
 	LEFT JOIN roles r ON r.id = m.role_id
+	LEFT JOIN identities i ON i.id = s.identity_id
 	WHERE t.token_hash = `)
 	q.WriteString(param())
 	text := q.String()

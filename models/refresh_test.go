@@ -76,7 +76,7 @@ func TestFindRefreshGrant(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newRefreshFixture(t, db, "ada@example.com")
 		ctx, s := f.ctx, f.s
-		if _, err := s.FindRefreshGrant(ctx, "no such hash", nil); !errors.Is(err, models.ErrNotFound) {
+		if _, err := s.FindRefreshGrant(ctx, "no such hash", models.RefreshRead{}); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown hash: %v", err)
 		}
 		for _, i := range []models.Identity{
@@ -90,7 +90,7 @@ func TestFindRefreshGrant(t *testing.T) {
 		}
 		check := func(name string, trusted []string) *models.RefreshGrant {
 			t.Helper()
-			g, err := s.FindRefreshGrant(ctx, f.tok.TokenHash, trusted)
+			g, err := s.FindRefreshGrant(ctx, f.tok.TokenHash, models.RefreshRead{TrustedEmail: trusted, OrgRoles: true})
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -117,7 +117,20 @@ func TestFindRefreshGrant(t *testing.T) {
 			if want := user.Email != "" && slices.Contains(emails, user.Email); g.EmailTrusted != want {
 				t.Fatalf("%s: EmailTrusted = %v, TrustedVerifiedEmails %v", name, g.EmailTrusted, emails)
 			}
-			want, err := (*models.Grants)(nil), error(nil)
+			roles, err := s.UserOrgRoles(ctx, user.ID)
+			if err != nil || !slices.Equal(g.OrgRoles, roles) || g.OrgRoles == nil {
+				t.Fatalf("%s: org roles %q, UserOrgRoles %q (%v)", name, g.OrgRoles, roles, err)
+			}
+			if sess.IdentityID != nil {
+				id, err := s.FindIdentityByID(ctx, *sess.IdentityID)
+				if err != nil || g.Username != id.Username || !slices.Equal(g.UpstreamGroups, id.Groups()) ||
+					g.Session.IdentityID == nil || *g.Session.IdentityID != id.ID {
+					t.Fatalf("%s: identity %q %q, want %+v (%v)", name, g.Username, g.UpstreamGroups, id, err)
+				}
+			} else if g.Username != "" || g.UpstreamGroups != nil || g.Session.IdentityID != nil {
+				t.Fatalf("%s: identity %q %q without one", name, g.Username, g.UpstreamGroups)
+			}
+			want := (*models.Grants)(nil)
 			if sess.ActiveOrgID != nil {
 				if want, err = s.ActiveGrants(ctx, user.ID, *sess.ActiveOrgID); errors.Is(err, models.ErrNotFound) {
 					want = nil
@@ -131,6 +144,21 @@ func TestFindRefreshGrant(t *testing.T) {
 				t.Fatalf("%s: grants %+v, ActiveGrants %+v", name, g.Grants, want)
 			}
 			return g
+		}
+		if g := check("no identity", nil); g.UpstreamGroups != nil {
+			t.Fatalf("groups without an identity: %q", g.UpstreamGroups)
+		}
+		// The session's identity: its username and groups come with the grant.
+		gh := models.Identity{UserID: f.user.ID, Provider: "github", Subject: "h2", Username: "ada-l",
+			UpstreamGroups: models.EncodeGroups([]string{"github:org:acme", "github:team:acme/eng"})}
+		if ok, err := s.InsertIdentityIfAbsent(ctx, &gh); !ok || err != nil {
+			t.Fatalf("insert identity: %v, %v", ok, err)
+		}
+		if err := db.Model(&models.Session{}).Where("id = ?", f.sess.ID).Update("identity_id", gh.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if g := check("an identity", nil); g.Username != "ada-l" || len(g.UpstreamGroups) != 2 {
+			t.Fatalf("identity: %q %q", g.Username, g.UpstreamGroups)
 		}
 		for _, trusted := range [][]string{nil, {"google"}, {"okta"}, {"github"}, {"google", "okta"}} {
 			check(fmt.Sprintf("trusted %v", trusted), trusted)
@@ -193,7 +221,7 @@ func TestFindRefreshGrant(t *testing.T) {
 
 		// A user without email is never verified; state of every kind is read.
 		noEmail := newRefreshFixture(t, db, "")
-		if r, err := s.FindRefreshGrant(ctx, noEmail.tok.TokenHash, []string{"dev", "google"}); err != nil || r.EmailTrusted {
+		if r, err := s.FindRefreshGrant(ctx, noEmail.tok.TokenHash, models.RefreshRead{TrustedEmail: []string{"dev", "google"}}); err != nil || r.EmailTrusted {
 			t.Fatalf("user without email: %+v, %v", r, err)
 		}
 		if _, err := s.RevokeSession(ctx, f.sess.ID, "test", f.now); err != nil {

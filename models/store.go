@@ -81,6 +81,9 @@ func (s *Store) CreateUserWithIdentity(ctx context.Context, u *User, id *Identit
 	if id.RawClaims == "" {
 		id.RawClaims = "{}"
 	}
+	if id.UpstreamGroups == "" {
+		id.UpstreamGroups = "[]"
+	}
 	return s.InTx(ctx, func(tx *Store) error {
 		if err := tx.db.Create(u).Error; err != nil {
 			return mapErr(err, "create user")

@@ -229,7 +229,7 @@ func TestReadsSurviveCutConnections(t *testing.T) {
 		}},
 		{"FindRefreshTokenByHash", func(store *models.Store) error { _, err := store.FindRefreshTokenByHash(ctx, "absent"); return err }},
 		{"FindRefreshGrant", func(store *models.Store) error {
-			_, err := store.FindRefreshGrant(ctx, "absent", []string{"dev"})
+			_, err := store.FindRefreshGrant(ctx, "absent", models.RefreshRead{TrustedEmail: []string{"dev"}})
 			return err
 		}},
 		{"FindAuthorizationCodeByHash", func(store *models.Store) error {
