@@ -252,6 +252,7 @@ func (s *Service) IssueCode(ctx context.Context, in CodeRequest) (*IssuedCode, e
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
 		UserID: user.ID, ClientID: p.ClientID, Provider: in.Provider, ActiveOrgID: initialOrg(in.Provisioned, p.Organization),
 		Scope: p.Scope, AMR: amr, ACR: in.ACR, AuthTime: authTime, BrowserSessionID: browserSession,
+		IdentityID: in.Provisioned.IdentityID,
 	})
 	if err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ func (s *Service) tokenExchangeGrant(ctx context.Context, client *Client, form u
 	}
 	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
 		UserID: user.ID, ClientID: client.ID, Provider: name, ActiveOrgID: initialOrg(res, form.Get("organization")),
-		Scope: scope, AMR: amr, AuthTime: s.now(),
+		Scope: scope, AMR: amr, AuthTime: s.now(), IdentityID: res.IdentityID,
 	})
 	if err != nil {
 		return nil, err

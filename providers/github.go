@@ -295,6 +295,7 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 		Provider: p.name,
 		// The numeric id, never the login: logins can be renamed and reused.
 		Subject:   strconv.FormatInt(user.ID, 10),
+		Username:  CleanUsername(user.Login),
 		Name:      user.Name,
 		AvatarURL: user.AvatarURL,
 	}

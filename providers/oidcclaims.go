@@ -238,9 +238,10 @@ func (p *oidcProvider) identity(c claimSet, requestedOrg string) (*Identity, err
 	names := p.cfg.claims
 	id := &Identity{
 		Provider: p.name, Subject: c.str("sub"),
-		Email:  strings.ToLower(strings.TrimSpace(c.first(names.Email, "email"))),
-		Name:   truncate(strings.TrimSpace(c.first(names.Name, "name")), 200),
-		Claims: c,
+		Email:    strings.ToLower(strings.TrimSpace(c.first(names.Email, "email"))),
+		Name:     truncate(strings.TrimSpace(c.first(names.Name, "name")), 200),
+		Username: CleanUsername(c.first(names.Username, "preferred_username")),
+		Claims:   c,
 	}
 	p.ssoClaims(c, id)
 	if len(id.Email) > 254 || !strings.Contains(id.Email, "@") {

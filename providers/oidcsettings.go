@@ -44,6 +44,9 @@ type claimSettings struct {
 	Name          string     `yaml:"name"`
 	Picture       string     `yaml:"picture"`
 	Groups        stringList `yaml:"groups"`
+	// Username is the claim the person's username is read from
+	// (default preferred_username).
+	Username string `yaml:"username"`
 }
 
 // stringList is a YAML string or list of strings.
@@ -158,6 +161,7 @@ func (s *oidcSettings) check(e *SettingsError, env Env, issuerField, issuer, def
 	c.claims.EmailVerified = cmpOr(c.claims.EmailVerified, "email_verified")
 	c.claims.Name = cmpOr(c.claims.Name, "name")
 	c.claims.Picture = cmpOr(c.claims.Picture, "picture")
+	c.claims.Username = cmpOr(c.claims.Username, "preferred_username")
 	return c
 }
 

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-id/gatehouse/fault"
 )
@@ -29,6 +31,12 @@ type Identity struct {
 	EmailVerified bool
 	Name          string
 	AvatarURL     string
+	// Username is the person's username at the upstream (the GitHub
+	// login, the OIDC preferred_username claim, the SAML attribute mapped
+	// to it): what Gatehouse states as preferred_username. Empty when the
+	// upstream names none or names one that is not a plausible username
+	// (see CleanUsername).
+	Username string
 	// Groups are typed strings for org sync, e.g. "github:org:acme".
 	Groups []string
 	// GroupsPartial says the upstream left some of the person's groups out
@@ -200,6 +208,27 @@ type TokenExchanger interface {
 // can serve sign-ins.
 type ReadinessChecker interface {
 	Ready(ctx context.Context) error
+}
+
+// MaxUsernameLen bounds a username an upstream may report (bytes).
+const MaxUsernameLen = 256
+
+// CleanUsername returns s as an Identity's Username: trimmed of spaces,
+// or "" when it is longer than MaxUsernameLen bytes, not valid UTF-8, or
+// holds a control character. A username is an identifier downstream
+// (Kubernetes takes it as the user's name), so it is dropped, never cut
+// short: two long names must not end up the same.
+func CleanUsername(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > MaxUsernameLen || !utf8.ValidString(s) {
+		return ""
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return ""
+		}
+	}
+	return s
 }
 
 // maxGroups bounds the groups one sign-in may report, whatever the kind.

@@ -105,6 +105,9 @@ type samlAttributeConfig struct {
 	FirstName string `yaml:"first_name"`
 	LastName  string `yaml:"last_name"`
 	Groups    string `yaml:"groups"`
+	// Username names the attribute read as the person's username
+	// (preferred_username downstream).
+	Username string `yaml:"username"`
 }
 
 func init() { Register("saml", newSAML) }

@@ -5,7 +5,7 @@ package providers
 // gives the names a common IdP uses out of the box; configured names
 // replace a preset's for that field.
 type samlAttributeNames struct {
-	subject, email, name, firstName, lastName, groups []string
+	subject, email, name, firstName, lastName, groups, username []string
 }
 
 type samlPreset struct {
@@ -25,6 +25,7 @@ const (
 	msObjectID    = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 	msGroups      = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
 	adfsGroup     = "http://schemas.xmlsoap.org/claims/Group"
+	adfsUPN       = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 )
 
 var samlPresets = map[string]samlPreset{
@@ -35,17 +36,19 @@ var samlPresets = map[string]samlPreset{
 		firstName: []string{"firstName", "givenName", "urn:oid:2.5.4.42", msGivenName},
 		lastName:  []string{"lastName", "sn", "surname", "urn:oid:2.5.4.4", msSurname},
 		groups:    []string{"groups", "memberOf", msGroups},
+		username:  []string{"username", "uid", "urn:oid:0.9.2342.19200300.100.1.1"},
 	}},
 	// Okta: attribute statements as Okta's SAML app wizard suggests them.
 	"okta": {attrs: samlAttributeNames{
 		email: []string{"email"}, firstName: []string{"firstName"}, lastName: []string{"lastName"},
-		groups: []string{"groups"},
+		groups: []string{"groups"}, username: []string{"username"},
 	}},
 	// Entra ID: its default claims; the object id never changes, unlike
 	// the NameID (the UPN by default).
 	"entra": {attrs: samlAttributeNames{
 		subject: []string{msObjectID}, email: []string{msEmail}, name: []string{msDisplayName},
 		firstName: []string{msGivenName}, lastName: []string{msSurname}, groups: []string{msGroups},
+		username: []string{msName},
 	}},
 	// Google Workspace: the NameID is the primary email (Google offers no
 	// immutable id); attributes are the app attributes mapped in the Admin
@@ -58,6 +61,7 @@ var samlPresets = map[string]samlPreset{
 	"adfs": {attrs: samlAttributeNames{
 		email: []string{msEmail}, name: []string{msName}, firstName: []string{msGivenName},
 		lastName: []string{msSurname}, groups: []string{adfsGroup, msGroups},
+		username: []string{adfsUPN, msName},
 	}},
 }
 
@@ -74,5 +78,6 @@ func (n samlAttributeNames) override(c samlAttributeConfig) samlAttributeNames {
 	set(&n.firstName, c.FirstName)
 	set(&n.lastName, c.LastName)
 	set(&n.groups, c.Groups)
+	set(&n.username, c.Username)
 	return n
 }

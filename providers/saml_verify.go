@@ -777,7 +777,7 @@ func (p *samlProvider) identity(f *assertionFacts) (*Identity, error) {
 	}
 	return &Identity{
 		Provider: p.name, Subject: subject, Email: email, EmailVerified: email != "" && pol.trustEmail,
-		Name: name, Groups: groups, Claims: claims, AMR: amrFor(class), ACR: class,
+		Name: name, Username: CleanUsername(f.first(pol.attrs.username)), Groups: groups, Claims: claims, AMR: amrFor(class), ACR: class,
 		AuthTime: f.authnInstant(p.now()),
 	}, nil
 }

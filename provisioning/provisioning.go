@@ -290,7 +290,8 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 
 // Resume is a sign-in without an upstream answer (single sign-on from
 // a live browser session): the user as stored, with their memberships as
-// stored. Nothing is refreshed, no invitation accepted and no org sync
+// stored (Result.IdentityID is left empty: the caller knows the identity
+// its browser session came through). Nothing is refreshed, no invitation accepted and no org sync
 // run, since no upstream said anything new. A disabled user gets
 // ErrUserDisabled; an unknown one ErrNotFound.
 func (s *Service) Resume(ctx context.Context, userID string) (*Result, error) {
@@ -444,7 +445,8 @@ func normalize(in *providers.Identity) *providers.Identity {
 	return &id
 }
 
-// identityFields is the identity row a login writes.
+// identityFields is the identity row a login writes, upstream groups and
+// username included.
 func identityFields(id *providers.Identity) models.Identity {
 	claims := []byte("{}")
 	if len(id.Claims) > 0 {
@@ -455,6 +457,10 @@ func identityFields(id *providers.Identity) models.Identity {
 	return models.Identity{
 		Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: id.Name, AvatarURL: id.AvatarURL, RawClaims: string(claims),
+		// What the upstream says now replaces what it said before: a group
+		// it no longer reports leaves the downstream groups claim at the
+		// session's next refresh.
+		UpstreamGroups: models.EncodeGroups(id.Groups), Username: id.Username,
 	}
 }
 

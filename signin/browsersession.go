@@ -321,6 +321,11 @@ func (s *Service) resume(ctx context.Context, p *oauth.AuthorizeParams, bs *mode
 	if !touched {
 		return Outcome{}, false
 	}
+	// The app session comes through the browser session's identity
+	// (mustSignIn refused a browser session whose identity is gone).
+	if bs.IdentityID != nil {
+		res.IdentityID = *bs.IdentityID
+	}
 	issued, err := s.server.IssueCode(ctx, oauth.CodeRequest{Request: p, Provider: bs.Provider, Provisioned: res,
 		AMR: bs.AMRValues(), ACR: bs.ACR, AuthTime: bs.AuthTime, BrowserSessionID: bs.ID})
 	if errors.Is(err, models.ErrSessionInactive) {

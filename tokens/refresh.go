@@ -73,6 +73,14 @@ type Redeemed struct {
 	// with the token: what tokens minted from this redemption state as
 	// email_verified (provisioning.Service.EmailVerified decides the same).
 	EmailVerified bool
+	// Username and UpstreamGroups are those of the identity the session
+	// came through, as of its last sign-in, read with the token (empty
+	// when the session names none).
+	Username       string
+	UpstreamGroups []string
+	// OrgRoles are the user's active memberships as "<org-slug>:<role>",
+	// read with the token when RedeemOptions.OrgRoles asks (else nil).
+	OrgRoles []string
 }
 
 // RedeemOptions ask a redemption to read, with the token and in the same
@@ -81,6 +89,9 @@ type RedeemOptions struct {
 	// TrustedEmail names the providers whose verified emails count
 	// (configuration `trusted_email`), for Redeemed.EmailVerified.
 	TrustedEmail []string
+	// OrgRoles asks for Redeemed.OrgRoles (a client whose groups claim
+	// includes organization roles).
+	OrgRoles bool
 }
 
 // String keeps the refresh token out of fmt output.
@@ -206,8 +217,9 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 // trigger reuse detection.
 //
 // A redemption that rotates sends the database two statements: one read
-// of the token with its session, user, grants and trusted email
-// (models.Store.FindRefreshGrant), and the rotation, one conditional
+// of the token with its session, user, grants, trusted email, the
+// session identity's username and groups, and the organization roles
+// when asked (models.Store.FindRefreshGrant), and the rotation, one conditional
 // statement (models.Store.RotateRefreshToken). Lost races, refusals, the
 // grace window and faults read or write more.
 func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clientID string, opts RedeemOptions) (*Redeemed, error) {
@@ -223,7 +235,7 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		// than the winner's rotated_at, or a zero grace window would let the
 		// loser through.
 		now := s.now()
-		g, err := s.store.FindRefreshGrant(ctx, hash, opts.TrustedEmail)
+		g, err := s.store.FindRefreshGrant(ctx, hash, models.RefreshRead{TrustedEmail: opts.TrustedEmail, OrgRoles: opts.OrgRoles})
 		if errors.Is(err, models.ErrNotFound) { // unknown, or its session or user deleted (cascades)
 			return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 		} else if err != nil {
@@ -280,7 +292,8 @@ func redeemed(g *models.RefreshGrant, now time.Time, secret string, next *models
 	sess := g.Session
 	sess.LastUsedAt = now
 	return &Redeemed{Session: &sess, User: &g.User, UserID: sess.UserID, RefreshToken: secret,
-		RefreshTokenExpiresAt: next.ExpiresAt, Reissued: reissued, Grants: g.Grants, EmailVerified: g.EmailTrusted}
+		RefreshTokenExpiresAt: next.ExpiresAt, Reissued: reissued, Grants: g.Grants, EmailVerified: g.EmailTrusted,
+		Username: g.Username, UpstreamGroups: g.UpstreamGroups, OrgRoles: g.OrgRoles}
 }
 
 // reissue serves a rotated token inside the grace window with a sibling.
@@ -419,7 +432,7 @@ func (s *SessionService) LookupRefreshToken(ctx context.Context, token string) (
 	if !opaqueWellFormed(RefreshTokenPrefix, token) {
 		return info, nil
 	}
-	g, err := s.store.FindRefreshGrant(ctx, opaqueHash(token), nil)
+	g, err := s.store.FindRefreshGrant(ctx, opaqueHash(token), models.RefreshRead{})
 	if errors.Is(err, models.ErrNotFound) {
 		return info, nil
 	} else if err != nil {

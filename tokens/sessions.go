@@ -53,7 +53,7 @@ type SessionStore interface {
 	AddRefreshToken(ctx context.Context, t *models.RefreshToken, now time.Time) (*models.Session, error)
 	RotateRefreshToken(ctx context.Context, oldID string, next *models.RefreshToken, now time.Time) (*models.Session, error)
 	FindRefreshTokenByHash(ctx context.Context, hash string) (*models.RefreshToken, error)
-	FindRefreshGrant(ctx context.Context, hash string, trustedEmail []string) (*models.RefreshGrant, error)
+	FindRefreshGrant(ctx context.Context, hash string, read models.RefreshRead) (*models.RefreshGrant, error)
 
 	CreateAuthorizationCode(ctx context.Context, c *models.AuthorizationCode) error
 	FindAuthorizationCodeByHash(ctx context.Context, hash string) (*models.AuthorizationCode, error)
@@ -233,6 +233,9 @@ type NewSession struct {
 	// BrowserSessionID names the browser session the sign-in came
 	// through (nil: none): ending that browser session ends this session.
 	BrowserSessionID *string
+	// IdentityID names the upstream identity the sign-in came through
+	// (empty: none); the session's tokens state its groups and username.
+	IdentityID string
 }
 
 // CreateSession records a sign-in. The session's absolute expiry is now +
@@ -266,6 +269,9 @@ func (s *SessionService) CreateSession(ctx context.Context, n NewSession) (*mode
 		CreatedAt:   now,
 
 		BrowserSessionID: n.BrowserSessionID,
+	}
+	if n.IdentityID != "" {
+		sess.IdentityID = &n.IdentityID
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, err
