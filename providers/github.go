@@ -34,6 +34,7 @@ type githubProvider struct {
 	readOrgs    bool     // request read:org and report groups
 	timeout     time.Duration
 	client      *http.Client
+	recheck     RecheckPolicy
 }
 
 type githubSettings struct {
@@ -46,6 +47,8 @@ type githubSettings struct {
 	AllowedTeams         []string `yaml:"allowed_teams"`
 	SyncGroups           bool     `yaml:"sync_groups"`
 	Timeout              string   `yaml:"timeout"`
+	// Upstream re-checks with the kept access token (recheck.go).
+	recheckSettings `yaml:",inline"`
 }
 
 const (
@@ -134,6 +137,11 @@ func newGitHub(name string, settings Settings, env Env) (Provider, error) {
 		} else {
 			p.timeout = d
 		}
+	}
+	re := &SettingsError{}
+	p.recheck = s.recheckSettings.check(re)
+	for _, pr := range re.Problems {
+		bad("%s %s", pr.Field, pr.Message)
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
@@ -241,11 +249,8 @@ type (
 )
 
 // Complete exchanges the code (with the PKCE verifier) for an access
-// token, reads the profile, email addresses and, when configured,
-// organizations and teams, and applies the allow-lists. It returns an
-// Identity only when every call succeeded, so a failure half-way never
-// provisions a user with partial groups; when GitHub answers but says it
-// left organizations out (SAML single sign-on), GroupsPartial says so.
+// token and reads the person with it (readIdentity); with re-checks on,
+// the token is kept (Identity.Recheck) to read them again later.
 func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Identity, error) {
 	code := req.HTTP.URL.Query().Get("code")
 	if code == "" {
@@ -258,7 +263,23 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 	if err != nil {
 		return nil, err
 	}
+	id, err := p.readIdentity(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if p.recheck.Enabled {
+		id.Recheck = githubRecheckSaved(token, id.Subject)
+	}
+	return id, nil
+}
 
+// readIdentity reads the person the access token belongs to: the
+// profile, email addresses and, when configured, organizations and teams,
+// and applies the allow-lists. It returns an Identity only when every call
+// succeeded, so a failure half-way never provisions a user with partial
+// groups; when GitHub answers but says it left organizations out (SAML
+// single sign-on), GroupsPartial says so.
+func (p *githubProvider) readIdentity(ctx context.Context, token string) (*Identity, error) {
 	var (
 		user                      githubUser
 		emails                    []githubEmail
