@@ -115,3 +115,25 @@ func (s *Store) EndIdentitySessions(ctx context.Context, identityID, reason stri
 	})
 	return n, err
 }
+
+// UpdateIdentityRecheck writes what an upstream re-check read about an
+// identity (the columns UpdateIdentityLogin writes, but not
+// last_login_at: a re-check is not a sign-in).
+func (s *Store) UpdateIdentityRecheck(ctx context.Context, identityID string, fields Identity, now time.Time) error {
+	err := s.db.WithContext(ctx).Model(&Identity{}).Where("id = ?", identityID).Updates(map[string]any{
+		"email": fields.Email, "email_verified": fields.EmailVerified, "name": fields.Name,
+		"avatar_url": fields.AvatarURL, "raw_claims": fields.RawClaims, "upstream_groups": fields.UpstreamGroups,
+		"username": fields.Username, "updated_at": now,
+	}).Error
+	return mapErr(err, "update identity")
+}
+
+// UpdateUserProfile sets the given profile columns of a user, leaving
+// last_login_at alone.
+func (s *Store) UpdateUserProfile(ctx context.Context, userID string, profile map[string]any, now time.Time) error {
+	updates := map[string]any{"updated_at": now}
+	for k, v := range profile {
+		updates[k] = v
+	}
+	return mapErr(s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Updates(updates).Error, "update user")
+}
