@@ -251,9 +251,10 @@ func (s *Service) recheck(ctx context.Context, identityID, provider string, rc p
 	// A refresh decided the check is due from last: claim it only if no
 	// other check succeeded since (checked_at is still last). A forced
 	// check (last zero) claims whatever the time of the last one.
-	checkedBefore := now.Add(time.Nanosecond)
+	// (A microsecond: PostgreSQL keeps times to the microsecond.)
+	checkedBefore := now.Add(time.Microsecond)
 	if !last.IsZero() {
-		checkedBefore = last.Add(time.Nanosecond)
+		checkedBefore = last.Add(time.Microsecond)
 	}
 	row, err := s.store.ClaimUpstreamCheck(ctx, identityID, checkedBefore, now.Add(-RecheckLease), now)
 	switch {
