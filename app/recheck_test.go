@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/models/dbtest"
 	"github.com/gatehouse-id/gatehouse/providers/githubtest"
 	"github.com/gatehouse-id/gatehouse/providers/providertest"
+	"github.com/gatehouse-id/gatehouse/providers/samltest"
 )
 
 // recheckUpstreams are two fake OpenID Connect upstreams: keep re-checks
@@ -373,6 +374,95 @@ org_sync:
 			defer func() { gh.Intercept = nil }()
 			if status, out := refresh(t, s, tok, ""); status != 200 {
 				t.Fatalf("refresh with GitHub failing = %d %v", status, out)
+			}
+		})
+	}
+}
+
+// TestRecheckSAMLMaxSessionAge: SAML cannot re-check; a session through
+// it refreshes until the last sign-in through the identity is older than
+// max_session_age, then ends with a clear invalid_grant.
+func TestRecheckSAMLMaxSessionAge(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, idp, conf := startSAML(t, pg, "    max_session_age: 8h\n")
+			idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
+			verifier := oauth2.GenerateVerifier()
+			b := newBrowser(t)
+			resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "corp")))
+			_, page := b.get(resp.Header.Get("Location"))
+			form, err := samltest.ParseFormPage(page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, page = b.crossSitePost(form.URL, form.Values())
+			action, fields := autoPost(t, page)
+			resp, body := b.post(action, fields)
+			target, _ := url.Parse(resp.Header.Get("Location"))
+			if target == nil || target.Query().Get("code") == "" {
+				t.Fatalf("callback = %d %s", resp.StatusCode, body)
+			}
+			tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, out := refresh(t, s, tok, ""); status != 200 {
+				t.Fatalf("refresh = %d %v", status, out)
+			}
+			s.DB.Exec("UPDATE upstream_checks SET checked_at = ?", time.Now().UTC().Add(-9*time.Hour))
+			status, out := refresh(t, s, tok, "")
+			if status != 400 || out["error"] != "invalid_grant" || !strings.Contains(fmt.Sprint(out["error_description"]), "max_session_age") {
+				t.Fatalf("refresh past max_session_age = %d %v", status, out)
+			}
+			if n := countOf(t, s, "SELECT COUNT(*) FROM sessions WHERE revoke_reason = ?", "max_session_age"); n != 1 {
+				t.Fatalf("sessions ended = %d", n)
+			}
+		})
+	}
+}
+
+// TestAdminForcesRecheck: POST /api/v1/admin/users/{id}/recheck re-checks
+// the user's identities now, whatever recheck_interval says; an upstream
+// that forgot the grant ends the sessions at once. Only administrators.
+func TestAdminForcesRecheck(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			lazy := providertest.New(t, providertest.Options{})
+			yaml := strings.Replace(rbacYAML, "  - {name: lax, type: dev, trusted_email: false}\n",
+				"  - {name: lax, type: dev, trusted_email: false}\n"+fmt.Sprintf(
+					"  - {name: lazy, type: oidc, issuer: %s, client_id: %s, client_secret: %s, insecure_allow_http: true, recheck_interval: 1h}\n",
+					lazy.Issuer, lazy.ClientID, lazy.ClientSecret), 1)
+			yaml = strings.Replace(yaml, "clients:\n", "clients:\n  - {id: spa, public: true, redirect_uris: [\"http://127.0.0.1:9/callback\"]}\n", 1)
+			w := newWorldWith(t, pg, yaml)
+			s, up, root := w.s, recheckUpstreams{lazy: lazy}, w.root
+			tok := recheckSignIn(t, s, "lazy")
+			var userID string
+			s.DB.Raw("SELECT user_id FROM sessions WHERE provider = ?", "lazy").Scan(&userID)
+			call := func(token string) (int, string) {
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/v1/admin/users/"+userID+"/recheck", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, body := newBrowser(t).do(req)
+				return resp.StatusCode, body
+			}
+			if status, body := call(tok.AccessToken); status != 401 {
+				t.Fatalf("recheck with a token of another audience = %d %s", status, body)
+			}
+			if status, body := call(w.signIn("admin-console", "someone@example.com", "", "").AccessToken); status != 403 {
+				t.Fatalf("recheck by a person who is no administrator = %d %s", status, body)
+			}
+			status, body := call(root)
+			if status != 200 || !strings.Contains(body, `"outcome":"success"`) || up.lazy.RefreshGrants() != 1 {
+				t.Fatalf("forced recheck = %d %s (upstream asked %d times)", status, body, up.lazy.RefreshGrants())
+			}
+			up.lazy.ForgetGrants()
+			if status, body := call(root); status != 200 || !strings.Contains(body, `"outcome":"gone"`) {
+				t.Fatalf("forced recheck after the upstream forgot = %d %s", status, body)
+			}
+			if status, out := refresh(t, s, tok, ""); status != 400 {
+				t.Fatalf("refresh after the forced recheck = %d %v", status, out)
+			}
+			if n := countOf(t, s, "SELECT COUNT(*) FROM audit_events WHERE type = ?", "identity.recheck_forced"); n != 2 {
+				t.Fatalf("forced recheck audit events = %d", n)
 			}
 		})
 	}
