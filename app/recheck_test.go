@@ -32,7 +32,7 @@ func (u recheckUpstreams) byName(name string) *providertest.Server {
 }
 
 // startRecheckServer starts the fakes and a Gatehouse re-checking them.
-func startRecheckServer(t *testing.T, pg bool, st *dbtest.Statements) (*apptest.Server, recheckUpstreams) {
+func startRecheckServer(t testing.TB, pg bool, st *dbtest.Statements) (*apptest.Server, recheckUpstreams) {
 	t.Helper()
 	up := recheckUpstreams{
 		keep: providertest.New(t, providertest.Options{}),

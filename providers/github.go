@@ -19,8 +19,9 @@ import (
 // The github provider signs people in with a GitHub OAuth App (github.com
 // or GitHub Enterprise Server). GitHub speaks OAuth 2.0, not OpenID
 // Connect: there is no ID token, so who the person is comes from the REST
-// API, called with the access token right after the code exchange. The
-// token is used for that one sign-in and then dropped.
+// API, called with the access token right after the code exchange. With
+// re-checks on (the default), the token is kept (Identity.Recheck) to read
+// the person again later (githubrecheck.go).
 type githubProvider struct {
 	name        string
 	displayName string
