@@ -125,6 +125,14 @@ type Store interface {
 	ListUsers(ctx context.Context, f models.UserFilter, p models.Page) ([]models.User, error)
 	SetUserDisabled(ctx context.Context, id string, disabled bool, now time.Time) (bool, error)
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
+	LockUser(ctx context.Context, userID string) error
+	DeleteUser(ctx context.Context, id string) error
+	ListAPIKeysCreatedBy(ctx context.Context, userID string) ([]models.APIKey, error)
+	DeleteInvitationsTo(ctx context.Context, emails []string) (int64, error)
+	ReplaceAuditUser(ctx context.Context, userID, ref string) (int64, error)
+	AuditEventsMentioning(ctx context.Context, ref string, needles []string, afterID int64, limit int) ([]models.AuditEvent, error)
+	SetAuditDetails(ctx context.Context, id int64, details string) error
+	SetLogoutDeliveriesAuditSubject(ctx context.Context, userID, ref string) (int64, error)
 
 	FindSession(ctx context.Context, id string) (*models.Session, error)
 	ListUserSessionsPage(ctx context.Context, userID string, p models.Page) ([]models.Session, error)

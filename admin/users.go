@@ -65,20 +65,37 @@ func (s *Service) GetUser(ctx context.Context, a Actor, userID string) (UserDeta
 	return out, err
 }
 
-// SetUserDisabled disables a user, which also ends every session of
-// theirs, browser sessions too, at once (refresh tokens stop working;
-// Gatehouse's introspection and admin API refuse their access tokens;
-// backends that verify locally accept those until they expire), or
-// enables them again. Nobody
-// disables themselves, nor an administrator above their own level.
+// SetUserDisabled deactivates (disables) a user, which also ends every
+// session of theirs, browser sessions too, at once (their clients get
+// back-channel logouts; refresh tokens stop working; Gatehouse's
+// introspection and admin API refuse their access tokens; backends that
+// verify locally accept those until they expire; signing in is refused
+// with the "Account disabled" page), or reactivates (enables) them
+// again, which revives no session. API keys they created keep working:
+// they belong to their organization (the audit event lists them).
+// Nobody disables themselves, nor an administrator above their own
+// level.
 func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, disabled bool) (User, error) {
 	if disabled && userID == a.UserID {
 		return User{}, forbidden("you cannot disable yourself")
 	}
+	return s.setUserDisabled(ctx, a, false, userID, disabled)
+}
+
+// ConsoleSetUserDisabled is SetUserDisabled for the operator at the
+// console (`gatehouse users deactivate|reactivate`), with no actor and no
+// level; the audit event says "by": "console".
+func (s *Service) ConsoleSetUserDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
+	return s.setUserDisabled(ctx, Actor{}, true, userID, disabled)
+}
+
+func (s *Service) setUserDisabled(ctx context.Context, a Actor, console bool, userID string, disabled bool) (User, error) {
 	var out User
 	err := s.store.InTx(ctx, func(tx Store) error {
-		if err := s.mayActOnUser(ctx, tx, a, userID); err != nil {
-			return err
+		if !console {
+			if err := s.mayActOnUser(ctx, tx, a, userID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.FindUser(ctx, userID); err != nil {
 			return err
@@ -89,6 +106,9 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 			return err
 		}
 		details := map[string]any{"changed": changed}
+		if console {
+			details["by"] = "console"
+		}
 		typ := AuditUserEnabled
 		if disabled {
 			typ = AuditUserDisabled
@@ -104,6 +124,17 @@ func (s *Service) SetUserDisabled(ctx context.Context, a Actor, userID string, d
 				return err
 			}
 			details["browser_sessions_revoked"] = bn
+			// The keys they created keep working; the operator sees
+			// which, to rotate them if the person may hold a copy.
+			keys, err := tx.ListAPIKeysCreatedBy(ctx, userID)
+			if err != nil {
+				return err
+			}
+			ids := make([]string, 0, len(keys))
+			for _, k := range keys {
+				ids = append(ids, k.ID)
+			}
+			details["api_keys_created"] = ids
 		}
 		u, err := tx.FindUser(ctx, userID)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,14 +31,23 @@ clients:
     secret: backend-secret-0123456789
     redirect_uris: [http://127.0.0.1:9/backend/callback]
     grant_types: [authorization_code, refresh_token]
+  - id: grouped
+    public: true
+    redirect_uris: [http://127.0.0.1:9/grouped]
+    groups:
+      allow: ["dev:group:*"]
+      strip_prefix: "dev:group:"
+      include_org_roles: true
 `
 
 // TestRefreshStatements counts what one refresh grant sends the database,
 // on SQLite and PostgreSQL: a public and a confidential client
 // (client_secret_basic), a session without an organization, and one
 // whose organization gives its user a role with 20 permissions (which the
-// access token must carry), with the email_verified check. It fails above
-// maxRefreshStatements, and logs the statements.
+// access token must carry), with the email_verified check, and a client
+// whose tokens carry the groups claim with organization roles and
+// preferred_username (issue 15: read with the token, no statement more).
+// It fails above maxRefreshStatements, and logs the statements.
 func TestRefreshStatements(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
@@ -46,6 +56,8 @@ func TestRefreshStatements(t *testing.T) {
 			ctx := context.Background()
 			store := models.NewStore(s.DB)
 			org := refreshOrgWithPermissions(t, s, 20)
+			var slug string
+			s.DB.Raw("SELECT slug FROM organizations WHERE id = ?", org).Scan(&slug)
 			for _, tc := range []struct {
 				name, client, secret string
 				org                  *string
@@ -54,12 +66,18 @@ func TestRefreshStatements(t *testing.T) {
 				{"public client, organization with 20 permissions", "spa", "", &org},
 				{"client_secret_basic, no organization", "backend", "backend-secret-0123456789", nil},
 				{"client_secret_basic, organization with 20 permissions", "backend", "backend-secret-0123456789", &org},
+				{"groups with organization roles, organization with 20 permissions", "grouped", "", &org},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					u := &models.User{Email: models.NewID() + "@example.com", EmailVerified: true, Name: "Ada"}
-					if err := store.CreateUserWithIdentity(ctx, u, &models.Identity{Provider: "dev", Subject: u.Email,
-						Email: u.Email, EmailVerified: true}); err != nil {
+					ident := &models.Identity{Provider: "dev", Subject: u.Email, Email: u.Email, EmailVerified: true,
+						Username: "ada", UpstreamGroups: models.EncodeGroups([]string{"dev:group:eng", "other:x"})}
+					if err := store.CreateUserWithIdentity(ctx, u, ident); err != nil {
 						t.Fatal(err)
+					}
+					scope := "openid email profile"
+					if tc.client == "grouped" {
+						scope += " groups"
 					}
 					if tc.org != nil {
 						if err := store.UpsertMembership(ctx, &models.Membership{UserID: u.ID, OrganizationID: org,
@@ -68,7 +86,7 @@ func TestRefreshStatements(t *testing.T) {
 						}
 					}
 					sess, err := s.Sessions.CreateSession(ctx, tokens.NewSession{UserID: u.ID, ClientID: tc.client, Provider: "dev",
-						ActiveOrgID: tc.org, Scope: "openid email profile", AMR: []string{"pwd"}})
+						ActiveOrgID: tc.org, Scope: scope, AMR: []string{"pwd"}, IdentityID: ident.ID})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -92,6 +110,7 @@ func TestRefreshStatements(t *testing.T) {
 						}
 						refresh = out["refresh_token"].(string)
 						checkRefreshClaims(t, out, u, tc.org)
+						checkRefreshGroups(t, out, tc.client == "grouped", slug+":load")
 						if round == 0 {
 							continue
 						}
@@ -167,6 +186,26 @@ func checkRefreshClaims(t *testing.T, out map[string]any, u *models.User, org *s
 	decodePayload(t, idt, &id)
 	if id.Sub != u.ID || id.EmailVerified == nil || !*id.EmailVerified {
 		t.Fatalf("ID token claims %+v", id)
+	}
+}
+
+// checkRefreshGroups checks the groups and preferred_username claims of
+// a refresh: the identity's filtered groups and organization role for
+// the grouped client, no groups for the others.
+func checkRefreshGroups(t *testing.T, out map[string]any, grouped bool, orgRole string) {
+	t.Helper()
+	var at, id struct {
+		Groups            []string `json:"groups"`
+		PreferredUsername string   `json:"preferred_username"`
+	}
+	decodePayload(t, out["access_token"].(string), &at)
+	decodePayload(t, out["id_token"].(string), &id)
+	want := []string(nil)
+	if grouped {
+		want = []string{"eng", orgRole}
+	}
+	if !slices.Equal(at.Groups, want) || !slices.Equal(id.Groups, want) || id.PreferredUsername != "ada" {
+		t.Fatalf("groups: access token %q, ID token %q %q; want %q", at.Groups, id.Groups, id.PreferredUsername, want)
 	}
 }
 

@@ -67,7 +67,7 @@ type Claims struct {
 // Store is the outbox as the dispatcher uses it; *models.Store provides it.
 type Store interface {
 	DueLogoutDeliveries(ctx context.Context, clientIDs []string, now time.Time, limit int) ([]models.LogoutDelivery, error)
-	ClaimLogoutDelivery(ctx context.Context, sessionID string, now, leaseUntil time.Time) (bool, error)
+	ClaimLogoutDelivery(ctx context.Context, sessionID string, attempts int, now, leaseUntil time.Time) (bool, error)
 	DeleteLogoutDelivery(ctx context.Context, sessionID string) error
 	RescheduleLogoutDelivery(ctx context.Context, sessionID string, attempts int, next time.Time, lastError string) (bool, error)
 	DropLogoutDeliveries(ctx context.Context, keep []string) (int64, error)
@@ -122,7 +122,8 @@ type Options struct {
 	// the pending count reported (default 10s).
 	Poll, Housekeep time.Duration
 	// Lease is how long a claimed row stays another replica's (default
-	// the larger of one minute and four Timeouts): a replica that dies
+	// the larger of one minute and four Timeouts; never less than one
+	// delivery may take, Timeout plus 5 seconds): a replica that dies
 	// mid-delivery delays that delivery this long.
 	Lease time.Duration
 	// Parallel bounds the deliveries in flight (default 16), PerClient
@@ -132,7 +133,17 @@ type Options struct {
 	// HTTPClient sends the POSTs (default: one that follows no redirect).
 	// Its redirect policy is replaced: redirects are never followed.
 	HTTPClient *http.Client
+
+	writeGrace time.Duration // writeGrace when New ran
 }
+
+// writeGrace (a variable for tests only) is how long, beyond Timeout, one delivery may take to record
+// its outcome (audit event, then the row deleted or rescheduled). A
+// delivery, POST and writes, never outlives Timeout + writeGrace, so Run
+// returns that long after its context ends at the latest; a write cut
+// short leaves the row leased, and it is tried again when the lease runs
+// out (Lease is never shorter than a delivery may take).
+var writeGrace = 5 * time.Second
 
 // maxAnswer bounds how much of a client's answer is read (and discarded).
 const maxAnswer = 4 << 10
@@ -169,6 +180,8 @@ func New(opts Options) *Dispatcher {
 	def(&opts.Poll, time.Second)
 	def(&opts.Housekeep, 10*time.Second)
 	def(&opts.Lease, max(time.Minute, 4*opts.Timeout))
+	opts.Lease = max(opts.Lease, opts.Timeout+writeGrace)
+	opts.writeGrace = writeGrace
 	if opts.Parallel <= 0 {
 		opts.Parallel = 16
 	}
@@ -210,7 +223,8 @@ func (d *Dispatcher) Wake() {
 }
 
 // Run delivers due logouts until ctx ends, then waits for the deliveries
-// in flight (each bounded by Timeout) and returns. Faults of the outbox
+// in flight (each bounded by Timeout plus 5 seconds for its database
+// writes, whatever the database does) and returns. Faults of the outbox
 // are logged and retried at the next poll.
 func (d *Dispatcher) Run(ctx context.Context) {
 	defer d.wg.Wait()
@@ -290,7 +304,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, wg *sync.WaitGroup) error {
 		if !d.reserve(row.ClientID) {
 			continue
 		}
-		ok, err := d.opts.Store.ClaimLogoutDelivery(ctx, row.SessionID, now, now.Add(d.opts.Lease))
+		ok, err := d.opts.Store.ClaimLogoutDelivery(ctx, row.SessionID, row.Attempts, now, now.Add(d.opts.Lease))
 		if err != nil || !ok {
 			d.release(row.ClientID)
 			if err != nil {
@@ -303,8 +317,12 @@ func (d *Dispatcher) dispatch(ctx context.Context, wg *sync.WaitGroup) error {
 			defer wg.Done()
 			defer d.release(row.ClientID)
 			// Detached from ctx: a shutdown lets this attempt finish
-			// (bounded by Timeout) rather than leave the row leased.
-			d.deliver(context.WithoutCancel(ctx), row)
+			// rather than leave the row leased; bounded, so that neither
+			// a silent client (Timeout) nor a stalled database (writeGrace
+			// more) holds the shutdown.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.Timeout+d.opts.writeGrace)
+			defer cancel()
+			d.deliver(dctx, row)
 		}()
 	}
 	return nil
@@ -389,6 +407,9 @@ func (d *Dispatcher) record(ctx context.Context, row models.LogoutDelivery, outc
 	e := &models.AuditEvent{Type: typ, Outcome: auditOutcome, ClientID: row.ClientID}
 	if row.UserID != "" {
 		e.SubjectUserID = &row.UserID
+	}
+	if row.AuditSubject != "" {
+		e.SubjectUserID = &row.AuditSubject
 	}
 	if err := d.opts.Store.RecordAudit(ctx, e, details); err != nil {
 		d.opts.Log.ErrorContext(ctx, "audit event not recorded", slog.String("type", typ), slog.String("error", err.Error()))

@@ -3,6 +3,7 @@ package backchannel_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -228,10 +229,11 @@ func verifyLogoutToken(req *http.Request, jwks jose.JSONWebKeySet, client string
 	return &c, nil
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor polls cond for up to 30 s (a bound for a hung test, far above
+// what any wait takes on a slow machine).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -472,7 +474,8 @@ func TestGivesUp(t *testing.T) {
 
 // TestOutboxSurvivesRestart: logouts queued while no dispatcher runs,
 // and one a dead replica had claimed, are delivered by a new dispatcher
-// (the latter once its lease has run out).
+// (the latter once its lease has run out, on the dispatcher's clock: no
+// real time passes, so a slow machine cannot let the lease run out early).
 func TestOutboxSurvivesRestart(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db)
@@ -481,21 +484,34 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 		queued := []string{f.endSession("app-a"), f.endSession("app-a")}
 		// A replica claimed this one, then died.
 		dead := f.endSession("app-a")
-		now := time.Now().UTC()
-		leaseEnd := now.Add(300 * time.Millisecond)
-		if ok, err := f.store.ClaimLogoutDelivery(f.ctx, dead, now, leaseEnd); !ok || err != nil {
+		var clock atomic.Int64 // the dispatchers' now, in Unix nanoseconds
+		start := time.Now().UTC()
+		clock.Store(start.UnixNano())
+		now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+		withClock := func(o *backchannel.Options) { o.Now = now }
+		// Logout tokens carry the fake clock's iat: the lease stays well
+		// within the receiver's five seconds of tolerance.
+		leaseEnd := start.Add(2 * time.Second)
+		if ok, err := f.store.ClaimLogoutDelivery(f.ctx, dead, 0, start, leaseEnd); !ok || err != nil {
 			t.Fatalf("claim = %v %v", ok, err)
 		}
 		var o outcomes
-		if err := f.dispatcher(endpoints, &o, nil).DeliverDue(f.ctx); err != nil {
+		if err := f.dispatcher(endpoints, &o, withClock).DeliverDue(f.ctx); err != nil {
 			t.Fatal(err)
 		}
 		if n := o.get("app-a delivered"); n != len(queued) {
 			t.Fatalf("delivered %d after the restart, want %d", n, len(queued))
 		}
-		time.Sleep(time.Until(leaseEnd) + 10*time.Millisecond)
-		later := f.dispatcher(endpoints, &o, nil)
-		if err := later.DeliverDue(f.ctx); err != nil {
+		// Just before the lease ends, the dead replica's row is not due.
+		clock.Store(leaseEnd.Add(-time.Millisecond).UnixNano())
+		if err := f.dispatcher(endpoints, &o, withClock).DeliverDue(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := o.get("app-a delivered"); n != len(queued) || len(f.rows()) != 1 {
+			t.Fatalf("a leased row was delivered before its lease ran out: outcomes %v rows %+v", o.n, f.rows())
+		}
+		clock.Store(leaseEnd.UnixNano())
+		if err := f.dispatcher(endpoints, &o, withClock).DeliverDue(f.ctx); err != nil {
 			t.Fatal(err)
 		}
 		if o.get("app-a delivered") != 3 || len(f.rows()) != 0 {
@@ -509,6 +525,143 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 			if !seen[sid] {
 				t.Fatalf("session %s was never told", sid)
 			}
+		}
+	})
+}
+
+// rescheduledMeanwhile is the outbox as a replica sees it when another
+// replica records a failed attempt of a row between this replica's read
+// and its claim: the first read's first row is rescheduled, already due.
+type rescheduledMeanwhile struct {
+	*models.Store
+	once sync.Once
+	row  string
+}
+
+func (s *rescheduledMeanwhile) DueLogoutDeliveries(ctx context.Context, clients []string, now time.Time, limit int) ([]models.LogoutDelivery, error) {
+	rows, err := s.Store.DueLogoutDeliveries(ctx, clients, now, limit)
+	if err != nil || len(rows) == 0 {
+		return rows, err
+	}
+	s.once.Do(func() {
+		s.row = rows[0].SessionID
+		if ok, rerr := s.Store.RescheduleLogoutDelivery(ctx, rows[0].SessionID, rows[0].Attempts, now.Add(-time.Second), "HTTP 503"); !ok || rerr != nil {
+			err = fmt.Errorf("reschedule by the other replica: %v %v", ok, rerr)
+		}
+	})
+	return rows, err
+}
+
+// TestClaimSeesAnotherReplicasReschedule: a row another replica
+// rescheduled after this one read it is not claimed on the stale read,
+// even though it is due again: its failure stays recorded (attempts 1),
+// and the next read delivers it as the second attempt. Claimed on the
+// stale read, a failure would have been recorded against the old count,
+// refused, and the row left leased for a whole lease.
+func TestClaimSeesAnotherReplicasReschedule(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newFixture(t, db)
+		rcv := f.receiver("app-a", nil)
+		var o outcomes
+		store := &rescheduledMeanwhile{Store: f.store}
+		d := f.dispatcher(map[string]string{"app-a": rcv.URL}, &o, func(o *backchannel.Options) { o.Store = store })
+		sid := f.endSession("app-a")
+		if err := d.DeliverDue(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows := f.rows()
+		if store.row != sid || rcv.calls.Load() != 0 || len(rows) != 1 || rows[0].Attempts != 1 || rows[0].LastError != "HTTP 503" ||
+			rows[0].NextAttemptAt.After(time.Now()) {
+			t.Fatalf("after a claim on a stale read: calls %d, rows %+v", rcv.calls.Load(), rows)
+		}
+		if err := d.DeliverDue(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		ev := f.audits(backchannel.AuditDelivered)
+		if rcv.calls.Load() != 1 || len(f.rows()) != 0 || len(ev) != 1 || ev[0]["attempt"] != float64(2) {
+			t.Fatalf("calls %d rows %+v delivered events %+v", rcv.calls.Load(), f.rows(), ev)
+		}
+	})
+}
+
+// stalledWrites is an outbox whose database stops answering writes
+// after a delivery: each write waits until its context ends.
+type stalledWrites struct {
+	*models.Store
+	entered chan struct{} // one value per stalled write
+	release chan struct{} // closed when the test ends, should it fail
+	mu      sync.Mutex
+	errs    []error // the context errors the writes ended with
+}
+
+func (s *stalledWrites) stall(ctx context.Context) error {
+	s.entered <- struct{}{}
+	select {
+	case <-ctx.Done():
+	case <-s.release:
+		return errors.New("released by the test")
+	}
+	s.mu.Lock()
+	s.errs = append(s.errs, ctx.Err())
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *stalledWrites) RecordAudit(ctx context.Context, _ *models.AuditEvent, _ map[string]any) error {
+	return s.stall(ctx)
+}
+
+func (s *stalledWrites) DeleteLogoutDelivery(ctx context.Context, _ string) error {
+	return s.stall(ctx)
+}
+
+// TestStalledDatabaseDoesNotHoldShutdown: when the database stalls while
+// a delivery records its outcome, stopping the dispatcher returns once
+// the delivery's bound (Timeout plus the write grace) is reached, not
+// when the database answers; the writes end by that deadline, not by
+// the shutdown itself, and the row stays, to be delivered again once its
+// lease runs out.
+func TestStalledDatabaseDoesNotHoldShutdown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		backchannel.SetWriteGrace(t, 200*time.Millisecond)
+		f := newFixture(t, db)
+		rcv := f.receiver("app-a", nil)
+		store := &stalledWrites{Store: f.store, entered: make(chan struct{}, 8), release: make(chan struct{})}
+		d := f.dispatcher(map[string]string{"app-a": rcv.URL}, nil, func(o *backchannel.Options) {
+			o.Store, o.Timeout = store, time.Second
+		})
+		sid := f.endSession("app-a")
+		stop := run(t, d)
+		t.Cleanup(func() { close(store.release) }) // before the dispatcher stops
+		select {
+		case <-store.entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the delivery never wrote its outcome")
+		}
+		stopped := make(chan struct{})
+		go func() { stop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a stalled database holds the dispatcher's shutdown")
+		}
+		store.mu.Lock()
+		errs := append([]error(nil), store.errs...)
+		store.mu.Unlock()
+		if len(errs) == 0 {
+			t.Fatal("no stalled write ended")
+		}
+		for _, err := range errs {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a stalled write ended with %v, want the delivery's deadline (not the shutdown)", err)
+			}
+		}
+		if rcv.calls.Load() != 1 {
+			t.Fatalf("calls %d", rcv.calls.Load())
+		}
+		rows := f.rows()
+		if len(rows) != 1 || rows[0].SessionID != sid || !rows[0].NextAttemptAt.After(time.Now()) {
+			t.Fatalf("after a stalled write the row should stay leased: %+v", rows)
 		}
 	})
 }
@@ -556,11 +709,15 @@ func TestReplicasDeliverEachOnce(t *testing.T) {
 }
 
 // TestSlowClientDoesNotHoldOthers: while a client hangs on all its
-// allowed deliveries, another client's logouts still go out.
+// allowed deliveries, another client's logouts still go out. Only counts
+// are asserted: the slow client hangs until released (its Timeout is far
+// longer than the test), so no timing of the machine decides the outcome.
 func TestSlowClientDoesNotHoldOthers(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db)
 		release := make(chan struct{})
+		var releaseOnce sync.Once
+		free := func() { releaseOnce.Do(func() { close(release) }) }
 		slow := f.receiver("slow", func(w http.ResponseWriter, r *http.Request, _ int) {
 			select {
 			case <-release:
@@ -570,22 +727,26 @@ func TestSlowClientDoesNotHoldOthers(t *testing.T) {
 		fast := f.receiver("fast", nil)
 		var o outcomes
 		d := f.dispatcher(map[string]string{"slow": slow.URL, "fast": fast.URL}, &o, func(o *backchannel.Options) {
-			o.Parallel, o.PerClient, o.Timeout = 3, 2, 5*time.Second
+			o.Parallel, o.PerClient, o.Timeout = 3, 2, 10*time.Minute
 		})
 		for range 5 {
 			f.endSession("slow")
 		}
 		run(t, d)
+		t.Cleanup(free) // before the dispatcher stops, should the test fail
 		waitFor(t, "the slow client's deliveries", func() bool { return slow.calls.Load() == 2 })
 		for range 3 {
 			f.endSession("fast")
 		}
 		d.Wake()
 		waitFor(t, "the fast client's deliveries", func() bool { return o.get("fast delivered") == 3 })
-		if c := slow.calls.Load(); c != 2 {
-			t.Fatalf("the slow client got %d deliveries at once, limit 2", c)
+		if c := slow.calls.Load(); c != 2 || o.get("slow failed") != 0 || o.get("slow delivered") != 0 {
+			t.Fatalf("the slow client got %d deliveries at once (limit 2), outcomes %v", c, o.n)
 		}
-		close(release)
+		free()
 		waitFor(t, "the slow client's deliveries", func() bool { return o.get("slow delivered") == 5 })
+		if c := slow.calls.Load(); c != 5 || o.get("slow failed") != 0 {
+			t.Fatalf("the slow client got %d calls for 5 logouts, outcomes %v", c, o.n)
+		}
 	})
 }

@@ -39,6 +39,12 @@ type Access struct {
 	OrgID         string   `json:"org_id,omitempty"`
 	Roles         []string `json:"roles,omitempty"`
 	Permissions   []string `json:"permissions,omitempty"`
+	// Groups is the groups claim (scope groups): the upstream groups of
+	// the identity the session came through, filtered by the client's
+	// configuration, and optionally its organization roles as
+	// "<org-slug>:<role>". Absent without the scope, without groups, or
+	// when it would exceed Gatehouse's documented bound.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // SetEmail sets the email claims: email, and email_verified stated true

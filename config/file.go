@@ -76,6 +76,9 @@ type Client struct {
 	// logout tokens (and ID tokens). Gatehouse always sends it; the field
 	// is accepted for registration parity.
 	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required"`
+	// Groups says which groups the client's `groups` claim carries
+	// (GroupsClaim); nil: the client may not ask for the groups scope.
+	Groups *GroupsClaim `yaml:"groups"`
 }
 
 // RefreshIDToken reports whether a refresh answers an ID token (when the
@@ -349,6 +352,7 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 				r.fail(field+".permissions", "%v", err)
 			}
 		}
+		validateGroups(r, field, cl)
 	}
 	names := map[string]bool{}
 	for i, p := range f.Providers {

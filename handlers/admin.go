@@ -67,6 +67,7 @@ func (h *Admin) Register(r *gin.Engine) {
 	api.GET("/users/:user_id", instance("users-read"), h.getUser)
 	api.POST("/users/:user_id/disable", instance("users-write"), h.disableUser)
 	api.POST("/users/:user_id/enable", instance("users-write"), h.enableUser)
+	api.DELETE("/users/:user_id", instance("users-delete"), h.deleteUser)
 	api.DELETE("/users/:user_id/identities/:identity_id", instance("users-write"), h.unlink)
 	api.POST("/users/:user_id/recheck", instance("users-write"), h.recheckUser)
 	api.GET("/users/:user_id/sessions", instance("sessions-read"), h.listSessions)
@@ -313,6 +314,11 @@ func (h *Admin) disableUser(c *gin.Context) {
 
 func (h *Admin) enableUser(c *gin.Context) {
 	out, err := h.Svc.SetUserDisabled(c.Request.Context(), actor(c), c.Param("user_id"), false)
+	h.answer(c, http.StatusOK, out, err)
+}
+
+func (h *Admin) deleteUser(c *gin.Context) {
+	out, err := h.Svc.DeleteUser(c.Request.Context(), actor(c), c.Param("user_id"))
 	h.answer(c, http.StatusOK, out, err)
 }
 

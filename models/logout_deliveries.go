@@ -32,15 +32,20 @@ func (s *Store) DueLogoutDeliveries(ctx context.Context, clientIDs []string, now
 }
 
 // ClaimLogoutDelivery leases the row of sessionID to the caller until
-// leaseUntil when it is still due at now, and reports whether it did. Of
-// concurrent claimers (replicas or goroutines) of one due row exactly one
-// gets true: the UPDATE's condition no longer holds for the others once
-// the first has moved next_attempt_at past now (PostgreSQL re-checks it
-// after the row lock; SQLite serialises writers). A delivered (deleted)
-// or rescheduled row is not claimed.
-func (s *Store) ClaimLogoutDelivery(ctx context.Context, sessionID string, now, leaseUntil time.Time) (bool, error) {
+// leaseUntil when it is still due at now and still has the attempts the
+// caller read, and reports whether it did. Of concurrent claimers
+// (replicas or goroutines) of one due row exactly one gets true: the
+// UPDATE's condition no longer holds for the others once the first has
+// moved next_attempt_at past now (PostgreSQL re-checks it after the row
+// lock; SQLite serialises writers). A delivered (deleted) row is not
+// claimed, nor a row another replica rescheduled after the caller read
+// it: even when its new next_attempt_at is already due, its attempts
+// changed, so the caller's later reschedule (conditional on the attempts
+// it read) cannot silently fail and leave the row leased, nor the other
+// replica's attempt be counted twice.
+func (s *Store) ClaimLogoutDelivery(ctx context.Context, sessionID string, attempts int, now, leaseUntil time.Time) (bool, error) {
 	res := s.db.WithContext(ctx).Model(&LogoutDelivery{}).
-		Where("session_id = ? AND next_attempt_at <= ?", sessionID, now).
+		Where("session_id = ? AND attempts = ? AND next_attempt_at <= ?", sessionID, attempts, now).
 		Update("next_attempt_at", leaseUntil)
 	return res.RowsAffected == 1, mapErr(res.Error, "claim logout delivery")
 }

@@ -58,24 +58,37 @@ func TestLogoutDeliveryLifecycle(t *testing.T) {
 		}
 
 		lease := now.Add(time.Minute)
-		if ok, err := s.ClaimLogoutDelivery(ctx, older.SessionID, now, lease); !ok || err != nil {
+		if ok, err := s.ClaimLogoutDelivery(ctx, older.SessionID, 0, now, lease); !ok || err != nil {
 			t.Fatalf("claim = %v %v", ok, err)
 		}
-		if ok, _ := s.ClaimLogoutDelivery(ctx, older.SessionID, now, lease); ok {
+		if ok, _ := s.ClaimLogoutDelivery(ctx, older.SessionID, 0, now, lease); ok {
 			t.Fatal("a leased row was claimed again")
 		}
-		if ok, _ := s.ClaimLogoutDelivery(ctx, later.SessionID, now, lease); ok {
+		if ok, _ := s.ClaimLogoutDelivery(ctx, later.SessionID, 0, now, lease); ok {
 			t.Fatal("a row not yet due was claimed")
 		}
-		if ok, _ := s.ClaimLogoutDelivery(ctx, "no-such-row", now, lease); ok {
+		if ok, _ := s.ClaimLogoutDelivery(ctx, "no-such-row", 0, now, lease); ok {
 			t.Fatal("an unknown row was claimed")
 		}
 		if due, _ := s.DueLogoutDeliveries(ctx, []string{"app-a"}, now, 10); !slices.Equal(sessionIDs(due), []string{newer.SessionID}) {
 			t.Fatalf("due while leased = %v", sessionIDs(due))
 		}
 		// The lease runs out (the replica died): due again, claimable again.
-		if ok, _ := s.ClaimLogoutDelivery(ctx, older.SessionID, lease, lease.Add(time.Minute)); !ok {
+		if ok, _ := s.ClaimLogoutDelivery(ctx, older.SessionID, 0, lease, lease.Add(time.Minute)); !ok {
 			t.Fatal("a row whose lease ran out was not claimable")
+		}
+
+		// Another replica rescheduled the row between this replica's read
+		// and its claim, to a time already due: the claim, made with the
+		// attempts read before, is refused; with the current count it holds.
+		if ok, err := s.RescheduleLogoutDelivery(ctx, other.SessionID, 0, now.Add(-time.Second), "http 502"); !ok || err != nil {
+			t.Fatalf("reschedule by another replica = %v %v", ok, err)
+		}
+		if ok, err := s.ClaimLogoutDelivery(ctx, other.SessionID, 0, now, lease); ok || err != nil {
+			t.Fatalf("a claim with stale attempts = %v %v, want refused", ok, err)
+		}
+		if ok, err := s.ClaimLogoutDelivery(ctx, other.SessionID, 1, now, lease); !ok || err != nil {
+			t.Fatalf("a claim with the current attempts = %v %v", ok, err)
 		}
 
 		next := now.Add(2 * time.Second)
@@ -97,7 +110,7 @@ func TestLogoutDeliveryLifecycle(t *testing.T) {
 		if err := s.DeleteLogoutDelivery(ctx, newer.SessionID); err != nil {
 			t.Fatalf("deleting a row twice: %v", err)
 		}
-		if ok, _ := s.ClaimLogoutDelivery(ctx, newer.SessionID, now, lease); ok {
+		if ok, _ := s.ClaimLogoutDelivery(ctx, newer.SessionID, 0, now, lease); ok {
 			t.Fatal("a delivered row was claimed")
 		}
 
@@ -145,7 +158,7 @@ func TestLogoutDeliveryClaimIsExclusive(t *testing.T) {
 				// Each claimer walks the rows from its own starting point.
 				for i := range due {
 					d := due[(i+c*3)%len(due)]
-					ok, err := s.ClaimLogoutDelivery(ctx, d.SessionID, now, now.Add(time.Minute))
+					ok, err := s.ClaimLogoutDelivery(ctx, d.SessionID, 0, now, now.Add(time.Minute))
 					if err != nil {
 						errs <- fmt.Errorf("claimer %d: %w", c, err)
 						return

@@ -213,6 +213,10 @@ type LogoutDelivery struct {
 	NextAttemptAt time.Time
 	Attempts      int
 	LastError     string
+	// AuditSubject, when set, is the user reference the delivery's audit
+	// events carry instead of UserID: the pseudonym of a deleted user,
+	// whose id the logout token still needs as its sub.
+	AuditSubject string
 }
 
 // RefreshToken is stored only as a hash; RotatedAt marks a token already

@@ -186,7 +186,7 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 		q.WriteString(`))`)
 	}
 	// The session's identity, by its key (NULL columns without one).
-	q.WriteString(`, i.username, i.upstream_groups, `)
+	q.WriteString(`, si.username, si.upstream_groups, `)
 	// The user's organization roles as UserOrgRoles gives them, sorted,
 	// joined by permSep (slugs and role names never hold it).
 	if !orgRoles {
@@ -213,7 +213,7 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 	q.WriteString(param())
 	q.WriteString(`
 	LEFT JOIN roles r ON r.id = m.role_id
-	LEFT JOIN identities i ON i.id = s.identity_id
+	LEFT JOIN identities si ON si.id = s.identity_id
 	LEFT JOIN upstream_checks uc ON uc.identity_id = s.identity_id
 	WHERE t.token_hash = `)
 	q.WriteString(param())

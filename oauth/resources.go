@@ -172,7 +172,10 @@ func (s *Service) userFor(ctx context.Context, bearer string) (*tokens.AccessCla
 	return claims, user, err
 }
 
-// UserInfo answers the OIDC UserInfo endpoint; claims follow the scopes.
+// UserInfo answers the OIDC UserInfo endpoint; claims follow the scopes:
+// email; profile (name, picture, and preferred_username from the
+// session's identity); groups, filtered by the client's configuration
+// as in its tokens (and left out, with an audit event, over the bound).
 func (s *Service) UserInfo(ctx context.Context, bearer string) (map[string]any, error) {
 	claims, user, err := s.userFor(ctx, bearer)
 	if err != nil {
@@ -189,22 +192,45 @@ func (s *Service) UserInfo(ctx context.Context, bearer string) (map[string]any, 
 			out["picture"] = user.AvatarURL
 		}
 	}
+	client := s.clients[claims.ClientID]
+	if client == nil { // taken out of the configuration: no groups
+		client = &Client{}
+	}
+	if client.wantsIdentity(scopes) {
+		sess, err := s.sessions.GetSession(ctx, claims.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		ident, err := s.sessionIdentity(ctx, client, sess, scopes)
+		if err != nil {
+			return nil, err
+		}
+		if ident.username != "" && slices.Contains(scopes, "profile") {
+			out["preferred_username"] = ident.username
+		}
+		if groups := s.groupsFor(ctx, client, sess, scopes, ident, "userinfo"); groups != nil {
+			out["groups"] = groups
+		}
+	}
 	return out, nil
 }
 
 // Me describes the signed-in user for /auth/me.
 type Me struct {
-	ID            string           `json:"id"`
-	Email         string           `json:"email"`
-	EmailVerified bool             `json:"email_verified"`
-	Name          string           `json:"name"`
-	AvatarURL     string           `json:"avatar_url,omitempty"`
-	Identities    []MeIdentity     `json:"identities"`
-	Organizations []MeOrganization `json:"organizations"`
-	ActiveOrgID   string           `json:"active_org_id,omitempty"`
-	Roles         []string         `json:"roles"`
-	Permissions   []string         `json:"permissions"`
-	SessionID     string           `json:"session_id"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	EmailVerified bool   `json:"email_verified"`
+	Name          string `json:"name"`
+	// PreferredUsername is the username at the upstream of the identity
+	// the session came through ("" when it names none).
+	PreferredUsername string           `json:"preferred_username,omitempty"`
+	AvatarURL         string           `json:"avatar_url,omitempty"`
+	Identities        []MeIdentity     `json:"identities"`
+	Organizations     []MeOrganization `json:"organizations"`
+	ActiveOrgID       string           `json:"active_org_id,omitempty"`
+	Roles             []string         `json:"roles"`
+	Permissions       []string         `json:"permissions"`
+	SessionID         string           `json:"session_id"`
 }
 
 // MeIdentity is one linked upstream account.
@@ -213,7 +239,11 @@ type MeIdentity struct {
 	Subject       string `json:"subject"`
 	Email         string `json:"email,omitempty"`
 	EmailVerified bool   `json:"email_verified"`
-	LastLoginAt   string `json:"last_login_at,omitempty"`
+	// Username is the identity's username at its upstream. The identity's
+	// upstream groups are not listed: any client's token reads /auth/me,
+	// and groups reach a client only through its groups filter.
+	Username    string `json:"username,omitempty"`
+	LastLoginAt string `json:"last_login_at,omitempty"`
 }
 
 // MeOrganization is one membership.
@@ -240,7 +270,7 @@ func (s *Service) Me(ctx context.Context, bearer string) (*Me, error) {
 		return nil, err
 	}
 	for _, id := range ids {
-		mi := MeIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email,
+		mi := MeIdentity{Provider: id.Provider, Subject: id.Subject, Email: id.Email, Username: id.Username,
 			EmailVerified: id.EmailVerified && s.provisioner.TrustsEmail(id.Provider)}
 		if id.LastLoginAt != nil {
 			mi.LastLoginAt = id.LastLoginAt.UTC().Format("2006-01-02T15:04:05Z")
@@ -250,6 +280,11 @@ func (s *Service) Me(ctx context.Context, bearer string) (*Me, error) {
 	sess, err := s.sessions.GetSession(ctx, claims.SessionID)
 	if err != nil {
 		return nil, err
+	}
+	for _, id := range ids {
+		if sess.IdentityID != nil && id.ID == *sess.IdentityID {
+			me.PreferredUsername = id.Username
+		}
 	}
 	ms, err := s.store.ListUserMemberships(ctx, user.ID)
 	if err != nil {
@@ -404,9 +439,9 @@ func (s *Service) Discovery(signingAlgs []string) map[string]any {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
-		"scopes_supported":                              slices.Clone(oidcScopes),
+		"scopes_supported":                              append(slices.Clone(oidcScopes), config.GroupsScope),
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "acr", "sid",
-			"email", "email_verified", "name", "picture"},
+			"email", "email_verified", "name", "picture", "preferred_username", "groups"},
 		"authorization_response_iss_parameter_supported": true,
 		// consent is accepted (as login: Gatehouse has no consent
 		// screen) but not advertised, since it is not honoured as such.

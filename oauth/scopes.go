@@ -3,6 +3,8 @@ package oauth
 import (
 	"slices"
 	"strings"
+
+	"github.com/gatehouse-id/gatehouse/config"
 )
 
 // oidcScopes are the OpenID Connect scopes Gatehouse understands and
@@ -17,7 +19,13 @@ var oidcScopes = []string{"openid", "profile", "email", "offline_access"}
 // token exchange) may grant the client scope: an OpenID Connect scope, or
 // one of the client's configured `scopes`. Anything else must not reach an
 // access token's `scope`, where backends would take it for a grant.
+//
+// The groups scope (config.GroupsScope) is granted only to a client with
+// a `groups` block, which says what its groups claim may carry.
 func (c *Client) AllowsScope(scope string) bool {
+	if scope == config.GroupsScope {
+		return c.Groups != nil
+	}
 	return slices.Contains(oidcScopes, scope) || slices.Contains(c.Scopes, scope)
 }
 

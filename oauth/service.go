@@ -56,6 +56,10 @@ type Store interface {
 	ActiveGrants(ctx context.Context, userID, orgID string) (*models.Grants, error)
 	ListIdentities(ctx context.Context, userID string) ([]models.Identity, error)
 	ListUserMemberships(ctx context.Context, userID string) ([]models.UserMembership, error)
+	// FindIdentityByID and UserOrgRoles read what the groups claim and
+	// preferred_username state (models.Store).
+	FindIdentityByID(ctx context.Context, id string) (*models.Identity, error)
+	UserOrgRoles(ctx context.Context, userID string) ([]string, error)
 	RecordAudit(ctx context.Context, e *models.AuditEvent, details map[string]any) error
 	// RevokeBrowserSession ends a browser session and every session
 	// opened under it (models.Store.RevokeBrowserSession).

@@ -154,7 +154,8 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			return nil, notMemberOr(err, org)
 		}
 	}
-	redeem := tokens.RedeemOptions{TrustedEmail: s.trustedEmail}
+	redeem := tokens.RedeemOptions{TrustedEmail: s.trustedEmail,
+		OrgRoles: client.Groups != nil && client.Groups.IncludeOrgRoles}
 	// A due upstream re-check runs before the token rotates: a refusal
 	// leaves the client its token; a re-check that ran may have changed
 	// the profile and memberships read with the token.
@@ -190,7 +191,8 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 	redeemedOrg := sess.ActiveOrgID
 	// Everything from here runs after the rotation committed.
 	return afterRotation(ctx, func() (*TokenResponse, error) {
-		facts := &mintFacts{emailVerified: red.EmailVerified, grants: red.Grants}
+		facts := &mintFacts{emailVerified: red.EmailVerified, grants: red.Grants,
+			identity: &identityFacts{username: red.Username, groups: red.UpstreamGroups, orgRoles: red.OrgRoles}}
 		if org != "" {
 			// Checked again: the membership may have ended since.
 			switching := redeemedOrg == nil || *redeemedOrg != org
@@ -232,11 +234,14 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 }
 
 // mintFacts are what minting states about a user, when already read: the
-// email_verified verdict, and the grants of the session's active
-// organization (nil: none, as when the user is no active member).
+// email_verified verdict, the grants of the session's active
+// organization (nil: none, as when the user is no active member), and
+// what the session's identity states (username, groups, and the
+// organization roles when the client includes them).
 type mintFacts struct {
 	emailVerified bool
 	grants        *models.Grants
+	identity      *identityFacts
 }
 
 // afterRotation runs what a refresh does once its rotation has committed:
@@ -324,10 +329,20 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 		scope = strings.Join(opts.scope, " ")
 	}
 	scope = client.grantableScope(scope)
+	scopes := strings.Fields(scope)
 	claims, err := s.accessClaims(ctx, client, sess, user, scope, now, opts.facts)
 	if err != nil {
 		return nil, err
 	}
+	var ident *identityFacts
+	if opts.facts != nil && opts.facts.identity != nil {
+		ident = opts.facts.identity
+	} else if ident, err = s.sessionIdentity(ctx, client, sess, scopes); err != nil {
+		return nil, err
+	}
+	// One claim for both tokens (and one audit event when it is left out).
+	groups := s.groupsFor(ctx, client, sess, scopes, ident, "tokens")
+	claims.Groups = groups
 	at, err := s.keys.Sign(claims, tokens.TypAccessToken)
 	if err != nil {
 		return nil, err
@@ -336,7 +351,6 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 	// The ID token follows the same scope: a refresh narrowed to exclude
 	// openid gets none (OIDC Core §12.2 allows omitting it), one without
 	// email or profile gets an ID token without those claims.
-	scopes := strings.Fields(scope)
 	if slices.Contains(scopes, "openid") && !opts.noIDToken {
 		id := tokens.IDClaims{
 			Issuer: s.issuer, Subject: user.ID, Audience: []string{client.ID}, AuthorizedBy: client.ID,
@@ -347,8 +361,9 @@ func (s *Service) issueForSession(ctx context.Context, client *Client, sess *mod
 			id.SetEmail(user.Email, user.EmailVerified)
 		}
 		if slices.Contains(scopes, "profile") {
-			id.Name = user.Name
+			id.Name, id.PreferredUsername = user.Name, ident.username
 		}
+		id.Groups = groups
 		if resp.IDToken, err = s.keys.SignIDToken(id, at); err != nil {
 			return nil, err
 		}

@@ -210,6 +210,14 @@ func (p *githubProvider) oauthConfig(callbackURL string) *oauth2.Config {
 
 // Begin sends the browser to GitHub's authorization page with state and a
 // PKCE S256 challenge; the verifier is the Saved data.
+//
+// GitHub has no way to ask for a fresh authentication: it takes no
+// max_age and no prompt=login, and a person with a GitHub session who has
+// authorized the app is sent straight back. A client's max_age or
+// prompt=login (or consent) still makes Gatehouse go to GitHub instead of
+// reusing its own session, but GitHub re-uses its session, and since it
+// says nothing of when the person signed in, the identity carries no
+// AuthTime: auth_time becomes the time of the Gatehouse sign-in.
 func (p *githubProvider) Begin(_ context.Context, req BeginRequest) (*Challenge, error) {
 	verifier := oauth2.GenerateVerifier()
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}

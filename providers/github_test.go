@@ -455,7 +455,7 @@ func TestGitHubComplete(t *testing.T) {
 				!slices.Equal(got.groups, tc.want.groups) || got.partial != tc.want.partial {
 				t.Fatalf("identity = %+v\nwant       %+v", got, *tc.want)
 			}
-			if id.Provider != "github" || id.Subject != "583231" || id.AvatarURL == "" || id.Claims["login"] != "ada" {
+			if id.Provider != "github" || id.Subject != "583231" || id.AvatarURL == "" || id.Claims["login"] != "ada" || id.Username != "ada" {
 				t.Fatalf("identity = %+v", id)
 			}
 		})

@@ -382,3 +382,46 @@ func TestCallbackRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCPreferredUsername: the username is the preferred_username
+// claim, or the claim `claims.username` names, in every OpenID Connect
+// kind; a missing, oversized or control-character one is no username
+// (never cut short).
+func TestOIDCPreferredUsername(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind, yaml string
+		claims           map[string]any
+		want             string
+	}{
+		{name: "oidc preferred_username", kind: "oidc", claims: map[string]any{"preferred_username": "ada@corp.example"}, want: "ada@corp.example"},
+		{name: "google has none", kind: "google", want: ""},
+		{name: "auth0 preferred_username", kind: "auth0", claims: map[string]any{"preferred_username": "ada"}, want: "ada"},
+		{name: "configured claim", kind: "oidc", yaml: "claims: {groups: groups, username: login}\n",
+			claims: map[string]any{"login": "alovelace", "preferred_username": "ignored"}, want: "alovelace"},
+		{name: "configured claim absent falls back", kind: "oidc", yaml: "claims: {groups: groups, username: login}\n",
+			claims: map[string]any{"preferred_username": "ada"}, want: "ada"},
+		{name: "trimmed", kind: "oidc", claims: map[string]any{"preferred_username": "  ada  "}, want: "ada"},
+		{name: "oversized dropped", kind: "oidc", claims: map[string]any{"preferred_username": strings.Repeat("a", MaxUsernameLen+1)}, want: ""},
+		{name: "control character dropped", kind: "oidc", claims: map[string]any{"preferred_username": "ada\nadmin"}, want: ""},
+		{name: "not a string", kind: "oidc", claims: map[string]any{"preferred_username": 42}, want: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := fixtures[tc.kind]
+			opts := fx.opts
+			opts.User = maps.Clone(opts.User)
+			maps.Copy(opts.User, tc.claims)
+			fake := providertest.New(t, opts)
+			settings := fx.yaml(fake)
+			if tc.yaml != "" {
+				settings = strings.Replace(settings, "claims: {groups: groups}\n", tc.yaml, 1)
+			}
+			id, err := signIn(t, startProvider(t, fx.typ, settings, Env{}), BeginRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Username != tc.want {
+				t.Fatalf("username = %q, want %q", id.Username, tc.want)
+			}
+		})
+	}
+}

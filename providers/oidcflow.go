@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -43,8 +44,8 @@ func (p *oidcProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge,
 	if req.LoginHint != "" {
 		params.Set("login_hint", req.LoginHint)
 	}
-	if req.Prompt != "" {
-		params.Set("prompt", req.Prompt)
+	if prompt := upstreamPrompt(req.Prompt); prompt != "" {
+		params.Set("prompt", prompt)
 	}
 	authParamsSSO(req, params, &saved)
 	if p.kind.authParams != nil {
@@ -61,6 +62,25 @@ func (p *oidcProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge,
 		return nil, err
 	}
 	return &Challenge{RedirectURL: p.oauth2Config(d, req.CallbackURL).AuthCodeURL(req.State, opts...), Saved: string(raw)}, nil
+}
+
+// upstreamPrompt is the prompt sent to an OpenID Connect upstream for the
+// client's. Gatehouse honours prompt=consent as a new sign-in (it asks no
+// consent of its own), so the upstream is asked for login instead: the
+// upstream's consent screen would grant nothing Gatehouse uses, and some
+// upstreams would skip the re-authentication the client meant. Other
+// values pass as they are, each once, in their order.
+func upstreamPrompt(prompt string) string {
+	var out []string
+	for _, v := range strings.Fields(prompt) {
+		if v == "consent" {
+			v = "login"
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // verifyFailed is what a person sees when an upstream answer fails

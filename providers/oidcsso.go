@@ -2,6 +2,7 @@ package providers
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -49,10 +50,23 @@ func (p *oidcProvider) checkMaxAge(c claimSet, maxAge int) error {
 	if !ok {
 		return reject("the ID token carries no auth_time although max_age was requested")
 	}
-	if p.now().Sub(time.Unix(at, 0)) > time.Duration(maxAge)*time.Second+p.cfg.skew {
+	if p.now().Sub(time.Unix(at, 0)) > maxAgeWithSkew(maxAge, p.cfg.skew) {
 		return reject("the upstream sign-in is older than the max_age requested")
 	}
 	return nil
+}
+
+// maxAgeWithSkew is how old a sign-in may be under a max_age of seconds
+// when clocks may disagree by skew. It saturates: a max_age longer than
+// a time.Duration holds (the authorization request accepts ten digits)
+// is never exceeded, instead of overflowing into a negative limit that
+// every sign-in exceeds. A negative max_age counts as 0.
+func maxAgeWithSkew(seconds int, skew time.Duration) time.Duration {
+	seconds = max(seconds, 0)
+	if int64(seconds) > (math.MaxInt64-int64(skew))/int64(time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(seconds)*time.Second + skew
 }
 
 // ssoClaims fills the identity's auth_time, acr and amr from verified

@@ -3,6 +3,7 @@ package providers
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -86,6 +87,8 @@ func TestOIDCSSOClaims(t *testing.T) {
 			claims: map[string]any{"auth_time": now - 120}, want: "older than the max_age", param: map[string]string{"max_age": "0"}},
 		{name: "negative max_age counts as 0", begin: BeginRequest{MaxAge: intp(-5)},
 			claims: map[string]any{"auth_time": now - 120}, want: "older than the max_age", param: map[string]string{"max_age": "0"}},
+		{name: "a ten-digit max_age beyond a time.Duration is never exceeded", begin: BeginRequest{MaxAge: intp(9_999_999_999)},
+			claims: map[string]any{"auth_time": now - 86400*365}, hasAuth: true, param: map[string]string{"max_age": "9999999999"}},
 		{name: "auth_time in the future", claims: map[string]any{"auth_time": now + 600}, want: "auth_time"},
 		{name: "auth_time without max_age", claims: map[string]any{"auth_time": now - 86400}, hasAuth: true},
 		{name: "acr", claims: map[string]any{"acr": "urn:mace:incommon:iap:silver"}, acr: "urn:mace:incommon:iap:silver"},
@@ -142,6 +145,53 @@ func TestOIDCSSOClaims(t *testing.T) {
 				t.Fatalf("acr %q amr %q auth_time %v; want acr %q amr %q auth_time set %v", id.ACR, id.AMR, id.AuthTime, tc.acr, tc.amr, tc.hasAuth)
 			}
 		})
+	}
+}
+
+// TestOIDCPromptUpstream: every OpenID Connect kind asks its upstream
+// for a login where the client asked for consent (Gatehouse honours
+// consent as a new sign-in), and passes the other values as they are.
+func TestOIDCPromptUpstream(t *testing.T) {
+	for _, kind := range []string{"oidc", "google", "auth0"} {
+		p, fake := startKind(t, kind, nil)
+		for _, tc := range []struct{ prompt, want string }{
+			{"", ""},
+			{"consent", "login"},
+			{"login", "login"},
+			{"login consent", "login"},
+			{"consent login", "login"},
+			{"consent select_account", "login select_account"},
+			{"select_account", "select_account"},
+		} {
+			t.Run(kind+"/"+tc.prompt, func(t *testing.T) {
+				if _, err := signIn(t, p, BeginRequest{Prompt: tc.prompt}); err != nil {
+					t.Fatal(err)
+				}
+				q := fake.LastAuthorize()
+				if got := q.Get("prompt"); got != tc.want || q.Has("prompt") != (tc.want != "") {
+					t.Fatalf("upstream prompt = %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestMaxAgeWithSkew(t *testing.T) {
+	for _, tc := range []struct {
+		seconds int
+		skew    time.Duration
+		want    time.Duration
+	}{
+		{0, 0, 0},
+		{-5, time.Minute, time.Minute},
+		{300, time.Minute, 6 * time.Minute},
+		{9_223_372_036, 0, 9_223_372_036 * time.Second},
+		{9_223_372_036, time.Minute, math.MaxInt64},
+		{9_999_999_999, time.Minute, math.MaxInt64},
+	} {
+		if got := maxAgeWithSkew(tc.seconds, tc.skew); got != tc.want {
+			t.Errorf("maxAgeWithSkew(%d, %v) = %v, want %v", tc.seconds, tc.skew, got, tc.want)
+		}
 	}
 }
 

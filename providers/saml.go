@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -318,7 +319,8 @@ func (p *samlProvider) serviceProvider(ctx context.Context) (*saml.ServiceProvid
 var relayStateSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{16,80}$`)
 
 // Begin sends an AuthnRequest by the redirect binding; the state travels
-// as the RelayState and the request id is Saved for InResponseTo.
+// as the RelayState, and the request id (for InResponseTo) and max_age
+// are Saved.
 func (p *samlProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge, error) {
 	if !relayStateSyntax.MatchString(req.State) {
 		return nil, fmt.Errorf("saml: state must be base64url, 16 to 80 characters")
@@ -327,7 +329,7 @@ func (p *samlProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge,
 	if err != nil {
 		return nil, err
 	}
-	if strings.Contains(req.Prompt, "login") {
+	if forceAuthn(req) {
 		force := true
 		sp.ForceAuthn = &force
 	}
@@ -340,12 +342,66 @@ func (p *samlProvider) Begin(ctx context.Context, req BeginRequest) (*Challenge,
 	if err != nil {
 		return nil, fmt.Errorf("saml: redirect: %w", err)
 	}
-	return &Challenge{RedirectURL: u.String(), Saved: areq.ID}, nil
+	saved, err := samlSaved{RequestID: areq.ID, MaxAge: req.MaxAge}.encode()
+	if err != nil {
+		return nil, err
+	}
+	return &Challenge{RedirectURL: u.String(), Saved: saved}, nil
+}
+
+// forceAuthn reports whether the AuthnRequest must ask the IdP to
+// authenticate the person again rather than reuse its own session:
+// prompt=login, prompt=consent (which Gatehouse honours as a sign-in),
+// or any max_age. SAML cannot ask for "a sign-in no older than N", only
+// for a fresh one; Complete checks the AuthnInstant against max_age in
+// case the IdP ignores ForceAuthn.
+func forceAuthn(req BeginRequest) bool {
+	for _, v := range strings.Fields(req.Prompt) {
+		if v == "login" || v == "consent" {
+			return true
+		}
+	}
+	return req.MaxAge != nil
+}
+
+// samlSaved is the per-login data of a SAML sign-in, sealed by the caller
+// and handed back to Complete: the AuthnRequest id the answer must be in
+// response to, and the client's max_age the AuthnInstant must satisfy.
+type samlSaved struct {
+	RequestID string `json:"i"`
+	MaxAge    *int   `json:"m,omitempty"`
+}
+
+// encode is the bare request id when there is no max_age (the form login
+// states had before max_age was carried), JSON otherwise.
+func (s samlSaved) encode() (string, error) {
+	if s.MaxAge == nil {
+		return s.RequestID, nil
+	}
+	age := max(*s.MaxAge, 0)
+	s.MaxAge = &age
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+// decodeSAMLSaved reads what encode wrote. A request id never starts
+// with "{" (crewjam's are "id-" and hex), so the two forms cannot be
+// confused; JSON that does not parse, or names no request, is refused.
+func decodeSAMLSaved(saved string) (samlSaved, error) {
+	if !strings.HasPrefix(saved, "{") {
+		return samlSaved{RequestID: saved}, nil
+	}
+	var s samlSaved
+	if err := json.Unmarshal([]byte(saved), &s); err != nil || s.RequestID == "" {
+		return samlSaved{}, samlFail(failRequest, "the saved sign-in data cannot be read")
+	}
+	return s, nil
 }
 
 // Complete validates the POSTed SAMLResponse (the caller has parsed the
-// form). Saved is the AuthnRequest id the answer must be in response to,
-// unless the request is Unsolicited.
+// form). Saved (what Begin returned) names the AuthnRequest the answer
+// must be in response to, unless the request is Unsolicited, and the
+// max_age its AuthnInstant must satisfy.
 func (p *samlProvider) Complete(ctx context.Context, req CompleteRequest) (*Identity, error) {
 	r := req.HTTP
 	if r.Method != "POST" {
@@ -363,8 +419,14 @@ func (p *samlProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	if req.Unsolicited && p.idpInit == nil {
 		return nil, samlFail(failUnsolicited, "IdP-initiated sign-in is not enabled")
 	}
-	if !req.Unsolicited && req.Saved == "" {
-		return nil, samlFail(failRequest, "no request id to match InResponseTo")
+	var saved samlSaved
+	if !req.Unsolicited {
+		if saved, err = decodeSAMLSaved(req.Saved); err != nil {
+			return nil, err
+		}
+		if saved.RequestID == "" {
+			return nil, samlFail(failRequest, "no request id to match InResponseTo")
+		}
 	}
 	// The cheap checks (size, base64, a streaming scan of the XML) come
 	// before the metadata, the tree and any signature.
@@ -376,7 +438,7 @@ func (p *samlProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	if err != nil {
 		return nil, err
 	}
-	return p.validate(ctx, sp, raw, req.Saved, req.Unsolicited)
+	return p.validate(ctx, sp, raw, saved, req.Unsolicited)
 }
 
 // Metadata serves the SP descriptor: entity id, ACS (POST binding only),

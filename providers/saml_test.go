@@ -163,6 +163,38 @@ func TestSAMLResponses(t *testing.T) {
 				t.Fatalf("groups %v, amr %v", id.Groups, id.AMR)
 			}
 		}},
+		{name: "no username attribute, no username", opts: signedA, check: func(t *testing.T, id *Identity) {
+			if id.Username != "" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
+		{name: "username from uid", opts: with(signedA, func(o *samltest.Options) { o.User.UserName = "ada.l" }),
+			check: func(t *testing.T, id *Identity) {
+				if id.Username != "ada.l" {
+					t.Fatalf("username = %q", id.Username)
+				}
+			}},
+		{name: "username attribute preferred over uid", opts: with(signedA, func(o *samltest.Options) {
+			o.User.UserName = "ada.l"
+			o.User.CustomAttributes = []saml.Attribute{{Name: "username", Values: []saml.AttributeValue{{Value: "alovelace"}}}}
+		}), check: func(t *testing.T, id *Identity) {
+			if id.Username != "alovelace" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
+		{name: "username attribute configured", settings: mapSettings{"attributes": map[string]any{"username": "mail"}},
+			opts: signedA, check: func(t *testing.T, id *Identity) {
+				if id.Username != "Ada@Example.com" {
+					t.Fatalf("username = %q", id.Username)
+				}
+			}},
+		{name: "oversized username dropped, not cut", opts: with(signedA, func(o *samltest.Options) {
+			o.User.UserName = strings.Repeat("a", MaxUsernameLen+1)
+		}), check: func(t *testing.T, id *Identity) {
+			if id.Username != "" || id.Subject != "ada-0001" {
+				t.Fatalf("username = %q", id.Username)
+			}
+		}},
 		{name: "signed response only", opts: signedR},
 		{name: "both signed", opts: both},
 		{name: "encrypted assertion, signed inside", opts: with(signedA, func(o *samltest.Options) { o.Encrypt = true })},
@@ -802,6 +834,123 @@ func TestSAMLAuthnContext(t *testing.T) {
 			}
 			if _, ok := id.Claims["authn_context"]; ok != (tc.acr != "") {
 				t.Fatalf("claims %v", id.Claims)
+			}
+		})
+	}
+}
+
+// TestSAMLForceAuthn: the AuthnRequest asks the IdP for a fresh sign-in
+// when the client sent any max_age, prompt=login or prompt=consent, and
+// only then; the max_age travels in the saved data.
+func TestSAMLForceAuthn(t *testing.T) {
+	idp := samltest.New(t)
+	p := newTestSAML(t, idp, nil)
+	for _, tc := range []struct {
+		name  string
+		req   BeginRequest
+		force bool
+	}{
+		{name: "plain"},
+		{name: "select_account", req: BeginRequest{Prompt: "select_account"}},
+		{name: "a word containing login", req: BeginRequest{Prompt: "nologin"}},
+		{name: "login", req: BeginRequest{Prompt: "login"}, force: true},
+		{name: "consent", req: BeginRequest{Prompt: "consent"}, force: true},
+		{name: "select_account consent", req: BeginRequest{Prompt: "select_account consent"}, force: true},
+		{name: "max_age=0", req: BeginRequest{MaxAge: intp(0)}, force: true},
+		{name: "max_age=3600", req: BeginRequest{MaxAge: intp(3600)}, force: true},
+		{name: "a ten-digit max_age", req: BeginRequest{MaxAge: intp(9_999_999_999)}, force: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.State = "state-0123456789abcdef"
+			ch, err := p.Begin(context.Background(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			areq, err := saml.NewIdpAuthnRequest(idp.IDP, httptest.NewRequest(http.MethodGet, ch.RedirectURL, nil))
+			if err != nil || areq.Validate() != nil {
+				t.Fatal(err)
+			}
+			if got := areq.Request.ForceAuthn != nil && *areq.Request.ForceAuthn; got != tc.force {
+				t.Fatalf("ForceAuthn = %v, want %v", got, tc.force)
+			}
+			saved, err := decodeSAMLSaved(ch.Saved)
+			if err != nil || saved.RequestID != areq.Request.ID || (saved.MaxAge == nil) != (tc.req.MaxAge == nil) ||
+				(saved.MaxAge != nil && *saved.MaxAge != *tc.req.MaxAge) {
+				t.Fatalf("saved %q = %+v (%v), request id %s", ch.Saved, saved, err, areq.Request.ID)
+			}
+		})
+	}
+}
+
+// TestSAMLMaxAge: an answer whose AuthnInstant is older than the
+// client's max_age (plus the clock skew) is refused, whatever the IdP
+// made of ForceAuthn; a fresh one is accepted.
+func TestSAMLMaxAge(t *testing.T) {
+	idp := samltest.New(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	instants := func(ts ...time.Time) func(*saml.Assertion) {
+		return func(a *saml.Assertion) {
+			st := a.AuthnStatements[0]
+			a.AuthnStatements = nil
+			for _, at := range ts {
+				s := st
+				s.AuthnInstant = at
+				a.AuthnStatements = append(a.AuthnStatements, s)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		maxAge *int
+		edit   func(*saml.Assertion)
+		saved  func(string) string // changes the saved data handed to Complete
+		want   string              // failure kind; "" for success
+	}{
+		{name: "fresh", maxAge: intp(600), edit: instants(now.Add(-time.Minute))},
+		{name: "old", maxAge: intp(600), edit: instants(now.Add(-2 * time.Hour)), want: failMaxAge},
+		{name: "old beyond the skew", maxAge: intp(600), edit: instants(now.Add(-600*time.Second - saml.MaxClockSkew - 5*time.Second)), want: failMaxAge},
+		{name: "old within the skew", maxAge: intp(600), edit: instants(now.Add(-600*time.Second - saml.MaxClockSkew/2))},
+		{name: "max_age=0 and an IdP session of ten minutes", maxAge: intp(0), edit: instants(now.Add(-10 * time.Minute)), want: failMaxAge},
+		{name: "max_age=0 and a sign-in just now", maxAge: intp(0), edit: instants(now)},
+		{name: "no AuthnStatement", maxAge: intp(600), edit: func(a *saml.Assertion) { a.AuthnStatements = nil }, want: failMaxAge},
+		{name: "an AuthnInstant in the future only", maxAge: intp(600), edit: instants(now.Add(time.Hour)), want: failMaxAge},
+		{name: "an old and a fresh statement", maxAge: intp(600), edit: instants(now.Add(-2*time.Hour), now.Add(-time.Minute))},
+		{name: "a ten-digit max_age", maxAge: intp(9_999_999_999), edit: instants(now.Add(-365 * 24 * time.Hour))},
+		{name: "no max_age and an old sign-in", edit: instants(now.Add(-30 * 24 * time.Hour))},
+		{name: "saved data that is not JSON", maxAge: intp(600), edit: instants(now.Add(-time.Minute)),
+			saved: func(s string) string { return s[:len(s)-1] }, want: failRequest},
+		{name: "saved data naming no request", maxAge: intp(600), edit: instants(now.Add(-time.Minute)),
+			saved: func(string) string { return `{"m":600}` }, want: failRequest},
+		{name: "saved data naming another request", maxAge: intp(600), edit: instants(now.Add(-time.Minute)),
+			saved: func(string) string { return `{"i":"id-other","m":600}` }, want: failRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestSAML(t, idp, nil)
+			ch, err := p.Begin(context.Background(), BeginRequest{State: "state-0123456789abcdef", MaxAge: tc.maxAge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			form, err := idp.Respond(ch.RedirectURL, samltest.Options{User: samlAda, SignAssertion: true, EditAssertion: tc.edit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved := ch.Saved
+			if tc.saved != nil {
+				saved = tc.saved(saved)
+			}
+			id, err := p.Complete(context.Background(), CompleteRequest{HTTP: post(form), Saved: saved})
+			if got := failKind(err); got != tc.want {
+				t.Fatalf("failure %q (%v), want %q", got, err, tc.want)
+			}
+			if tc.want != "" {
+				var ue *UserError
+				if !errors.Is(err, ErrInvalidResponse) || !errors.As(err, &ue) || ue.Message == "" {
+					t.Fatalf("refusal %v is not an invalid response with words for the person", err)
+				}
+				return
+			}
+			if id.AuthTime.IsZero() || now.Sub(id.AuthTime) < 0 {
+				t.Fatalf("auth time %v", id.AuthTime)
 			}
 		})
 	}

@@ -89,6 +89,7 @@ const (
 	failUnsolicited = "unsolicited"
 	failMalformed   = "malformed"
 	failAlgorithm   = "algorithm"
+	failMaxAge      = "max_age"
 )
 
 var failMessages = map[string]string{
@@ -105,6 +106,7 @@ var failMessages = map[string]string{
 	failUnsolicited: "Sign-in started at the identity provider is not enabled for this service. Start from the application instead.",
 	failMalformed:   "The identity provider's answer could not be read.",
 	failAlgorithm:   "The identity provider signed its answer with SHA-1, which this service does not accept. Your administrator can switch the identity provider to SHA-256.",
+	failMaxAge:      "The application asked for a recent sign-in, but the identity provider answered with an older one. Please sign in again.",
 }
 
 // samlFail builds the error for a failure kind. The detail goes to the
@@ -265,7 +267,7 @@ func scanXML(doc []byte, maxElements int) error {
 
 // validate turns a decoded SAMLResponse, past the cheap checks, into an
 // Identity or a failure.
-func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, raw []byte, requestID string, unsolicited bool) (id *Identity, err error) {
+func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, raw []byte, saved samlSaved, unsolicited bool) (id *Identity, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			id, err = nil, samlFail(failMalformed, fmt.Sprintf("panic while validating: %v", r))
@@ -279,6 +281,7 @@ func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, r
 	spc := *sp
 	spc.SignatureVerifier = rec
 	spc.AllowIDPInitiated = unsolicited
+	requestID := saved.RequestID
 	var ids []string
 	if !unsolicited {
 		ids = []string{requestID}
@@ -303,6 +306,11 @@ func (p *samlProvider) validate(ctx context.Context, sp *saml.ServiceProvider, r
 	f, err := p.readAssertion(el, requestID, unsolicited)
 	if err != nil {
 		return nil, err
+	}
+	if saved.MaxAge != nil {
+		if err := p.checkMaxAge(f, *saved.MaxAge); err != nil {
+			return nil, err
+		}
 	}
 	// The assertion is refused by the library once IssueInstant is older
 	// than MaxIssueDelay, so its id is needed only that long (plus skew).
@@ -780,6 +788,25 @@ func (p *samlProvider) identity(f *assertionFacts) (*Identity, error) {
 		Name: name, Username: CleanUsername(f.first(pol.attrs.username)), Groups: groups, Claims: claims, AMR: amrFor(class), ACR: class,
 		AuthTime: f.authnInstant(p.now()),
 	}, nil
+}
+
+// checkMaxAge enforces the client's max_age on a solicited answer: the
+// assertion's AuthnInstant (the latest one not in the future) must be at
+// most maxAge seconds, plus the clock skew the library tolerates, before
+// now. ForceAuthn asked the IdP for a fresh sign-in; an IdP that ignores
+// it and answers from an older session of its own is refused here, so
+// an old session never passes for the recent sign-in the client asked
+// for. An assertion without a usable AuthnInstant is refused as well.
+func (p *samlProvider) checkMaxAge(f *assertionFacts, maxAge int) error {
+	now := p.now()
+	at := f.authnInstant(now)
+	if at.IsZero() {
+		return samlFail(failMaxAge, "no AuthnInstant although max_age was requested")
+	}
+	if now.Sub(at) > maxAgeWithSkew(maxAge, saml.MaxClockSkew) {
+		return samlFail(failMaxAge, fmt.Sprintf("AuthnInstant %s is older than the max_age of %d seconds", at.Format(time.RFC3339), maxAge))
+	}
+	return nil
 }
 
 // authnClass is the assertion's authentication context class: the

@@ -5,12 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
-
-	"github.com/gatehouse-id/gatehouse/jwks"
 )
 
 // EventBackchannelLogout is the member of a logout token's events claim
@@ -41,6 +36,9 @@ var (
 	errLogoutClaims    = tokenErr("the logout token lacks the back-channel logout event, or sid and sub, or has a nonce")
 )
 
+var logoutTokenRefusals = signedRefusals{malformed: errLogoutMalformed, alg: errLogoutAlg, typ: errLogoutType,
+	key: errLogoutKey, signature: errLogoutSignature}
+
 // VerifyLogoutToken checks a logout token Gatehouse POSTed to the
 // backchannel_logout_uri of the client clientID, as Back-Channel Logout
 // 1.0 §2.6 requires: a compact JWS signed by one of the issuer's keys
@@ -52,39 +50,9 @@ var (
 // ErrInvalidToken, or ErrUnavailable when the issuer's keys cannot be
 // had right now.
 func (m *Middleware) VerifyLogoutToken(ctx context.Context, token, clientID string) (*LogoutToken, error) {
-	if len(token) > maxTokenLen {
-		return nil, errLogoutMalformed
-	}
-	jws, err := jose.ParseSignedCompact(token, m.algs)
+	payload, err := m.verifySigned(ctx, token, "logout+jwt", logoutTokenRefusals)
 	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, errLogoutAlg
-		}
-		return nil, errLogoutMalformed
-	}
-	h := jws.Signatures[0].Header
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "logout+jwt") &&
-		!strings.EqualFold(typ, "application/logout+jwt") {
-		return nil, errLogoutType
-	}
-	if h.KeyID == "" {
-		return nil, errLogoutKey
-	}
-	if !m.keysLoaded.Load() {
-		return nil, errKeysNotYet
-	}
-	key, err := m.keys.Key(ctx, h.KeyID)
-	switch {
-	case errors.Is(err, jwks.ErrKeysUnavailable):
-		return nil, errTokenUnavail
-	case err != nil:
-		return nil, errLogoutKey
-	case key.Algorithm != "" && key.Algorithm != h.Algorithm:
-		return nil, errLogoutAlg
-	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
-		return nil, errLogoutSignature
+		return nil, err
 	}
 	var c struct {
 		Issuer    string                     `json:"iss"`

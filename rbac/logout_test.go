@@ -87,6 +87,8 @@ func TestVerifyLogoutToken(t *testing.T) {
 		{"issued in the future", is.logoutToken(func(c map[string]any) { c["iat"] = now + 600 }), "backend", "future"},
 		{"no iat", is.logoutToken(func(c map[string]any) { delete(c, "iat") }), "backend", "future"},
 		{"forged signature", forged, "backend", "signature is invalid"},
+		{"no kid", is.sign(is.logoutClaims(), map[jose.HeaderKey]any{jose.HeaderType: "logout+jwt", "kid": ""}), "backend", "unknown key"},
+		{"typ at+jwt in the media-type form", is.sign(is.logoutClaims(), map[jose.HeaderKey]any{jose.HeaderType: "application/at+jwt"}), "backend", "typ must be logout+jwt"},
 		{"unknown key", is.sign(is.logoutClaims(), map[jose.HeaderKey]any{jose.HeaderType: "logout+jwt", "kid": "nope"}), "backend", "unknown key"},
 		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoibG9nb3V0K2p3dCIsImtpZCI6ImsxIn0." + strings.Split(is.logoutToken(nil), ".")[1] + ".", "backend", "signing algorithm is not accepted"},
 		{"oversized", strings.Repeat("a", 70<<10), "backend", "malformed"},
@@ -97,6 +99,10 @@ func TestVerifyLogoutToken(t *testing.T) {
 		if !errors.Is(err, rbac.ErrInvalidToken) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.want)
 		}
+	}
+	// The media-type form of typ is a logout token too (RFC 8725 §3.11).
+	if _, err := m.VerifyLogoutToken(ctx, is.sign(is.logoutClaims(), map[jose.HeaderKey]any{jose.HeaderType: "application/logout+jwt"}), "backend"); err != nil {
+		t.Fatalf("typ application/logout+jwt: %v", err)
 	}
 	// And the other way round: a logout token is no access token.
 	req := httptest.NewRequest("GET", "/", nil)

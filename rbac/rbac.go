@@ -344,30 +344,41 @@ func (e *refusedError) unwrapped() error {
 	return e.kind
 }
 
-// Verify checks a Gatehouse access token locally and returns its
-// principal: compact JWS signed by a key of the issuer with an accepted
-// algorithm (the key's own, so algorithm confusion fails), typ at+jwt,
-// iss, aud, exp (required), nbf and iat, with the configured skew. Every
-// error wraps ErrInvalidToken and never contains the token, except when
-// the issuer's keys are not loaded yet or cannot be fetched for the
-// token's kid: then it wraps ErrUnavailable (503, the token may be fine).
-func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, error) {
+// signedRefusals are the refusals verifySigned gives, worded for one
+// kind of token.
+type signedRefusals struct {
+	malformed, alg, typ, key, signature error
+}
+
+var accessTokenRefusals = signedRefusals{malformed: errTokenMalformed, alg: errTokenAlg, typ: errTokenType,
+	key: errTokenKey, signature: errTokenSignature}
+
+// verifySigned checks the signature layer of a token Gatehouse signed and
+// returns its verified payload: at most maxTokenLen bytes, a compact JWS
+// with one of the accepted algorithms, the typ header typ (or
+// application/typ, in any case), a kid naming a key of the issuer's set
+// whose own algorithm, when it states one, is the header's (so algorithm
+// confusion fails), and a signature that verifies with that key. The
+// claims are the caller's to check. A refusal is one of r, or wraps
+// ErrUnavailable when the issuer's keys are not loaded yet or cannot be
+// fetched for the kid (the token may be fine).
+func (m *Middleware) verifySigned(ctx context.Context, token, typ string, r signedRefusals) ([]byte, error) {
 	if len(token) > maxTokenLen {
-		return nil, errTokenMalformed
+		return nil, r.malformed
 	}
 	jws, err := jose.ParseSignedCompact(token, m.algs)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, errTokenAlg
+			return nil, r.alg
 		}
-		return nil, errTokenMalformed
+		return nil, r.malformed
 	}
 	h := jws.Signatures[0].Header
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errTokenType
+	if got, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(got, typ) && !strings.EqualFold(got, "application/"+typ) {
+		return nil, r.typ
 	}
 	if h.KeyID == "" {
-		return nil, errTokenKey
+		return nil, r.key
 	}
 	if !m.keysLoaded.Load() {
 		return nil, errKeysNotYet
@@ -377,13 +388,28 @@ func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, erro
 	case errors.Is(err, jwks.ErrKeysUnavailable):
 		return nil, errTokenUnavail
 	case err != nil:
-		return nil, errTokenKey
+		return nil, r.key
 	case key.Algorithm != "" && key.Algorithm != h.Algorithm:
-		return nil, errTokenAlg
+		return nil, r.alg
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
-		return nil, errTokenSignature
+		return nil, r.signature
+	}
+	return payload, nil
+}
+
+// Verify checks a Gatehouse access token locally and returns its
+// principal: compact JWS signed by a key of the issuer with an accepted
+// algorithm (the key's own, so algorithm confusion fails), typ at+jwt,
+// iss, aud, exp (required), nbf and iat, with the configured skew. Every
+// error wraps ErrInvalidToken and never contains the token, except when
+// the issuer's keys are not loaded yet or cannot be fetched for the
+// token's kid: then it wraps ErrUnavailable (503, the token may be fine).
+func (m *Middleware) Verify(ctx context.Context, token string) (*Principal, error) {
+	payload, err := m.verifySigned(ctx, token, "at+jwt", accessTokenRefusals)
+	if err != nil {
+		return nil, err
 	}
 	var c claims.Access
 	if err := json.Unmarshal(payload, &c); err != nil {

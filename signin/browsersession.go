@@ -2,9 +2,7 @@ package signin
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -108,12 +106,6 @@ func (s *Service) SessionCookieName() string { return s.sso.cookieName }
 // sessionTokenLen is the length of a session token: 32 bytes, base64url.
 var sessionTokenLen = base64.RawURLEncoding.EncodedLen(32)
 
-// sessionTokenHash is what browser_sessions.token_hash stores of a token.
-func sessionTokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 // liveSession returns the live browser session r's cookie names (nil
 // when there is none: no cookie, a malformed, unknown, ended or expired
 // one, or its user disabled), and whether r carried a cookie at all. Only
@@ -130,7 +122,7 @@ func (s *Service) liveSession(ctx context.Context, r *http.Request) (*models.Bro
 		return nil, true, nil
 	}
 	now := s.now()
-	bs, err := s.store.LiveBrowserSession(ctx, sessionTokenHash(c.Value), now, now.Add(-s.sso.idleTTL))
+	bs, err := s.store.LiveBrowserSession(ctx, stateHash(c.Value), now, now.Add(-s.sso.idleTTL))
 	if errors.Is(err, models.ErrNotFound) {
 		return nil, true, nil
 	}
@@ -176,7 +168,7 @@ func (s *Service) startBrowserSession(ctx context.Context, r *http.Request, res 
 	if !id.AuthTime.IsZero() && id.AuthTime.Before(now) {
 		authTime = id.AuthTime.UTC().Truncate(time.Microsecond)
 	}
-	b := &models.BrowserSession{TokenHash: sessionTokenHash(token), UserID: res.User.ID, Provider: provider, AuthTime: authTime,
+	b := &models.BrowserSession{TokenHash: stateHash(token), UserID: res.User.ID, Provider: provider, AuthTime: authTime,
 		AMR: strings.Join(amr, " "), ACR: truncate(id.ACR, 256), IP: meta.IP, UserAgent: truncate(r.UserAgent(), 256),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.sso.absTTL)}
 	if res.IdentityID != "" {

@@ -32,8 +32,9 @@ import (
 // answer must be in response to). The first answer that reaches the second POST consumes
 // it, whether it is accepted or not: one RelayState, one answer.
 
-// stateHash is the pending-login key of a state; the state itself is not
-// stored.
+// stateHash is what is stored of a secret Gatehouse hands the browser
+// (a login state as the pending-login key, a browser-session token as
+// browser_sessions.token_hash): its SHA-256, never the secret itself.
 func stateHash(state string) string {
 	sum := sha256.Sum256([]byte(state))
 	return hex.EncodeToString(sum[:])

@@ -91,13 +91,13 @@ func (f *fixture) sessionOfCode(t *testing.T, out Outcome) *models.Session {
 	return s
 }
 
-func opaqueHashForTest(code string) string { return sessionTokenHash(code) }
+func opaqueHashForTest(code string) string { return stateHash(code) }
 
 // browserSessionOf returns the stored browser session of cookie c.
 func (f *fixture) browserSessionOf(t *testing.T, c Cookie) *models.BrowserSession {
 	t.Helper()
 	var b models.BrowserSession
-	if err := f.store.Gorm().Where("token_hash = ?", sessionTokenHash(c.Value)).Take(&b).Error; err != nil {
+	if err := f.store.Gorm().Where("token_hash = ?", stateHash(c.Value)).Take(&b).Error; err != nil {
 		t.Fatalf("browser session of cookie: %v", err)
 	}
 	return &b

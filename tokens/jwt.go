@@ -55,6 +55,11 @@ type IDClaims struct {
 	Email         string   `json:"email,omitempty"`
 	EmailVerified *bool    `json:"email_verified,omitempty"` // set by SetEmail
 	Name          string   `json:"name,omitempty"`
+	// PreferredUsername is the username at the upstream the session came
+	// through (scope profile).
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	// Groups is the groups claim (scope groups), as in access tokens.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // SetEmail sets the email claims as AccessClaims.SetEmail does.

@@ -4,6 +4,7 @@
 //	gatehouse migrate up|down|status
 //	gatehouse keys rotate|list
 //	gatehouse admin grant EMAIL
+//	gatehouse users list|deactivate|reactivate|delete
 //	gatehouse version
 package main
 
@@ -37,6 +38,11 @@ commands:
   migrate up|down|status  apply, roll back one, or list schema migrations
   keys rotate|list        rotate the token signing key, or list keys
   admin grant EMAIL       make EMAIL an owner of the administrators' organization
+  users list [--email EMAIL] [--disabled true|false] [--limit N]
+                          list users, oldest first
+  users deactivate USER   disable USER (an id, or an email one user has): sessions end, sign-in refused
+  users reactivate USER   enable USER again
+  users delete USER --yes delete USER for good (an erasure request)
   version                 print the version
 
 Settings come from the environment (see .env.example).
@@ -61,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keys(args, stdout, stderr)
 	case "admin":
 		err = adminCmd(args, stdout, stderr)
+	case "users":
+		err = usersCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 	case "help", "--help", "-h":
