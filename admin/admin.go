@@ -173,6 +173,8 @@ type Provisioner interface {
 	RevokeInvitation(ctx context.Context, orgID, invitationID string, meta provisioning.Meta) error
 	CreateRole(ctx context.Context, in provisioning.NewRole, meta provisioning.Meta) (*models.Role, error)
 	Unlink(ctx context.Context, userID, identityID string, meta provisioning.Meta) error
+	// RecheckUser re-checks the user's identities at their upstreams now.
+	RecheckUser(ctx context.Context, userID string, meta provisioning.Meta) ([]provisioning.RecheckReport, error)
 	// TrustedEmailProviders names the providers whose verified emails
 	// count when a user is found by email.
 	TrustedEmailProviders() []string

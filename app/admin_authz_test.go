@@ -76,6 +76,8 @@ func mutatingAdminRoutes() []adminRoute {
 			func(f staleFixture) string { return users(f) + "/disable" }, none, 200},
 		{"POST", "/api/v1/admin/users/:user_id/enable", "admin:users-write",
 			func(f staleFixture) string { return users(f) + "/enable" }, none, 200},
+		{"POST", "/api/v1/admin/users/:user_id/recheck", "admin:users-write",
+			func(f staleFixture) string { return users(f) + "/recheck" }, none, 200},
 		{"DELETE", "/api/v1/admin/users/:user_id/identities/:identity_id", "admin:users-write",
 			func(f staleFixture) string { return users(f) + "/identities/" + f.identity }, none, 204},
 		{"DELETE", "/api/v1/admin/users/:user_id/browser-sessions/:browser_session_id", "admin:sessions-write",

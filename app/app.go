@@ -246,14 +246,17 @@ func (a *App) build(ctx context.Context) error {
 		return err
 	}
 	a.providers = provs
-	a.Provisioning = NewProvisioner(cfg, a.Store)
+	provSet := providers.NewSet(provs)
+	a.Provisioning = NewProvisioner(cfg, a.Store, func(o *provisioning.Options) {
+		o.Providers, o.RecheckKey, o.Log = provSet, tokens.DeriveKey(cfg.SecretKey, "upstream-rechecks"), a.Log
+		o.OnRecheck = func(p, outcome string) { a.Metrics.UpstreamRechecks.WithLabelValues(p, outcome).Inc() }
+	})
 	a.APIKeys = tokens.NewAPIKeyService(a.Store, nowUTC)
 	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
 	a.Admin.SetBrowserSessionIdleTTL(cfg.SSOIdleTTL)
-	provSet := providers.NewSet(provs)
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
-		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Log: a.Log, Now: nowUTC,
+		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
@@ -329,8 +332,9 @@ func (a *App) adminGuard(ctx context.Context, guard *admin.Guard) (*rbac.Middlew
 
 // NewProvisioner builds the provisioning service from the configuration:
 // which providers are trusted for email and link by verified email, and
-// the org-sync rules.
-func NewProvisioner(cfg *config.Config, store *models.Store) *provisioning.Service {
+// the org-sync rules. tweak, when given, changes the options before the
+// service is built (the providers and sealing key of upstream re-checks).
+func NewProvisioner(cfg *config.Config, store *models.Store, tweak ...func(*provisioning.Options)) *provisioning.Service {
 	link, trusted := map[string]bool{}, map[string]bool{}
 	for _, p := range cfg.File.Providers {
 		link[p.Name], trusted[p.Name] = p.LinkByEmail, p.TrustedEmail
@@ -339,9 +343,13 @@ func NewProvisioner(cfg *config.Config, store *models.Store) *provisioning.Servi
 		// The built-in dev provider (development only) has its kind's default.
 		trusted[DevProviderName] = config.DefaultTrustedEmail("dev")
 	}
-	return provisioning.New(store, provisioning.Options{
+	opts := provisioning.Options{
 		LinkByEmail: link, TrustedEmail: trusted, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
-	})
+	}
+	for _, t := range tweak {
+		t(&opts)
+	}
+	return provisioning.New(store, opts)
 }
 
 // NewBackchannel builds the back-channel logout dispatcher: the clients

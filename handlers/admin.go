@@ -69,6 +69,7 @@ func (h *Admin) Register(r *gin.Engine) {
 	api.POST("/users/:user_id/enable", instance("users-write"), h.enableUser)
 	api.DELETE("/users/:user_id", instance("users-delete"), h.deleteUser)
 	api.DELETE("/users/:user_id/identities/:identity_id", instance("users-write"), h.unlink)
+	api.POST("/users/:user_id/recheck", instance("users-write"), h.recheckUser)
 	api.GET("/users/:user_id/sessions", instance("sessions-read"), h.listSessions)
 	api.DELETE("/users/:user_id/sessions", instance("sessions-write"), h.revokeAllSessions)
 	api.DELETE("/users/:user_id/sessions/:session_id", instance("sessions-write"), h.revokeSession)
@@ -323,6 +324,11 @@ func (h *Admin) deleteUser(c *gin.Context) {
 
 func (h *Admin) unlink(c *gin.Context) {
 	h.answer(c, http.StatusNoContent, nil, h.Svc.Unlink(c.Request.Context(), actor(c), c.Param("user_id"), c.Param("identity_id")))
+}
+
+func (h *Admin) recheckUser(c *gin.Context) {
+	out, err := h.Svc.RecheckUser(c.Request.Context(), actor(c), c.Param("user_id"))
+	h.answer(c, http.StatusOK, gin.H{"identities": out}, err)
 }
 
 func (h *Admin) listSessions(c *gin.Context) {

@@ -24,6 +24,9 @@ type Metrics struct {
 	RefreshReuse prometheus.Counter
 	// JWKSFetches counts upstream JWKS fetches by provider and outcome.
 	JWKSFetches *prometheus.CounterVec
+	// UpstreamRechecks counts upstream re-checks by provider and outcome
+	// (success, gone, unavailable, busy, no_data, error).
+	UpstreamRechecks *prometheus.CounterVec
 	// RateLimitFailOpen counts requests let through because the rate-limit
 	// store (Redis) could not decide.
 	RateLimitFailOpen prometheus.Counter
@@ -56,6 +59,9 @@ func NewMetrics() *Metrics {
 		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_jwks_fetches_total", Help: "Fetches of upstream JWKS.",
 		}, []string{"provider", "outcome"}),
+		UpstreamRechecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_rechecks_total", Help: "Re-checks of signed-in people at their upstream, at refreshes and forced by an administrator.",
+		}, []string{"provider", "outcome"}),
 		RateLimitFailOpen: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_rate_limit_fail_open_total", Help: "Requests let through without a rate-limit decision because the shared store (Redis) did not answer.",
 		}),
@@ -66,7 +72,7 @@ func NewMetrics() *Metrics {
 			Name: "gatehouse_backchannel_logout_pending", Help: "Back-channel logouts waiting in the outbox (all replicas), as last counted.",
 		}),
 	}
-	reg.MustRegister(m.requestDuration, m.Logins, m.TokensIssued, m.RefreshReuse, m.JWKSFetches, m.RateLimitFailOpen,
+	reg.MustRegister(m.requestDuration, m.Logins, m.TokensIssued, m.RefreshReuse, m.JWKSFetches, m.UpstreamRechecks, m.RateLimitFailOpen,
 		m.BackchannelLogouts, m.BackchannelPending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -42,6 +42,10 @@ type RefreshGrant struct {
 	// sorted (UserOrgRoles), read only when RefreshRead.OrgRoles asks;
 	// else nil.
 	OrgRoles []string
+	// UpstreamCheckedAt is when the upstream last vouched for the
+	// session's identity (UpstreamCheck.CheckedAt); nil when the session
+	// names no identity or the identity has no re-check row.
+	UpstreamCheckedAt *time.Time
 }
 
 // RefreshRead says what FindRefreshGrant reads besides the token, its
@@ -92,7 +96,7 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, read RefreshR
 			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.ACR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
 			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt, &se.IdentityID,
 			&u.Email, &u.EmailVerified, &u.Name, &u.AvatarURL, &u.Disabled, &u.DefaultOrgID, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt,
-			&role, &perms, &g.EmailTrusted, &username, &groups, &orgRoles)
+			&role, &perms, &g.EmailTrusted, &username, &groups, &orgRoles, &g.UpstreamCheckedAt)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
@@ -199,6 +203,8 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 		q.WriteString(param())
 		q.WriteString(`) org_roles)`)
 	}
+	// When the upstream last vouched for the identity (upstream re-checks).
+	q.WriteString(`, uc.checked_at`)
 	q.WriteString(`
 	FROM refresh_tokens t
 	JOIN sessions s ON s.id = t.session_id
@@ -208,6 +214,7 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 	q.WriteString(`
 	LEFT JOIN roles r ON r.id = m.role_id
 	LEFT JOIN identities si ON si.id = s.identity_id
+	LEFT JOIN upstream_checks uc ON uc.identity_id = s.identity_id
 	WHERE t.token_hash = `)
 	q.WriteString(param())
 	text := q.String()

@@ -66,6 +66,14 @@ type Store interface {
 	RevokeBrowserSession(ctx context.Context, id, reason string, now time.Time) (bool, error)
 }
 
+// Rechecks applies upstream re-checks to refreshes
+// (provisioning.Service.BeforeRefresh): it runs before the refresh token
+// rotates, reports whether a re-check ran, and refuses the refresh with an
+// error of kind invalid_grant or temporarily_unavailable.
+type Rechecks interface {
+	BeforeRefresh(ctx context.Context, g *models.RefreshGrant, meta provisioning.Meta) (bool, error)
+}
+
 // Hooks observe outcomes (metrics); every field may be nil. Sign-in
 // outcomes are the signin package's (signin.Hooks).
 type Hooks struct {
@@ -86,9 +94,11 @@ type Options struct {
 	// APIKeys resolves API keys for introspection and token exchange;
 	// nil: API keys are never active.
 	APIKeys APIKeys
-	Log     *slog.Logger
-	Hooks   Hooks
-	Now     func() time.Time
+	// Rechecks re-checks upstream identities at refreshes; nil: never.
+	Rechecks Rechecks
+	Log      *slog.Logger
+	Hooks    Hooks
+	Now      func() time.Time
 }
 
 // Service is the authorization server.
@@ -102,6 +112,7 @@ type Service struct {
 	provisioner  Provisioner
 	store        Store
 	apiKeys      APIKeys
+	rechecks     Rechecks
 	log          *slog.Logger
 	hooks        Hooks
 	now          func() time.Time
@@ -115,7 +126,7 @@ type Service struct {
 func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
-		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys,
+		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 	}
 	if s.now == nil {

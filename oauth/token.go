@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/provisioning"
 	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
@@ -153,8 +154,25 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			return nil, notMemberOr(err, org)
 		}
 	}
-	red, err := s.sessions.RedeemRefreshTokenWith(ctx, token, client.ID, tokens.RedeemOptions{TrustedEmail: s.trustedEmail,
-		OrgRoles: client.Groups != nil && client.Groups.IncludeOrgRoles})
+	redeem := tokens.RedeemOptions{TrustedEmail: s.trustedEmail,
+		OrgRoles: client.Groups != nil && client.Groups.IncludeOrgRoles}
+	// A due upstream re-check runs before the token rotates: a refusal
+	// leaves the client its token; a re-check that ran may have changed
+	// the profile and memberships read with the token.
+	rechecked := false
+	if s.rechecks != nil {
+		asked := false
+		redeem.Check = func(ctx context.Context, g *models.RefreshGrant) error {
+			if asked {
+				return nil
+			}
+			asked = true
+			var err error
+			rechecked, err = s.rechecks.BeforeRefresh(ctx, g, provisioning.Meta{ClientID: client.ID, IP: meta.IP, RequestID: meta.RequestID})
+			return err
+		}
+	}
+	red, err := s.sessions.RedeemRefreshTokenWith(ctx, token, client.ID, redeem)
 	if err != nil {
 		if errors.Is(err, tokens.ErrRefreshTokenReuse) && s.hooks.RefreshReuse != nil {
 			s.hooks.RefreshReuse()
@@ -202,7 +220,15 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 				sess.ActiveOrgID = &org
 			}
 		}
-		return s.issueForSession(ctx, client, sess, red.User, issueOptions{refresh: red.RefreshToken, scope: narrowed, facts: facts,
+		user := red.User
+		if rechecked {
+			// Read again what the re-check may have changed.
+			if user, err = s.store.FindUser(ctx, red.UserID); err != nil {
+				return nil, err
+			}
+			facts = nil
+		}
+		return s.issueForSession(ctx, client, sess, user, issueOptions{refresh: red.RefreshToken, scope: narrowed, facts: facts,
 			noIDToken: !client.RefreshIDToken()})
 	})
 }

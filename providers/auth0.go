@@ -53,6 +53,7 @@ func newAuth0(name string, settings Settings, env Env) (Provider, error) {
 		}
 		cfg := s.check(e, env, "domain", issuer, "Auth0")
 		cfg.audience = s.Audience
+		cfg.offlineScope()
 		return cfg, auth0Kind(s.Organization, s.AllowedOrganizations)
 	})
 }

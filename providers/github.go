@@ -19,8 +19,9 @@ import (
 // The github provider signs people in with a GitHub OAuth App (github.com
 // or GitHub Enterprise Server). GitHub speaks OAuth 2.0, not OpenID
 // Connect: there is no ID token, so who the person is comes from the REST
-// API, called with the access token right after the code exchange. The
-// token is used for that one sign-in and then dropped.
+// API, called with the access token right after the code exchange. With
+// re-checks on (the default), the token is kept (Identity.Recheck) to read
+// the person again later (githubrecheck.go).
 type githubProvider struct {
 	name        string
 	displayName string
@@ -34,6 +35,7 @@ type githubProvider struct {
 	readOrgs    bool     // request read:org and report groups
 	timeout     time.Duration
 	client      *http.Client
+	recheck     RecheckPolicy
 }
 
 type githubSettings struct {
@@ -46,6 +48,8 @@ type githubSettings struct {
 	AllowedTeams         []string `yaml:"allowed_teams"`
 	SyncGroups           bool     `yaml:"sync_groups"`
 	Timeout              string   `yaml:"timeout"`
+	// Upstream re-checks with the kept access token (recheck.go).
+	recheckSettings `yaml:",inline"`
 }
 
 const (
@@ -134,6 +138,11 @@ func newGitHub(name string, settings Settings, env Env) (Provider, error) {
 		} else {
 			p.timeout = d
 		}
+	}
+	re := &SettingsError{}
+	p.recheck = s.recheckSettings.check(re)
+	for _, pr := range re.Problems {
+		bad("%s %s", pr.Field, pr.Message)
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
@@ -249,11 +258,8 @@ type (
 )
 
 // Complete exchanges the code (with the PKCE verifier) for an access
-// token, reads the profile, email addresses and, when configured,
-// organizations and teams, and applies the allow-lists. It returns an
-// Identity only when every call succeeded, so a failure half-way never
-// provisions a user with partial groups; when GitHub answers but says it
-// left organizations out (SAML single sign-on), GroupsPartial says so.
+// token and reads the person with it (readIdentity); with re-checks on,
+// the token is kept (Identity.Recheck) to read them again later.
 func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Identity, error) {
 	code := req.HTTP.URL.Query().Get("code")
 	if code == "" {
@@ -266,7 +272,23 @@ func (p *githubProvider) Complete(ctx context.Context, req CompleteRequest) (*Id
 	if err != nil {
 		return nil, err
 	}
+	id, err := p.readIdentity(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if p.recheck.Enabled {
+		id.Recheck = githubRecheckSaved(token, id.Subject)
+	}
+	return id, nil
+}
 
+// readIdentity reads the person the access token belongs to: the
+// profile, email addresses and, when configured, organizations and teams,
+// and applies the allow-lists. It returns an Identity only when every call
+// succeeded, so a failure half-way never provisions a user with partial
+// groups; when GitHub answers but says it left organizations out (SAML
+// single sign-on), GroupsPartial says so.
+func (p *githubProvider) readIdentity(ctx context.Context, token string) (*Identity, error) {
 	var (
 		user                      githubUser
 		emails                    []githubEmail

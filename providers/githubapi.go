@@ -30,6 +30,10 @@ const (
 	githubMaxBody = 4 << 20
 )
 
+// errGitHubTokenRefused marks an API answer 401: the access token is no
+// longer valid (revoked, the authorization removed, the account gone).
+var errGitHubTokenRefused = errors.New("token refused")
+
 // getAll reads every page of an API list into all, following the Link
 // header to the end. It reports whether any page said GitHub left items
 // out (githubPartial).
@@ -97,7 +101,7 @@ func (p *githubProvider) get(ctx context.Context, token, rawURL string, into any
 	case githubUnavailable(resp, body):
 		return nil, &UserError{Message: githubMsgUnavailable, Err: fmt.Errorf("%w: GitHub %s answered %d%s", ErrUnavailable, path, resp.StatusCode, rateLimitDetail(resp))}
 	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, &UserError{Message: githubMsgRetry, Err: fmt.Errorf("%w: GitHub %s refused the access token (401)", ErrInvalidResponse, path)}
+		return nil, &UserError{Message: githubMsgRetry, Err: fmt.Errorf("%w: GitHub %s refused the access token (401, %w)", ErrInvalidResponse, path, errGitHubTokenRefused)}
 	case resp.StatusCode == http.StatusForbidden:
 		// Not a rate limit: an organization's SAML or IP allow-list
 		// policy, or a missing scope. Retrying alone will not help.

@@ -47,20 +47,27 @@ func newGoogle(name string, settings Settings, env Env) (Provider, error) {
 				e.add("hosted_domains", "%q is not a domain such as example.com", d)
 			}
 		}
-		return cfg, googleKind(domains)
+		return cfg, googleKind(domains, cfg.recheck.Required)
 	})
 }
 
 // googleKind applies the hosted-domain allow-list (empty: any account)
-// and requires a verified email.
-func googleKind(domains []string) oidcKind {
+// and requires a verified email. With offline (recheck_interval set) it
+// asks Google for a refresh token (access_type=offline; Google knows no
+// offline_access scope), which Google issues at the person's first
+// consent to it.
+func googleKind(domains []string, offline bool) oidcKind {
 	return oidcKind{
 		typ: "google",
 		authParams: func(BeginRequest, *oidcSaved) url.Values {
+			v := url.Values{}
 			if len(domains) == 1 {
-				return url.Values{"hd": {domains[0]}} // a hint for the account chooser only
+				v.Set("hd", domains[0]) // a hint for the account chooser only
 			}
-			return nil
+			if offline {
+				v.Set("access_type", "offline")
+			}
+			return v
 		},
 		accept: func(c claimSet, id *Identity, _ string) error {
 			if !id.EmailVerified {

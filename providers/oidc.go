@@ -19,6 +19,7 @@ func newGenericOIDC(name string, settings Settings, env Env) (Provider, error) {
 	return buildOIDC(name, settings, env, func(s *genericOIDCSettings, e *SettingsError) (oidcConfig, oidcKind) {
 		cfg := s.check(e, env, "issuer", s.Issuer, name)
 		cfg.audience = s.Audience
+		cfg.offlineScope()
 		return cfg, oidcKind{typ: "oidc"}
 	})
 }

@@ -150,6 +150,7 @@ func (p *oidcProvider) Complete(ctx context.Context, req CompleteRequest) (*Iden
 	if p.cfg.upstreamLogout && d.endSession != "" {
 		id.UpstreamLogout = rawID // the id_token_hint of an upstream logout
 	}
+	id.Recheck = p.recheckSaved(tok.RefreshToken, id.Subject, saved.Org)
 	return id, nil
 }
 

@@ -35,6 +35,8 @@ type oidcSettings struct {
 	// they log out of Gatehouse (RP-Initiated Logout 1.0, through the
 	// end_session_endpoint discovery names).
 	UpstreamLogout bool `yaml:"upstream_logout"`
+	// Upstream re-checks with the upstream refresh token (recheck.go).
+	recheckSettings `yaml:",inline"`
 }
 
 // claimSettings name the upstream claims an identity is read from.
@@ -100,6 +102,8 @@ type oidcConfig struct {
 	audience string
 	// upstreamLogout: the provider offers logout at the upstream.
 	upstreamLogout bool
+	// recheck is the re-check policy (recheck_interval and friends).
+	recheck RecheckPolicy
 }
 
 // check validates the shared settings for a provider whose issuer is
@@ -157,6 +161,7 @@ func (s *oidcSettings) check(e *SettingsError, env Env, issuerField, issuer, def
 	} else if u.Scheme == "http" && !c.insecureHTTP {
 		e.add(issuerField, "must use https (plain HTTP only with insecure_allow_http, outside production)")
 	}
+	c.recheck = s.recheckSettings.check(e)
 	c.claims.Email = cmpOr(c.claims.Email, "email")
 	c.claims.EmailVerified = cmpOr(c.claims.EmailVerified, "email_verified")
 	c.claims.Name = cmpOr(c.claims.Name, "name")
@@ -170,4 +175,15 @@ func cmpOr(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// offlineScope adds offline_access to the scopes when re-checks were
+// configured explicitly (recheck_interval set): the upstream issues a
+// refresh token only for it (OpenID Connect Core §11; Okta, Auth0,
+// Keycloak). Without recheck_interval, a refresh token the upstream
+// issues anyway is kept and used, and nothing more is asked.
+func (c *oidcConfig) offlineScope() {
+	if c.recheck.Required && !slices.Contains(c.scopes, "offline_access") {
+		c.scopes = append(slices.Clone(c.scopes), "offline_access")
+	}
 }

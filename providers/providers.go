@@ -61,6 +61,11 @@ type Identity struct {
 	// (see UpstreamLogout), opaque to the caller, which keeps it sealed;
 	// empty when the provider offers none.
 	UpstreamLogout string
+	// Recheck is what a later re-check of this person needs (see
+	// Rechecker: an upstream refresh token, a GitHub access token),
+	// opaque to the caller, which keeps it sealed; empty when the kind
+	// cannot re-check or the upstream gave nothing to re-check with.
+	Recheck string
 }
 
 // BeginRequest is what a login starts from.

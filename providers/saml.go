@@ -31,6 +31,8 @@ type samlProvider struct {
 	entityID    string
 	acsURL      url.URL
 	metadataURL url.URL
+	// recheck holds max_session_age (SAML cannot re-check).
+	recheck     RecheckPolicy
 	key         *rsa.PrivateKey
 	cert        *x509.Certificate
 	signRequest bool
@@ -96,6 +98,10 @@ type samlSettings struct {
 	InsecureAllowSHA1Signatures bool `yaml:"insecure_allow_sha1_signatures"`
 	// MaxResponseBytes bounds the base64 SAMLResponse an answer may post.
 	MaxResponseBytes int `yaml:"max_response_bytes"`
+	// MaxSessionAge: SAML cannot ask the IdP again about a person, so a
+	// refresh is refused once the last sign-in through this IdP is older
+	// than this (0: no limit but the session's own lifetime).
+	MaxSessionAge time.Duration `yaml:"max_session_age"`
 }
 
 // samlAttributeConfig names the attributes that carry each field.
@@ -162,6 +168,10 @@ func newSAML(name string, settings Settings, env Env) (Provider, error) {
 	var err error
 	if p.policy, err = samlPolicyFrom(&s); err != nil {
 		return nil, err
+	}
+	ae := &SettingsError{}
+	if p.recheck = checkMaxSessionAge(s.MaxSessionAge, ae); ae.err() != nil {
+		return nil, ae
 	}
 	if s.InsecureAllowSHA1Signatures && env.Production {
 		return nil, errors.New("insecure_allow_sha1_signatures cannot be used with GATEHOUSE_ENV=production: SHA-1 collisions are practical, so an SHA-1 signature no longer proves who wrote what it covers")
@@ -238,6 +248,9 @@ func samlPolicyFrom(s *samlSettings) (samlPolicy, error) {
 	}
 	return pol, nil
 }
+
+// RecheckPolicy holds max_session_age: SAML cannot re-check.
+func (p *samlProvider) RecheckPolicy() RecheckPolicy { return p.recheck }
 
 func (p *samlProvider) Name() string        { return p.name }
 func (p *samlProvider) Type() string        { return "saml" }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,17 @@ type Options struct {
 	InvitationTTL time.Duration
 	// Now is the clock (UTC); nil means time.Now.
 	Now func() time.Time
+	// Providers are the configured upstreams, whose re-check policies and
+	// re-checks (recheck.go) apply to refreshes; nil: none re-checks.
+	Providers *providers.Set
+	// RecheckKey seals what providers keep for re-checks (32 bytes,
+	// tokens.DeriveKey); nil keeps nothing.
+	RecheckKey []byte
+	// OnRecheck, when set, observes each re-check with the provider name
+	// and its outcome (metrics).
+	OnRecheck func(provider, outcome string)
+	// Log receives operational messages; nil discards them.
+	Log *slog.Logger
 }
 
 // DefaultInvitationTTL is the lifetime of an invitation by default.
@@ -158,6 +170,10 @@ type Meta struct {
 type Login struct {
 	Identity *providers.Identity
 	Meta
+	// Recheck marks an upstream re-check rather than a sign-in: the
+	// identity must exist already (it is never created or linked), and
+	// the last-login times stay as they are.
+	Recheck bool
 }
 
 // Result is a provisioned login.
@@ -213,7 +229,7 @@ func (s *Service) Provision(ctx context.Context, in Login) (*Result, error) {
 	var err error
 	for range 3 {
 		var res *Result
-		res, err = s.provisionOnce(ctx, id, in.Meta)
+		res, err = s.provisionOnce(ctx, id, in.Meta, in.Recheck)
 		if errors.Is(err, ErrUserDisabled) {
 			// Recorded outside the rolled-back transaction, so it stays; a
 			// failure to record must not change the answer.
@@ -228,7 +244,7 @@ func (s *Service) Provision(ctx context.Context, in Login) (*Result, error) {
 	return nil, fmt.Errorf("provision %s identity: %w (three times)", id.Provider, err)
 }
 
-func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, meta Meta) (*Result, error) {
+func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, meta Meta, recheck bool) (*Result, error) {
 	res := &Result{}
 	fields := identityFields(id)
 	err := s.store.InTx(ctx, func(tx *models.Store) error {
@@ -239,6 +255,12 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 			res.User, res.IdentityID = &lu.User, lu.IdentityID
 			if res.User.Disabled {
 				return ErrUserDisabled
+			}
+			if recheck {
+				if err := s.recheckProfile(ctx, tx, res.User, lu.IdentityID, id, fields, now); err != nil {
+					return err
+				}
+				break
 			}
 			if err := tx.UpdateIdentityLogin(ctx, lu.IdentityID, fields, now); err != nil {
 				return err
@@ -251,11 +273,17 @@ func (s *Service) provisionOnce(ctx context.Context, id *providers.Identity, met
 				return err
 			}
 			res.User.LastLoginAt = &now
+		case errors.Is(err, models.ErrNotFound) && recheck:
+			return ErrIdentityGone
 		case errors.Is(err, models.ErrNotFound):
 			if err := s.firstLogin(ctx, tx, id, fields, meta, now, res); err != nil {
 				return err
 			}
 		default:
+			return err
+		}
+		// The upstream vouched for the person now: what a re-check needs.
+		if err := s.saveUpstreamCheck(ctx, tx, id.Provider, res.IdentityID, id.Recheck, now); err != nil {
 			return err
 		}
 		ms, err := tx.ListMemberships(ctx, res.User.ID)

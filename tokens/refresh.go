@@ -92,6 +92,12 @@ type RedeemOptions struct {
 	// OrgRoles asks for Redeemed.OrgRoles (a client whose groups claim
 	// includes organization roles).
 	OrgRoles bool
+	// Check, when set, is called with the token's grant once the token is
+	// known live and before it rotates (upstream re-checks); an error
+	// refuses the redemption with that error and leaves the token as it
+	// was, so the client may retry with it. It may be called again after
+	// a lost rotation race.
+	Check func(ctx context.Context, g *models.RefreshGrant) error
 }
 
 // String keeps the refresh token out of fmt output.
@@ -262,6 +268,11 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		}
 		if !now.Before(tok.ExpiresAt) {
 			return nil, grantErr(ErrGrantExpired, reasonRefreshExpired)
+		}
+		if opts.Check != nil {
+			if err := opts.Check(ctx, g); err != nil {
+				return nil, err
+			}
 		}
 
 		next, secret, err := s.newRefreshRow(sess, now)

@@ -118,6 +118,31 @@ func (s *Server) EnforceSAML(orgs ...string) {
 	}
 }
 
+// UpdateUser changes the account with the given id as GitHub would: the
+// tokens issued to it see the change at once (a team removal, a new
+// name), as does the next sign-in.
+func (s *Server) UpdateUser(id int64, change func(u *User)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.user != nil && s.user.ID == id {
+		change(s.user)
+	}
+	for _, g := range s.tokens {
+		if g.user.ID == id {
+			change(&g.user)
+		}
+	}
+}
+
+// RevokeTokens revokes every access token issued so far (the person
+// removed the app's authorization, or the account is gone): the API
+// answers them 401 Bad credentials.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
 // Requests lists the requests served so far as "METHOD /path?query".
 func (s *Server) Requests() []string {
 	s.mu.Lock()

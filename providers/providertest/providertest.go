@@ -60,6 +60,11 @@ type Options struct {
 	// EndSessionURL, when set, is advertised instead of the fake's own.
 	NoEndSession  bool
 	EndSessionURL string
+	// RefreshTokens issues a refresh token with every code, offline_access
+	// or not (without it, only a scope with offline_access gets one).
+	RefreshTokens bool
+	// NoRefreshIDToken answers refresh grants without an ID token.
+	NoRefreshIDToken bool
 }
 
 // Defaults of Options.
@@ -97,6 +102,11 @@ type Server struct {
 	idTokenHook   func(*TokenDraft)
 	userInfoHook  func(claims map[string]any)
 	padding       map[string]int
+	// refreshTokens are the live refresh tokens (rotated at every use).
+	refreshTokens map[string]string // token → scope
+	refreshCalls  atomic.Int64
+	tokenDown     atomic.Bool
+	tokenDelay    atomic.Int64 // nanoseconds
 
 	jwksFetches   atomic.Int64
 	jwksDown      atomic.Bool
@@ -124,7 +134,7 @@ func New(t testing.TB, opts Options) *Server {
 		opts.User = DefaultUser()
 	}
 	s := &Server{opts: opts, ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, user: maps.Clone(opts.User),
-		codes: map[string]*grant{}, accessTokens: map[string]map[string]any{}}
+		codes: map[string]*grant{}, accessTokens: map[string]map[string]any{}, refreshTokens: map[string]string{}}
 	s.keys = []*jose.JSONWebKey{testKey(0)}
 	prefix := strings.TrimSuffix(opts.IssuerPath, "/")
 	mux := http.NewServeMux()
@@ -386,6 +396,8 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 	}
 	if !s.opts.NoUserInfo {
 		doc["userinfo_endpoint"] = s.endpoint("/userinfo")
@@ -453,7 +465,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
-	if r.PostForm.Get("grant_type") != "authorization_code" {
+	if d := time.Duration(s.tokenDelay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	if s.tokenDown.Load() {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+	case "refresh_token":
+		s.refresh(w, r)
+		return
+	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
@@ -493,9 +517,67 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if draft.Raw == "" {
 		draft.Raw = s.Sign(draft.Header, draft.Claims)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 3600,
-		"id_token": draft.Raw, "scope": g.scope})
+	answer := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 3600,
+		"id_token": draft.Raw, "scope": g.scope}
+	if s.opts.RefreshTokens || slices.Contains(strings.Fields(g.scope), "offline_access") {
+		rt := random()
+		s.mu.Lock()
+		s.refreshTokens[rt] = g.scope
+		s.mu.Unlock()
+		answer["refresh_token"] = rt
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
+
+// refresh answers a refresh_token grant: the token is rotated (the one
+// presented stops working), the answer carries a new access token and an
+// ID token of the person as SetUser last described them (without a
+// nonce, OIDC Core §12.2). A token the fake does not know (used already,
+// or forgotten by ForgetGrants) gets invalid_grant.
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	s.refreshCalls.Add(1)
+	old := r.PostForm.Get("refresh_token")
+	s.mu.Lock()
+	scope, ok := s.refreshTokens[old]
+	delete(s.refreshTokens, old)
+	rt, access := random(), random()
+	if ok {
+		s.refreshTokens[rt] = scope
+		s.accessTokens[access] = maps.Clone(s.user)
+	}
+	s.mu.Unlock()
+	if !ok {
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		return
+	}
+	answer := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": rt, "scope": scope}
+	if !s.opts.NoRefreshIDToken {
+		now := time.Now().Unix()
+		claims := s.userClaims(false)
+		maps.Copy(claims, map[string]any{"iss": s.Issuer, "aud": s.ClientID, "azp": s.ClientID, "iat": now, "exp": now + 3600,
+			"at_hash": atHash(access)})
+		answer["id_token"] = s.Sign(map[string]any{}, claims)
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// ForgetGrants revokes every refresh token issued so far, as an upstream
+// does when the person is disabled or their grants are revoked: the next
+// refresh grant with one answers invalid_grant.
+func (s *Server) ForgetGrants() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.refreshTokens)
+}
+
+// RefreshGrants is how many refresh_token grants the fake was asked for.
+func (s *Server) RefreshGrants() int { return int(s.refreshCalls.Load()) }
+
+// SetTokenDown makes the token endpoint answer 503 (an upstream outage).
+func (s *Server) SetTokenDown(down bool) { s.tokenDown.Store(down) }
+
+// SetTokenDelay makes the token endpoint wait d before answering.
+func (s *Server) SetTokenDelay(d time.Duration) { s.tokenDelay.Store(int64(d)) }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	s.jwksFetches.Add(1)
