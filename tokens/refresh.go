@@ -24,6 +24,10 @@ import (
 //     token is a sibling in the same family, so a later reuse of any of them
 //     still revokes everything. (Rotating the first successor instead would
 //     make the tab that won the race look like a thief on its next refresh.)
+//     A redemption that read the token unrotated and then lost the
+//     rotation race counts as presented before the rotation: it is served
+//     so whatever time passed meanwhile (RedeemOptions.Check may wait on
+//     an upstream re-check for seconds), never taken for reuse.
 //   - later revokes the whole session with all its tokens (reason
 //     "refresh_token_reuse"), records one "refresh_token.reuse" audit event
 //     (only the call that actually revoked the session records it, so a
@@ -218,9 +222,10 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 // client, revoked token or session, idle or absolute expiry, disabled
 // user, and reuse of a rotated token after the grace window (which
 // revokes the session, see the reuse policy above). It is race-safe:
-// concurrent redemptions of one token yield one rotation plus, only
-// within the grace window, re-issued siblings; outside it the losers
-// trigger reuse detection.
+// concurrent redemptions of one token yield one rotation plus, with a
+// grace window, re-issued siblings (a loser that read the token before
+// the winner rotated it is always within the window); without one
+// (ReuseGrace 0) the losers trigger reuse detection.
 //
 // A redemption that rotates sends the database two statements: one read
 // of the token with its session, user, grants, trusted email, the
@@ -233,6 +238,13 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 	}
 	hash := opaqueHash(token)
+	// liveAt is when an earlier pass of this redemption read the token
+	// unrotated (nil before that). The grace window of a lost race is
+	// measured from it, not from the pass that finds the token rotated:
+	// this redemption was presented before the winner rotated it, as a
+	// second tab's is, however long its Check took (an upstream
+	// re-check may take seconds, more than the grace).
+	var liveAt *time.Time
 	// A lost rotation race changes the row's state; read and classify it
 	// again. Two passes suffice (after a lost race the row is rotated or
 	// revoked for good, or its session ended); the third is slack.
@@ -261,13 +273,20 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		}
 
 		if tok.RotatedAt != nil {
-			if s.opts.ReuseGrace > 0 && now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
+			seen := now
+			if liveAt != nil {
+				seen = *liveAt
+			}
+			if s.opts.ReuseGrace > 0 && seen.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
 				return s.reissue(ctx, g, now)
 			}
 			return nil, s.refreshReuse(ctx, tok, sess, now)
 		}
 		if !now.Before(tok.ExpiresAt) {
 			return nil, grantErr(ErrGrantExpired, reasonRefreshExpired)
+		}
+		if liveAt == nil {
+			liveAt = &now
 		}
 		if opts.Check != nil {
 			if err := opts.Check(ctx, g); err != nil {
