@@ -268,6 +268,17 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 	return ""
 }
 
+// mustSignInNow is mustSignIn, then the upstream's re-check rules
+// (Freshness): a browser session whose upstream's last word on the person
+// is too old for them does not answer (max_session_age and
+// recheck_max_staleness hold for single sign-on as for a refresh).
+func (s *Service) mustSignInNow(ctx context.Context, p *oauth.AuthorizeParams, bs *models.BrowserSession) (string, error) {
+	if why := s.mustSignIn(p, bs); why != "" || s.freshness == nil {
+		return why, nil
+	}
+	return s.freshness.SSOVerdict(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime)
+}
+
 // upstreamChecksOrganization reports whether provider name's kind binds a
 // sign-in to the organization the request names (auth0).
 func (s *Service) upstreamChecksOrganization(name string) bool {

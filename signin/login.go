@@ -40,7 +40,10 @@ func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.Request
 	if present && bs == nil {
 		cookies = append(cookies, s.clearSessionCookie())
 	}
-	why := s.mustSignIn(p, bs)
+	why, err := s.mustSignInNow(ctx, p, bs)
+	if err != nil {
+		return Outcome{Err: err}
+	}
 	if why == "" {
 		out, ok := s.resume(ctx, p, bs, meta)
 		if ok {
@@ -113,7 +116,7 @@ func (s *Service) continueAs(ctx context.Context, p *oauth.AuthorizeParams, q ur
 	again := *p
 	again.Prompt = strings.Join(slices.DeleteFunc(p.Prompts(), func(v string) bool { return v == "select_account" }), " ")
 	again.Provider = bs.Provider
-	if s.mustSignIn(&again, bs) != "" {
+	if why, err := s.mustSignInNow(ctx, &again, bs); why != "" || err != nil {
 		return nil
 	}
 	res, err := s.provisioner.Resume(ctx, bs.UserID)

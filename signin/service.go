@@ -38,6 +38,15 @@ type Provisioner interface {
 	Resume(ctx context.Context, userID string) (*provisioning.Result, error)
 }
 
+// Freshness says whether single sign-on may answer from a browser
+// session without asking its upstream again (*provisioning.Service): the
+// upstream's re-check rules (SAML max_session_age, recheck_max_staleness)
+// may call its last word on the person too old. SSOVerdict returns why
+// not ("" when it may); an error is a storage failure.
+type Freshness interface {
+	SSOVerdict(ctx context.Context, identityID, provider string, authTime time.Time) (string, error)
+}
+
 // Store is the storage sign-in writes directly: the audit trail, the
 // pending logins that bind an upstream's cross-site POST to one sign-in,
 // and the browser sessions of single sign-on (*models.Store).
@@ -79,10 +88,13 @@ type Options struct {
 	Providers      *providers.Set
 	Server         AuthorizationServer
 	Provisioner    Provisioner
-	Store          Store
-	Log            *slog.Logger
-	Hooks          Hooks
-	Now            func() time.Time
+	// Freshness, when set, may refuse single sign-on for a person whose
+	// upstream's last word is too old (the sign-in then goes upstream).
+	Freshness Freshness
+	Store     Store
+	Log       *slog.Logger
+	Hooks     Hooks
+	Now       func() time.Time
 }
 
 // Service is browser sign-in. Its methods answer one route each with an
@@ -93,6 +105,7 @@ type Service struct {
 	providers     *providers.Set
 	server        AuthorizationServer
 	provisioner   Provisioner
+	freshness     Freshness
 	store         Store
 	log           *slog.Logger
 	hooks         Hooks
@@ -109,7 +122,7 @@ type Service struct {
 func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Issuer, loginStateTTL: opts.LoginStateTTL, providers: opts.Providers, server: opts.Server,
-		provisioner: opts.Provisioner, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
+		provisioner: opts.Provisioner, freshness: opts.Freshness, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Issuer, "https://"),
 		answers:       make(chan struct{}, answerSlots()),
