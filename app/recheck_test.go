@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -199,9 +200,19 @@ func TestRecheckUnavailableUpstream(t *testing.T) {
 			t.Run("deny", func(t *testing.T) {
 				tok := recheckSignIn(t, s, "deny")
 				up.deny.SetTokenDown(true)
-				status, out := refresh(t, s, tok, "")
-				if status != 503 || out["error"] != "temporarily_unavailable" {
-					t.Fatalf("refresh with the upstream down = %d %v", status, out)
+				// The answer says why, and to retry once the lease that
+				// keeps other attempts from the upstream is over.
+				resp, err := http.PostForm(s.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"},
+					"refresh_token": {tok.RefreshToken}, "client_id": {"spa"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if resp.StatusCode != 503 || out["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") != "30" ||
+					!strings.Contains(fmt.Sprint(out["error_description"]), "identity provider cannot be reached") {
+					t.Fatalf("refresh with the upstream down = %d %v (Retry-After %q)", resp.StatusCode, out, resp.Header.Get("Retry-After"))
 				}
 				// Within the lease another attempt is refused too, without
 				// asking the upstream again.
@@ -446,26 +457,7 @@ func TestRecheckSAMLMaxSessionAge(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
 			s, idp, conf := startSAML(t, pg, "    max_session_age: 8h\n")
-			idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
-			verifier := oauth2.GenerateVerifier()
-			b := newBrowser(t)
-			resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "corp")))
-			_, page := b.get(resp.Header.Get("Location"))
-			form, err := samltest.ParseFormPage(page)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, page = b.crossSitePost(form.URL, form.Values())
-			action, fields := autoPost(t, page)
-			resp, body := b.post(action, fields)
-			target, _ := url.Parse(resp.Header.Get("Location"))
-			if target == nil || target.Query().Get("code") == "" {
-				t.Fatalf("callback = %d %s", resp.StatusCode, body)
-			}
-			tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, tok := samlMaxAgeSignIn(t, idp, conf)
 			if status, out := refresh(t, s, tok, ""); status != 200 {
 				t.Fatalf("refresh = %d %v", status, out)
 			}
@@ -476,6 +468,84 @@ func TestRecheckSAMLMaxSessionAge(t *testing.T) {
 			}
 			if n := countOf(t, s, "SELECT COUNT(*) FROM sessions WHERE revoke_reason = ?", "max_session_age"); n != 1 {
 				t.Fatalf("sessions ended = %d", n)
+			}
+		})
+	}
+}
+
+// samlMaxAgeSignIn signs Ada in through the SAML IdP in a new browser,
+// which keeps its single sign-on session, and returns it with the
+// client's tokens.
+func samlMaxAgeSignIn(t *testing.T, idp *samltest.IdP, conf *oauth2.Config) (*browser, *oauth2.Token) {
+	t.Helper()
+	idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
+	verifier := oauth2.GenerateVerifier()
+	b := newBrowser(t)
+	resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "corp")))
+	_, page := b.get(resp.Header.Get("Location"))
+	form, err := samltest.ParseFormPage(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page = b.crossSitePost(form.URL, form.Values())
+	action, fields := autoPost(t, page)
+	resp, body := b.post(action, fields)
+	target, _ := url.Parse(resp.Header.Get("Location"))
+	if target == nil || target.Query().Get("code") == "" {
+		t.Fatalf("callback = %d %s", resp.StatusCode, body)
+	}
+	tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, tok
+}
+
+// TestSSOObeysSAMLMaxSessionAge: single sign-on does not outlive SAML's
+// max_session_age. While the last sign-in through the IdP is recent,
+// prompt=none gets a code from the browser session; once it is older
+// than max_session_age, prompt=none gets login_required (and a request
+// without it goes to the IdP), not a code; and a refresh refused by the
+// rule ends the browser session too.
+func TestSSOObeysSAMLMaxSessionAge(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, idp, conf := startSAML(t, pg, "    max_session_age: 8h\n")
+			b, tok := samlMaxAgeSignIn(t, idp, conf)
+			silent := func(prompt string) *url.URL {
+				t.Helper()
+				resp, body := b.get(conf.AuthCodeURL("st2", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oidc.Nonce("n"),
+					oauth2.SetAuthURLParam("prompt", prompt)))
+				loc, err := resp.Location()
+				if err != nil {
+					t.Fatalf("authorize = %d %s", resp.StatusCode, body)
+				}
+				return loc
+			}
+			if loc := silent("none"); loc.Query().Get("code") == "" {
+				t.Fatalf("prompt=none within max_session_age = %s", loc)
+			}
+			s.DB.Exec("UPDATE upstream_checks SET checked_at = ?", time.Now().UTC().Add(-9*time.Hour))
+			if loc := silent("none"); loc.Query().Get("code") != "" || loc.Query().Get("error") != "login_required" {
+				t.Fatalf("prompt=none past max_session_age = %s", loc)
+			}
+			// Without prompt=none the sign-in goes to the IdP.
+			resp, _ := b.get(conf.AuthCodeURL("st3", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+				oauth2.SetAuthURLParam("provider", "corp")))
+			if loc, _ := resp.Location(); loc == nil || loc.Query().Get("code") != "" || !strings.HasPrefix(loc.String(), idp.URL) {
+				t.Fatalf("a sign-in past max_session_age = %d %v, not the IdP", resp.StatusCode, loc)
+			}
+			if status, out := refresh(t, s, tok, ""); status != 400 || !strings.Contains(fmt.Sprint(out["error_description"]), "max_session_age") {
+				t.Fatalf("refresh past max_session_age = %d %v", status, out)
+			}
+			if n := countOf(t, s, "SELECT COUNT(*) FROM browser_sessions WHERE revoke_reason = ?", "max_session_age"); n != 1 {
+				t.Fatalf("browser sessions ended by max_session_age = %d", n)
+			}
+			// The upstream's word renewed (as a new sign-in would): the
+			// browser session is gone all the same.
+			s.DB.Exec("UPDATE upstream_checks SET checked_at = ?", time.Now().UTC())
+			if loc := silent("none"); loc.Query().Get("error") != "login_required" {
+				t.Fatalf("prompt=none after the browser session ended = %s", loc)
 			}
 		})
 	}
