@@ -364,14 +364,14 @@ org_sync:
 			}
 			// GitHub failing is not the person gone (keep by default).
 			tok = signIn(t, linus)
-			gh.Intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			gh.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasPrefix(r.URL.Path, "/api/") {
 					githubtest.ServerError(w)
 					return true
 				}
 				return false
-			}
-			defer func() { gh.Intercept = nil }()
+			})
+			defer gh.SetIntercept(nil)
 			if status, out := refresh(t, s, tok, ""); status != 200 {
 				t.Fatalf("refresh with GitHub failing = %d %v", status, out)
 			}
