@@ -183,26 +183,70 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 	if sess.IdentityID == nil {
 		return false, nil // opened before re-checks, or through no identity
 	}
-	pol, rc, ok := s.policyOf(sess.Provider)
+	return s.admit(ctx, *sess.IdentityID, sess.Provider, sess.AuthTime, g.UpstreamCheckedAt, meta,
+		func(reason, event, msg string, details map[string]any) error {
+			return s.endOne(ctx, sess, reason, event, msg, meta, s.now(), details)
+		})
+}
+
+// BeforeSSO applies the rules a refresh obeys to a single sign-on from
+// browser session bs, before it answers an authorization request without
+// the upstream: a browser session must not mint new app sessions the
+// upstream no longer vouches for. A due re-check runs (the person gone:
+// every session through the identity, the browser session included,
+// ends); the refusals are those of BeforeRefresh (invalid_grant: the
+// upstream must be asked again; temporarily_unavailable: deny), and the
+// caller sends the browser upstream instead. Nothing is ended for a
+// stale check or max_session_age: a new upstream sign-in answers both.
+// A provider without a re-check policy in force reads nothing.
+func (s *Service) BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta Meta) error {
+	if bs.IdentityID == nil {
+		return nil
+	}
+	pol, rc, ok := s.policyOf(bs.Provider)
+	if !ok || !((rc != nil && pol.Enabled) || pol.MaxSessionAge > 0) {
+		return nil
+	}
+	var last *time.Time
+	c, err := s.store.FindUpstreamCheck(ctx, *bs.IdentityID)
+	switch {
+	case err == nil:
+		last = &c.CheckedAt
+	case !errors.Is(err, models.ErrNotFound):
+		return err
+	}
+	_, err = s.admit(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime, last, meta,
+		func(reason, _, msg string, _ map[string]any) error {
+			return fault.Explain(fault.InvalidGrant, msg, errors.New(reason))
+		})
+	return err
+}
+
+// admit is the re-check rule of a refresh or a single sign-on through
+// identityID at provider: authTime is the session's upstream sign-in,
+// last the identity's last check (nil: none recorded). refuse ends what
+// must end for a refusal that ends the session and returns its error.
+func (s *Service) admit(ctx context.Context, identityID, provider string, authTime time.Time, last *time.Time, meta Meta,
+	refuse func(reason, event, msg string, details map[string]any) error) (checked bool, err error) {
+	pol, rc, ok := s.policyOf(provider)
 	if !ok {
 		return false, nil
 	}
 	now := s.now()
-	last := g.UpstreamCheckedAt
 	if pol.MaxSessionAge > 0 {
-		anchor := sess.AuthTime
+		anchor := authTime
 		if last != nil {
 			anchor = *last
 		}
 		if now.Sub(anchor) > pol.MaxSessionAge {
-			return false, s.endOne(ctx, sess, RevokeReasonMaxSessionAge, AuditSessionTooOld, msgSessionAge, meta, now,
+			return false, refuse(RevokeReasonMaxSessionAge, AuditSessionTooOld, msgSessionAge,
 				map[string]any{"max_session_age_seconds": pol.MaxSessionAge.Seconds(), "last_upstream_sign_in": anchor.Format(time.RFC3339)})
 		}
 	}
 	if rc == nil || !pol.Enabled || last == nil || now.Sub(*last) < pol.Interval {
 		return false, nil
 	}
-	outcome, detail, err := s.recheck(ctx, *sess.IdentityID, sess.Provider, rc, *last, now, meta)
+	outcome, detail, err := s.recheck(ctx, identityID, provider, rc, *last, now, meta)
 	if err != nil {
 		return false, err
 	}
@@ -218,7 +262,7 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 	}
 	// The upstream could not say (unreachable, no data, another attempt).
 	if now.Sub(*last) > pol.MaxStaleness {
-		return false, s.endOne(ctx, sess, RevokeReasonRecheckStale, AuditRecheckStale, msgRecheckStale, meta, now,
+		return false, refuse(RevokeReasonRecheckStale, AuditRecheckStale, msgRecheckStale,
 			map[string]any{"last_checked_at": last.Format(time.RFC3339), "max_staleness_seconds": pol.MaxStaleness.Seconds(),
 				"outcome": outcome, "reason": detail})
 	}

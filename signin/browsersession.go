@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -266,6 +267,25 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 		return "id_token_hint names another user"
 	}
 	return ""
+}
+
+// upstreamMustConfirm applies the upstream re-check rules (a due
+// re-check, recheck_max_staleness, on_recheck_unavailable: deny,
+// max_session_age) to a single sign-on from bs, as a refresh obeys them:
+// it says why the upstream must be asked again ("" when the browser
+// session may answer). err is Gatehouse's own failure.
+func (s *Service) upstreamMustConfirm(ctx context.Context, p *oauth.AuthorizeParams, bs *models.BrowserSession, meta oauth.RequestMeta) (string, error) {
+	if s.rechecks == nil {
+		return "", nil
+	}
+	err := s.rechecks.BeforeSSO(ctx, bs, provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID})
+	switch fault.Of(err) {
+	case "":
+		return "", nil
+	case fault.InvalidGrant, fault.Unavailable:
+		return "the identity provider must confirm the sign-in again", nil
+	}
+	return "", err
 }
 
 // upstreamChecksOrganization reports whether provider name's kind binds a

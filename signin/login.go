@@ -42,6 +42,12 @@ func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.Request
 	}
 	why := s.mustSignIn(p, bs)
 	if why == "" {
+		var err error
+		if why, err = s.upstreamMustConfirm(ctx, p, bs, meta); err != nil {
+			return Outcome{Cookies: cookies, Err: err}
+		}
+	}
+	if why == "" {
 		out, ok := s.resume(ctx, p, bs, meta)
 		if ok {
 			return out

@@ -38,6 +38,13 @@ type Provisioner interface {
 	Resume(ctx context.Context, userID string) (*provisioning.Result, error)
 }
 
+// Rechecks applies the upstream re-check rules to a single sign-on
+// (*provisioning.Service.BeforeSSO): an error of kind invalid_grant or
+// temporarily_unavailable means the upstream must be asked again.
+type Rechecks interface {
+	BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta provisioning.Meta) error
+}
+
 // Store is the storage sign-in writes directly: the audit trail, the
 // pending logins that bind an upstream's cross-site POST to one sign-in,
 // and the browser sessions of single sign-on (*models.Store).
@@ -79,10 +86,13 @@ type Options struct {
 	Providers      *providers.Set
 	Server         AuthorizationServer
 	Provisioner    Provisioner
-	Store          Store
-	Log            *slog.Logger
-	Hooks          Hooks
-	Now            func() time.Time
+	// Rechecks holds single sign-on to the upstream re-check rules; nil:
+	// none apply.
+	Rechecks Rechecks
+	Store    Store
+	Log      *slog.Logger
+	Hooks    Hooks
+	Now      func() time.Time
 }
 
 // Service is browser sign-in. Its methods answer one route each with an
@@ -93,6 +103,7 @@ type Service struct {
 	providers     *providers.Set
 	server        AuthorizationServer
 	provisioner   Provisioner
+	rechecks      Rechecks
 	store         Store
 	log           *slog.Logger
 	hooks         Hooks
@@ -109,7 +120,7 @@ type Service struct {
 func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Issuer, loginStateTTL: opts.LoginStateTTL, providers: opts.Providers, server: opts.Server,
-		provisioner: opts.Provisioner, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
+		provisioner: opts.Provisioner, rechecks: opts.Rechecks, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Issuer, "https://"),
 		answers:       make(chan struct{}, answerSlots()),

@@ -233,6 +233,11 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 	}
 	hash := opaqueHash(token)
+	// liveAt is when this redemption read the token live (not rotated):
+	// a rotation at or after it is a race this redemption lost, not a
+	// replay, however long opts.Check took (an upstream re-check may
+	// outlast the grace window).
+	var liveAt time.Time
 	// A lost rotation race changes the row's state; read and classify it
 	// again. Two passes suffice (after a lost race the row is rotated or
 	// revoked for good, or its session ended); the third is slack.
@@ -261,13 +266,17 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		}
 
 		if tok.RotatedAt != nil {
-			if s.opts.ReuseGrace > 0 && now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
+			lostRace := !liveAt.IsZero() && !tok.RotatedAt.Before(liveAt)
+			if s.opts.ReuseGrace > 0 && (now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace || lostRace) {
 				return s.reissue(ctx, g, now)
 			}
 			return nil, s.refreshReuse(ctx, tok, sess, now)
 		}
 		if !now.Before(tok.ExpiresAt) {
 			return nil, grantErr(ErrGrantExpired, reasonRefreshExpired)
+		}
+		if liveAt.IsZero() {
+			liveAt = now
 		}
 		if opts.Check != nil {
 			if err := opts.Check(ctx, g); err != nil {

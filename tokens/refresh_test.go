@@ -570,3 +570,40 @@ func TestRefreshReuseRacesRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshSlowCheckLosesRaceWithoutReuse: a redemption whose Check
+// (an upstream re-check) takes longer than the grace window, while a
+// concurrent redemption of the same token rotates it, lost a race; it
+// presented the token live, so it is no reuse: it gets a sibling and the
+// session lives. A token presented after its rotation and past the grace
+// window is still reuse.
+func TestRefreshSlowCheckLosesRaceWithoutReuse(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newSessFixture(t, db, nil)
+		s := f.session(f.user("u-"+models.NewID()).ID, "spa")
+		tok := f.refresh(s.ID, "spa")
+		slow := tokens.RedeemOptions{Check: func(ctx context.Context, _ *models.RefreshGrant) error {
+			// Meanwhile another tab refreshes with the same token, and
+			// the re-check outlasts the grace window.
+			if _, err := f.svc.RedeemRefreshToken(ctx, tok, "spa"); err != nil {
+				return err
+			}
+			f.clock.Advance(sessTestGrace + 5*time.Second)
+			return nil
+		}}
+		red, err := f.svc.RedeemRefreshTokenWith(f.ctx, tok, "spa", slow)
+		if err != nil {
+			t.Fatalf("the slow redemption = %v", err)
+		}
+		if !red.Reissued {
+			t.Fatal("the slow redemption rotated a token already rotated")
+		}
+		if sess, err := f.store.FindSession(f.ctx, s.ID); err != nil || sess.RevokedAt != nil {
+			t.Fatalf("session = %+v, %v", sess, err)
+		}
+		// Presented again now, long after its rotation: reuse.
+		if _, err := f.svc.RedeemRefreshToken(f.ctx, tok, "spa"); !errors.Is(err, tokens.ErrRefreshTokenReuse) {
+			t.Fatalf("replay after the grace window = %v", err)
+		}
+	})
+}
