@@ -265,7 +265,7 @@ func (a *App) build(ctx context.Context) error {
 	a.SignIn = signin.New(signin.Options{
 		Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, SSOIdleTTL: cfg.SSOIdleTTL, SSOAbsoluteTTL: cfg.SSOAbsoluteTTL,
 		Providers: provSet,
-		Server:    a.OAuth, Provisioner: a.Provisioning, Freshness: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
+		Server:    a.OAuth, Provisioner: a.Provisioning, Rechecks: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: signin.Hooks{Login: func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() }},
 	})
 	a.Backchannel = NewBackchannel(cfg, a.Store, keys, a.Metrics, a.Log)

@@ -137,14 +137,14 @@ org_sync:
 		gh.SignIn(githubtest.User{ID: 9003, Login: "linus", Orgs: []string{"acme"},
 			Teams:  []githubtest.Team{{Org: "acme", Slug: "kernel"}, {Org: "acme", Slug: "git"}},
 			Emails: []githubtest.Email{{Address: "linus@example.com", Primary: true, Verified: true}}})
-		gh.Intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		gh.SetIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 			if strings.HasSuffix(r.URL.Path, "/user/teams") && r.URL.Query().Get("page") == "2" {
 				githubtest.ServerError(w)
 				return true
 			}
 			return false
-		}
-		defer func() { gh.Intercept = nil }()
+		})
+		defer gh.SetIntercept(nil)
 		resp, body := signIn(t, oauth2.GenerateVerifier())
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(html.UnescapeString(body), "GitHub is unavailable, try again") {
 			t.Fatalf("failure page = %d %s", resp.StatusCode, body)

@@ -409,7 +409,7 @@ func TestGitHubComplete(t *testing.T) {
 				gh.PageSize = tc.pageSize
 			}
 			gh.GrantedScopes = tc.granted
-			gh.Intercept = tc.intercept
+			gh.SetIntercept(tc.intercept)
 			gh.EnforceSAML(tc.saml...)
 			secret := tc.secret
 			if secret == "" {
@@ -521,10 +521,10 @@ func TestGitHubNextLinkStaysOnTheAPIHost(t *testing.T) {
 	defer elsewhere.Close()
 	gh := githubtest.New(t)
 	gh.SignIn(ada)
-	gh.Intercept = onPath("/user/emails", "", func(w http.ResponseWriter) {
+	gh.SetIntercept(onPath("/user/emails", "", func(w http.ResponseWriter) {
 		w.Header().Set("Link", `<`+elsewhere.URL+`/user/emails?page=2>; rel="next"`)
 		_, _ = w.Write([]byte(`[]`))
-	})
+	}))
 	p, err := New("github", "github", githubSettingsFor(gh, githubtest.ClientSecret, true, ""), Env{})
 	if err != nil {
 		t.Fatal(err)

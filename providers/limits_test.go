@@ -147,7 +147,7 @@ func TestGitHubOversizedAnswersRefused(t *testing.T) {
 			t.Parallel()
 			gh := githubtest.New(t)
 			gh.SignIn(ada)
-			gh.Intercept = onPath(tc.path, "", tc.answer)
+			gh.SetIntercept(onPath(tc.path, "", tc.answer))
 			p, err := New("github", "github", githubSettingsFor(gh, githubtest.ClientSecret, true, "allowed_organizations: [acme]\n"),
 				Env{HTTPClient: &http.Client{Timeout: 10 * time.Second}})
 			if err != nil {

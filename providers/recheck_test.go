@@ -237,12 +237,12 @@ func TestGitHubRecheck(t *testing.T) {
 			_, _ = w.Write([]byte(`{"message":"Resource protected by organization SAML enforcement."}`))
 		},
 	} {
-		gh.Intercept = onPath("/user/teams", "", answer)
+		gh.SetIntercept(onPath("/user/teams", "", answer))
 		if _, _, err := rc.Recheck(ctx, id.Recheck); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrGone) {
 			t.Fatalf("%s: Recheck = %v", name, err)
 		}
 	}
-	gh.Intercept = nil
+	gh.SetIntercept(nil)
 	var kept githubSaved
 	if err := json.Unmarshal([]byte(id.Recheck), &kept); err != nil {
 		t.Fatal(err)

@@ -42,8 +42,8 @@ import (
 //
 // A session refused by max_session_age or recheck_max_staleness ends with
 // the browser sessions signed in through its identity, and single sign-on
-// asks the same rules before it answers without the upstream
-// (SSOVerdict): neither rule is escaped through a browser session.
+// obeys the same rules before it answers without the upstream
+// (BeforeSSO): neither rule is escaped through a browser session.
 
 // Re-check outcomes: the metrics' outcome label and the audit details.
 const (
@@ -197,19 +197,65 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 	if sess.IdentityID == nil {
 		return false, nil // opened before re-checks, or through no identity
 	}
-	pol, rc, ok := s.policyOf(sess.Provider)
+	return s.admit(ctx, *sess.IdentityID, sess.Provider, sess.AuthTime, g.UpstreamCheckedAt, g.UpstreamSaved, meta,
+		func(reason, event, msg string, details map[string]any) error {
+			return s.endOne(ctx, sess, reason, event, msg, meta, s.now(), details)
+		})
+}
+
+// BeforeSSO applies the rules a refresh obeys to a single sign-on from
+// browser session bs, before it answers an authorization request without
+// the upstream: a browser session must not mint new app sessions the
+// upstream no longer vouches for. A due re-check runs (the person gone:
+// every session through the identity, the browser session included,
+// ends); the refusals are those of BeforeRefresh (invalid_grant: the
+// upstream must be asked again; upstream_unconfirmed: deny), and the
+// caller sends the browser upstream instead. Nothing is ended for a
+// stale check or max_session_age: a new upstream sign-in answers both.
+// A provider without a re-check policy in force reads nothing.
+func (s *Service) BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta Meta) error {
+	if bs.IdentityID == nil {
+		return nil
+	}
+	pol, rc, ok := s.policyOf(bs.Provider)
+	if !ok || !((rc != nil && pol.Enabled) || pol.MaxSessionAge > 0) {
+		return nil
+	}
+	var last *time.Time
+	saved := false
+	c, err := s.store.FindUpstreamCheck(ctx, *bs.IdentityID)
+	switch {
+	case err == nil:
+		last, saved = &c.CheckedAt, c.Saved != ""
+	case !errors.Is(err, models.ErrNotFound):
+		return err
+	}
+	_, err = s.admit(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime, last, saved, meta,
+		func(reason, _, msg string, _ map[string]any) error {
+			return fault.Explain(fault.InvalidGrant, msg, errors.New(reason))
+		})
+	return err
+}
+
+// admit is the re-check rule of a refresh or a single sign-on through
+// identityID at provider: authTime is the session's upstream sign-in,
+// last the identity's last check (nil: none recorded), saved whether
+// anything is kept to re-check with. refuse ends what must end for a
+// refusal that ends the session and returns its error.
+func (s *Service) admit(ctx context.Context, identityID, provider string, authTime time.Time, last *time.Time, saved bool, meta Meta,
+	refuse func(reason, event, msg string, details map[string]any) error) (checked bool, err error) {
+	pol, rc, ok := s.policyOf(provider)
 	if !ok {
 		return false, nil
 	}
 	now := s.now()
-	last := g.UpstreamCheckedAt
 	if pol.MaxSessionAge > 0 {
-		anchor := sess.AuthTime
+		anchor := authTime
 		if last != nil {
 			anchor = *last
 		}
 		if now.Sub(anchor) > pol.MaxSessionAge {
-			return false, s.endOne(ctx, sess, RevokeReasonMaxSessionAge, AuditSessionTooOld, msgSessionAge, meta, now,
+			return false, refuse(RevokeReasonMaxSessionAge, AuditSessionTooOld, msgSessionAge,
 				map[string]any{"max_session_age_seconds": pol.MaxSessionAge.Seconds(), "last_upstream_sign_in": anchor.Format(time.RFC3339)})
 		}
 	}
@@ -220,17 +266,17 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 		if !pol.Required {
 			return false, nil
 		}
-		last = &sess.AuthTime
+		last = &authTime
 	}
 	if now.Sub(*last) < pol.Interval {
 		return false, nil
 	}
-	if !g.UpstreamSaved && !pol.Required {
+	if !saved && !pol.Required {
 		// Nothing to re-check with (the upstream issued no refresh token),
 		// and the policy lets such people through: no claim, no verdict.
 		return false, nil
 	}
-	r, err := s.recheck(ctx, *sess.IdentityID, sess.Provider, rc, *last, now, meta)
+	r, err := s.recheck(ctx, identityID, provider, rc, *last, now, meta)
 	if err != nil {
 		return false, err
 	}
@@ -252,7 +298,7 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 	}
 	// The upstream could not say (unreachable, no data, another attempt).
 	if now.Sub(*last) > pol.MaxStaleness {
-		return false, s.endOne(ctx, sess, RevokeReasonRecheckStale, AuditRecheckStale, msgRecheckStale, meta, now,
+		return false, refuse(RevokeReasonRecheckStale, AuditRecheckStale, msgRecheckStale,
 			map[string]any{"last_checked_at": last.Format(time.RFC3339), "max_staleness_seconds": pol.MaxStaleness.Seconds(),
 				"outcome": r.outcome, "reason": r.detail})
 	}
@@ -437,60 +483,6 @@ func (s *Service) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.opts.Log
-}
-
-// Why single sign-on refuses to answer without the upstream (SSOVerdict).
-const (
-	ssoTooOld = "the last sign-in at the identity provider is older than its max_session_age"
-	ssoStale  = "the identity provider has not confirmed the person for longer than recheck_max_staleness"
-)
-
-// SSOVerdict says why single sign-on may not answer from a sign-in
-// through identityID at provider, whose browser session's upstream
-// sign-in was at authTime, without asking the upstream again ("" when it
-// may): the rules a refresh applies to the person's sessions say the
-// upstream's last word is too old (SAML max_session_age; with re-checks,
-// the last successful check older than recheck_max_staleness, an
-// identity without a re-check row counting from authTime when
-// recheck_interval is configured). It reads the identity's re-check row,
-// only for a provider with such a rule; an error is a storage failure.
-func (s *Service) SSOVerdict(ctx context.Context, identityID, provider string, authTime time.Time) (string, error) {
-	pol, rc, ok := s.policyOf(provider)
-	rechecks := ok && rc != nil && pol.Enabled
-	if !ok || (pol.MaxSessionAge <= 0 && !rechecks) {
-		return "", nil
-	}
-	var last *time.Time
-	c, err := s.store.FindUpstreamCheck(ctx, identityID)
-	switch {
-	case err == nil:
-		last = &c.CheckedAt
-	case !errors.Is(err, models.ErrNotFound):
-		return "", err
-	}
-	now := s.now()
-	if pol.MaxSessionAge > 0 {
-		anchor := authTime
-		if last != nil {
-			anchor = *last
-		}
-		if now.Sub(anchor) > pol.MaxSessionAge {
-			return ssoTooOld, nil
-		}
-	}
-	if !rechecks {
-		return "", nil
-	}
-	if last == nil {
-		if !pol.Required {
-			return "", nil
-		}
-		last = &authTime
-	}
-	if now.Sub(*last) > pol.MaxStaleness {
-		return ssoStale, nil
-	}
-	return "", nil
 }
 
 // RecheckReport is the outcome of one identity's forced re-check.

@@ -153,7 +153,7 @@ func TestRecheckDenyRetryAfter(t *testing.T) {
 
 // TestRecheckEndsSignIns: a session ended by max_session_age or by
 // staleness takes the browser sessions of its identity with it, so
-// single sign-on cannot hand out a new one; and SSOVerdict, which single
+// single sign-on cannot hand out a new one; and BeforeSSO, which single
 // sign-on asks, refuses by the same rules.
 func TestRecheckEndsSignIns(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
@@ -170,12 +170,12 @@ func TestRecheckEndsSignIns(t *testing.T) {
 			g := f.signIn(tc.provider, "p-"+tc.provider, "rt-1")
 			b := f.browserSession(g)
 			other := f.browserSession(f.signIn(tc.provider, "someone-else-"+tc.provider, "rt-1"))
-			if why, err := f.svc.SSOVerdict(f.ctx, *g.Session.IdentityID, tc.provider, b.AuthTime); why != "" || err != nil {
-				t.Fatalf("%s: fresh SSOVerdict = %q, %v", tc.provider, why, err)
+			if err := f.svc.BeforeSSO(f.ctx, b, provisioning.Meta{}); err != nil {
+				t.Fatalf("%s: fresh BeforeSSO = %v", tc.provider, err)
 			}
 			f.clock = f.clock.Add(tc.age)
-			if why, err := f.svc.SSOVerdict(f.ctx, *g.Session.IdentityID, tc.provider, b.AuthTime); why == "" || err != nil {
-				t.Fatalf("%s: SSOVerdict past the rule = %q, %v", tc.provider, why, err)
+			if err := f.svc.BeforeSSO(f.ctx, b, provisioning.Meta{}); kindOf(err) != fault.InvalidGrant {
+				t.Fatalf("%s: BeforeSSO past the rule = %v", tc.provider, err)
 			}
 			if _, err := f.before(g); kindOf(err) != fault.InvalidGrant || revokeReason(f, g.Session.ID) != tc.reason {
 				t.Fatalf("%s: BeforeRefresh = %v, session %q", tc.provider, err, revokeReason(f, g.Session.ID))
@@ -190,8 +190,9 @@ func TestRecheckEndsSignIns(t *testing.T) {
 			f.clock = start
 		}
 		// A provider without such rules never refuses single sign-on.
-		if why, err := f.svc.SSOVerdict(f.ctx, models.NewID(), "nobody", f.clock.Add(-1000*time.Hour)); why != "" || err != nil {
-			t.Fatalf("unknown provider: %q, %v", why, err)
+		if err := f.svc.BeforeSSO(f.ctx, &models.BrowserSession{IdentityID: new(models.NewID()), Provider: "nobody",
+			AuthTime: f.clock.Add(-1000 * time.Hour)}, provisioning.Meta{}); err != nil {
+			t.Fatalf("unknown provider: %v", err)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/fault"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/oauth"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -268,15 +269,23 @@ func (s *Service) mustSignIn(p *oauth.AuthorizeParams, bs *models.BrowserSession
 	return ""
 }
 
-// mustSignInNow is mustSignIn, then the upstream's re-check rules
-// (Freshness): a browser session whose upstream's last word on the person
-// is too old for them does not answer (max_session_age and
-// recheck_max_staleness hold for single sign-on as for a refresh).
-func (s *Service) mustSignInNow(ctx context.Context, p *oauth.AuthorizeParams, bs *models.BrowserSession) (string, error) {
-	if why := s.mustSignIn(p, bs); why != "" || s.freshness == nil {
-		return why, nil
+// upstreamMustConfirm applies the upstream re-check rules (a due
+// re-check, recheck_max_staleness, on_recheck_unavailable: deny,
+// max_session_age) to a single sign-on from bs, as a refresh obeys them:
+// it says why the upstream must be asked again ("" when the browser
+// session may answer). err is Gatehouse's own failure.
+func (s *Service) upstreamMustConfirm(ctx context.Context, p *oauth.AuthorizeParams, bs *models.BrowserSession, meta oauth.RequestMeta) (string, error) {
+	if s.rechecks == nil {
+		return "", nil
 	}
-	return s.freshness.SSOVerdict(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime)
+	err := s.rechecks.BeforeSSO(ctx, bs, provisioning.Meta{ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID})
+	switch fault.Of(err) {
+	case "":
+		return "", nil
+	case fault.InvalidGrant, fault.UpstreamUnconfirmed, fault.Unavailable:
+		return "the identity provider must confirm the sign-in again", nil
+	}
+	return "", err
 }
 
 // upstreamChecksOrganization reports whether provider name's kind binds a

@@ -40,9 +40,12 @@ func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.Request
 	if present && bs == nil {
 		cookies = append(cookies, s.clearSessionCookie())
 	}
-	why, err := s.mustSignInNow(ctx, p, bs)
-	if err != nil {
-		return Outcome{Err: err}
+	why := s.mustSignIn(p, bs)
+	if why == "" {
+		var err error
+		if why, err = s.upstreamMustConfirm(ctx, p, bs, meta); err != nil {
+			return Outcome{Cookies: cookies, Err: err}
+		}
 	}
 	if why == "" {
 		out, ok := s.resume(ctx, p, bs, meta)
@@ -116,7 +119,7 @@ func (s *Service) continueAs(ctx context.Context, p *oauth.AuthorizeParams, q ur
 	again := *p
 	again.Prompt = strings.Join(slices.DeleteFunc(p.Prompts(), func(v string) bool { return v == "select_account" }), " ")
 	again.Provider = bs.Provider
-	if why, err := s.mustSignInNow(ctx, &again, bs); why != "" || err != nil {
+	if s.mustSignIn(&again, bs) != "" {
 		return nil
 	}
 	res, err := s.provisioner.Resume(ctx, bs.UserID)

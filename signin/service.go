@@ -38,13 +38,12 @@ type Provisioner interface {
 	Resume(ctx context.Context, userID string) (*provisioning.Result, error)
 }
 
-// Freshness says whether single sign-on may answer from a browser
-// session without asking its upstream again (*provisioning.Service): the
-// upstream's re-check rules (SAML max_session_age, recheck_max_staleness)
-// may call its last word on the person too old. SSOVerdict returns why
-// not ("" when it may); an error is a storage failure.
-type Freshness interface {
-	SSOVerdict(ctx context.Context, identityID, provider string, authTime time.Time) (string, error)
+// Rechecks applies the upstream re-check rules to a single sign-on
+// (*provisioning.Service.BeforeSSO): an error of kind invalid_grant,
+// upstream_unconfirmed (on_recheck_unavailable: deny) or
+// temporarily_unavailable means the upstream must be asked again.
+type Rechecks interface {
+	BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta provisioning.Meta) error
 }
 
 // Store is the storage sign-in writes directly: the audit trail, the
@@ -88,13 +87,13 @@ type Options struct {
 	Providers      *providers.Set
 	Server         AuthorizationServer
 	Provisioner    Provisioner
-	// Freshness, when set, may refuse single sign-on for a person whose
-	// upstream's last word is too old (the sign-in then goes upstream).
-	Freshness Freshness
-	Store     Store
-	Log       *slog.Logger
-	Hooks     Hooks
-	Now       func() time.Time
+	// Rechecks holds single sign-on to the upstream re-check rules; nil:
+	// none apply.
+	Rechecks Rechecks
+	Store    Store
+	Log      *slog.Logger
+	Hooks    Hooks
+	Now      func() time.Time
 }
 
 // Service is browser sign-in. Its methods answer one route each with an
@@ -105,7 +104,7 @@ type Service struct {
 	providers     *providers.Set
 	server        AuthorizationServer
 	provisioner   Provisioner
-	freshness     Freshness
+	rechecks      Rechecks
 	store         Store
 	log           *slog.Logger
 	hooks         Hooks
@@ -122,7 +121,7 @@ type Service struct {
 func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Issuer, loginStateTTL: opts.LoginStateTTL, providers: opts.Providers, server: opts.Server,
-		provisioner: opts.Provisioner, freshness: opts.Freshness, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
+		provisioner: opts.Provisioner, rechecks: opts.Rechecks, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.SecretKey, "login-state"),
 		secureCookies: strings.HasPrefix(opts.Issuer, "https://"),
 		answers:       make(chan struct{}, answerSlots()),

@@ -27,7 +27,8 @@ import (
 //     A redemption that read the token unrotated and then lost the
 //     rotation race counts as presented before the rotation: it is served
 //     so whatever time passed meanwhile (RedeemOptions.Check may wait on
-//     an upstream re-check for seconds), never taken for reuse.
+//     an upstream re-check for seconds), never taken for reuse (unless
+//     ReuseGrace is 0: then every lost race is).
 //   - later revokes the whole session with all its tokens (reason
 //     "refresh_token_reuse"), records one "refresh_token.reuse" audit event
 //     (only the call that actually revoked the session records it, so a
@@ -238,13 +239,11 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		return nil, grantErr(ErrGrantUnknown, reasonRefreshUnknown)
 	}
 	hash := opaqueHash(token)
-	// liveAt is when an earlier pass of this redemption read the token
-	// unrotated (nil before that). The grace window of a lost race is
-	// measured from it, not from the pass that finds the token rotated:
-	// this redemption was presented before the winner rotated it, as a
-	// second tab's is, however long its Check took (an upstream
-	// re-check may take seconds, more than the grace).
-	var liveAt *time.Time
+	// liveAt is when this redemption read the token live (not rotated):
+	// a rotation at or after it is a race this redemption lost, not a
+	// replay, however long opts.Check took (an upstream re-check may
+	// outlast the grace window).
+	var liveAt time.Time
 	// A lost rotation race changes the row's state; read and classify it
 	// again. Two passes suffice (after a lost race the row is rotated or
 	// revoked for good, or its session ended); the third is slack.
@@ -273,11 +272,8 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		}
 
 		if tok.RotatedAt != nil {
-			seen := now
-			if liveAt != nil {
-				seen = *liveAt
-			}
-			if s.opts.ReuseGrace > 0 && seen.Sub(*tok.RotatedAt) < s.opts.ReuseGrace {
+			lostRace := !liveAt.IsZero() && !tok.RotatedAt.Before(liveAt)
+			if s.opts.ReuseGrace > 0 && (now.Sub(*tok.RotatedAt) < s.opts.ReuseGrace || lostRace) {
 				return s.reissue(ctx, g, now)
 			}
 			return nil, s.refreshReuse(ctx, tok, sess, now)
@@ -285,8 +281,8 @@ func (s *SessionService) RedeemRefreshTokenWith(ctx context.Context, token, clie
 		if !now.Before(tok.ExpiresAt) {
 			return nil, grantErr(ErrGrantExpired, reasonRefreshExpired)
 		}
-		if liveAt == nil {
-			liveAt = &now
+		if liveAt.IsZero() {
+			liveAt = now
 		}
 		if opts.Check != nil {
 			if err := opts.Check(ctx, g); err != nil {

@@ -571,59 +571,64 @@ func TestRefreshReuseRacesRotation(t *testing.T) {
 	})
 }
 
-// TestRefreshLostRaceAfterSlowCheck: a redemption whose Check (an upstream
-// re-check) takes longer than the grace window, while a second tab
-// redeems the same token and rotates it, is served a sibling when it then
-// loses the rotation race: it read the token before the rotation, so it
-// is no replay. A token presented after its rotation is still reuse, and
-// without a grace window a lost race still is too.
-func TestRefreshLostRaceAfterSlowCheck(t *testing.T) {
+// TestRefreshLostRaceWithoutGrace: without a grace window
+// (GATEHOUSE_REFRESH_REUSE_GRACE=0, strict) a redemption that loses the
+// rotation race is reuse even when its Check was slow: only the grace
+// window lets a lost race through
+// (TestRefreshSlowCheckLosesRaceWithoutReuse).
+func TestRefreshLostRaceWithoutGrace(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *models.DB) {
-		for _, tc := range []struct {
-			name  string
-			grace time.Duration
-			want  error // the slow redemption's error kind
-		}{
-			{name: "grace", grace: sessTestGrace},
-			{name: "no grace", grace: 0, want: tokens.ErrRefreshTokenReuse},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				f := newSessFixture(t, db, func(o *tokens.SessionOptions) { o.ReuseGrace = tc.grace })
-				s := f.session(f.user("u-"+models.NewID()).ID, "spa")
-				tok := f.refresh(s.ID, "spa")
-				checks := 0
-				slow := func(ctx context.Context, _ *models.RefreshGrant) error {
-					checks++
-					if checks > 1 {
-						return nil
-					}
-					// Meanwhile the other tab redeems the token, and the
-					// upstream takes five grace windows to answer.
-					if _, err := f.svc.RedeemRefreshToken(ctx, tok, "spa"); err != nil {
-						t.Errorf("the other tab's refresh: %v", err)
-					}
-					f.clock.Advance(5*sessTestGrace + time.Second)
-					return nil
+		f := newSessFixture(t, db, func(o *tokens.SessionOptions) { o.ReuseGrace = 0 })
+		s := f.session(f.user("u-"+models.NewID()).ID, "spa")
+		tok := f.refresh(s.ID, "spa")
+		checks := 0
+		slow := func(ctx context.Context, _ *models.RefreshGrant) error {
+			if checks++; checks == 1 {
+				if _, err := f.svc.RedeemRefreshToken(ctx, tok, "spa"); err != nil {
+					t.Errorf("the other tab's refresh: %v", err)
 				}
-				red, err := f.svc.RedeemRefreshTokenWith(f.ctx, tok, "spa", tokens.RedeemOptions{Check: slow})
-				if tc.want != nil {
-					wantGrantErr(t, err, tc.want)
-					return
-				}
-				if err != nil || !red.Reissued {
-					t.Fatalf("slow redemption = %v, %v; want a reissued sibling", red, err)
-				}
-				if got := f.loadSession(s.ID); got.RevokedAt != nil {
-					t.Fatalf("session revoked: %+v", got)
-				}
-				if n := len(f.audits(tokens.AuditRefreshTokenReuse)); n != 0 {
-					t.Fatalf("%d reuse audit events", n)
-				}
-				// The token presented again now, after its rotation and
-				// past the grace window, is reuse as ever.
-				_, err = f.svc.RedeemRefreshToken(f.ctx, tok, "spa")
-				wantGrantErr(t, err, tokens.ErrRefreshTokenReuse)
-			})
+				f.clock.Advance(5 * time.Second)
+			}
+			return nil
+		}
+		_, err := f.svc.RedeemRefreshTokenWith(f.ctx, tok, "spa", tokens.RedeemOptions{Check: slow})
+		wantGrantErr(t, err, tokens.ErrRefreshTokenReuse)
+	})
+}
+
+// TestRefreshSlowCheckLosesRaceWithoutReuse: a redemption whose Check
+// (an upstream re-check) takes longer than the grace window, while a
+// concurrent redemption of the same token rotates it, lost a race; it
+// presented the token live, so it is no reuse: it gets a sibling and the
+// session lives. A token presented after its rotation and past the grace
+// window is still reuse.
+func TestRefreshSlowCheckLosesRaceWithoutReuse(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newSessFixture(t, db, nil)
+		s := f.session(f.user("u-"+models.NewID()).ID, "spa")
+		tok := f.refresh(s.ID, "spa")
+		slow := tokens.RedeemOptions{Check: func(ctx context.Context, _ *models.RefreshGrant) error {
+			// Meanwhile another tab refreshes with the same token, and
+			// the re-check outlasts the grace window.
+			if _, err := f.svc.RedeemRefreshToken(ctx, tok, "spa"); err != nil {
+				return err
+			}
+			f.clock.Advance(sessTestGrace + 5*time.Second)
+			return nil
+		}}
+		red, err := f.svc.RedeemRefreshTokenWith(f.ctx, tok, "spa", slow)
+		if err != nil {
+			t.Fatalf("the slow redemption = %v", err)
+		}
+		if !red.Reissued {
+			t.Fatal("the slow redemption rotated a token already rotated")
+		}
+		if sess, err := f.store.FindSession(f.ctx, s.ID); err != nil || sess.RevokedAt != nil {
+			t.Fatalf("session = %+v, %v", sess, err)
+		}
+		// Presented again now, long after its rotation: reuse.
+		if _, err := f.svc.RedeemRefreshToken(f.ctx, tok, "spa"); !errors.Is(err, tokens.ErrRefreshTokenReuse) {
+			t.Fatalf("replay after the grace window = %v", err)
 		}
 	})
 }

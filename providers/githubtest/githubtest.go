@@ -68,16 +68,14 @@ type Server struct {
 	// GrantedScopes, when set, replaces the scopes the token endpoint
 	// reports as granted.
 	GrantedScopes string
-	// Intercept, when set, sees every request first and may answer it
-	// itself by returning true: to inject failures.
-	Intercept func(w http.ResponseWriter, r *http.Request) bool
-
-	mu       sync.Mutex
-	user     *User
-	saml     map[string]bool // organizations hidden by SAML enforcement, lowercase
-	codes    map[string]*grant
-	tokens   map[string]*grant
-	requests []string
+	mu            sync.Mutex
+	// intercept, when set, sees every request first (SetIntercept).
+	intercept func(w http.ResponseWriter, r *http.Request) bool
+	user      *User
+	saml      map[string]bool // organizations hidden by SAML enforcement, lowercase
+	codes     map[string]*grant
+	tokens    map[string]*grant
+	requests  []string
 }
 
 type grant struct {
@@ -172,11 +170,23 @@ func (s *Server) Authorize(t testing.TB, authURL string) *url.URL {
 	return u
 }
 
+// SetIntercept has fn see every request first; it answers one itself by
+// returning true (to inject failures). nil removes it. Safe while
+// requests are in flight.
+func (s *Server) SetIntercept(fn func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.intercept = fn
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
 	s.mu.Unlock()
-	if s.Intercept != nil && s.Intercept(w, r) {
+	s.mu.Lock()
+	intercept := s.intercept
+	s.mu.Unlock()
+	if intercept != nil && intercept(w, r) {
 		return
 	}
 	switch path := strings.TrimPrefix(r.URL.Path, "/api/v3"); {
@@ -397,7 +407,7 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
 }
 
-// Helpers for Intercept.
+// Helpers for SetIntercept.
 
 // RateLimited answers like GitHub's primary rate limit: 403 with
 // X-RateLimit-Remaining: 0.
