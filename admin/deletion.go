@@ -210,7 +210,7 @@ type erasure struct {
 	emailRE *regexp.Regexp
 	// exact are values (lowercased) erased when a whole string of the
 	// details of an event about the person equals one: names, upstream
-	// subjects, avatar URLs.
+	// subjects and usernames (a GitHub login), avatar URLs.
 	exact map[string]bool
 }
 
@@ -236,6 +236,7 @@ func newErasure(id, ref string, u models.User, ids []models.Identity) erasure {
 		addEmail(i.Email)
 		addExact(i.Name)
 		addExact(i.Subject)
+		addExact(i.Username)
 		addExact(i.AvatarURL)
 	}
 	if len(e.emails) > 0 {

@@ -29,7 +29,7 @@ func TestDeleteUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := &models.Identity{UserID: ada.UserID, Provider: "github", Subject: "424242", Email: "Ada.L@Corp.example",
-			EmailVerified: true, Name: "ada-l", RawClaims: `{"login":"ada-l"}`, CreatedAt: now, UpdatedAt: now}
+			EmailVerified: true, Name: "ada-l", Username: "Lovelace-GH", RawClaims: `{"login":"ada-l"}`, CreatedAt: now, UpdatedAt: now}
 		if ok, err := f.store.InsertIdentityIfAbsent(f.ctx, second); err != nil || !ok {
 			t.Fatalf("second identity: %v %v", ok, err)
 		}
@@ -72,6 +72,7 @@ func TestDeleteUser(t *testing.T) {
 		record("membership.email_refused", &f.root.UserID, nil, "198.51.100.1", map[string]any{"email": "ADA@example.com", "users_with_email": []string{ada.UserID, bob}})
 		record("login.failed", nil, nil, "203.0.113.9", map[string]any{"reason": "upstream refused Ada.L@Corp.example"})
 		record("identity.linked", nil, &ada.UserID, "", map[string]any{"name": "Ada Lovelace", "subject": "424242"})
+		record("identity.recheck_gone", nil, &ada.UserID, "", map[string]any{"username": "lovelace-gh", "provider": "github"})
 		record("role.created", &f.root.UserID, nil, "198.51.100.1", map[string]any{"name": "Ada Lovelace"}) // a role, not her
 		record("login.success", &bob, &bob, "192.0.2.1", map[string]any{"session_id": "s-bob"})
 
@@ -135,7 +136,7 @@ func TestDeleteUser(t *testing.T) {
 		if err := g.Order("id").Find(&events).Error; err != nil {
 			t.Fatal(err)
 		}
-		hers := []string{ada.UserID, "ada@example.com", "ada.l@corp.example", "ada lovelace", "424242", "ada-l", "203.0.113.7", "203.0.113.8"}
+		hers := []string{ada.UserID, "ada@example.com", "ada.l@corp.example", "ada lovelace", "424242", "ada-l", "lovelace-gh", "203.0.113.7", "203.0.113.8"}
 		var deleted *models.AuditEvent
 		for i, e := range events {
 			row := strings.ToLower(strings.Join([]string{ptrOr(e.ActorUserID), ptrOr(e.SubjectUserID), e.IP, e.Details}, " "))
@@ -166,8 +167,8 @@ func TestDeleteUser(t *testing.T) {
 		if e := byType("role.created"); !strings.Contains(e.Details, "Ada Lovelace") {
 			t.Errorf("an event about a role lost the role's name: %+v", e)
 		}
-		if n := count("SELECT COUNT(*) FROM audit_events WHERE subject_user_id = ? OR actor_user_id = ?", ref, ref); n != 4 {
-			t.Errorf("%d events name the pseudonym, want 4 (her sign-in, her creation, the link, the deletion)", n)
+		if n := count("SELECT COUNT(*) FROM audit_events WHERE subject_user_id = ? OR actor_user_id = ?", ref, ref); n != 5 {
+			t.Errorf("%d events name the pseudonym, want 5 (her sign-in, her creation, the link, the re-check, the deletion)", n)
 		}
 		if n := count("SELECT COUNT(*) FROM audit_events WHERE actor_user_id = ? AND ip = '192.0.2.1'", bob); n != 1 {
 			t.Error("another person's event changed")

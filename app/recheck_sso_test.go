@@ -133,21 +133,8 @@ func TestSAMLMaxSessionAgeAppliesToSingleSignOn(t *testing.T) {
 
 // samlSignInBrowser signs samlAda in through corp in a new browser and
 // returns it, its browser session live.
-func samlSignInBrowser(t *testing.T, s *apptest.Server, idp *samltest.IdP, conf *oauth2.Config) *browser {
+func samlSignInBrowser(t *testing.T, _ *apptest.Server, idp *samltest.IdP, conf *oauth2.Config) *browser {
 	t.Helper()
-	idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
-	b := newBrowser(t)
-	resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("provider", "corp")))
-	_, page := b.get(resp.Header.Get("Location"))
-	form, err := samltest.ParseFormPage(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, page = b.crossSitePost(form.URL, form.Values())
-	action, fields := autoPost(t, page)
-	resp, body := b.post(action, fields)
-	if target, _ := url.Parse(resp.Header.Get("Location")); target == nil || target.Query().Get("code") == "" {
-		t.Fatalf("callback = %d %s", resp.StatusCode, body)
-	}
+	b, _ := samlMaxAgeSignIn(t, idp, conf)
 	return b
 }

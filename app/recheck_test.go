@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -34,6 +35,12 @@ func (u recheckUpstreams) byName(name string) *providertest.Server {
 // startRecheckServer starts the fakes and a Gatehouse re-checking them.
 func startRecheckServer(t testing.TB, pg bool, st *dbtest.Statements) (*apptest.Server, recheckUpstreams) {
 	t.Helper()
+	return startRecheckServerEnv(t, pg, st, nil)
+}
+
+// startRecheckServerEnv is startRecheckServer with settings env.
+func startRecheckServerEnv(t testing.TB, pg bool, st *dbtest.Statements, env map[string]string) (*apptest.Server, recheckUpstreams) {
+	t.Helper()
 	up := recheckUpstreams{
 		keep: providertest.New(t, providertest.Options{}),
 		deny: providertest.New(t, providertest.Options{}),
@@ -43,7 +50,7 @@ func startRecheckServer(t testing.TB, pg bool, st *dbtest.Statements) (*apptest.
 		return fmt.Sprintf("issuer: %s, client_id: %s, client_secret: %s, insecure_allow_http: true", f.Issuer, f.ClientID, f.ClientSecret)
 	}
 	logs := &syncBuffer{}
-	s := apptest.Start(t, apptest.Options{Postgres: pg, Statements: st, Log: logs, YAML: upstreamClients + fmt.Sprintf(`providers:
+	s := apptest.Start(t, apptest.Options{Postgres: pg, Statements: st, Log: logs, Env: env, YAML: upstreamClients + fmt.Sprintf(`providers:
   - {name: keep, type: oidc, %s, recheck_interval: 0, recheck_max_staleness: 24h}
   - {name: deny, type: oidc, %s, recheck_interval: 0s, on_recheck_unavailable: deny}
   - {name: lazy, type: oidc, %s, recheck_interval: 1h}
@@ -193,9 +200,19 @@ func TestRecheckUnavailableUpstream(t *testing.T) {
 			t.Run("deny", func(t *testing.T) {
 				tok := recheckSignIn(t, s, "deny")
 				up.deny.SetTokenDown(true)
-				status, out := refresh(t, s, tok, "")
-				if status != 503 || out["error"] != "temporarily_unavailable" {
-					t.Fatalf("refresh with the upstream down = %d %v", status, out)
+				// The answer says why, and to retry once the lease that
+				// keeps other attempts from the upstream is over.
+				resp, err := http.PostForm(s.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"},
+					"refresh_token": {tok.RefreshToken}, "client_id": {"spa"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if resp.StatusCode != 503 || out["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") != "30" ||
+					!strings.Contains(fmt.Sprint(out["error_description"]), "identity provider cannot be reached") {
+					t.Fatalf("refresh with the upstream down = %d %v (Retry-After %q)", resp.StatusCode, out, resp.Header.Get("Retry-After"))
 				}
 				// Within the lease another attempt is refused too, without
 				// asking the upstream again.
@@ -248,11 +265,13 @@ func TestRecheckNotDue(t *testing.T) {
 
 // TestRecheckRace: refreshes of one session racing a due re-check call
 // the upstream once (its refresh token rotates: a second use would be
-// invalid_grant and end the session), and all succeed.
+// invalid_grant and end the session), and all succeed. The reuse grace
+// is generous: racing refreshes that read the token after another
+// rotated it are served by it, however slow the machine.
 func TestRecheckRace(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
-			s, up := startRecheckServer(t, pg, nil)
+			s, up := startRecheckServerEnv(t, pg, nil, map[string]string{"GATEHOUSE_REFRESH_REUSE_GRACE": "30s"})
 			tok := recheckSignIn(t, s, "keep")
 			up.keep.SetTokenDelay(300 * time.Millisecond)
 			const n = 4
@@ -279,6 +298,58 @@ func TestRecheckRace(t *testing.T) {
 			}
 			if n := countOf(t, s, "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL"); n != 0 {
 				t.Fatalf("%d sessions ended", n)
+			}
+		})
+	}
+}
+
+// TestRecheckSlowUpstreamRace: a refresh that claims a due re-check
+// waits on the upstream longer than the refresh-token reuse grace (2 s by
+// default) while a second refresh of the same token, which finds the
+// re-check busy, rotates the token. The first then loses the rotation
+// race: it read the token before the rotation, so it is a second tab, not
+// a replay. Both succeed and the session lives (it used to be revoked as
+// refresh_token_reuse).
+func TestRecheckSlowUpstreamRace(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, up := startRecheckServer(t, pg, nil)
+			tok := recheckSignIn(t, s, "keep")
+			up.keep.SetTokenDelay(3 * time.Second)
+			post := func() int {
+				resp, err := http.PostForm(s.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"},
+					"refresh_token": {tok.RefreshToken}, "client_id": {"spa"}})
+				if err != nil {
+					t.Error(err)
+					return 0
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			statuses := make([]int, 2)
+			var wg sync.WaitGroup
+			wg.Go(func() { statuses[0] = post() })
+			// The second refresh starts once the first has claimed the
+			// re-check (it is waiting on the upstream then).
+			for deadline := time.Now().Add(10 * time.Second); countOf(t, s,
+				"SELECT COUNT(*) FROM upstream_checks WHERE claimed_at IS NOT NULL") == 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("the first refresh never claimed the re-check")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			statuses[1] = post()
+			wg.Wait()
+			if statuses[0] != 200 || statuses[1] != 200 {
+				t.Fatalf("statuses %v, want both 200", statuses)
+			}
+			if n := countOf(t, s, "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL"); n != 0 {
+				var reasons []string
+				s.DB.Raw("SELECT revoke_reason FROM sessions WHERE revoked_at IS NOT NULL").Scan(&reasons)
+				t.Fatalf("%d sessions ended: %v", n, reasons)
+			}
+			if calls := up.keep.RefreshGrants(); calls != 1 {
+				t.Fatalf("upstream refresh grants = %d, want 1", calls)
 			}
 		})
 	}
@@ -386,26 +457,7 @@ func TestRecheckSAMLMaxSessionAge(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
 			s, idp, conf := startSAML(t, pg, "    max_session_age: 8h\n")
-			idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
-			verifier := oauth2.GenerateVerifier()
-			b := newBrowser(t)
-			resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "corp")))
-			_, page := b.get(resp.Header.Get("Location"))
-			form, err := samltest.ParseFormPage(page)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, page = b.crossSitePost(form.URL, form.Values())
-			action, fields := autoPost(t, page)
-			resp, body := b.post(action, fields)
-			target, _ := url.Parse(resp.Header.Get("Location"))
-			if target == nil || target.Query().Get("code") == "" {
-				t.Fatalf("callback = %d %s", resp.StatusCode, body)
-			}
-			tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, tok := samlMaxAgeSignIn(t, idp, conf)
 			if status, out := refresh(t, s, tok, ""); status != 200 {
 				t.Fatalf("refresh = %d %v", status, out)
 			}
@@ -416,6 +468,61 @@ func TestRecheckSAMLMaxSessionAge(t *testing.T) {
 			}
 			if n := countOf(t, s, "SELECT COUNT(*) FROM sessions WHERE revoke_reason = ?", "max_session_age"); n != 1 {
 				t.Fatalf("sessions ended = %d", n)
+			}
+		})
+	}
+}
+
+// samlMaxAgeSignIn signs Ada in through the SAML IdP in a new browser,
+// which keeps its single sign-on session, and returns it with the
+// client's tokens.
+func samlMaxAgeSignIn(t *testing.T, idp *samltest.IdP, conf *oauth2.Config) (*browser, *oauth2.Token) {
+	t.Helper()
+	idp.SetDefault(samltest.Options{User: samlAda, SignAssertion: true, SignResponse: true})
+	verifier := oauth2.GenerateVerifier()
+	b := newBrowser(t)
+	resp, _ := b.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("provider", "corp")))
+	_, page := b.get(resp.Header.Get("Location"))
+	form, err := samltest.ParseFormPage(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page = b.crossSitePost(form.URL, form.Values())
+	action, fields := autoPost(t, page)
+	resp, body := b.post(action, fields)
+	target, _ := url.Parse(resp.Header.Get("Location"))
+	if target == nil || target.Query().Get("code") == "" {
+		t.Fatalf("callback = %d %s", resp.StatusCode, body)
+	}
+	tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, tok
+}
+
+// TestSAMLMaxSessionAgeEndsBrowserSession: a refresh refused by SAML's
+// max_session_age ends the browser sessions signed in through the
+// identity too: single sign-on cannot answer again from them, even once
+// the upstream's word is renewed elsewhere (TestSAMLMaxSessionAgeAppliesToSingleSignOn
+// shows single sign-on refusing on its own).
+func TestSAMLMaxSessionAgeEndsBrowserSession(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			s, idp, conf := startSAML(t, pg, "    max_session_age: 8h\n")
+			b, tok := samlMaxAgeSignIn(t, idp, conf)
+			s.DB.Exec("UPDATE upstream_checks SET checked_at = ?", time.Now().UTC().Add(-9*time.Hour))
+			if status, out := refresh(t, s, tok, ""); status != 400 || !strings.Contains(fmt.Sprint(out["error_description"]), "max_session_age") {
+				t.Fatalf("refresh past max_session_age = %d %v", status, out)
+			}
+			if n := countOf(t, s, "SELECT COUNT(*) FROM browser_sessions WHERE revoke_reason = ?", "max_session_age"); n != 1 {
+				t.Fatalf("browser sessions ended by max_session_age = %d", n)
+			}
+			s.DB.Exec("UPDATE upstream_checks SET checked_at = ?", time.Now().UTC())
+			resp, body := b.get(conf.AuthCodeURL("st2", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oidc.Nonce("n"),
+				oauth2.SetAuthURLParam("prompt", "none")))
+			if loc, err := resp.Location(); err != nil || loc.Query().Get("error") != "login_required" {
+				t.Fatalf("prompt=none after the browser session ended = %d %v %s", resp.StatusCode, loc, body)
 			}
 		})
 	}

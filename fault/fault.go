@@ -12,6 +12,7 @@ package fault
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // Kind is what went wrong, in terms a caller can act on. For the kinds
@@ -55,6 +56,10 @@ const (
 	// right now.
 	Unavailable Kind = "temporarily_unavailable"
 	Busy        Kind = "busy"
+	// UpstreamUnconfirmed: a refresh the identity provider must confirm
+	// first (an upstream re-check under on_recheck_unavailable: deny)
+	// could not be confirmed now; retry later (RetryAfterOf says when).
+	UpstreamUnconfirmed Kind = "upstream_unconfirmed"
 
 	// Browser sign-in and sign-out: each is a page a person reads.
 	MalformedSignIn      Kind = "malformed_sign_in"
@@ -88,7 +93,7 @@ var Kinds = []Kind{
 	InvalidScope, InvalidTarget, UnsupportedToken, RequestNotSupported, RequestURINotSupported, AccessDenied, LoginRequired, InvalidToken,
 	TooLarge, RateLimited, NoSuchEndpoint, MethodNotAllowed,
 	NotFound, Forbidden, Conflict, NoMetadata,
-	Unavailable, Busy,
+	Unavailable, Busy, UpstreamUnconfirmed,
 	MalformedSignIn, UnknownClient, UnregisteredRedirect, UnknownProvider, NoProvider, LoginExpired, OtherBrowser,
 	SignInInterrupted, AccountDisabled, LogoutUnverified, LogoutWrongClient, LogoutUnregistered, LogoutCrossSite,
 	UpstreamUnavailable, UpstreamDenied, UpstreamInvalid, UpstreamFailed,
@@ -208,4 +213,31 @@ func Of(err error) Kind {
 		}
 	}
 	return Internal
+}
+
+// retryAfter is an error that says when a retry may succeed.
+type retryAfter struct {
+	error
+	after time.Duration
+}
+
+func (e *retryAfter) Unwrap() error { return e.error }
+
+// WithRetryAfter returns err saying that a retry may succeed after d (the
+// answer's Retry-After, in place of its kind's); nil stays nil, and d of
+// zero or less adds nothing. The kind and message are err's.
+func WithRetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &retryAfter{error: err, after: d}
+}
+
+// RetryAfterOf returns the outermost delay WithRetryAfter gave err's
+// chain, or 0.
+func RetryAfterOf(err error) time.Duration {
+	if r, ok := errors.AsType[*retryAfter](err); ok {
+		return r.after
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 type stated struct{ k Kind }
@@ -100,5 +101,18 @@ func TestKindsAreDistinct(t *testing.T) {
 	}
 	if !slices.Contains(Kinds, Internal) {
 		t.Error("Internal missing")
+	}
+}
+
+// TestRetryAfter: a delay given to an error survives wrapping, keeps the
+// error's kind and message, and nil or a non-positive delay adds nothing.
+func TestRetryAfter(t *testing.T) {
+	base := Explain(UpstreamUnconfirmed, "retry later", errors.New("cause"))
+	err := fmt.Errorf("refresh: %w", WithRetryAfter(base, 12*time.Second))
+	if RetryAfterOf(err) != 12*time.Second || Of(err) != UpstreamUnconfirmed || MessageOf(err) != "retry later" {
+		t.Fatalf("RetryAfterOf %v, kind %q, message %q", RetryAfterOf(err), Of(err), MessageOf(err))
+	}
+	if WithRetryAfter(nil, time.Second) != nil || WithRetryAfter(base, 0) != base || RetryAfterOf(base) != 0 {
+		t.Fatal("nil or a zero delay changed something")
 	}
 }

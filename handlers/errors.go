@@ -40,6 +40,11 @@ const retryAfterUnavailable = time.Second
 // short by a fault, an identity provider that cannot be reached.
 const retryAfterBusy = 2 * time.Second
 
+// retryAfterUnconfirmed is the Retry-After of a refresh an upstream
+// re-check could not confirm, when the error does not say (the pause
+// between two re-check attempts, provisioning.RecheckLease).
+const retryAfterUnconfirmed = 30 * time.Second
+
 // answer is what one kind of failure looks like from outside.
 type answer struct {
 	status int
@@ -125,6 +130,11 @@ var answers = map[fault.Kind]answer{
 		title: "Busy", retryAfter: retryAfterBusy, fixedText: true, level: slog.LevelInfo,
 		message: "Too many sign-ins are being checked right now. Please reload this page in a moment to try again."},
 
+	// A refresh the identity provider must confirm first: the error says
+	// why, and when a retry may pass (the re-check's lease, RetryAfterOf).
+	fault.UpstreamUnconfirmed: withRetry(page(http.StatusServiceUnavailable, "Temporarily unavailable",
+		"The identity provider cannot confirm this account right now; retry later."), retryAfterUnconfirmed),
+
 	fault.MalformedSignIn:      page(http.StatusBadRequest, "Invalid sign-in request", "The application sent a malformed sign-in request."),
 	fault.UnknownClient:        page(http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service."),
 	fault.UnregisteredRedirect: page(http.StatusBadRequest, "Invalid redirect address", "The application asked to return you to an address it has not registered, so the sign-in was stopped."),
@@ -177,11 +187,16 @@ func (a answer) logMessage(refused string) string {
 }
 
 // answerOf is the table's row for err, with the error's own message for
-// the caller in place of the row's when it has one.
+// the caller in place of the row's when it has one, and its own
+// Retry-After (fault.WithRetryAfter) in place of the row's when the row
+// asks for a retry.
 func answerOf(err error) answer {
 	a := lookup(fault.Of(err))
 	if m := fault.MessageOf(err); m != "" && !a.fixedText {
 		a.description, a.message = m, m
+	}
+	if d := fault.RetryAfterOf(err); d > 0 && a.retryAfter > 0 {
+		a.retryAfter = d
 	}
 	return a
 }

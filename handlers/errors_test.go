@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -89,6 +90,13 @@ func TestErrorTable(t *testing.T) {
 		{"admin: input names the field", &admin.InputError{Field: "slug", Reason: "must be lowercase"}, 400, "invalid_request",
 			"slug: must be lowercase", [2]string{}},
 		{"explained kind", fault.Explain(fault.Conflict, "the slug is taken", secret), 409, "conflict", "the slug is taken", [2]string{}},
+		{"an unconfirmed refresh keeps its words and says when to retry",
+			fault.WithRetryAfter(fault.Explain(fault.UpstreamUnconfirmed, "the identity provider cannot be reached; retry later", secret), 17*time.Second),
+			503, "temporarily_unavailable", "the identity provider cannot be reached; retry later", [2]string{"Retry-After", "17"}},
+		{"an unconfirmed refresh without a delay waits out a re-check's lease", fault.New(fault.UpstreamUnconfirmed, secret),
+			503, "temporarily_unavailable", "The identity provider cannot confirm", [2]string{"Retry-After", "30"}},
+		{"a delay on a refusal adds no Retry-After", fault.WithRetryAfter(fault.New(fault.InvalidGrant, secret), time.Minute),
+			400, "invalid_grant", "the grant is invalid", [2]string{"Retry-After", ""}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

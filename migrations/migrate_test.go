@@ -146,3 +146,27 @@ func TestSystemRolesDownRefusedWhileUsed(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentityIndexes: migration 00011 indexes the identity sessions and
+// browser sessions came through (re-checks and unlinking end them by
+// it), and rolls back cleanly.
+func TestIdentityIndexes(t *testing.T) {
+	targets(t, func(t *testing.T, db *models.DB) {
+		m := migrateUp(t, db)
+		for _, ix := range []struct{ table, name string }{
+			{"sessions", "idx_sessions_identity"}, {"browser_sessions", "idx_browser_sessions_identity"},
+		} {
+			if !db.Migrator().HasIndex(ix.table, ix.name) {
+				t.Fatalf("index %s on %s missing", ix.name, ix.table)
+			}
+		}
+		for v := m.Latest(); v >= 11; v-- {
+			if _, err := m.Down(context.Background()); err != nil {
+				t.Fatalf("Down: %v", err)
+			}
+		}
+		if db.Migrator().HasIndex("sessions", "idx_sessions_identity") {
+			t.Fatal("index survives its roll-back")
+		}
+	})
+}

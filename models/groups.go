@@ -76,10 +76,9 @@ func (s *Store) UserOrgRoles(ctx context.Context, userID string) ([]string, erro
 	if err != nil {
 		return nil, mapErr(err, "list organization roles")
 	}
-	// Sorted here, byte-wise: the same order on every database (the
-	// refresh read sorts by the database's collation; both only need a
-	// stable order for one database, and slugs and role names are
-	// lowercase ASCII).
+	// Sorted here, byte-wise: the same order on every database, and the
+	// refresh read's (FindRefreshGrant sorts byte-wise too, whatever the
+	// database's collation: custom role names may hold capitals).
 	slices.Sort(out)
 	if out == nil {
 		out = []string{}

@@ -46,6 +46,10 @@ type RefreshGrant struct {
 	// session's identity (UpstreamCheck.CheckedAt); nil when the session
 	// names no identity or the identity has no re-check row.
 	UpstreamCheckedAt *time.Time
+	// UpstreamSaved reports that the identity's re-check row keeps data
+	// to re-check with (UpstreamCheck.Saved is not empty): without it a
+	// re-check has nothing to ask the upstream with.
+	UpstreamSaved bool
 }
 
 // RefreshRead says what FindRefreshGrant reads besides the token, its
@@ -96,7 +100,7 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, read RefreshR
 			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.ACR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
 			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt, &se.IdentityID,
 			&u.Email, &u.EmailVerified, &u.Name, &u.AvatarURL, &u.Disabled, &u.DefaultOrgID, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt,
-			&role, &perms, &g.EmailTrusted, &username, &groups, &orgRoles, &g.UpstreamCheckedAt)
+			&role, &perms, &g.EmailTrusted, &username, &groups, &orgRoles, &g.UpstreamCheckedAt, &g.UpstreamSaved)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
@@ -187,13 +191,16 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 	}
 	// The session's identity, by its key (NULL columns without one).
 	q.WriteString(`, si.username, si.upstream_groups, `)
-	// The user's organization roles as UserOrgRoles gives them, sorted,
-	// joined by permSep (slugs and role names never hold it).
+	// The user's organization roles as UserOrgRoles gives them, sorted
+	// byte-wise (PostgreSQL's ORDER BY follows the database's collation
+	// unless told "C"; SQLite's is binary), joined by permSep (slugs and
+	// role names never hold it): the groups claim lists them in one order
+	// at sign-in, refresh and UserInfo.
 	if !orgRoles {
 		q.WriteString(`NULL`)
 	} else {
 		if postgres {
-			q.WriteString(`(SELECT string_agg(n, chr(31) ORDER BY n)`)
+			q.WriteString(`(SELECT string_agg(n, chr(31) ORDER BY n COLLATE "C")`)
 		} else {
 			q.WriteString(`(SELECT group_concat(n, char(31) ORDER BY n)`)
 		}
@@ -203,8 +210,9 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 		q.WriteString(param())
 		q.WriteString(`) org_roles)`)
 	}
-	// When the upstream last vouched for the identity (upstream re-checks).
-	q.WriteString(`, uc.checked_at`)
+	// When the upstream last vouched for the identity, and whether there
+	// is anything to re-check with (upstream re-checks).
+	q.WriteString(`, uc.checked_at, COALESCE(uc.saved <> '', FALSE)`)
 	q.WriteString(`
 	FROM refresh_tokens t
 	JOIN sessions s ON s.id = t.session_id

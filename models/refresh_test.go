@@ -233,6 +233,94 @@ func TestFindRefreshGrant(t *testing.T) {
 	})
 }
 
+// TestFindRefreshGrantUpstreamCheck: the refresh read says when the
+// upstream last vouched for the session's identity and whether anything
+// is kept to re-check with, in its one statement.
+func TestFindRefreshGrantUpstreamCheck(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newRefreshFixture(t, db, "ada@example.com")
+		ctx, s := f.ctx, f.s
+		id := models.Identity{UserID: f.user.ID, Provider: "okta", Subject: "o"}
+		if ok, err := s.InsertIdentityIfAbsent(ctx, &id); !ok || err != nil {
+			t.Fatalf("insert identity: %v, %v", ok, err)
+		}
+		if err := db.Model(&models.Session{}).Where("id = ?", f.sess.ID).Update("identity_id", id.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name      string
+			save      *string // nil: no row
+			wantSaved bool
+		}{
+			{name: "no row"},
+			{name: "nothing kept", save: new(""), wantSaved: false},
+			{name: "kept", save: new("sealed"), wantSaved: true},
+			{name: "a later sign-in without a token keeps it", save: new(""), wantSaved: true},
+		} {
+			if tc.save != nil {
+				if err := s.SaveUpstreamCheck(ctx, id.ID, *tc.save, f.now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g, err := s.FindRefreshGrant(ctx, f.tok.TokenHash, models.RefreshRead{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (g.UpstreamCheckedAt != nil) != (tc.save != nil) || g.UpstreamSaved != tc.wantSaved {
+				t.Fatalf("%s: checked at %v, saved %v", tc.name, g.UpstreamCheckedAt, g.UpstreamSaved)
+			}
+		}
+	})
+}
+
+// TestFindRefreshGrantOrgRolesOrder: the refresh read lists organization
+// roles in UserOrgRoles' byte-wise order, whatever the collation of the
+// columns (on PostgreSQL they are given a linguistic one that orders
+// punctuation and capitals otherwise): the groups claim is the same at
+// sign-in, refresh and UserInfo.
+func TestFindRefreshGrantOrgRolesOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		if db.Dialector.Name() == "postgres" {
+			var icu int64
+			db.Raw(`SELECT COUNT(*) FROM pg_collation WHERE collname = 'en-x-icu'`).Scan(&icu)
+			if icu == 0 {
+				t.Log("no en-x-icu collation: the columns keep the database's")
+			} else {
+				for _, stmt := range []string{`ALTER TABLE organizations ALTER COLUMN slug TYPE TEXT COLLATE "en-x-icu"`,
+					`ALTER TABLE roles ALTER COLUMN name TYPE TEXT COLLATE "en-x-icu"`} {
+					if err := db.Exec(stmt).Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		f := newRefreshFixture(t, db, "ada@example.com")
+		ctx, s := f.ctx, f.s
+		for _, m := range []struct{ slug, role string }{{"a", "B"}, {"a1", "_x"}, {"ab", "a"}} {
+			org := &models.Organization{Slug: m.slug}
+			if err := s.CreateOrganization(ctx, org); err != nil {
+				t.Fatal(err)
+			}
+			role := &models.Role{OrganizationID: &org.ID, Name: m.role}
+			if err := s.CreateRole(ctx, role); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.UpsertMembership(ctx, &models.Membership{UserID: f.user.ID, OrganizationID: org.ID, RoleID: role.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g, err := s.FindRefreshGrant(ctx, f.tok.TokenHash, models.RefreshRead{OrgRoles: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roles, err := s.UserOrgRoles(ctx, f.user.ID)
+		want := []string{"a1:_x", "a:B", "ab:a"}
+		if err != nil || !slices.Equal(roles, want) || !slices.Equal(g.OrgRoles, want) {
+			t.Fatalf("refresh read %q, UserOrgRoles %q (%v); want %q", g.OrgRoles, roles, err, want)
+		}
+	})
+}
+
 // TestRotateRefreshToken: the rotation's one statement rotates a live
 // token into its successor and marks the session used; every way of not
 // being live changes nothing and is ErrConflict.

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -56,8 +57,8 @@ func (s *Store) FindUpstreamCheck(ctx context.Context, identityID string) (*Upst
 // returns the row (with its saved data). Of concurrent claims exactly one
 // succeeds (on PostgreSQL the second waits for the first's row lock and
 // then finds the claim; SQLite serialises writers); the others, and a
-// claim of an identity checked meanwhile, get ErrConflict. ErrNotFound:
-// no row.
+// claim of an identity checked meanwhile, get ErrConflict with the row
+// as it is (checked_at and claimed_at say which). ErrNotFound: no row.
 func (s *Store) ClaimUpstreamCheck(ctx context.Context, identityID string, checkedBefore, claimedBefore, now time.Time) (*UpstreamCheck, error) {
 	var c UpstreamCheck
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -75,7 +76,10 @@ func (s *Store) ClaimUpstreamCheck(ctx context.Context, identityID string, check
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return &c, err
+	case err != nil:
 		return nil, err
 	}
 	return &c, nil
@@ -114,6 +118,36 @@ func (s *Store) EndIdentitySessions(ctx context.Context, identityID, reason stri
 		return mapErr(err, "forget upstream saved data")
 	})
 	return n, err
+}
+
+// EndSessionAndSignIns ends the session sessionID (as RevokeSession:
+// with its refresh tokens) and every live browser session signed in with
+// identityID, with the app sessions opened under those, in one
+// transaction: a session refused because the upstream's last word on the
+// person is too old (max_session_age, recheck_max_staleness) must not
+// come back through single sign-on. It reports whether this call ended
+// sessionID (false when it had ended already); ErrNotFound when there is
+// no such session.
+func (s *Store) EndSessionAndSignIns(ctx context.Context, sessionID, identityID, reason string, now time.Time) (bool, error) {
+	var ended bool
+	err := s.InTx(ctx, func(tx *Store) error {
+		var err error
+		if ended, err = tx.RevokeSession(ctx, sessionID, reason, now); err != nil {
+			return err
+		}
+		res := tx.db.Model(&BrowserSession{}).Where("identity_id = ? AND revoked_at IS NULL", identityID).
+			Updates(map[string]any{"revoked_at": now, "revoke_reason": reason})
+		if res.Error != nil {
+			return mapErr(res.Error, "revoke browser sessions")
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		_, err = tx.revokeSessions(ctx, reason, now, "browser_session_id IN (?)",
+			tx.db.Model(&BrowserSession{}).Select("id").Where("identity_id = ?", identityID))
+		return err
+	})
+	return ended, err
 }
 
 // UpdateIdentityRecheck writes what an upstream re-check read about an

@@ -62,8 +62,13 @@ func (p *oidcProvider) Recheck(ctx context.Context, saved string) (*Identity, st
 			// invalid_client and the like: Gatehouse's configuration, not
 			// the person.
 			return nil, "", fmt.Errorf("%w: token endpoint answered %s", ErrUnavailable, truncate(re.ErrorCode, 64))
-		case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500:
+		case errors.As(err, &re) && re.Response != nil:
+			// The status only: RetrieveError's text carries the upstream's
+			// body, which would reach the audit trail, the admin API and
+			// the log.
 			return nil, "", fmt.Errorf("%w: token endpoint answered %d", ErrUnavailable, re.Response.StatusCode)
+		case errors.As(err, &re):
+			return nil, "", fmt.Errorf("%w: token endpoint refused the refresh", ErrUnavailable)
 		}
 		return nil, "", fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, redactURLError(err))
 	}

@@ -271,3 +271,21 @@ func TestGitHubRecheck(t *testing.T) {
 		t.Fatalf("a bad on_recheck_unavailable = %v", err)
 	}
 }
+
+// TestOIDCRecheckErrorHidesBody: an upstream token endpoint failing with
+// a 5xx is reported by its status alone: the body it answered with (an
+// upstream's stack trace, a reflected token) never reaches the error,
+// which goes to the audit trail, the admin API and the log.
+func TestOIDCRecheckErrorHidesBody(t *testing.T) {
+	p, fake := startKind(t, "oidc", func(o *providertest.Options) { o.RefreshTokens = true })
+	id, err := signIn(t, p, BeginRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetTokenDown(true) // 503 "down for maintenance"
+	_, _, err = p.(Rechecker).Recheck(context.Background(), id.Recheck)
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "503") ||
+		strings.Contains(err.Error(), "maintenance") || strings.Contains(err.Error(), "Response") {
+		t.Fatalf("Recheck with the token endpoint failing = %v", err)
+	}
+}

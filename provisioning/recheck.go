@@ -38,7 +38,12 @@ import (
 // ClaimUpstreamCheck), so of concurrent refreshes one calls the upstream,
 // and a failed attempt is not repeated before RecheckLease has passed.
 // A refresh whose check is not due reads nothing more: the refresh read
-// brings checked_at along.
+// brings checked_at along, and whether anything is kept to re-check with.
+//
+// A session refused by max_session_age or recheck_max_staleness ends with
+// the browser sessions signed in through its identity, and single sign-on
+// obeys the same rules before it answers without the upstream
+// (BeforeSSO): neither rule is escaped through a browser session.
 
 // Re-check outcomes: the metrics' outcome label and the audit details.
 const (
@@ -176,14 +181,23 @@ func (s *Service) policyOf(provider string) (providers.RecheckPolicy, providers.
 // be stale then), and refuses the refresh with an error whose kind is
 // invalid_grant (the session ended: the person is gone, the check is
 // stale, the session is older than max_session_age) or
-// temporarily_unavailable (on_recheck_unavailable: deny). A check not due
-// sends nothing to the database or the upstream.
+// upstream_unconfirmed (on_recheck_unavailable: deny; the error says
+// when to retry). A check not due, or one with nothing to re-check with
+// under a policy that does not require it, sends nothing to the database
+// or the upstream.
+//
+// An identity without a re-check row (it has not signed in since
+// re-checks were enabled, or since the upgrade that brought them) is not
+// re-checked, unless recheck_interval is configured explicitly
+// (Required): then its last word is the session's sign-in (auth_time), so
+// staleness and deny apply to it as to an identity without an upstream
+// refresh token.
 func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, meta Meta) (checked bool, err error) {
 	sess := &g.Session
 	if sess.IdentityID == nil {
 		return false, nil // opened before re-checks, or through no identity
 	}
-	return s.admit(ctx, *sess.IdentityID, sess.Provider, sess.AuthTime, g.UpstreamCheckedAt, meta,
+	return s.admit(ctx, *sess.IdentityID, sess.Provider, sess.AuthTime, g.UpstreamCheckedAt, g.UpstreamSaved, meta,
 		func(reason, event, msg string, details map[string]any) error {
 			return s.endOne(ctx, sess, reason, event, msg, meta, s.now(), details)
 		})
@@ -195,7 +209,7 @@ func (s *Service) BeforeRefresh(ctx context.Context, g *models.RefreshGrant, met
 // upstream no longer vouches for. A due re-check runs (the person gone:
 // every session through the identity, the browser session included,
 // ends); the refusals are those of BeforeRefresh (invalid_grant: the
-// upstream must be asked again; temporarily_unavailable: deny), and the
+// upstream must be asked again; upstream_unconfirmed: deny), and the
 // caller sends the browser upstream instead. Nothing is ended for a
 // stale check or max_session_age: a new upstream sign-in answers both.
 // A provider without a re-check policy in force reads nothing.
@@ -208,14 +222,15 @@ func (s *Service) BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta
 		return nil
 	}
 	var last *time.Time
+	saved := false
 	c, err := s.store.FindUpstreamCheck(ctx, *bs.IdentityID)
 	switch {
 	case err == nil:
-		last = &c.CheckedAt
+		last, saved = &c.CheckedAt, c.Saved != ""
 	case !errors.Is(err, models.ErrNotFound):
 		return err
 	}
-	_, err = s.admit(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime, last, meta,
+	_, err = s.admit(ctx, *bs.IdentityID, bs.Provider, bs.AuthTime, last, saved, meta,
 		func(reason, _, msg string, _ map[string]any) error {
 			return fault.Explain(fault.InvalidGrant, msg, errors.New(reason))
 		})
@@ -224,9 +239,10 @@ func (s *Service) BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta
 
 // admit is the re-check rule of a refresh or a single sign-on through
 // identityID at provider: authTime is the session's upstream sign-in,
-// last the identity's last check (nil: none recorded). refuse ends what
-// must end for a refusal that ends the session and returns its error.
-func (s *Service) admit(ctx context.Context, identityID, provider string, authTime time.Time, last *time.Time, meta Meta,
+// last the identity's last check (nil: none recorded), saved whether
+// anything is kept to re-check with. refuse ends what must end for a
+// refusal that ends the session and returns its error.
+func (s *Service) admit(ctx context.Context, identityID, provider string, authTime time.Time, last *time.Time, saved bool, meta Meta,
 	refuse func(reason, event, msg string, details map[string]any) error) (checked bool, err error) {
 	pol, rc, ok := s.policyOf(provider)
 	if !ok {
@@ -243,20 +259,40 @@ func (s *Service) admit(ctx context.Context, identityID, provider string, authTi
 				map[string]any{"max_session_age_seconds": pol.MaxSessionAge.Seconds(), "last_upstream_sign_in": anchor.Format(time.RFC3339)})
 		}
 	}
-	if rc == nil || !pol.Enabled || last == nil || now.Sub(*last) < pol.Interval {
+	if rc == nil || !pol.Enabled {
 		return false, nil
 	}
-	outcome, detail, err := s.recheck(ctx, identityID, provider, rc, *last, now, meta)
+	if last == nil {
+		if !pol.Required {
+			return false, nil
+		}
+		last = &authTime
+	}
+	if now.Sub(*last) < pol.Interval {
+		return false, nil
+	}
+	if !saved && !pol.Required {
+		// Nothing to re-check with (the upstream issued no refresh token),
+		// and the policy lets such people through: no claim, no verdict.
+		return false, nil
+	}
+	r, err := s.recheck(ctx, identityID, provider, rc, *last, now, meta)
 	if err != nil {
 		return false, err
 	}
-	switch outcome {
+	switch r.outcome {
 	case RecheckSuccess:
 		return true, nil
 	case RecheckGone:
-		return true, fault.Explain(fault.InvalidGrant, msgRecheckGone, errors.New(detail))
+		return true, fault.Explain(fault.InvalidGrant, msgRecheckGone, errors.New(r.detail))
 	case RecheckNoData:
 		if !pol.Required {
+			return false, nil
+		}
+	case RecheckBusy:
+		if r.checkedAt.After(*last) {
+			// Another refresh's re-check succeeded since this one read the
+			// token: the upstream has just vouched for the person.
 			return false, nil
 		}
 	}
@@ -264,30 +300,43 @@ func (s *Service) admit(ctx context.Context, identityID, provider string, authTi
 	if now.Sub(*last) > pol.MaxStaleness {
 		return false, refuse(RevokeReasonRecheckStale, AuditRecheckStale, msgRecheckStale,
 			map[string]any{"last_checked_at": last.Format(time.RFC3339), "max_staleness_seconds": pol.MaxStaleness.Seconds(),
-				"outcome": outcome, "reason": detail})
+				"outcome": r.outcome, "reason": r.detail})
 	}
 	// deny refuses a refresh racing another's check too: it may not pass
-	// unchecked, and retries once the lease is over (Retry-After).
+	// unchecked, and may retry once the lease is over (Retry-After).
 	if pol.DenyUnavailable {
-		return false, fault.Explain(fault.Unavailable, msgRecheckDeny, fmt.Errorf("upstream re-check %s: %s", outcome, detail))
+		return false, fault.WithRetryAfter(fault.Explain(fault.UpstreamUnconfirmed, msgRecheckDeny,
+			fmt.Errorf("upstream re-check %s: %s", r.outcome, r.detail)), r.retryAfter)
 	}
 	return false, nil
 }
 
+// recheckResult is one re-check's outcome (a Recheck* constant) with a
+// detail for logs and audit (never a token); for a busy outcome, the
+// identity's checked_at as the claim found it; and how long until
+// another attempt may claim the check.
+type recheckResult struct {
+	outcome, detail string
+	checkedAt       time.Time
+	retryAfter      time.Duration
+}
+
 // recheck runs one re-check of an identity whose last check was at last
-// (the refresh read's): claim, ask the upstream, apply the answer. The
-// outcome is one of the Recheck* constants with a detail for logs and
-// audit (never a token); err is Gatehouse's own failure.
-func (s *Service) recheck(ctx context.Context, identityID, provider string, rc providers.Rechecker, last, now time.Time, meta Meta) (outcome, detail string, err error) {
+// (the refresh read's): claim, ask the upstream, apply the answer. err is
+// Gatehouse's own failure.
+func (s *Service) recheck(ctx context.Context, identityID, provider string, rc providers.Rechecker, last, now time.Time, meta Meta) (r recheckResult, err error) {
 	defer func() {
 		if s.opts.OnRecheck != nil {
-			o := outcome
+			o := r.outcome
 			if err != nil {
 				o = RecheckError
 			}
 			s.opts.OnRecheck(provider, o)
 		}
 	}()
+	// A claimed (or missing) check may be tried again once the lease is
+	// over.
+	r.retryAfter = RecheckLease
 	// Whatever the client does, a claimed re-check runs to its end: a
 	// rotated upstream refresh token must be stored.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recheckTimeout)
@@ -303,11 +352,16 @@ func (s *Service) recheck(ctx context.Context, identityID, provider string, rc p
 	row, err := s.store.ClaimUpstreamCheck(ctx, identityID, checkedBefore, now.Add(-RecheckLease), now)
 	switch {
 	case errors.Is(err, models.ErrConflict):
-		return RecheckBusy, "another re-check of this identity is running or failed moments ago", nil
+		r.outcome, r.detail, r.checkedAt = RecheckBusy, "another re-check of this identity is running or failed moments ago", row.CheckedAt
+		if row.ClaimedAt != nil {
+			r.retryAfter = max(time.Second, row.ClaimedAt.Add(RecheckLease).Sub(now))
+		}
+		return r, nil
 	case errors.Is(err, models.ErrNotFound):
-		return RecheckNoData, "no re-check data stored for this identity", nil
+		r.outcome, r.detail = RecheckNoData, "no re-check data stored for this identity"
+		return r, nil
 	case err != nil:
-		return "", "", err
+		return r, err
 	}
 	saved, err := s.open(identityID, row.Saved)
 	if err != nil {
@@ -316,28 +370,32 @@ func (s *Service) recheck(ctx context.Context, identityID, provider string, rc p
 		saved = ""
 	}
 	if saved == "" {
-		return RecheckNoData, "the identity provider gave nothing to re-check with (no refresh token)", nil
+		r.outcome, r.detail = RecheckNoData, "the identity provider gave nothing to re-check with (no refresh token)"
+		return r, nil
 	}
 	id, newSaved, rerr := rc.Recheck(ctx, saved)
 	switch {
 	case rerr == nil:
-		return s.applyRecheck(ctx, identityID, provider, id, newSaved, now, meta)
+		r.outcome, r.detail, err = s.applyRecheck(ctx, identityID, provider, id, newSaved, now, meta)
+		return r, err
 	case errors.Is(rerr, providers.ErrGone):
 		n, err := s.store.EndIdentitySessions(ctx, identityID, RevokeReasonRecheck, now)
 		if err != nil {
-			return "", "", err
+			return r, err
 		}
 		s.auditRecheck(ctx, meta, models.AuditEvent{Type: AuditRecheckGone, Outcome: models.OutcomeFailure, Provider: provider},
 			identityID, map[string]any{"identity_id": identityID, "sessions_ended": n, "reason": rerr.Error()})
-		return RecheckGone, rerr.Error(), nil
+		r.outcome, r.detail = RecheckGone, rerr.Error()
+		return r, nil
 	default:
 		if newSaved != "" && newSaved != saved {
 			// The upstream rotated its refresh token before failing.
 			if err := s.keepSaved(ctx, identityID, newSaved, now); err != nil {
-				return "", "", err
+				return r, err
 			}
 		}
-		return RecheckUnavailable, rerr.Error(), nil
+		r.outcome, r.detail = RecheckUnavailable, rerr.Error()
+		return r, nil
 	}
 }
 
@@ -389,11 +447,13 @@ func (s *Service) keepSaved(ctx context.Context, identityID, saved string, now t
 	return s.store.KeepUpstreamSaved(ctx, identityID, sealed, now)
 }
 
-// endOne ends one session a refresh is refused for, audits it once, and
+// endOne ends one session a refresh is refused for, with the browser
+// sessions signed in through its identity (single sign-on must not hand
+// out a new session the same rule would refuse), audits it once, and
 // returns the refusal.
 func (s *Service) endOne(ctx context.Context, sess *models.Session, reason, event, msg string, meta Meta, now time.Time, details map[string]any) error {
 	ctx = context.WithoutCancel(ctx)
-	ended, err := s.store.RevokeSession(ctx, sess.ID, reason, now)
+	ended, err := s.store.EndSessionAndSignIns(ctx, sess.ID, *sess.IdentityID, reason, now)
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return err
 	}
@@ -440,8 +500,11 @@ type RecheckReport struct {
 // whatever recheck_interval says (a re-check already running is not
 // doubled: it reports busy). An identity the upstream says is gone has
 // its sessions ended as at a refresh; an unreachable upstream changes
-// nothing (the sessions' next refresh applies the policy). ErrNotFound:
-// no such user.
+// nothing (the sessions' next refresh applies the policy). Gatehouse's
+// own failure on one identity is reported as its outcome "error" (and
+// logged), and the others are re-checked all the same: the answer says
+// what was applied. ErrNotFound: no such user; another error: the user
+// or their identities could not be read.
 func (s *Service) RecheckUser(ctx context.Context, userID string, meta Meta) ([]RecheckReport, error) {
 	if _, err := s.store.FindUser(ctx, userID); err != nil {
 		return nil, err
@@ -460,10 +523,14 @@ func (s *Service) RecheckUser(ctx context.Context, userID string, meta Meta) ([]
 		case !pol.Enabled:
 			r.Detail = "recheck_interval is off for this provider"
 		default:
-			now := s.now()
-			r.Outcome, r.Detail, err = s.recheck(ctx, ident.ID, ident.Provider, rc, time.Time{}, now, meta)
+			// A storage failure on one identity is reported for it; the
+			// others are still re-checked, and what was applied is said.
+			res, err := s.recheck(ctx, ident.ID, ident.Provider, rc, time.Time{}, s.now(), meta)
+			r.Outcome, r.Detail = res.outcome, res.detail
 			if err != nil {
-				return nil, err
+				s.log().ErrorContext(ctx, "forced upstream re-check failed", slog.String("provider", ident.Provider),
+					slog.String("identity_id", ident.ID), slog.String("error", err.Error()))
+				r.Outcome, r.Detail = RecheckError, "Gatehouse could not record the re-check (see its log); try again"
 			}
 		}
 		out = append(out, r)

@@ -94,7 +94,7 @@ func (f *recheckFixture) grant(sessionID string) *models.RefreshGrant {
 	}
 	g := &models.RefreshGrant{Session: *sess}
 	if c, err := f.store.FindUpstreamCheck(f.ctx, *sess.IdentityID); err == nil {
-		g.UpstreamCheckedAt = &c.CheckedAt
+		g.UpstreamCheckedAt, g.UpstreamSaved = &c.CheckedAt, c.Saved != ""
 	}
 	return g
 }
@@ -170,10 +170,10 @@ func TestBeforeRefresh(t *testing.T) {
 			answer: func(string) (*providers.Identity, string, error) { return nil, "rt-9", errDown }},
 		{name: "unreachable, keep, stale", policy: keep, saved: "rt-1", after: 25 * time.Hour, calls: 1, kind: fault.InvalidGrant, reason: "upstream_recheck_stale",
 			answer: func(string) (*providers.Identity, string, error) { return nil, "", errDown }},
-		{name: "unreachable, deny", policy: deny, saved: "rt-1", after: 2 * time.Hour, calls: 1, kind: fault.Unavailable,
+		{name: "unreachable, deny", policy: deny, saved: "rt-1", after: 2 * time.Hour, calls: 1, kind: fault.UpstreamUnconfirmed,
 			answer: func(string) (*providers.Identity, string, error) { return nil, "", errDown }},
 		{name: "no upstream data, not configured: not re-checked", policy: deny, after: 2 * time.Hour},
-		{name: "no upstream data, recheck_interval configured: unreachable", policy: required, after: 2 * time.Hour, kind: fault.Unavailable},
+		{name: "no upstream data, recheck_interval configured: unreachable", policy: required, after: 2 * time.Hour, kind: fault.UpstreamUnconfirmed},
 		{name: "no upstream data, configured, stale", policy: required, after: 25 * time.Hour, kind: fault.InvalidGrant, reason: "upstream_recheck_stale"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

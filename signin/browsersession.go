@@ -282,7 +282,7 @@ func (s *Service) upstreamMustConfirm(ctx context.Context, p *oauth.AuthorizePar
 	switch fault.Of(err) {
 	case "":
 		return "", nil
-	case fault.InvalidGrant, fault.Unavailable:
+	case fault.InvalidGrant, fault.UpstreamUnconfirmed, fault.Unavailable:
 		return "the identity provider must confirm the sign-in again", nil
 	}
 	return "", err

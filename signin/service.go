@@ -39,7 +39,8 @@ type Provisioner interface {
 }
 
 // Rechecks applies the upstream re-check rules to a single sign-on
-// (*provisioning.Service.BeforeSSO): an error of kind invalid_grant or
+// (*provisioning.Service.BeforeSSO): an error of kind invalid_grant,
+// upstream_unconfirmed (on_recheck_unavailable: deny) or
 // temporarily_unavailable means the upstream must be asked again.
 type Rechecks interface {
 	BeforeSSO(ctx context.Context, bs *models.BrowserSession, meta provisioning.Meta) error

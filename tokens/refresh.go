@@ -24,6 +24,11 @@ import (
 //     token is a sibling in the same family, so a later reuse of any of them
 //     still revokes everything. (Rotating the first successor instead would
 //     make the tab that won the race look like a thief on its next refresh.)
+//     A redemption that read the token unrotated and then lost the
+//     rotation race counts as presented before the rotation: it is served
+//     so whatever time passed meanwhile (RedeemOptions.Check may wait on
+//     an upstream re-check for seconds), never taken for reuse (unless
+//     ReuseGrace is 0: then every lost race is).
 //   - later revokes the whole session with all its tokens (reason
 //     "refresh_token_reuse"), records one "refresh_token.reuse" audit event
 //     (only the call that actually revoked the session records it, so a
@@ -218,9 +223,10 @@ func (s *SessionService) RedeemRefreshToken(ctx context.Context, token, clientID
 // client, revoked token or session, idle or absolute expiry, disabled
 // user, and reuse of a rotated token after the grace window (which
 // revokes the session, see the reuse policy above). It is race-safe:
-// concurrent redemptions of one token yield one rotation plus, only
-// within the grace window, re-issued siblings; outside it the losers
-// trigger reuse detection.
+// concurrent redemptions of one token yield one rotation plus, with a
+// grace window, re-issued siblings (a loser that read the token before
+// the winner rotated it is always within the window); without one
+// (ReuseGrace 0) the losers trigger reuse detection.
 //
 // A redemption that rotates sends the database two statements: one read
 // of the token with its session, user, grants, trusted email, the

@@ -571,6 +571,31 @@ func TestRefreshReuseRacesRotation(t *testing.T) {
 	})
 }
 
+// TestRefreshLostRaceWithoutGrace: without a grace window
+// (GATEHOUSE_REFRESH_REUSE_GRACE=0, strict) a redemption that loses the
+// rotation race is reuse even when its Check was slow: only the grace
+// window lets a lost race through
+// (TestRefreshSlowCheckLosesRaceWithoutReuse).
+func TestRefreshLostRaceWithoutGrace(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		f := newSessFixture(t, db, func(o *tokens.SessionOptions) { o.ReuseGrace = 0 })
+		s := f.session(f.user("u-"+models.NewID()).ID, "spa")
+		tok := f.refresh(s.ID, "spa")
+		checks := 0
+		slow := func(ctx context.Context, _ *models.RefreshGrant) error {
+			if checks++; checks == 1 {
+				if _, err := f.svc.RedeemRefreshToken(ctx, tok, "spa"); err != nil {
+					t.Errorf("the other tab's refresh: %v", err)
+				}
+				f.clock.Advance(5 * time.Second)
+			}
+			return nil
+		}
+		_, err := f.svc.RedeemRefreshTokenWith(f.ctx, tok, "spa", tokens.RedeemOptions{Check: slow})
+		wantGrantErr(t, err, tokens.ErrRefreshTokenReuse)
+	})
+}
+
 // TestRefreshSlowCheckLosesRaceWithoutReuse: a redemption whose Check
 // (an upstream re-check) takes longer than the grace window, while a
 // concurrent redemption of the same token rotates it, lost a race; it
