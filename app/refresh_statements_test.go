@@ -104,7 +104,16 @@ func TestRefreshStatements(t *testing.T) {
 						}
 						st.Reset()
 						status, out := tokenPost(t, s, form, user, pass)
-						log := st.Log()
+						// A statement is prepared once per pooled connection
+						// (models' statement cache), not per refresh: a
+						// PREPARE the second refresh meets on a connection
+						// the first did not use is not counted.
+						var log []string
+						for _, q := range st.Log() {
+							if !strings.HasPrefix(q, "PREPARE ") {
+								log = append(log, q)
+							}
+						}
 						if status != 200 {
 							t.Fatalf("refresh = %d %v", status, out)
 						}

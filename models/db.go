@@ -38,6 +38,8 @@ type DB struct {
 	// health notes transient faults so that PostgreSQL connections used
 	// before one are pinged before reuse (see connHealth).
 	health *connHealth
+	// stmts are the hot path's prepared statements.
+	stmts *stmtCache
 }
 
 // Open connects to the target (what dburl.Parse read from
@@ -114,7 +116,7 @@ func OpenWrapped(ctx context.Context, t dburl.Target, pool PoolSettings, wrap fu
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("cannot reach %s database %s: %w", t.Dialect, t.Display, rootCause(err))
 	}
-	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB, health: health}, nil
+	return &DB{DB: g, Dialect: t.Dialect, SQL: sqlDB, health: health, stmts: &stmtCache{db: sqlDB}}, nil
 }
 
 // sqliteDriver is the driver the SQLite dialector registered ("sqlite").

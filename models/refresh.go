@@ -95,7 +95,13 @@ func (s *Store) FindRefreshGrant(ctx context.Context, hash string, read RefreshR
 		t, se, u := &g.Token, &g.Session, &g.User
 		// Straight to the pool (or the transaction): no statement to
 		// build, no reflection over the models.
-		return db.Statement.ConnPool.QueryRowContext(ctx, q, args...).Scan(
+		row := func() *sql.Row {
+			if st := s.stmts.stmt(ctx, q); st != nil {
+				return st.QueryRowContext(ctx, args...)
+			}
+			return db.Statement.ConnPool.QueryRowContext(ctx, q, args...)
+		}()
+		return row.Scan(
 			&t.ID, &t.SessionID, &t.ClientID, &t.CreatedAt, &t.ExpiresAt, &t.RotatedAt, &t.ReplacedBy, &t.RevokedAt,
 			&se.UserID, &se.ClientID, &se.Provider, &se.ActiveOrgID, &se.Scope, &se.AMR, &se.ACR, &se.AuthTime, &se.LastUsedAt, &se.ExpiresAt,
 			&se.RevokedAt, &se.RevokeReason, &se.CreatedAt, &se.IdentityID,
@@ -271,6 +277,20 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 		q, args = rotateSQLite, []any{oldID, next.SessionID, now, now,
 			next.ID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt,
 			now, next.ID}
+	}
+	if st := s.stmts.stmt(ctx, q); st != nil && s.db.Dialector.Name() != "postgres" {
+		// SQLite compiles the rotation's trigger into the statement:
+		// preparing it anew at every refresh cost more than running it.
+		// (PostgreSQL's driver caches statements itself, and there the
+		// GORM path below lets the transient-fault notes see the insert.)
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return nil, mapErr(err, "rotate refresh token")
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return nil, ErrConflict
+		}
+		return nil, nil
 	}
 	res := s.db.WithContext(ctx).Raw(q, args...).Create(next)
 	if res.Error != nil {

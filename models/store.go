@@ -25,10 +25,12 @@ type Store struct {
 	// inTx: db is a transaction (InTx); a failed read is not retried.
 	inTx   bool
 	health *connHealth
+	// stmts is nil in a transaction: statements there run directly.
+	stmts *stmtCache
 }
 
 // NewStore wraps an open database.
-func NewStore(db *DB) *Store { return &Store{db: db.DB, health: db.health} }
+func NewStore(db *DB) *Store { return &Store{db: db.DB, health: db.health, stmts: db.stmts} }
 
 // Gorm exposes the handle for packages that own their own queries.
 func (s *Store) Gorm() *gorm.DB { return s.db }
