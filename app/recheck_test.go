@@ -245,7 +245,7 @@ func TestRecheckNotDue(t *testing.T) {
 					t.Fatalf("refresh = %d %v", status, out)
 				}
 				if round == 1 {
-					if log := st.Log(); len(log) > maxRefreshStatements {
+					if log := executed(st); len(log) > maxRefreshStatements {
 						t.Fatalf("a refresh without a due re-check sent %d statements:\n%s", len(log), strings.Join(log, "\n"))
 					}
 				}

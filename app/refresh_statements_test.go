@@ -104,16 +104,7 @@ func TestRefreshStatements(t *testing.T) {
 						}
 						st.Reset()
 						status, out := tokenPost(t, s, form, user, pass)
-						// A statement is prepared once per pooled connection
-						// (models' statement cache), not per refresh: a
-						// PREPARE the second refresh meets on a connection
-						// the first did not use is not counted.
-						var log []string
-						for _, q := range st.Log() {
-							if !strings.HasPrefix(q, "PREPARE ") {
-								log = append(log, q)
-							}
-						}
+						log := executed(st)
 						if status != 200 {
 							t.Fatalf("refresh = %d %v", status, out)
 						}
@@ -231,4 +222,18 @@ func decodePayload(t *testing.T, jwt string, v any) {
 	if err := json.Unmarshal(raw, v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// executed is what st recorded but the PREPAREs: a statement is prepared
+// once per pooled connection (models' statement cache, pgx's), not per
+// refresh, so one met on a connection the warm-up did not use is no
+// statement of the refresh.
+func executed(st *dbtest.Statements) []string {
+	var out []string
+	for _, q := range st.Log() {
+		if !strings.HasPrefix(q, "PREPARE ") {
+			out = append(out, q)
+		}
+	}
+	return out
 }

@@ -278,20 +278,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 			next.ID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt,
 			now, next.ID}
 	}
-	if st := s.stmts.stmt(ctx, q); st != nil && s.db.Dialector.Name() != "postgres" {
-		// SQLite compiles the rotation's trigger into the statement:
-		// preparing it anew at every refresh cost more than running it.
-		// (PostgreSQL's driver caches statements itself, and there the
-		// GORM path below lets the transient-fault notes see the insert.)
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return nil, mapErr(err, "rotate refresh token")
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return nil, ErrConflict
-		}
-		return nil, nil
-	}
 	res := s.db.WithContext(ctx).Raw(q, args...).Create(next)
 	if res.Error != nil {
 		return nil, mapErr(res.Error, "rotate refresh token")
