@@ -35,12 +35,8 @@ func TestPlainHTTPRedirectURIs(t *testing.T) {
 		t.Run(strings.NewReplacer("://", " ", "/", " ").Replace(tc.uri), func(t *testing.T) {
 			yaml := "clients:\n  - {id: app, public: true, redirect_uris: ['" + tc.uri + "']}\n"
 			for _, env := range []map[string]string{prod, dev} {
-				vars := map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, yaml)}
-				for k, v := range env {
-					vars[k] = v
-				}
 				production := env["GATEHOUSE_ENV"] == "production"
-				_, warnings, err := load(t, vars)
+				warnings, err := loadYAMLIn(t, yaml, env)
 				warned := strings.Contains(strings.Join(warnings, "\n"), "plain-HTTP redirect URI")
 				switch {
 				case production && tc.refused:
@@ -84,12 +80,8 @@ func TestBackchannelLogoutURI(t *testing.T) {
 		t.Run(strings.NewReplacer("://", " ", "/", " ").Replace(tc.uri), func(t *testing.T) {
 			yaml := "clients:\n  - {id: app, public: true, redirect_uris: ['https://app.example.com/cb'], backchannel_logout_uri: '" + tc.uri + "'}\n"
 			for _, env := range []map[string]string{prod, dev} {
-				vars := map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, yaml)}
-				for k, v := range env {
-					vars[k] = v
-				}
 				production := env["GATEHOUSE_ENV"] == "production"
-				_, warnings, err := load(t, vars)
+				warnings, err := loadYAMLIn(t, yaml, env)
 				warned := strings.Contains(strings.Join(warnings, "\n"), "plain-HTTP back-channel logout URI")
 				switch {
 				case tc.bad != "":
@@ -109,4 +101,15 @@ func TestBackchannelLogoutURI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadYAMLIn loads the YAML configuration yaml with the settings env.
+func loadYAMLIn(t *testing.T, yaml string, env map[string]string) ([]string, error) {
+	t.Helper()
+	vars := map[string]string{"GATEHOUSE_CONFIG": writeYAML(t, yaml)}
+	for k, v := range env {
+		vars[k] = v
+	}
+	_, warnings, err := load(t, vars)
+	return warnings, err
 }
