@@ -570,6 +570,18 @@ func (s *Server) ForgetGrants() {
 	clear(s.refreshTokens)
 }
 
+// RefreshTokens returns the refresh tokens the fake has issued and still
+// honours.
+func (s *Server) RefreshTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.refreshTokens))
+	for rt := range s.refreshTokens {
+		out = append(out, rt)
+	}
+	return out
+}
+
 // RefreshGrants is how many refresh_token grants the fake was asked for.
 func (s *Server) RefreshGrants() int { return int(s.refreshCalls.Load()) }
 
