@@ -116,7 +116,7 @@ func (c *Client) secretMethodRefused(cred ClientCredentials) string {
 // cheap checks run before the signature's, so junk costs no key fetch.
 func (s *Service) authenticateAssertion(ctx context.Context, cred ClientCredentials,
 	fail func(c *Client, reason string, err error) (*Client, error)) (*Client, error) {
-	named, _ := s.clients[cred.ID] // the client the request names, if any (for the audit)
+	named, _ := s.Client(cred.ID) // the client the request names, if any (for the audit)
 	switch {
 	case cred.AssertionType == "":
 		return nil, invalidRequest("client_assertion_type is required with client_assertion")
@@ -137,7 +137,7 @@ func (s *Service) authenticateAssertion(ctx context.Context, cred ClientCredenti
 	if id == "" {
 		id = claims.Subject
 	}
-	c, ok := s.clients[id]
+	c, ok := s.Client(id)
 	if !ok {
 		return fail(nil, authFailUnknownClient, invalidClient("client authentication failed"))
 	}
