@@ -75,9 +75,9 @@ func (c *Client) checkSecret(secret string) bool {
 // AuthenticateClient resolves and authenticates the client of a token,
 // revocation or introspection request (RFC 6749 §2.3,
 // client_secret_basic and client_secret_post; private_key_jwt, RFC 7523,
-// see authenticateAssertion; public clients present only their id;
-// a client whose token_endpoint_auth_method is set uses that method only), so the caller can apply per-client limits to real
-// clients only. A failure returns no client; failed authentication is
+// in authenticateAssertion; public clients present only their id; a
+// client whose token_endpoint_auth_method is set uses that method only),
+// so the caller can apply per-client limits to real clients only. A failure returns no client; failed authentication is
 // invalid_client and is audited, aggregated per client and minute (see
 // authFailures); meta describes the request.
 func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials, meta RequestMeta) (*Client, error) {

@@ -97,15 +97,16 @@ type Options struct {
 	APIKeys APIKeys
 	// Rechecks re-checks upstream identities at refreshes; nil: never.
 	Rechecks Rechecks
+	Log      *slog.Logger
+	Hooks    Hooks
+	Now      func() time.Time
+
 	// AssertionJTIs is the replay store of private_key_jwt client
 	// assertions; nil refuses every assertion (a server error).
 	AssertionJTIs AssertionJTIs
 	// ClientKeysHTTP fetches the jwks_uri of private_key_jwt clients;
 	// nil: a client with a timeout that follows no redirects.
 	ClientKeysHTTP *http.Client
-	Log            *slog.Logger
-	Hooks          Hooks
-	Now            func() time.Time
 }
 
 // Service is the authorization server.
