@@ -257,6 +257,7 @@ func (a *App) build(ctx context.Context) error {
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
 		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Log: a.Log, Now: nowUTC,
+		AssertionJTIs: a.Store,
 		Hooks: oauth.Hooks{
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
@@ -516,8 +517,8 @@ func (a *App) banner() {
 }
 
 // maintain reloads signing keys (scheduled rotation, retirement) and
-// records API key use every minute, and prunes expired codes, sessions, pending logins and SAML
-// replay records every ten.
+// records API key use every minute, and prunes expired codes, sessions, pending logins, SAML
+// replay records and client assertion jtis every ten.
 func (a *App) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -540,6 +541,9 @@ func (a *App) maintain(ctx context.Context) {
 			}
 			if _, err := a.Store.PruneSAML(ctx, nowUTC()); err != nil {
 				a.Log.Error("prune SAML replay records and pending logins", slog.String("error", err.Error()))
+			}
+			if _, err := a.Store.PruneClientAssertionJTIs(ctx, nowUTC()); err != nil {
+				a.Log.Error("prune client assertion jti records", slog.String("error", err.Error()))
 			}
 		}
 	}

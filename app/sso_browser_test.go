@@ -3,8 +3,6 @@ package app_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -46,25 +44,7 @@ func oidcClientTSBundle(t *testing.T) []byte {
 		}
 		t.Skip(msg)
 	}
-	lock, err := os.ReadFile(filepath.Join(spaDir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("package-lock.json: %v", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(spaDir, "node_modules", ".gatehouse-lock-sha256")
-	if got, err := os.ReadFile(stamp); err != nil || strings.TrimSpace(string(got)) != want {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = spaDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", spaDir, err, out)
-		}
-		if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	npmCI(t, npm, spaDir)
 	bundle, err := os.ReadFile(filepath.Join(spaDir, "node_modules", "oidc-client-ts", "dist", "browser", "oidc-client-ts.min.js"))
 	if err != nil {
 		t.Fatalf("oidc-client-ts browser bundle: %v", err)

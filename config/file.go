@@ -79,6 +79,15 @@ type Client struct {
 	// Groups says which groups the client's `groups` claim carries
 	// (GroupsClaim); nil: the client may not ask for the groups scope.
 	Groups *GroupsClaim `yaml:"groups"`
+	// TokenEndpointAuthMethod fixes how the client authenticates at the
+	// token, revocation and introspection endpoints (Auth… constants).
+	// Empty: a confidential client may use client_secret_basic or
+	// client_secret_post, a public client none.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method" json:"token_endpoint_auth_method,omitempty"`
+	// JWKS (inline) or JWKSURI (fetched and cached) hold the public keys
+	// a private_key_jwt client signs its assertions with (RFC 7523).
+	JWKS    JWKS   `yaml:"jwks" json:"jwks,omitempty"`
+	JWKSURI string `yaml:"jwks_uri" json:"jwks_uri,omitempty"`
 }
 
 // RefreshIDToken reports whether a refresh answers an ID token (when the
@@ -295,12 +304,15 @@ func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {
 		switch {
 		case cl.Public && cl.Secret != "":
 			r.fail(field+".secret", "a public client has no secret; remove it or set public: false")
+		case cl.TokenEndpointAuthMethod == AuthPrivateKeyJWT:
+			// No secret: validateClientAuth refuses one.
 		case !cl.Public && len(cl.Secret) < 16:
 			r.fail(field+".secret", "a confidential client needs a secret of at least 16 characters")
 		}
 		if cl.Public && cl.IntrospectAny {
 			r.fail(field+".introspect_any", "a public client cannot introspect; give it to the resource server's confidential client")
 		}
+		validateClientAuth(r, unsafe, field, cl)
 		if cl.Secret != "" {
 			cl.SecretHash = sha256.Sum256([]byte(cl.Secret))
 			cl.Secret = ""

@@ -87,15 +87,19 @@ func postForm(c *gin.Context) (url.Values, error) {
 	return c.Request.PostForm, nil
 }
 
-// clientCredentials reads client_secret_basic or client_secret_post.
+// clientCredentials reads client_secret_basic, client_secret_post or
+// private_key_jwt (client_assertion_type and client_assertion).
 func clientCredentials(c *gin.Context, form url.Values) oauth.ClientCredentials {
-	cred := oauth.ClientCredentials{ID: form.Get("client_id"), Secret: form.Get("client_secret")}
+	cred := oauth.ClientCredentials{ID: form.Get("client_id"), Secret: form.Get("client_secret"),
+		AssertionType: form.Get("client_assertion_type"), Assertion: form.Get("client_assertion")}
+	assertion := cred.Assertion != "" || cred.AssertionType != ""
+	cred.BothMethods = assertion && cred.Secret != ""
 	if user, pass, ok := c.Request.BasicAuth(); ok {
 		id, secret, ok := oauth.ParseBasicAuth(user, pass)
 		if !ok {
 			return oauth.ClientCredentials{}
 		}
-		cred.BothMethods = form.Get("client_secret") != "" || (cred.ID != "" && cred.ID != id)
+		cred.BothMethods = assertion || form.Get("client_secret") != "" || (cred.ID != "" && cred.ID != id)
 		cred.ID, cred.Secret, cred.Basic = id, secret, true
 	}
 	return cred

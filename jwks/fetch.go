@@ -50,6 +50,12 @@ func (f Freshness) MaxAge(cacheControl string) time.Duration {
 // their freshness from Cache-Control. Its errors name the URL, never a
 // key.
 func HTTPFetcher(client *http.Client, url string, fresh Freshness) Fetcher {
+	return HTTPFetcherLimit(client, url, fresh, MaxBodyBytes)
+}
+
+// HTTPFetcherLimit is HTTPFetcher reading at most maxBytes (for key sets
+// that must be small, such as a client's).
+func HTTPFetcherLimit(client *http.Client, url string, fresh Freshness, maxBytes int) Fetcher {
 	return func(ctx context.Context) ([]jose.JSONWebKey, time.Duration, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -64,12 +70,12 @@ func HTTPFetcher(client *http.Client, url string, fresh Freshness) Fetcher {
 		if resp.StatusCode != http.StatusOK {
 			return nil, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBytes)+1))
 		if err != nil {
 			return nil, 0, fmt.Errorf("GET %s: %w", url, err)
 		}
-		if len(body) > MaxBodyBytes {
-			return nil, 0, fmt.Errorf("GET %s: key set larger than %d bytes", url, MaxBodyBytes)
+		if len(body) > maxBytes {
+			return nil, 0, fmt.Errorf("GET %s: key set larger than %d bytes", url, maxBytes)
 		}
 		keys, err := ParseSet(body)
 		if err != nil {

@@ -310,6 +310,19 @@ type SAMLReplay struct {
 // TableName is the plural used by the migration.
 func (SAMLReplay) TableName() string { return "saml_replays" }
 
+// ClientAssertionJTI remembers the jti of an accepted client assertion
+// (RFC 7523) until the assertion expires; JTIHash is the hex SHA-256 of
+// the jti.
+type ClientAssertionJTI struct {
+	ClientID  string `gorm:"primaryKey"`
+	JTIHash   string `gorm:"primaryKey;column:jti_hash"`
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// TableName is the plural used by the migration.
+func (ClientAssertionJTI) TableName() string { return "client_assertion_jtis" }
+
 // PendingLogin is the server-side record of a sign-in whose upstream
 // answers with a cross-site POST (SAML): the AuthnRequest it answers, and
 // whether an answer was already posted for it. The ACS finds it by the
@@ -343,5 +356,6 @@ func All() []any {
 		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
 		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
 		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{}, &UpstreamCheck{},
+		&ClientAssertionJTI{},
 	}
 }

@@ -29,6 +29,9 @@ type ClientCredentials struct {
 	// BothMethods is true when the request used more than one method,
 	// which RFC 6749 §2.3 forbids.
 	BothMethods bool
+	// AssertionType and Assertion are client_assertion_type and
+	// client_assertion (private_key_jwt, RFC 7523).
+	AssertionType, Assertion string
 }
 
 // Audience is the `aud` of this client's access tokens.
@@ -71,9 +74,10 @@ func (c *Client) checkSecret(secret string) bool {
 
 // AuthenticateClient resolves and authenticates the client of a token,
 // revocation or introspection request (RFC 6749 §2.3,
-// client_secret_basic and client_secret_post; public clients present
-// only their id), so the caller can apply per-client limits to real
-// clients only. A failure returns no client; failed authentication is
+// client_secret_basic and client_secret_post; private_key_jwt, RFC 7523,
+// in authenticateAssertion; public clients present only their id; a
+// client whose token_endpoint_auth_method is set uses that method only),
+// so the caller can apply per-client limits to real clients only. A failure returns no client; failed authentication is
 // invalid_client and is audited, aggregated per client and minute (see
 // authFailures); meta describes the request.
 func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials, meta RequestMeta) (*Client, error) {
@@ -90,6 +94,9 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 	if cred.BothMethods {
 		return nil, invalidRequest("use one client authentication method only")
 	}
+	if cred.Assertion != "" || cred.AssertionType != "" {
+		return s.authenticateAssertion(ctx, cred, fail)
+	}
 	if cred.ID == "" {
 		return fail(nil, authFailNoClientID, invalidClient("client authentication required"))
 	}
@@ -102,6 +109,9 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 			return fail(c, authFailPublicWithPass, invalidClient("client authentication failed"))
 		}
 		return c, nil
+	}
+	if reason := c.secretMethodRefused(cred); reason != "" {
+		return fail(c, reason, invalidClient("client authentication failed"))
 	}
 	if !c.checkSecret(cred.Secret) {
 		return fail(c, authFailWrongSecret, invalidClient("client authentication failed"))

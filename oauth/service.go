@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -99,6 +100,13 @@ type Options struct {
 	Log      *slog.Logger
 	Hooks    Hooks
 	Now      func() time.Time
+
+	// AssertionJTIs is the replay store of private_key_jwt client
+	// assertions; nil refuses every assertion (a server error).
+	AssertionJTIs AssertionJTIs
+	// ClientKeysHTTP fetches the jwks_uri of private_key_jwt clients;
+	// nil: a client with a timeout that follows no redirects.
+	ClientKeysHTTP *http.Client
 }
 
 // Service is the authorization server.
@@ -117,6 +125,8 @@ type Service struct {
 	hooks        Hooks
 	now          func() time.Time
 	authFailures *authFailures
+	jtis         AssertionJTIs
+	clientKeys   *clientKeys
 	// trustedEmail is the provisioner's TrustedEmailProviders, fixed at
 	// start like the rest of the configuration.
 	trustedEmail []string
@@ -127,7 +137,7 @@ func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
-		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
+		log: opts.Log, hooks: opts.Hooks, now: opts.Now, jtis: opts.AssertionJTIs,
 	}
 	if s.now == nil {
 		s.now = func() time.Time { return time.Now().UTC() }
@@ -144,6 +154,7 @@ func New(opts Options) *Service {
 		ids = append(ids, c.ID)
 	}
 	s.authFailures = newAuthFailures(ids, s.now, s.audit)
+	s.clientKeys = newClientKeys(opts.ClientKeysHTTP, s.now)
 	return s
 }
 
