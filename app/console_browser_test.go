@@ -104,7 +104,7 @@ func (c *console) shot(name string) {
 		return
 	}
 	var png []byte
-	c.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	c.run("screenshot "+name, chromedp.Evaluate(`document.getElementById("toast").hidden = true`, nil), chromedp.FullScreenshot(&png, 100))
 	if err := os.WriteFile(filepath.Join(c.shots, "admin-console-"+name+".png"), png, 0o644); err != nil {
 		c.t.Fatal(err)
 	}
@@ -238,15 +238,21 @@ func TestConsoleInChromium(t *testing.T) {
 	c.waitFor("rotated", `document.querySelectorAll("#view table")[1]?.tBodies[0].rows.length === 2`)
 	c.shot("instance")
 
-	// Activity: counted by the admin API, drawn by the console.
-	var sessionsNow string
+	// Activity: counted by the admin API, drawn by the console; a forged
+	// callback is a failed sign-in.
+	if resp, _ := newBrowser(t).get(w.s.URL + "/auth/callback/dev?state=forged"); resp.StatusCode < 400 {
+		t.Fatalf("forged callback = %d", resp.StatusCode)
+	}
+	var signIns, failed string
 	c.run("activity",
 		chromedp.Navigate(c.url+"/admin/#/activity"),
 		chromedp.WaitVisible("#stat-signins", chromedp.ByID),
-		chromedp.Text("#stat-signins .stat-value", &sessionsNow, chromedp.ByQuery),
+		chromedp.Text("#stat-signins .stat-value", &signIns, chromedp.ByQuery),
+		chromedp.Text("#stat-failed .stat-value", &failed, chromedp.ByQuery),
 	)
-	if sessionsNow == "0" {
-		t.Errorf("activity shows no sign-ins")
+	// root (three times), ivy at the console, ivy at an app.
+	if signIns != "5" || failed != "1" {
+		t.Errorf("activity shows %s sign-ins, %s failed; want 5 and 1", signIns, failed)
 	}
 	c.shot("activity")
 

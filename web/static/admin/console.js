@@ -784,7 +784,7 @@ function chart(title, buckets, points, keyOf, bucket) {
   }
   const rows = [...byBucket.entries()];
   const max = Math.max(1, ...rows.map(([, r]) => Object.values(r).reduce((a, b) => a + b, 0)));
-  const W = 720, H = 180, pad = 28, bw = (W - pad) / Math.max(1, rows.length);
+  const W = 720, H = 120, pad = 28, right = 16, bw = (W - pad - right) / Math.max(1, rows.length);
   const NS = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H + 20}`);
@@ -798,7 +798,7 @@ function chart(title, buckets, points, keyOf, bucket) {
     svg.append(e);
     return e;
   };
-  el("line", { x1: pad, y1: H, x2: W, y2: H, class: "axis" });
+  el("line", { x1: pad, y1: H, x2: W - right, y2: H, class: "axis" });
   el("text", { x: pad - 4, y: 10, "text-anchor": "end", class: "tick" }, String(max));
   el("text", { x: pad - 4, y: H, "text-anchor": "end", class: "tick" }, "0");
   const label = (t) => (bucket === "hour" ? new Date(t).toISOString().slice(11, 16) : new Date(t).toISOString().slice(5, 10));
@@ -993,7 +993,10 @@ async function main() {
       toast(err.message);
     }
   });
-  window.addEventListener("hashchange", () => route().then(() => view().focus()));
+  window.addEventListener("hashchange", () => {
+    $("toast").hidden = true;
+    route().then(() => view().focus());
+  });
   const params = new URLSearchParams(location.search);
   if (params.get("state") === "signed-out") {
     history.replaceState(null, "", redirectURI());
