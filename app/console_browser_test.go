@@ -278,3 +278,41 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	c.shot("narrow")
 }
+
+// TestConsoleOrgAdminInChromium: an organization's admin (not a Gatehouse
+// administrator) gets their organization's pages only: no users,
+// activity or instance pages, and the audit page lists their
+// organization's events.
+func TestConsoleOrgAdminInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	w := newWorldWith(t, false, consoleYAML)
+	w.signIn("admin-console", "lea@example.com", "", "")
+	w.mustCall("POST", "/api/v1/admin/orgs/"+w.acme+"/members", w.root, map[string]any{"email": "lea@example.com", "role": "admin"}, 201, nil)
+	c := &console{t: t, ctx: ctx, url: w.s.URL}
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 860)); err != nil {
+		t.Fatal(err)
+	}
+	c.signIn("lea@example.com", "Lea Lead")
+	var nav, who string
+	c.run("org pages",
+		chromedp.WaitVisible(`tr[data-member="lea@example.com"]`, chromedp.ByQuery),
+		chromedp.Text("#nav", &nav, chromedp.ByID),
+		chromedp.Text("#who-text", &who, chromedp.ByID),
+	)
+	if strings.Contains(nav, "Users") || strings.Contains(nav, "Instance") || strings.Contains(nav, "Activity") || !strings.Contains(nav, "API keys") {
+		t.Errorf("an organization's admin sees the pages %q", nav)
+	}
+	if !strings.Contains(who, "Acme") {
+		t.Errorf("acting in %q, want Acme", who)
+	}
+	// The instance pages are not offered even when asked for by URL.
+	c.run("users by URL",
+		chromedp.Navigate(c.url+"/admin/#/users"),
+		chromedp.WaitVisible(`tr[data-member="lea@example.com"]`, chromedp.ByQuery),
+	)
+	c.run("audit",
+		chromedp.Navigate(c.url+"/admin/#/audit"),
+		chromedp.WaitVisible(`tr[data-type="membership.added"]`, chromedp.ByQuery),
+	)
+	c.waitFor("only acme's events", `[...document.querySelectorAll("tr[data-type]")].every((r) => r.cells[4].textContent === "Acme")`)
+}
