@@ -18,10 +18,8 @@ const ConsoleClientID = "gatehouse-admin-console"
 // flow with PKCE, refresh tokens) whose only redirect URI is /admin/ on
 // the issuer, and whose tokens are for the admin API's audience only.
 func addConsoleClient(cfg *config.Config) {
-	for _, c := range cfg.File.Clients {
-		if c.ID == ConsoleClientID {
-			return
-		}
+	if hasClient(cfg, ConsoleClientID) {
+		return
 	}
 	console := strings.TrimSuffix(cfg.Issuer, "/") + "/admin/"
 	cfg.File.Clients = append(cfg.File.Clients, config.Client{
@@ -30,6 +28,17 @@ func addConsoleClient(cfg *config.Config) {
 		GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
 		Audience:   []string{cfg.AdminAudience},
 	})
+}
+
+// hasClient reports whether the configuration file defines a client of
+// this id (which then replaces an automatically registered one).
+func hasClient(cfg *config.Config, id string) bool {
+	for _, c := range cfg.File.Clients {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // keyRing adapts the key manager to what the admin API lists and rotates.
