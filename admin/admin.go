@@ -153,6 +153,8 @@ type Store interface {
 	DeleteAPIKey(ctx context.Context, orgID, id string) error
 
 	ListAuditEvents(ctx context.Context, f models.AuditFilter, beforeID int64, limit int) ([]models.AuditEvent, error)
+	ActivityCounts(ctx context.Context, q models.ActivityQuery) ([]models.ActivityCount, error)
+	CountActiveSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
 // modelStore adapts *models.Store, whose InTx hands out *models.Store.
@@ -191,6 +193,8 @@ type Service struct {
 	// browserIdleTTL is GATEHOUSE_SSO_IDLE_TTL, for whether a browser
 	// session is active (0: idle expiry not judged).
 	browserIdleTTL time.Duration
+	// keys are the signing keys (SetKeyRing); nil in the CLI.
+	keys KeyRing
 }
 
 // New returns the service; now nil means time.Now in UTC.

@@ -16,6 +16,8 @@ import (
 type UserQuery struct {
 	Email    string
 	Disabled string // "", "true" or "false"
+	// Search keeps users whose email or name contains it (any case).
+	Search string
 }
 
 // ListUsers lists users, oldest first (Gatehouse administrators only).
@@ -27,7 +29,10 @@ func (s *Service) ListUsers(ctx context.Context, a Actor, q UserQuery, req PageR
 	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return List[User]{}, err
 	}
-	f := models.UserFilter{Email: strings.ToLower(strings.TrimSpace(q.Email))}
+	f := models.UserFilter{Email: strings.ToLower(strings.TrimSpace(q.Email)), Search: strings.TrimSpace(q.Search)}
+	if len(f.Search) > 200 {
+		return List[User]{}, invalid("q", "must be at most 200 characters")
+	}
 	if q.Disabled != "" {
 		b, err := strconv.ParseBool(q.Disabled)
 		if err != nil {
@@ -254,6 +259,7 @@ type AuditQuery struct {
 	Outcome        string
 	ActorUserID    string
 	SubjectUserID  string
+	ClientID       string
 	Since, Until   string
 }
 
@@ -281,7 +287,7 @@ func (s *Service) ListAudit(ctx context.Context, a Actor, q AuditQuery, req Page
 		}
 	}
 	f := models.AuditFilter{OrganizationID: q.OrganizationID, Type: q.Type, Outcome: q.Outcome,
-		ActorUserID: q.ActorUserID, SubjectUserID: q.SubjectUserID}
+		ActorUserID: q.ActorUserID, SubjectUserID: q.SubjectUserID, ClientID: q.ClientID}
 	for _, t := range []struct {
 		field, v string
 		into     *time.Time

@@ -86,6 +86,8 @@ func mutatingAdminRoutes() []adminRoute {
 			func(f staleFixture) string { return users(f) + "/sessions/" + f.session }, none, 204},
 		{"DELETE", "/api/v1/admin/users/:user_id/sessions", "admin:sessions-write",
 			func(f staleFixture) string { return users(f) + "/sessions" }, none, 200},
+		{"POST", "/api/v1/admin/signing-keys/rotate", "admin:keys-write",
+			func(staleFixture) string { return "/api/v1/admin/signing-keys/rotate" }, none, 201},
 		{"DELETE", "/api/v1/admin/users/:user_id", "admin:users-delete", users, none, 200},
 		{"DELETE", "/api/v1/admin/orgs/:org_id", "admin:orgs-delete", orgs, none, 204},
 	}

@@ -241,6 +241,7 @@ func (a *App) build(ctx context.Context) error {
 		},
 	})
 	addDemoClient(cfg)
+	addConsoleClient(cfg)
 	provs, err := buildProviders(cfg, a.Store, a.Log, a.Metrics)
 	if err != nil {
 		return err
@@ -254,6 +255,7 @@ func (a *App) build(ctx context.Context) error {
 	a.APIKeys = tokens.NewAPIKeyService(a.Store, nowUTC)
 	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
 	a.Admin.SetBrowserSessionIdleTTL(cfg.SSOIdleTTL)
+	a.Admin.SetKeyRing(keyRing{keys})
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
 		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Log: a.Log, Now: nowUTC,
@@ -303,6 +305,7 @@ func (a *App) build(ctx context.Context) error {
 	(&handlers.Admin{Svc: a.Admin, Guard: guard, RBAC: adminRBAC, Log: a.Log}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
 	(&handlers.Pages{Svc: a.SignIn, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
+	handlers.RegisterConsole(engine)
 	a.Engine = engine
 	return nil
 }

@@ -106,13 +106,8 @@ func closeProviders(provs []providers.Provider) {
 const DemoClientID = "gatehouse-demo"
 
 func addDemoClient(cfg *config.Config) {
-	if cfg.Production() {
+	if cfg.Production() || hasClient(cfg, DemoClientID) {
 		return
-	}
-	for _, c := range cfg.File.Clients {
-		if c.ID == DemoClientID {
-			return
-		}
 	}
 	demo := strings.TrimSuffix(cfg.Issuer, "/") + "/demo/"
 	cfg.File.Clients = append(cfg.File.Clients, config.Client{

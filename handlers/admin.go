@@ -80,6 +80,8 @@ func (h *Admin) Register(r *gin.Engine) {
 	// naming the token's own organization, an organization's admin reads
 	// that organization's events.
 	api.GET("/audit-events", org("audit-read"), h.listAudit)
+
+	h.registerInstance(api, instance)
 }
 
 // authorize runs Guard.Authorize for the route before its handler.
@@ -282,7 +284,7 @@ func (h *Admin) deleteAPIKey(c *gin.Context) {
 
 func auditQuery(c *gin.Context) admin.AuditQuery {
 	return admin.AuditQuery{OrganizationID: c.Query("org_id"), Type: c.Query("type"), Outcome: c.Query("outcome"),
-		ActorUserID: c.Query("actor_user_id"), SubjectUserID: c.Query("subject_user_id"), Since: c.Query("since"), Until: c.Query("until")}
+		ActorUserID: c.Query("actor_user_id"), SubjectUserID: c.Query("subject_user_id"), ClientID: c.Query("client_id"), Since: c.Query("since"), Until: c.Query("until")}
 }
 
 func (h *Admin) listOrgAudit(c *gin.Context) {
@@ -298,7 +300,7 @@ func (h *Admin) listAudit(c *gin.Context) {
 }
 
 func (h *Admin) listUsers(c *gin.Context) {
-	out, err := h.Svc.ListUsers(c.Request.Context(), actor(c), admin.UserQuery{Email: c.Query("email"), Disabled: c.Query("disabled")}, pageOf(c))
+	out, err := h.Svc.ListUsers(c.Request.Context(), actor(c), admin.UserQuery{Email: c.Query("email"), Disabled: c.Query("disabled"), Search: c.Query("q")}, pageOf(c))
 	h.answer(c, http.StatusOK, out, err)
 }
 

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -238,6 +239,10 @@ type UserFilter struct {
 	Email string
 	// Disabled, when set, keeps only disabled (true) or enabled users.
 	Disabled *bool
+	// Search, when set, keeps users whose email or name contains it,
+	// whatever the case (it is matched literally: % and _ are no
+	// wildcards).
+	Search string
 }
 
 // ListUsers returns a page of users, oldest first.
@@ -249,6 +254,10 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter, p Page) ([]User, er
 	}
 	if f.Disabled != nil {
 		q = q.Where("disabled = ?", *f.Disabled)
+	}
+	if f.Search != "" {
+		like := "%" + likeEscaper.Replace(strings.ToLower(f.Search)) + "%"
+		q = q.Where(`(LOWER(email) LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\')`, like, like)
 	}
 	err := keyset(q, "created_at", "id", p).Find(&out).Error
 	return out, mapErr(err, "list users")
@@ -301,6 +310,7 @@ type AuditFilter struct {
 	Outcome        string
 	ActorUserID    string
 	SubjectUserID  string
+	ClientID       string
 	Since, Until   time.Time
 }
 
@@ -310,7 +320,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, f AuditFilter, beforeID int
 	var out []AuditEvent
 	q := s.db.WithContext(ctx).Model(&AuditEvent{})
 	for col, v := range map[string]string{"organization_id": f.OrganizationID, "type": f.Type, "outcome": f.Outcome,
-		"actor_user_id": f.ActorUserID, "subject_user_id": f.SubjectUserID} {
+		"actor_user_id": f.ActorUserID, "subject_user_id": f.SubjectUserID, "client_id": f.ClientID} {
 		if v != "" {
 			q = q.Where(col+" = ?", v)
 		}
