@@ -153,6 +153,12 @@ type Store interface {
 	DeleteAPIKey(ctx context.Context, orgID, id string) error
 
 	ListAuditEvents(ctx context.Context, f models.AuditFilter, beforeID int64, limit int) ([]models.AuditEvent, error)
+
+	ListStoredClients(ctx context.Context) ([]models.StoredClient, error)
+	FindStoredClient(ctx context.Context, id string) (*models.StoredClient, error)
+	CreateStoredClient(ctx context.Context, c *models.StoredClient) error
+	UpdateStoredClient(ctx context.Context, c *models.StoredClient) error
+	DeleteStoredClient(ctx context.Context, id, reason string, now time.Time) (int64, error)
 }
 
 // modelStore adapts *models.Store, whose InTx hands out *models.Store.
@@ -191,6 +197,8 @@ type Service struct {
 	// browserIdleTTL is GATEHOUSE_SSO_IDLE_TTL, for whether a browser
 	// session is active (0: idle expiry not judged).
 	browserIdleTTL time.Duration
+	// clients connects the client operations (SetClients).
+	clients ClientOptions
 }
 
 // New returns the service; now nil means time.Now in UTC.
