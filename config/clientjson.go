@@ -18,8 +18,13 @@ import (
 // validated without further work.
 
 // MarshalYAML writes the duration in Go syntax ("15m0s"), which
-// UnmarshalYAML reads back.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// UnmarshalYAML reads back; zero (unset) is null.
+func (d Duration) MarshalYAML() (any, error) {
+	if d == 0 {
+		return nil, nil
+	}
+	return d.String(), nil
+}
 
 // ClientJSON returns the client as a JSON object with the YAML file's
 // field names. The secret (and its hash) are never part of it: a stored
