@@ -85,6 +85,10 @@ type Actor struct {
 	ClientID  string
 	IP        string
 	RequestID string
+	// Via says how a change without a person came, for the audit trail's
+	// "by" (default "console"): "registration" for Dynamic Client
+	// Registration.
+	Via string
 }
 
 func (a Actor) meta() provisioning.Meta {
@@ -155,6 +159,7 @@ type Store interface {
 	ListAuditEvents(ctx context.Context, f models.AuditFilter, beforeID int64, limit int) ([]models.AuditEvent, error)
 
 	ListStoredClients(ctx context.Context) ([]models.StoredClient, error)
+	CountStoredClients(ctx context.Context, origin string) (int64, error)
 	FindStoredClient(ctx context.Context, id string) (*models.StoredClient, error)
 	CreateStoredClient(ctx context.Context, c *models.StoredClient) error
 	UpdateStoredClient(ctx context.Context, c *models.StoredClient) error

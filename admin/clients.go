@@ -31,6 +31,9 @@ const (
 	AuditClientUpdated       = "client.updated"
 	AuditClientSecretRotated = "client.secret_rotated"
 	AuditClientDeleted       = "client.deleted"
+	// AuditClientRegistered: a client registered itself through Dynamic
+	// Client Registration.
+	AuditClientRegistered = "client.registered"
 )
 
 // Secret rotation overlap: the default, and the longest allowed.
@@ -180,15 +183,17 @@ func (s *Service) CreateClient(ctx context.Context, a Actor, fields map[string]a
 	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return nil, err
 	}
-	return s.createClient(ctx, a, fields, models.ClientOriginAdmin)
+	return s.createClient(ctx, a, fields, models.ClientOriginAdmin, "")
 }
 
 // ConsoleCreateClient is CreateClient for the console.
 func (s *Service) ConsoleCreateClient(ctx context.Context, fields map[string]any) (*ClientSecret, error) {
-	return s.createClient(ctx, Actor{}, fields, models.ClientOriginConsole)
+	return s.createClient(ctx, Actor{}, fields, models.ClientOriginConsole, "")
 }
 
-func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]any, origin string) (*ClientSecret, error) {
+// createClient stores a client; registrationTokenHash is set for one
+// registered through DCR (origin registration).
+func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]any, origin, registrationTokenHash string) (*ClientSecret, error) {
 	if err := s.clientsReady(); err != nil {
 		return nil, err
 	}
@@ -208,7 +213,8 @@ func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]a
 		return nil, err
 	}
 	now := s.now()
-	row := &models.StoredClient{ID: id, Settings: settings, Origin: origin, CreatedAt: now, UpdatedAt: now}
+	row := &models.StoredClient{ID: id, Settings: settings, Origin: origin, RegistrationTokenHash: registrationTokenHash,
+		CreatedAt: now, UpdatedAt: now}
 	var secret string
 	if !cc.Public {
 		secret = randomSecret(32)
@@ -220,7 +226,11 @@ func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]a
 		}
 		return nil, err
 	}
-	s.auditClient(ctx, a, AuditClientCreated, id, map[string]any{"public": cc.Public, "grant_types": cc.GrantTypes,
+	typ := AuditClientCreated
+	if origin == models.ClientOriginRegistration {
+		typ = AuditClientRegistered
+	}
+	s.auditClient(ctx, a, typ, id, map[string]any{"public": cc.Public, "grant_types": cc.GrantTypes,
 		"redirect_uris": cc.RedirectURIs, "origin": origin})
 	s.changed(ctx)
 	return &ClientSecret{Client: s.storedView(*row), Secret: secret}, nil
@@ -247,6 +257,11 @@ func (s *Service) updateClient(ctx context.Context, a Actor, id string, fields m
 	if err != nil {
 		return nil, err
 	}
+	return s.updateStored(ctx, a, row, fields)
+}
+
+func (s *Service) updateStored(ctx context.Context, a Actor, row *models.StoredClient, fields map[string]any) (*ClientSecret, error) {
+	id := row.ID
 	fields = maps.Clone(fields)
 	if newID, err := takeClientID(fields); err != nil {
 		return nil, err
@@ -459,6 +474,9 @@ func (s *Service) auditClient(ctx context.Context, a Actor, typ, id string, deta
 	details["client_id"] = id
 	if a.UserID == "" {
 		details["by"] = "console"
+		if a.Via != "" {
+			details["by"] = a.Via
+		}
 	}
 	e := models.AuditEvent{Type: typ, ClientID: a.ClientID, IP: a.IP, RequestID: a.RequestID}
 	if a.UserID != "" {

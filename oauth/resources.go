@@ -421,6 +421,15 @@ const AuditLogout = "logout"
 // Discovery is the OpenID Provider metadata document; signingAlgs are the
 // algorithms of the published keys (two while an algorithm change rolls out).
 func (s *Service) Discovery(signingAlgs []string) map[string]any {
+	doc := s.discovery(signingAlgs)
+	if s.cfg.Registration.Enabled {
+		// Dynamic Client Registration (RFC 7591), when on.
+		doc["registration_endpoint"] = s.endpoint("/auth/register")
+	}
+	return doc
+}
+
+func (s *Service) discovery(signingAlgs []string) map[string]any {
 	return map[string]any{
 		"issuer":                                        s.issuer,
 		"authorization_endpoint":                        s.endpoint("/auth/login"),
