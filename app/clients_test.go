@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -48,15 +47,8 @@ func eventually(t *testing.T, what string, check func() bool) {
 // token with id and secret (HTTP Basic) and returns the status.
 func clientCredentials(t *testing.T, w *world, id, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", w.s.URL+"/auth/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _ := tokenPost(t, w.s, url.Values{"grant_type": {"client_credentials"}}, url.QueryEscape(id), url.QueryEscape(secret))
+	return status
 }
 
 type createdClient struct {
@@ -91,19 +83,9 @@ func TestRuntimeClientOnSecondReplica(t *testing.T) {
 			secrets := []string{c.Secret}
 
 			eventually(t, "second replica knows the client", func() bool { _, ok := w2.s.OAuth.Client("reports"); return ok })
-			conf := &oauth2.Config{ClientID: "reports", ClientSecret: c.Secret, RedirectURL: "http://127.0.0.1:9/reports/callback",
-				Scopes:   []string{"openid", "email", "offline_access"},
-				Endpoint: oauth2.Endpoint{AuthURL: w2.s.URL + "/auth/login", TokenURL: w2.s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}}
-			verifier := oauth2.GenerateVerifier()
-			resp, body := newBrowser(t).devSignIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
-				oauth2.SetAuthURLParam("provider", "dev")), "ann@example.com", "")
-			if resp.StatusCode != http.StatusSeeOther {
-				t.Fatalf("sign-in on the second replica = %d %s", resp.StatusCode, body)
-			}
-			target, _ := url.Parse(resp.Header.Get("Location"))
-			tok, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier))
-			if err != nil || tok.RefreshToken == "" {
-				t.Fatalf("code exchange on the second replica: %v %+v", err, tok)
+			tok := codeFlow(t, w2.s, "reports", c.Secret, "http://127.0.0.1:9/reports/callback", "ann@example.com")
+			if tok.RefreshToken == "" {
+				t.Fatalf("code exchange on the second replica: no refresh token")
 			}
 
 			// Rotation with an overlap: both secrets work on both replicas.
@@ -144,7 +126,8 @@ func TestRuntimeClientOnSecondReplica(t *testing.T) {
 				t.Errorf("sessions ended = %d, want 1", del.SessionsEnded)
 			}
 			eventually(t, "second replica forgets the client", func() bool { _, ok := w2.s.OAuth.Client("reports"); return !ok })
-			conf.ClientSecret = r2.Secret
+			conf := &oauth2.Config{ClientID: "reports", ClientSecret: r2.Secret,
+				Endpoint: oauth2.Endpoint{TokenURL: w2.s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 			if _, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 				t.Error("refresh of a deleted client's session succeeded")
 			}

@@ -2,15 +2,11 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
-
-	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -109,18 +105,7 @@ func TestDynamicClientRegistration(t *testing.T) {
 				t.Fatalf("registered = %v", reg)
 			}
 			// The registered client signs someone in at once.
-			conf := &oauth2.Config{ClientID: id, ClientSecret: secret, RedirectURL: "http://127.0.0.1:9/dcr/callback", Scopes: []string{"openid"},
-				Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/auth/login", TokenURL: s.URL + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}}
-			verifier := oauth2.GenerateVerifier()
-			resp, body := newBrowser(t).devSignIn(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
-				oauth2.SetAuthURLParam("provider", "dev")), "reg@example.com", "")
-			if resp.StatusCode != http.StatusSeeOther {
-				t.Fatalf("sign-in = %d %s", resp.StatusCode, body)
-			}
-			target, _ := url.Parse(resp.Header.Get("Location"))
-			if _, err := conf.Exchange(context.Background(), target.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
-				t.Fatalf("exchange: %v", err)
-			}
+			codeFlow(t, s, id, secret, "http://127.0.0.1:9/dcr/callback", "reg@example.com")
 
 			// RFC 7592: the registration access token, and only it.
 			path := "/auth/register/" + id
