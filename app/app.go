@@ -312,7 +312,7 @@ func (a *App) build(ctx context.Context) error {
 		return err
 	}
 	(&handlers.Admin{Svc: a.Admin, Guard: guard, RBAC: adminRBAC, Log: a.Log}).Register(engine)
-	(&handlers.Registration{Svc: a.Admin, Issuer: cfg.Issuer, Log: a.Log}).Register(engine)
+	(&handlers.Registration{Svc: a.Admin, Issuer: cfg.Issuer, Log: a.Log, Limiter: limiter}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
 	(&handlers.Pages{Svc: a.SignIn, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	a.Engine = engine

@@ -22,6 +22,9 @@ type Registration struct {
 	Svc    *admin.Service
 	Issuer string
 	Log    *slog.Logger
+	// Limiter bounds requests per IP (nil: no limit), since every route
+	// reads the database before the token is known to be good.
+	Limiter *RateLimiter
 }
 
 // Register adds the routes, only when registration is enabled.
@@ -29,10 +32,11 @@ func (h *Registration) Register(r *gin.Engine) {
 	if !h.Svc.RegistrationEnabled() {
 		return
 	}
-	r.POST("/auth/register", h.register)
-	r.GET("/auth/register/:client_id", h.read)
-	r.PUT("/auth/register/:client_id", h.update)
-	r.DELETE("/auth/register/:client_id", h.delete)
+	limit := h.Limiter.PerIP("register")
+	r.POST("/auth/register", limit, h.register)
+	r.GET("/auth/register/:client_id", limit, h.read)
+	r.PUT("/auth/register/:client_id", limit, h.update)
+	r.DELETE("/auth/register/:client_id", limit, h.delete)
 }
 
 func (h *Registration) register(c *gin.Context) {
