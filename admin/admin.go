@@ -85,6 +85,10 @@ type Actor struct {
 	ClientID  string
 	IP        string
 	RequestID string
+	// Via says how a change without a person came, for the audit trail's
+	// "by" (default "console"): "registration" for Dynamic Client
+	// Registration.
+	Via string
 }
 
 func (a Actor) meta() provisioning.Meta {
@@ -155,6 +159,13 @@ type Store interface {
 	ListAuditEvents(ctx context.Context, f models.AuditFilter, beforeID int64, limit int) ([]models.AuditEvent, error)
 	ActivityCounts(ctx context.Context, q models.ActivityQuery) ([]models.ActivityCount, error)
 	CountActiveSessions(ctx context.Context, now time.Time) (int64, error)
+
+	ListStoredClients(ctx context.Context) ([]models.StoredClient, error)
+	CountStoredClients(ctx context.Context, origin string) (int64, error)
+	FindStoredClient(ctx context.Context, id string) (*models.StoredClient, error)
+	CreateStoredClient(ctx context.Context, c *models.StoredClient) error
+	UpdateStoredClient(ctx context.Context, c *models.StoredClient) error
+	DeleteStoredClient(ctx context.Context, id, reason string, now time.Time) (int64, error)
 }
 
 // modelStore adapts *models.Store, whose InTx hands out *models.Store.
@@ -195,6 +206,8 @@ type Service struct {
 	browserIdleTTL time.Duration
 	// keys are the signing keys (SetKeyRing); nil in the CLI.
 	keys KeyRing
+	// clients connects the client operations (SetClients).
+	clients ClientOptions
 }
 
 // New returns the service; now nil means time.Now in UTC.

@@ -16,6 +16,7 @@ type staleFixture struct {
 	org, orgSlug, role, spareRole, invitation, key string
 	member, newcomer                               string // user ids
 	user, identity, session, browserSession        string
+	client                                         string // a stored client's id
 }
 
 // adminRoute is one mutating admin route: the permission it requires,
@@ -89,6 +90,19 @@ func mutatingAdminRoutes() []adminRoute {
 		{"POST", "/api/v1/admin/signing-keys/rotate", "admin:keys-write",
 			func(staleFixture) string { return "/api/v1/admin/signing-keys/rotate" }, none, 201},
 		{"DELETE", "/api/v1/admin/users/:user_id", "admin:users-delete", users, none, 200},
+		{"POST", "/api/v1/admin/clients", "admin:clients-write",
+			func(staleFixture) string { return "/api/v1/admin/clients" },
+			func(staleFixture) any {
+				return map[string]any{"client_id": "stale-made", "redirect_uris": []string{"https://made.example/cb"}}
+			}, 201},
+		{"PATCH", "/api/v1/admin/clients/:client_id", "admin:clients-write",
+			func(f staleFixture) string { return "/api/v1/admin/clients/" + f.client },
+			func(staleFixture) any { return map[string]any{"name": "Renamed"} }, 200},
+		{"POST", "/api/v1/admin/clients/:client_id/rotate-secret", "admin:clients-write",
+			func(f staleFixture) string { return "/api/v1/admin/clients/" + f.client + "/rotate-secret" },
+			func(staleFixture) any { return map[string]any{"overlap": "1h"} }, 200},
+		{"DELETE", "/api/v1/admin/clients/:client_id", "admin:clients-write",
+			func(f staleFixture) string { return "/api/v1/admin/clients/" + f.client }, none, 200},
 		{"DELETE", "/api/v1/admin/orgs/:org_id", "admin:orgs-delete", orgs, none, 204},
 	}
 }
@@ -243,6 +257,9 @@ func (w *world) staleFixture(slug string) staleFixture {
 		}
 	}
 	f.browserSession = w.browserSession(f.user)
+	f.client = slug + "-client"
+	w.mustCall("POST", "/api/v1/admin/clients", w.root, map[string]any{"client_id": f.client,
+		"redirect_uris": []string{"https://stale.example/cb"}}, 201, nil)
 	if f.identity == "" || f.session == "" {
 		w.t.Fatalf("fixture user: identities %+v, sessions %+v", detail.Identities, sessions.Items)
 	}

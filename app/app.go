@@ -69,6 +69,10 @@ type App struct {
 	// its client when they are shared.
 	limits handlers.Limiter
 	redis  *redis.Client
+	// stopClientSync ends the stored clients' poll; clientSyncDone
+	// closes when it has.
+	stopClientSync context.CancelFunc
+	clientSyncDone chan struct{}
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -113,6 +117,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 func NewWithDatabase(ctx context.Context, cfg *config.Config, log *slog.Logger, db *models.DB) (*App, error) {
 	a := &App{Config: cfg, Log: log, DB: db}
 	if err := a.open(ctx); err != nil {
+		if a.stopClientSync != nil {
+			a.stopClientSync()
+			<-a.clientSyncDone
+		}
 		closeProviders(a.providers)
 		a.closeRedis()
 		if a.DB != nil {
@@ -258,13 +266,16 @@ func (a *App) build(ctx context.Context) error {
 	a.Admin.SetKeyRing(keyRing{keys})
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
-		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Log: a.Log, Now: nowUTC,
-		AssertionJTIs: a.Store,
+		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Clients: a.Store,
+		AssertionJTIs: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
 		},
 	})
+	if err := a.startClientSync(ctx); err != nil {
+		return err
+	}
 	a.SignIn = signin.New(signin.Options{
 		Issuer: cfg.Issuer, SecretKey: cfg.SecretKey, LoginStateTTL: cfg.LoginStateTTL, SSOIdleTTL: cfg.SSOIdleTTL, SSOAbsoluteTTL: cfg.SSOAbsoluteTTL,
 		Providers: provSet,
@@ -303,6 +314,7 @@ func (a *App) build(ctx context.Context) error {
 		return err
 	}
 	(&handlers.Admin{Svc: a.Admin, Guard: guard, RBAC: adminRBAC, Log: a.Log}).Register(engine)
+	(&handlers.Registration{Svc: a.Admin, Issuer: cfg.Issuer, Log: a.Log, Limiter: limiter}).Register(engine)
 	_, demo := a.OAuth.Client(DemoClientID)
 	(&handlers.Pages{Svc: a.SignIn, Pages: pages, Log: a.Log, Demo: demo && !cfg.Production()}).Register(engine)
 	handlers.RegisterConsole(engine)
@@ -385,10 +397,7 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
-	for _, c := range cfg.File.Clients {
-		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
-	}
+	longest := longestTokenTTL(cfg)
 	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
 		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
 		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
@@ -556,6 +565,10 @@ func (a *App) maintain(ctx context.Context) {
 // and the failed client authentications not yet recorded and releases
 // Redis and the database.
 func (a *App) Close() error {
+	if a.stopClientSync != nil {
+		a.stopClientSync()
+		<-a.clientSyncDone
+	}
 	closeProviders(a.providers)
 	a.closeRedis()
 	if err := a.APIKeys.Flush(context.Background()); err != nil {

@@ -134,7 +134,7 @@ func TestClientAuthFields(t *testing.T) {
 
 // TestClientJSONRoundTrip: a client's new fields survive JSON (how
 // database clients are stored) and YAML unchanged.
-func TestClientJSONRoundTrip(t *testing.T) {
+func TestClientKeysJSONRoundTrip(t *testing.T) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	doc := jwkJSON(t, jose.JSONWebKey{Key: edPub, KeyID: "d"})
 	in := Client{ID: "svc", TokenEndpointAuthMethod: AuthPrivateKeyJWT, JWKS: JWKS(doc), JWKSURI: ""}
@@ -170,5 +170,17 @@ func TestClientJSONRoundTrip(t *testing.T) {
 	keys, err := ParseClientJWKS(back.JWKS)
 	if err != nil || len(keys) != 1 || keys[0].KeyID != "d" {
 		t.Fatalf("YAML round trip: %v, %v\n%s", keys, err, y)
+	}
+	// A client stored in the database keeps its keys.
+	stored, err := ClientJSON(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := ParseClientJSON(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := ParseClientJWKS(read.JWKS); err != nil || len(keys) != 1 || read.TokenEndpointAuthMethod != AuthPrivateKeyJWT {
+		t.Fatalf("stored round trip: %v, %v\n%s", keys, err, stored)
 	}
 }

@@ -89,6 +89,12 @@ type Config struct {
 	BackchannelLogoutTimeout time.Duration
 	BackchannelLogoutGiveUp  time.Duration
 
+	// ClientsPollInterval is how often each replica checks whether the
+	// clients stored in the database changed (GATEHOUSE_CLIENTS_POLL_INTERVAL).
+	ClientsPollInterval time.Duration
+	// Registration is Dynamic Client Registration (GATEHOUSE_DCR_*).
+	Registration Registration
+
 	// RedisURL, when set, keeps rate limits in Redis, shared by every
 	// replica; empty keeps them in each replica's memory.
 	RedisURL string
@@ -304,6 +310,8 @@ func (r *reader) read() *Config {
 
 		BackchannelLogoutTimeout: r.duration("GATEHOUSE_BACKCHANNEL_LOGOUT_TIMEOUT", 5*time.Second),
 		BackchannelLogoutGiveUp:  r.duration("GATEHOUSE_BACKCHANNEL_LOGOUT_GIVE_UP", 24*time.Hour),
+		ClientsPollInterval:      r.duration("GATEHOUSE_CLIENTS_POLL_INTERVAL", 2*time.Second),
+		Registration:             r.readRegistration(),
 	}
 	// Without GATEHOUSE_ISSUER, the issuer follows the listen port, so
 	// GATEHOUSE_ADDR=:9000 alone gives http://localhost:9000.

@@ -75,7 +75,7 @@ const GroupsScope = "groups"
 func validateGroups(r *reader, field string, cl *Client) {
 	for _, sc := range cl.Scopes {
 		if sc == GroupsScope {
-			r.fail(field+".scopes", "must not list %q: give the client a groups block (allow, strip_prefix, include_org_roles) instead", GroupsScope)
+			r.fail(field+"scopes", "must not list %q: give the client a groups block (allow, strip_prefix, include_org_roles) instead", GroupsScope)
 		}
 	}
 	g := cl.Groups
@@ -83,21 +83,21 @@ func validateGroups(r *reader, field string, cl *Client) {
 		return
 	}
 	if len(g.Allow) == 0 && !g.IncludeOrgRoles {
-		r.fail(field+".groups", "needs allow (globs of upstream groups such as \"github:team:acme/*\") or include_org_roles: true; without them it grants nothing")
+		r.fail(field+"groups", "needs allow (globs of upstream groups such as \"github:team:acme/*\") or include_org_roles: true; without them it grants nothing")
 	}
 	for _, p := range g.Allow {
 		if p == "" {
-			r.fail(field+".groups.allow", "an empty pattern matches nothing")
+			r.fail(field+"groups.allow", "an empty pattern matches nothing")
 		} else if _, err := path.Match(p, ""); err != nil {
-			r.fail(field+".groups.allow", "%q is not a valid glob pattern", p)
+			r.fail(field+"groups.allow", "%q is not a valid glob pattern", p)
 		}
 	}
 	for _, p := range g.StripPrefix {
 		if p == "" {
-			r.fail(field+".groups.strip_prefix", "an empty prefix strips nothing")
+			r.fail(field+"groups.strip_prefix", "an empty prefix strips nothing")
 		}
 	}
 	if len(g.StripPrefix) > 0 && len(g.Allow) == 0 {
-		r.fail(field+".groups.strip_prefix", "strips upstream groups, but allow lets none through")
+		r.fail(field+"groups.strip_prefix", "strips upstream groups, but allow lets none through")
 	}
 }

@@ -76,6 +76,13 @@ func (h *Admin) Register(r *gin.Engine) {
 	api.GET("/users/:user_id/browser-sessions", instance("sessions-read"), h.listBrowserSessions)
 	api.DELETE("/users/:user_id/browser-sessions/:browser_session_id", instance("sessions-write"), h.revokeBrowserSession)
 
+	api.GET("/clients", instance("clients-read"), h.listClients)
+	api.POST("/clients", instance("clients-write"), h.createClient)
+	api.GET("/clients/:client_id", instance("clients-read"), h.getClient)
+	api.PATCH("/clients/:client_id", instance("clients-write"), h.updateClient)
+	api.DELETE("/clients/:client_id", instance("clients-write"), h.deleteClient)
+	api.POST("/clients/:client_id/rotate-secret", instance("clients-write"), h.rotateClientSecret)
+
 	// The one deliberate exception (see admin.OrgRoute): with ?org_id=
 	// naming the token's own organization, an organization's admin reads
 	// that organization's events.

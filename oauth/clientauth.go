@@ -33,15 +33,15 @@ const (
 //     flush (every minute, and at shutdown), whichever comes first.
 //
 // A flood against one client thus writes two rows a minute per replica.
-// Memory is bounded by construction: there is one counter per configured
-// client, made at start, plus one shared by every client_id that is not
+// Memory is bounded by construction: there is one counter per registered
+// client, made when the registry gains it (track), plus one shared by every client_id that is not
 // configured (its rows have an empty client_id and reason
 // unknown_client or no_client_id); no request can add a counter, so
 // inventing client ids costs nothing but that one counter's rows. Each
 // replica counts the failures it sees.
 type authFailures struct {
 	mu      sync.Mutex
-	clients map[string]*failureWindow // fixed after construction
+	clients map[string]*failureWindow // changed only by track
 	unknown *failureWindow
 	now     func() time.Time
 	record  func(ctx context.Context, e models.AuditEvent, details map[string]any)
@@ -70,6 +70,27 @@ func newAuthFailures(clientIDs []string, now func() time.Time,
 		f.clients[id] = &failureWindow{clientID: id}
 	}
 	return f
+}
+
+// track follows the registry's clients (ids: all of them): a counter is
+// added for each new client, and dropped for a client gone once it has
+// nothing left to write. Only the registry adds counters, never a
+// request, so memory stays bounded by the registered clients.
+func (f *authFailures) track(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+		if _, ok := f.clients[id]; !ok {
+			f.clients[id] = &failureWindow{clientID: id}
+		}
+	}
+	for id, w := range f.clients {
+		if !keep[id] && w.count == w.written {
+			delete(f.clients, id)
+		}
+	}
 }
 
 // failed counts one failed authentication of clientID (a configured

@@ -2,8 +2,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"net/url"
 	"slices"
 	"strings"
@@ -18,6 +16,12 @@ type Client struct {
 	AccessTTL      time.Duration
 	IDTokenTTL     time.Duration
 	allowedProvSet map[string]bool
+	// Source is ClientSourceConfig or ClientSourceDatabase.
+	Source string
+	// previousSecretHash stays valid until previousSecretUntil (a
+	// stored client's secret rotation; zero for the others).
+	previousSecretHash  [32]byte
+	previousSecretUntil time.Time
 }
 
 // ClientCredentials are what a request presented to authenticate a client.
@@ -66,12 +70,6 @@ func (c *Client) MayIntrospect(tokenClient string, aud []string) bool {
 	return c.IntrospectAny || (tokenClient != "" && tokenClient == c.ID) || slices.Contains(aud, c.ID)
 }
 
-// checkSecret compares in constant time against the stored hash.
-func (c *Client) checkSecret(secret string) bool {
-	sum := sha256.Sum256([]byte(secret))
-	return subtle.ConstantTimeCompare(sum[:], c.SecretHash[:]) == 1 && secret != ""
-}
-
 // AuthenticateClient resolves and authenticates the client of a token,
 // revocation or introspection request (RFC 6749 §2.3,
 // client_secret_basic and client_secret_post; private_key_jwt, RFC 7523,
@@ -100,7 +98,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 	if cred.ID == "" {
 		return fail(nil, authFailNoClientID, invalidClient("client authentication required"))
 	}
-	c, ok := s.clients[cred.ID]
+	c, ok := s.Client(cred.ID)
 	if !ok {
 		return fail(nil, authFailUnknownClient, invalidClient("client authentication failed"))
 	}
@@ -113,7 +111,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 	if reason := c.secretMethodRefused(cred); reason != "" {
 		return fail(c, reason, invalidClient("client authentication failed"))
 	}
-	if !c.checkSecret(cred.Secret) {
+	if !c.checkSecret(cred.Secret, s.now()) {
 		return fail(c, authFailWrongSecret, invalidClient("client authentication failed"))
 	}
 	return c, nil

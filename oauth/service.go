@@ -97,9 +97,12 @@ type Options struct {
 	APIKeys APIKeys
 	// Rechecks re-checks upstream identities at refreshes; nil: never.
 	Rechecks Rechecks
-	Log      *slog.Logger
-	Hooks    Hooks
-	Now      func() time.Time
+	// Clients reads the clients stored in the database (SyncClients);
+	// nil: only the configuration file's.
+	Clients ClientStore
+	Log     *slog.Logger
+	Hooks   Hooks
+	Now     func() time.Time
 
 	// AssertionJTIs is the replay store of private_key_jwt client
 	// assertions; nil refuses every assertion (a server error).
@@ -113,7 +116,7 @@ type Options struct {
 type Service struct {
 	issuer       string
 	cfg          *config.Config
-	clients      map[string]*Client
+	registry     registry
 	providers    *providers.Set
 	keys         Keys
 	sessions     Sessions
@@ -135,7 +138,7 @@ type Service struct {
 // New builds the authorization server.
 func New(opts Options) *Service {
 	s := &Service{
-		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
+		issuer: opts.Config.Issuer, cfg: opts.Config, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now, jtis: opts.AssertionJTIs,
 	}
@@ -148,20 +151,13 @@ func New(opts Options) *Service {
 	if opts.Provisioner != nil {
 		s.trustedEmail = opts.Provisioner.TrustedEmailProviders()
 	}
-	ids := make([]string, 0, len(opts.Config.File.Clients))
-	for _, c := range opts.Config.File.Clients {
-		s.clients[c.ID] = newClient(c, opts.Config)
-		ids = append(ids, c.ID)
-	}
-	s.authFailures = newAuthFailures(ids, s.now, s.audit)
+	s.registry.store = opts.Clients
+	s.registry.current.Store(&clientSnapshot{cfg: opts.Config})
+	s.authFailures = newAuthFailures(nil, s.now, s.audit)
+	// config.Load validated the file's clients.
+	s.setConfiguredClients(opts.Config)
 	s.clientKeys = newClientKeys(opts.ClientKeysHTTP, s.now)
 	return s
-}
-
-// Client returns a registered client.
-func (s *Service) Client(id string) (*Client, bool) {
-	c, ok := s.clients[id]
-	return c, ok
 }
 
 func (s *Service) endpoint(path string) string {

@@ -5,6 +5,7 @@
 //	gatehouse keys rotate|list
 //	gatehouse admin grant EMAIL
 //	gatehouse users list|deactivate|reactivate|delete
+//	gatehouse clients list|show|create|update|rotate-secret|delete
 //	gatehouse version
 package main
 
@@ -43,6 +44,8 @@ commands:
   users deactivate USER   disable USER (an id, or an email one user has): sessions end, sign-in refused
   users reactivate USER   enable USER again
   users delete USER --yes delete USER for good (an erasure request)
+  clients list|show|create|update|rotate-secret|delete
+                          manage the clients stored in the database (gatehouse clients for usage)
   version                 print the version
 
 Settings come from the environment (see .env.example).
@@ -69,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = adminCmd(args, stdout, stderr)
 	case "users":
 		err = usersCmd(args, stdout, stderr)
+	case "clients":
+		err = clientsCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 	case "help", "--help", "-h":

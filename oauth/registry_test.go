@@ -1,0 +1,122 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/models/dbtest"
+)
+
+// TestClientSecretOverlap: a rotated client accepts its current secret
+// always, the replaced one only until its overlap ends, and nothing else
+// (an empty secret neither).
+func TestClientSecretOverlap(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	c := &Client{}
+	c.SecretHash = sha256.Sum256([]byte("new-secret"))
+	c.previousSecretHash = sha256.Sum256([]byte("old-secret"))
+	c.previousSecretUntil = now.Add(time.Hour)
+	cases := []struct {
+		secret string
+		at     time.Time
+		want   bool
+	}{
+		{"new-secret", now, true},
+		{"old-secret", now, true},
+		{"old-secret", now.Add(59 * time.Minute), true},
+		{"old-secret", now.Add(time.Hour), false},
+		{"new-secret", now.Add(48 * time.Hour), true},
+		{"other", now, false},
+		{"", now, false},
+	}
+	for _, tc := range cases {
+		if got := c.checkSecret(tc.secret, tc.at); got != tc.want {
+			t.Errorf("checkSecret(%q, %s) = %v, want %v", tc.secret, tc.at, got, tc.want)
+		}
+	}
+	// A client never rotated has no previous secret to match.
+	plain := &Client{}
+	plain.SecretHash = sha256.Sum256([]byte("s"))
+	if plain.checkSecret("", now) || !plain.checkSecret("s", now) {
+		t.Error("a client without rotation")
+	}
+}
+
+// TestRegistrySources: the registry serves the file's clients and the
+// stored ones; SetConfiguredClients swaps the file's part and keeps the
+// stored one, refuses an invalid set (keeping the old), and a file's
+// client hides a stored one of the same id; SyncClients follows the
+// stored version (a deleted client disappears, an invalid one is left
+// out).
+func TestRegistrySources(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		store := models.NewStore(db)
+		now := time.Now().UTC()
+		put := func(id, settings string) {
+			t.Helper()
+			if err := store.CreateStoredClient(ctx, &models.StoredClient{ID: id, Settings: settings, Origin: models.ClientOriginAdmin,
+				CreatedAt: now, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("stored", `{"public":true,"redirect_uris":["https://s.example/cb"]}`)
+		put("broken", `{"public":true}`) // no redirect URI: left out
+		file := func(ids ...string) *config.Config {
+			cfg := &config.Config{Issuer: "https://id.example"}
+			for _, id := range ids {
+				cfg.File.Clients = append(cfg.File.Clients, config.Client{ID: id, Public: true,
+					RedirectURIs: []string{"https://f.example/cb"}, GrantTypes: []string{config.GrantAuthorizationCode}})
+			}
+			return cfg
+		}
+		s := New(Options{Config: file("yaml-a"), Clients: store})
+		if err := s.SyncClients(ctx); err != nil {
+			t.Fatal(err)
+		}
+		source := func(id string) string {
+			if c, ok := s.Client(id); ok {
+				return c.Source
+			}
+			return "-"
+		}
+		if source("yaml-a") != ClientSourceConfig || source("stored") != ClientSourceDatabase || source("broken") != "-" {
+			t.Fatalf("sources: %s %s %s", source("yaml-a"), source("stored"), source("broken"))
+		}
+		if err := s.SetConfiguredClients(file("yaml-b")); err != nil {
+			t.Fatal(err)
+		}
+		if source("yaml-a") != "-" || source("yaml-b") != ClientSourceConfig || source("stored") != ClientSourceDatabase {
+			t.Fatal("reload did not swap the file's clients only")
+		}
+		if err := s.SetConfiguredClients(file("dup", "dup")); err == nil || !strings.Contains(err.Error(), "used by another client") {
+			t.Fatalf("duplicate ids: %v", err)
+		}
+		if source("yaml-b") != ClientSourceConfig {
+			t.Fatal("a refused reload changed the clients")
+		}
+		if err := s.SetConfiguredClients(file("stored")); err != nil {
+			t.Fatal(err)
+		}
+		if source("stored") != ClientSourceConfig {
+			t.Fatal("the file's client does not win over a stored one")
+		}
+		if _, err := store.DeleteStoredClient(ctx, "stored", "client_deleted", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetConfiguredClients(file("yaml-b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SyncClients(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if source("stored") != "-" {
+			t.Fatal("a deleted stored client is still served")
+		}
+	})
+}
