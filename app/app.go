@@ -69,6 +69,8 @@ type App struct {
 	// its client when they are shared.
 	limits handlers.Limiter
 	redis  *redis.Client
+	// reloads applies the configuration file again on SIGHUP (reload.go).
+	reloads *reloader
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -176,7 +178,7 @@ func (a *App) openRateLimits(ctx context.Context) error {
 // readiness lists what /readyz checks. Redis is informative: it fails
 // open, so a replica without it still serves, and every replica shares
 // it, so failing readiness would take all of them out at once.
-func (a *App) readiness(provs []providers.Provider) []handlers.ReadinessCheck {
+func (a *App) readiness() []handlers.ReadinessCheck {
 	checks := []handlers.ReadinessCheck{
 		{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
 		{Name: "migrations", Check: a.migrator.CheckCurrent},
@@ -186,7 +188,7 @@ func (a *App) readiness(provs []providers.Provider) []handlers.ReadinessCheck {
 		checks = append(checks, handlers.ReadinessCheck{Name: "redis", Informative: true,
 			Check: func(ctx context.Context) error { return a.redis.Ping(ctx).Err() }})
 	}
-	return append(checks, providerReadiness(provs)...)
+	return checks
 }
 
 // rateLimitsDisplay says where the rate limits are counted.
@@ -247,6 +249,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.providers = provs
 	provSet := providers.NewSet(provs)
+	a.newReloader(provs, provSet)
 	a.Provisioning = NewProvisioner(cfg, a.Store, func(o *provisioning.Options) {
 		o.Providers, o.RecheckKey, o.Log = provSet, tokens.DeriveKey(cfg.SecretKey, "upstream-rechecks"), a.Log
 		o.OnRecheck = func(p, outcome string) { a.Metrics.UpstreamRechecks.WithLabelValues(p, outcome).Inc() }
@@ -281,7 +284,9 @@ func (a *App) build(ctx context.Context) error {
 		CORSOrigins:    a.Config.CORSOrigins,
 		MaxBodyBytes:   a.Config.MaxBodyBytes,
 		HSTS:           issuer.Scheme == "https",
-		Ready:          a.readiness(provs),
+		Ready:          a.readiness(),
+		// The providers' checks follow reloads of the configuration file.
+		MoreReady: func() []handlers.ReadinessCheck { return providerReadiness(provSet.All()) },
 		// GATEHOUSE_METRICS_ADDR moves /metrics off the public listener.
 		MetricsElsewhere: a.Config.MetricsAddr != "",
 	})
@@ -381,10 +386,7 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
-	for _, c := range cfg.File.Clients {
-		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
-	}
+	longest := longestTokenTTL(cfg)
 	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
 		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
 		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
@@ -436,6 +438,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	backchannelDone := make(chan struct{})
 	go func() { a.Backchannel.Run(maintCtx); close(backchannelDone) }()
 	defer func() { stopMaint(); <-backchannelDone }()
+	// SIGHUP reloads the configuration file while the server runs.
+	defer a.ReloadOnSignal(maintCtx)()
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
 	a.banner()
 	var failed error
@@ -549,7 +553,7 @@ func (a *App) maintain(ctx context.Context) {
 // and the failed client authentications not yet recorded and releases
 // Redis and the database.
 func (a *App) Close() error {
-	closeProviders(a.providers)
+	a.reloads.close()
 	a.closeRedis()
 	if err := a.APIKeys.Flush(context.Background()); err != nil {
 		a.Log.Error("record API key use", slog.String("error", err.Error()))

@@ -99,6 +99,9 @@ type Config struct {
 	File File
 	// Warnings are the unsafe development defaults in effect.
 	Warnings []string
+
+	// source is where Load read this configuration, for Reload.
+	source Options
 }
 
 // Pool bounds the database connection pool.
@@ -186,6 +189,7 @@ func Load(opts Options) (*Config, []string, error) {
 		return nil, warnings, &ValidationError{Problems: r.problems}
 	}
 	c.Warnings = warnings
+	c.source = opts
 	return c, warnings, nil
 }
 

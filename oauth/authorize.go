@@ -101,7 +101,7 @@ func (s *Service) ParseAuthorize(q url.Values) (*AuthorizeParams, error) {
 		Organization: q.Get("organization"), LoginHint: q.Get("login_hint"), Prompt: q.Get("prompt"),
 		Provider: q.Get("provider"),
 	}
-	client, ok := s.clients[p.ClientID]
+	client, ok := s.Client(p.ClientID)
 	if !ok {
 		return nil, fault.New(fault.UnknownClient, fmt.Errorf("unknown client_id"))
 	}

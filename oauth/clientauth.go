@@ -72,6 +72,19 @@ func newAuthFailures(clientIDs []string, now func() time.Time,
 	return f
 }
 
+// track counts the failures of the clients in ids under their own ids
+// (a client added by a configuration reload). A client that is removed
+// keeps its window, so a summary already begun is still written.
+func (f *authFailures) track(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := f.clients[id]; !ok {
+			f.clients[id] = &failureWindow{clientID: id}
+		}
+	}
+}
+
 // failed counts one failed authentication of clientID (a configured
 // client, or "" for any other) and writes what is due.
 func (f *authFailures) failed(ctx context.Context, clientID, reason string, meta RequestMeta) {

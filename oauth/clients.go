@@ -93,7 +93,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, cred ClientCredentials
 	if cred.ID == "" {
 		return fail(nil, authFailNoClientID, invalidClient("client authentication required"))
 	}
-	c, ok := s.clients[cred.ID]
+	c, ok := s.Client(cred.ID)
 	if !ok {
 		return fail(nil, authFailUnknownClient, invalidClient("client authentication failed"))
 	}

@@ -192,7 +192,7 @@ func (s *Service) UserInfo(ctx context.Context, bearer string) (map[string]any, 
 			out["picture"] = user.AvatarURL
 		}
 	}
-	client := s.clients[claims.ClientID]
+	client, _ := s.Client(claims.ClientID)
 	if client == nil { // taken out of the configuration: no groups
 		client = &Client{}
 	}
@@ -370,7 +370,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest, meta RequestMet
 	// everything above: a refused request ends nothing.
 	res := &LogoutResult{UserID: userID}
 	if req.PostLogoutRedirectURI != "" {
-		client, ok := s.clients[clientID]
+		client, ok := s.Client(clientID)
 		if !ok || !client.RegisteredPostLogout(req.PostLogoutRedirectURI) {
 			return nil, fault.New(fault.LogoutUnregistered, errors.New("unregistered post_logout_redirect_uri"))
 		}

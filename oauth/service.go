@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
@@ -103,9 +104,11 @@ type Options struct {
 
 // Service is the authorization server.
 type Service struct {
-	issuer       string
-	cfg          *config.Config
-	clients      map[string]*Client
+	issuer string
+	cfg    *config.Config
+	// clients are the clients of the configuration file by id, replaced
+	// whole by SetConfiguredClients (oauth/reload.go).
+	clients      atomic.Pointer[map[string]*Client]
 	providers    *providers.Set
 	keys         Keys
 	sessions     Sessions
@@ -117,15 +120,12 @@ type Service struct {
 	hooks        Hooks
 	now          func() time.Time
 	authFailures *authFailures
-	// trustedEmail is the provisioner's TrustedEmailProviders, fixed at
-	// start like the rest of the configuration.
-	trustedEmail []string
 }
 
 // New builds the authorization server.
 func New(opts Options) *Service {
 	s := &Service{
-		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
+		issuer: opts.Config.Issuer, cfg: opts.Config, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 	}
@@ -135,21 +135,14 @@ func New(opts Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Provisioner != nil {
-		s.trustedEmail = opts.Provisioner.TrustedEmailProviders()
-	}
-	ids := make([]string, 0, len(opts.Config.File.Clients))
-	for _, c := range opts.Config.File.Clients {
-		s.clients[c.ID] = newClient(c, opts.Config)
-		ids = append(ids, c.ID)
-	}
-	s.authFailures = newAuthFailures(ids, s.now, s.audit)
+	s.authFailures = newAuthFailures(nil, s.now, s.audit)
+	s.storeClients(opts.Config)
 	return s
 }
 
 // Client returns a registered client.
 func (s *Service) Client(id string) (*Client, bool) {
-	c, ok := s.clients[id]
+	c, ok := (*s.clients.Load())[id]
 	return c, ok
 }
 
