@@ -340,17 +340,8 @@ func (a *App) adminGuard(ctx context.Context, guard *admin.Guard) (*rbac.Middlew
 // the org-sync rules. tweak, when given, changes the options before the
 // service is built (the providers and sealing key of upstream re-checks).
 func NewProvisioner(cfg *config.Config, store *models.Store, tweak ...func(*provisioning.Options)) *provisioning.Service {
-	link, trusted := map[string]bool{}, map[string]bool{}
-	for _, p := range cfg.File.Providers {
-		link[p.Name], trusted[p.Name] = p.LinkByEmail, p.TrustedEmail
-	}
-	if _, named := trusted[DevProviderName]; cfg.DevLogin && !named {
-		// The built-in dev provider (development only) has its kind's default.
-		trusted[DevProviderName] = config.DefaultTrustedEmail("dev")
-	}
-	opts := provisioning.Options{
-		LinkByEmail: link, TrustedEmail: trusted, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
-	}
+	pol := provisioningPolicy(cfg)
+	opts := provisioning.Options{LinkByEmail: pol.LinkByEmail, TrustedEmail: pol.TrustedEmail, Sync: pol.Sync, Now: nowUTC}
 	for _, t := range tweak {
 		t(&opts)
 	}
@@ -363,14 +354,8 @@ func NewProvisioner(cfg *config.Config, store *models.Store, tweak ...func(*prov
 // (tests shorten waits).
 func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyManager, m *handlers.Metrics, log *slog.Logger,
 	tweak ...func(*backchannel.Options)) *backchannel.Dispatcher {
-	endpoints := map[string]string{}
-	for _, c := range cfg.File.Clients {
-		if c.BackchannelLogoutURI != "" {
-			endpoints[c.ID] = c.BackchannelLogoutURI
-		}
-	}
 	opts := backchannel.Options{
-		Store: store, Signer: keys, Issuer: cfg.Issuer, Endpoints: endpoints, Log: log, Now: nowUTC,
+		Store: store, Signer: keys, Issuer: cfg.Issuer, Endpoints: backchannelEndpoints(cfg), Log: log, Now: nowUTC,
 		Timeout: cfg.BackchannelLogoutTimeout, GiveUpAfter: cfg.BackchannelLogoutGiveUp,
 		Hooks: backchannel.Hooks{
 			Outcome: func(client, outcome string) { m.BackchannelLogouts.WithLabelValues(client, outcome).Inc() },

@@ -344,45 +344,38 @@ type configDiff struct {
 
 func diffConfigs(old, cur *config.Config) configDiff {
 	var d configDiff
-	oldClients := map[string]config.Client{}
-	for _, c := range old.File.Clients {
-		oldClients[c.ID] = c
-	}
-	for _, c := range cur.File.Clients {
-		o, ok := oldClients[c.ID]
-		switch {
-		case !ok:
-			d.clientsAdded = append(d.clientsAdded, c.ID)
-		case !reflect.DeepEqual(o, c):
-			d.clientsChanged = append(d.clientsChanged, c.ID)
-		}
-		delete(oldClients, c.ID)
-	}
-	for id := range oldClients {
-		d.clientsRemoved = append(d.clientsRemoved, id)
-	}
-	oldProvs := map[string]config.Provider{}
-	for _, p := range old.File.Providers {
-		oldProvs[p.Name] = p
-	}
-	for _, p := range cur.File.Providers {
-		o, ok := oldProvs[p.Name]
-		switch {
-		case !ok:
-			d.providersAdded = append(d.providersAdded, p.Name)
-		case !o.Equal(&p):
-			d.providersChanged = append(d.providersChanged, p.Name)
-		}
-		delete(oldProvs, p.Name)
-	}
-	for name := range oldProvs {
-		d.providersRemoved = append(d.providersRemoved, name)
-	}
-	for _, l := range [][]string{d.clientsAdded, d.clientsRemoved, d.clientsChanged, d.providersAdded, d.providersRemoved, d.providersChanged} {
-		slices.Sort(l)
-	}
+	d.clientsAdded, d.clientsRemoved, d.clientsChanged = diffByKey(old.File.Clients, cur.File.Clients,
+		func(c config.Client) string { return c.ID }, func(a, b config.Client) bool { return reflect.DeepEqual(a, b) })
+	d.providersAdded, d.providersRemoved, d.providersChanged = diffByKey(old.File.Providers, cur.File.Providers,
+		func(p config.Provider) string { return p.Name }, func(a, b config.Provider) bool { return a.Equal(&b) })
 	d.orgSyncChanged = !reflect.DeepEqual(old.File.OrgSync, cur.File.OrgSync)
 	return d
+}
+
+// diffByKey compares two lists of entries named by key: the names only
+// in cur, only in old, and in both but not equal, each sorted.
+func diffByKey[T any](old, cur []T, key func(T) string, equal func(a, b T) bool) (added, removed, changed []string) {
+	before := map[string]T{}
+	for _, e := range old {
+		before[key(e)] = e
+	}
+	for _, e := range cur {
+		o, ok := before[key(e)]
+		switch {
+		case !ok:
+			added = append(added, key(e))
+		case !equal(o, e):
+			changed = append(changed, key(e))
+		}
+		delete(before, key(e))
+	}
+	for k := range before {
+		removed = append(removed, k)
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	slices.Sort(changed)
+	return added, removed, changed
 }
 
 func (d configDiff) attrs() []any {
