@@ -97,7 +97,7 @@ func TestProviderSameKindSettings(t *testing.T) {
 	}
 	base := parse("providers:\n  - {name: okta, type: oidc, issuer: https://okta.example.com, client_id: a, scopes: [openid, email]}\n")
 	for _, tc := range []struct {
-		name, body string
+		name, body  string
 		same, equal bool
 	}{
 		{"moved, reformatted, commented", "providers:\n  - {name: other, type: dev}\n  # the company IdP\n  - name: okta\n    client_id: a   # ours\n    type: oidc\n    scopes:\n      - openid\n      - email\n    issuer: https://okta.example.com\n", true, true},
