@@ -42,6 +42,9 @@ type reloader struct {
 	gen      *providerGeneration
 	retiring []*retiredProviders
 	set      *providers.Set
+	// closed: the App is closing; a reload would start providers no one
+	// stops.
+	closed bool
 
 	outcomes    *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
@@ -184,6 +187,9 @@ func (a *App) Reload(ctx context.Context) error {
 	r := a.reloads
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("the server is closing: configuration not reloaded")
+	}
 	cur := r.cfg.Load()
 	next, warnings, err := config.Reload(cur)
 	if err != nil {
@@ -271,11 +277,12 @@ func (a *App) recordReload(ctx context.Context, outcome string, details map[stri
 	}
 }
 
-// closeRetired closes the providers reloads replaced (at Close), and
-// the running ones.
+// close closes the providers reloads replaced and the running ones (at
+// Close); later reloads are refused.
 func (r *reloader) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	for _, rp := range r.retiring {
 		if rp.timer.Stop() {
 			closeProviders(rp.list)
