@@ -385,12 +385,16 @@ func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*to
 	return keys, nil
 }
 
-// Serve answers requests on ln until ctx is cancelled, then stops
-// accepting, lets in-flight requests finish (up to ShutdownTimeout) and
-// returns. With GATEHOUSE_METRICS_ADDR it also opens that address and
+// Serve answers requests on ln until ctx is cancelled, reloading the
+// configuration file on SIGHUP (Reload), then stops accepting, lets
+// in-flight requests finish (up to ShutdownTimeout) and returns. With GATEHOUSE_METRICS_ADDR it also opens that address and
 // serves /metrics there (and only there), stopping it the same way; a
 // listener that fails stops both.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	// SIGHUP reloads the configuration file while the server runs
+	// (reload.go); registered before a listener answers, so a SIGHUP
+	// sent to a server that answers never ends it.
+	defer a.ReloadOnSignal(context.Background())()
 	servers := []*listener{{name: "main", ln: ln, srv: a.httpServer(a.Engine)}}
 	if a.Config.MetricsAddr != "" {
 		mln, err := listen("GATEHOUSE_METRICS_ADDR", a.Config.MetricsAddr)
@@ -423,8 +427,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	backchannelDone := make(chan struct{})
 	go func() { a.Backchannel.Run(maintCtx); close(backchannelDone) }()
 	defer func() { stopMaint(); <-backchannelDone }()
-	// SIGHUP reloads the configuration file while the server runs.
-	defer a.ReloadOnSignal(maintCtx)()
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
 	a.banner()
 	var failed error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -345,5 +346,46 @@ func TestRequestsDuringReloads(t *testing.T) {
 				t.Fatal("six reloads not counted")
 			}
 		})
+	}
+}
+
+// TestServeReloadsOnSIGHUP: the server gatehouse serve runs reloads on
+// SIGHUP by itself, and keeps serving.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	s, up, logs := startReloadServer(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Serve never answered")
+		}
+	}
+	writeConfig(t, s, reloadYAML(up, true))
+	before := s.CurrentConfig()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.CurrentConfig() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload the configuration:\n%s", logs.String())
+		}
+	}
+	status, out := formPost(t, base+"/auth/token", url.Values{"grant_type": {"client_credentials"}}, "svc-c", reloadSecretC)
+	if status != 200 {
+		t.Fatalf("the client the reload added, through Serve's listener = %d %v", status, out)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve = %v", err)
 	}
 }
