@@ -371,10 +371,9 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	longest := longestTokenTTL(cfg)
 	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
 		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
-		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
+		RetainAfterRetire: keyRetention(cfg), Now: nowUTC,
 	})
 	if err != nil {
 		return nil, err

@@ -200,11 +200,6 @@ func (a *App) Reload(ctx context.Context) error {
 	applied.File, applied.Warnings = next.File, warnings
 	addDemoClient(&applied)
 	restart := config.RestartNeeded(cur, next)
-	if longestTokenTTL(&applied) > longestTokenTTL(a.Config) {
-		// Retired signing keys stay published for the lifetimes the
-		// server started with (OpenKeys).
-		restart = append(restart, "clients[].access_token_ttl/id_token_ttl (longer than at start: signing-key retention)")
-	}
 	provs, err := rebuildProviders(&applied, a.Store, a.Log, a.Metrics, r.gen)
 	if err != nil {
 		return a.refuseReload(ctx, cur, err)
@@ -217,6 +212,9 @@ func (a *App) Reload(ctx context.Context) error {
 	// Providers first: a client the new file allows a new provider finds
 	// it; a removed provider's sign-ins in flight end on the error page
 	// of an unknown provider.
+	// Keys retired from now on outlive the longest token the new
+	// lifetimes allow (never less than before: tokens already signed).
+	a.Keys.RetainAtLeast(keyRetention(&applied))
 	r.set.Replace(provs)
 	a.Provisioning.SetPolicy(provisioningPolicy(&applied))
 	a.Backchannel.SetEndpoints(backchannelEndpoints(&applied))
@@ -332,14 +330,14 @@ func backchannelEndpoints(cfg *config.Config) map[string]string {
 	return endpoints
 }
 
-// longestTokenTTL is the longest lifetime of a token Gatehouse signs
-// under cfg, which retired signing keys must outlive.
-func longestTokenTTL(cfg *config.Config) time.Duration {
+// keyRetention is how long a retired signing key stays published under
+// cfg: beyond the longest lifetime of a token Gatehouse signs.
+func keyRetention(cfg *config.Config) time.Duration {
 	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
 	for _, c := range cfg.File.Clients {
 		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
 	}
-	return longest
+	return longest + time.Minute
 }
 
 // configDiff is what a reload changed, by client id and provider name.
