@@ -205,13 +205,15 @@ func (a *App) Reload(ctx context.Context) error {
 		return a.refuseReload(ctx, cur, err)
 	}
 	gen := newProviderGeneration(&applied, provs)
+	// The clients go first because only their swap can still refuse the
+	// file, and then nothing has changed. Each part swaps in one step; a
+	// request running across the swaps meets at worst a provider its
+	// client no longer names, or one no longer offered, and is refused
+	// as for any unknown provider (an error page, invalid_request).
 	if err := a.OAuth.SetConfiguredClients(&applied); err != nil {
 		closeProviders(built(provs, r.gen))
 		return a.refuseReload(ctx, cur, err)
 	}
-	// Providers first: a client the new file allows a new provider finds
-	// it; a removed provider's sign-ins in flight end on the error page
-	// of an unknown provider.
 	// Keys retired from now on outlive the longest token the new
 	// lifetimes allow (never less than before: tokens already signed).
 	a.Keys.RetainAtLeast(keyRetention(&applied))
