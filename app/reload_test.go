@@ -88,6 +88,16 @@ func writeConfig(t *testing.T, s *apptest.Server, body string) {
 	}
 }
 
+// waitReloaded waits until a SIGHUP sent has replaced before.
+func waitReloaded(t *testing.T, s *apptest.Server, before *config.Config, logs *syncBuffer) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); s.CurrentConfig() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload the configuration:\n%s", logs.String())
+		}
+	}
+}
+
 func clientCredentials(t *testing.T, s *apptest.Server, id, secret string) (int, map[string]any) {
 	t.Helper()
 	return tokenPost(t, s, url.Values{"grant_type": {"client_credentials"}}, id, secret)
@@ -149,11 +159,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(30 * time.Second); s.CurrentConfig() == before; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("SIGHUP did not reload the configuration:\n%s", logs.String())
-				}
-			}
+			waitReloaded(t, s, before, logs)
 
 			if status, out := clientCredentials(t, s, "svc-c", reloadSecretC); status != 200 {
 				t.Fatalf("added svc-c = %d %v", status, out)
@@ -375,11 +381,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); s.CurrentConfig() == before; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP did not reload the configuration:\n%s", logs.String())
-		}
-	}
+	waitReloaded(t, s, before, logs)
 	status, out := formPost(t, base+"/auth/token", url.Values{"grant_type": {"client_credentials"}}, "svc-c", reloadSecretC)
 	if status != 200 {
 		t.Fatalf("the client the reload added, through Serve's listener = %d %v", status, out)
