@@ -73,6 +73,8 @@ type App struct {
 	// closes when it has.
 	stopClientSync context.CancelFunc
 	clientSyncDone chan struct{}
+	// reloads applies the configuration file again on SIGHUP (reload.go).
+	reloads *reloader
 }
 
 // NewLogger returns the JSON logger at the configured level.
@@ -184,7 +186,7 @@ func (a *App) openRateLimits(ctx context.Context) error {
 // readiness lists what /readyz checks. Redis is informative: it fails
 // open, so a replica without it still serves, and every replica shares
 // it, so failing readiness would take all of them out at once.
-func (a *App) readiness(provs []providers.Provider) []handlers.ReadinessCheck {
+func (a *App) readiness() []handlers.ReadinessCheck {
 	checks := []handlers.ReadinessCheck{
 		{Name: "database", Check: func(ctx context.Context) error { return a.DB.SQL.PingContext(ctx) }},
 		{Name: "migrations", Check: a.migrator.CheckCurrent},
@@ -194,7 +196,7 @@ func (a *App) readiness(provs []providers.Provider) []handlers.ReadinessCheck {
 		checks = append(checks, handlers.ReadinessCheck{Name: "redis", Informative: true,
 			Check: func(ctx context.Context) error { return a.redis.Ping(ctx).Err() }})
 	}
-	return append(checks, providerReadiness(provs)...)
+	return checks
 }
 
 // rateLimitsDisplay says where the rate limits are counted.
@@ -256,6 +258,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.providers = provs
 	provSet := providers.NewSet(provs)
+	a.newReloader(provs, provSet)
 	a.Provisioning = NewProvisioner(cfg, a.Store, func(o *provisioning.Options) {
 		o.Providers, o.RecheckKey, o.Log = provSet, tokens.DeriveKey(cfg.SecretKey, "upstream-rechecks"), a.Log
 		o.OnRecheck = func(p, outcome string) { a.Metrics.UpstreamRechecks.WithLabelValues(p, outcome).Inc() }
@@ -295,7 +298,9 @@ func (a *App) build(ctx context.Context) error {
 		CORSOrigins:    a.Config.CORSOrigins,
 		MaxBodyBytes:   a.Config.MaxBodyBytes,
 		HSTS:           issuer.Scheme == "https",
-		Ready:          a.readiness(provs),
+		Ready:          a.readiness(),
+		// The providers' checks follow reloads of the configuration file.
+		MoreReady: func() []handlers.ReadinessCheck { return providerReadiness(provSet.All()) },
 		// GATEHOUSE_METRICS_ADDR moves /metrics off the public listener.
 		MetricsElsewhere: a.Config.MetricsAddr != "",
 	})
@@ -351,17 +356,8 @@ func (a *App) adminGuard(ctx context.Context, guard *admin.Guard) (*rbac.Middlew
 // the org-sync rules. tweak, when given, changes the options before the
 // service is built (the providers and sealing key of upstream re-checks).
 func NewProvisioner(cfg *config.Config, store *models.Store, tweak ...func(*provisioning.Options)) *provisioning.Service {
-	link, trusted := map[string]bool{}, map[string]bool{}
-	for _, p := range cfg.File.Providers {
-		link[p.Name], trusted[p.Name] = p.LinkByEmail, p.TrustedEmail
-	}
-	if _, named := trusted[DevProviderName]; cfg.DevLogin && !named {
-		// The built-in dev provider (development only) has its kind's default.
-		trusted[DevProviderName] = config.DefaultTrustedEmail("dev")
-	}
-	opts := provisioning.Options{
-		LinkByEmail: link, TrustedEmail: trusted, Sync: provisioning.NewSyncPolicy(cfg.File.OrgSync), Now: nowUTC,
-	}
+	pol := provisioningPolicy(cfg)
+	opts := provisioning.Options{LinkByEmail: pol.LinkByEmail, TrustedEmail: pol.TrustedEmail, Sync: pol.Sync, Now: nowUTC}
 	for _, t := range tweak {
 		t(&opts)
 	}
@@ -374,14 +370,8 @@ func NewProvisioner(cfg *config.Config, store *models.Store, tweak ...func(*prov
 // (tests shorten waits).
 func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyManager, m *handlers.Metrics, log *slog.Logger,
 	tweak ...func(*backchannel.Options)) *backchannel.Dispatcher {
-	endpoints := map[string]string{}
-	for _, c := range cfg.File.Clients {
-		if c.BackchannelLogoutURI != "" {
-			endpoints[c.ID] = c.BackchannelLogoutURI
-		}
-	}
 	opts := backchannel.Options{
-		Store: store, Signer: keys, Issuer: cfg.Issuer, Endpoints: endpoints, Log: log, Now: nowUTC,
+		Store: store, Signer: keys, Issuer: cfg.Issuer, Endpoints: backchannelEndpoints(cfg), Log: log, Now: nowUTC,
 		Timeout: cfg.BackchannelLogoutTimeout, GiveUpAfter: cfg.BackchannelLogoutGiveUp,
 		Hooks: backchannel.Hooks{
 			Outcome: func(client, outcome string) { m.BackchannelLogouts.WithLabelValues(client, outcome).Inc() },
@@ -397,10 +387,9 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	longest := longestTokenTTL(cfg)
 	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
 		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
-		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
+		RetainAfterRetire: keyRetention(cfg), Now: nowUTC,
 	})
 	if err != nil {
 		return nil, err
@@ -411,12 +400,16 @@ func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*to
 	return keys, nil
 }
 
-// Serve answers requests on ln until ctx is cancelled, then stops
-// accepting, lets in-flight requests finish (up to ShutdownTimeout) and
-// returns. With GATEHOUSE_METRICS_ADDR it also opens that address and
+// Serve answers requests on ln until ctx is cancelled, reloading the
+// configuration file on SIGHUP (Reload), then stops accepting, lets
+// in-flight requests finish (up to ShutdownTimeout) and returns. With GATEHOUSE_METRICS_ADDR it also opens that address and
 // serves /metrics there (and only there), stopping it the same way; a
 // listener that fails stops both.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	// SIGHUP reloads the configuration file while the server runs
+	// (reload.go); registered before a listener answers, so a SIGHUP
+	// sent to a server that answers never ends it.
+	defer a.ReloadOnSignal(context.Background())()
 	servers := []*listener{{name: "main", ln: ln, srv: a.httpServer(a.Engine)}}
 	if a.Config.MetricsAddr != "" {
 		mln, err := listen("GATEHOUSE_METRICS_ADDR", a.Config.MetricsAddr)
@@ -569,7 +562,7 @@ func (a *App) Close() error {
 		a.stopClientSync()
 		<-a.clientSyncDone
 	}
-	closeProviders(a.providers)
+	a.reloads.close()
 	a.closeRedis()
 	if err := a.APIKeys.Flush(context.Background()); err != nil {
 		a.Log.Error("record API key use", slog.String("error", err.Error()))

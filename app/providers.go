@@ -27,6 +27,15 @@ const DevProviderName = "dev"
 // name the provider's position in the YAML file and the field, all at
 // once. Upstream JWKS fetches are counted in metrics.
 func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger, metrics *handlers.Metrics) ([]providers.Provider, error) {
+	return rebuildProviders(cfg, store, log, metrics, nil)
+}
+
+// rebuildProviders is buildProviders keeping the instances running
+// offers for providers whose kind settings did not change (a reload):
+// their JWKS, discovery and SAML metadata caches live on. Only the
+// instances it builds are closed when it fails.
+func rebuildProviders(cfg *config.Config, store *models.Store, log *slog.Logger, metrics *handlers.Metrics,
+	running *providerGeneration) ([]providers.Provider, error) {
 	env := providers.Env{
 		HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		BaseURL:    cfg.Issuer,
@@ -38,13 +47,19 @@ func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger, m
 			metrics.JWKSFetches.WithLabelValues(provider, outcome).Inc()
 		},
 	}
-	var out []providers.Provider
+	var out, built []providers.Provider
 	var problems []config.Problem
 	named := map[string]bool{}
 	for i := range cfg.File.Providers {
 		pc := &cfg.File.Providers[i]
 		field := fmt.Sprintf("providers[%d] (%s)", i, pc.Name)
-		p, err := providers.New(pc.Type, pc.Name, pc, env)
+		var err error
+		p := running.reusable(pc)
+		if p == nil {
+			if p, err = providers.New(pc.Type, pc.Name, pc, env); err == nil {
+				built = append(built, p)
+			}
+		}
 		var se *providers.SettingsError
 		switch {
 		case errors.As(err, &se):
@@ -64,14 +79,17 @@ func buildProviders(cfg *config.Config, store *models.Store, log *slog.Logger, m
 		named[pc.Name] = true
 	}
 	if len(problems) > 0 {
-		closeProviders(out)
+		closeProviders(built)
 		return nil, &config.ValidationError{Problems: problems}
 	}
 	if cfg.DevLogin && !named[DevProviderName] {
-		p, err := providers.NewDev(DevProviderName, env)
-		if err != nil {
-			closeProviders(out)
-			return nil, fmt.Errorf("GATEHOUSE_DEV_LOGIN: %w", err)
+		p := running.builtInDev()
+		if p == nil {
+			var err error
+			if p, err = providers.NewDev(DevProviderName, env); err != nil {
+				closeProviders(built)
+				return nil, fmt.Errorf("GATEHOUSE_DEV_LOGIN: %w", err)
+			}
 		}
 		out = append(out, p)
 	}

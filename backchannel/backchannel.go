@@ -19,9 +19,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
@@ -154,10 +154,12 @@ const maxErrorLen = 200
 // Dispatcher delivers the outbox. Run it once per replica; several
 // replicas share the work through the database.
 type Dispatcher struct {
-	opts    Options
-	clients []string // ids of the clients with an endpoint, sorted
-	http    *http.Client
-	wake    chan struct{}
+	opts Options
+	// endpoints are Options.Endpoints as the dispatcher reads them,
+	// replaced whole by SetEndpoints.
+	endpoints atomic.Pointer[endpoints]
+	http      *http.Client
+	wake      chan struct{}
 
 	mu        sync.Mutex
 	inFlight  int
@@ -204,12 +206,7 @@ func New(opts Options) *Dispatcher {
 	// would let a logout endpoint send Gatehouse's POST anywhere.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	d := &Dispatcher{opts: opts, http: hc, wake: make(chan struct{}, 1), perClient: map[string]int{}}
-	for id, uri := range opts.Endpoints {
-		if uri != "" {
-			d.clients = append(d.clients, id)
-		}
-	}
-	slices.Sort(d.clients)
+	d.SetEndpoints(opts.Endpoints)
 	return d
 }
 
@@ -261,7 +258,7 @@ func (d *Dispatcher) DeliverDue(ctx context.Context) error {
 // housekeep drops the rows of clients that are not told and reports the
 // pending count.
 func (d *Dispatcher) housekeep(ctx context.Context) {
-	if n, err := d.opts.Store.DropLogoutDeliveries(ctx, d.clients); err != nil {
+	if n, err := d.opts.Store.DropLogoutDeliveries(ctx, d.endpoints.Load().clients); err != nil {
 		if ctx.Err() == nil {
 			d.opts.Log.ErrorContext(ctx, "back-channel logout: drop rows of clients without a URI", slog.String("error", err.Error()))
 		}
@@ -278,13 +275,14 @@ func (d *Dispatcher) housekeep(ctx context.Context) {
 // dispatch claims due rows while there are free slots and starts their
 // deliveries, counted in wg; it does not wait for them.
 func (d *Dispatcher) dispatch(ctx context.Context, wg *sync.WaitGroup) error {
-	if len(d.clients) == 0 {
+	clients := d.endpoints.Load().clients
+	if len(clients) == 0 {
 		return nil
 	}
 	d.mu.Lock()
 	free := d.opts.Parallel - d.inFlight
 	var eligible []string
-	for _, c := range d.clients {
+	for _, c := range clients {
 		if d.perClient[c] < d.opts.PerClient {
 			eligible = append(eligible, c)
 		}
@@ -437,7 +435,12 @@ func (d *Dispatcher) Token(row models.LogoutDelivery) (string, error) {
 // post sends the logout token and returns the answer's status (0 when
 // none came) and, for a failure, why, in words that hold no token.
 func (d *Dispatcher) post(ctx context.Context, row models.LogoutDelivery) (int, string) {
-	uri := d.opts.Endpoints[row.ClientID]
+	uri := d.endpoints.Load().uris[row.ClientID]
+	if uri == "" {
+		// A reloaded configuration took the client's URI away after the
+		// row was claimed; housekeeping drops the row.
+		return 0, "the client has no backchannel_logout_uri any more"
+	}
 	token, err := d.Token(row)
 	if err != nil {
 		return 0, truncate("sign the logout token: " + err.Error())

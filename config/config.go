@@ -105,6 +105,9 @@ type Config struct {
 	File File
 	// Warnings are the unsafe development defaults in effect.
 	Warnings []string
+
+	// source is where Load read this configuration, for Reload.
+	source Options
 }
 
 // Pool bounds the database connection pool.
@@ -192,6 +195,7 @@ func Load(opts Options) (*Config, []string, error) {
 		return nil, warnings, &ValidationError{Problems: r.problems}
 	}
 	c.Warnings = warnings
+	c.source = opts
 	return c, warnings, nil
 }
 

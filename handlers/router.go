@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type RouterOptions struct {
 	// HSTS adds Strict-Transport-Security (an https issuer).
 	HSTS  bool
 	Ready []ReadinessCheck
+	// MoreReady, when set, adds checks that change at run time (one per
+	// provider of a reloaded configuration file), asked at each request.
+	MoreReady func() []ReadinessCheck
 	// MetricsElsewhere leaves /metrics off this router (it answers 404):
 	// another listener serves Metrics.Handler (GATEHOUSE_METRICS_ADDR).
 	MetricsElsewhere bool
@@ -62,7 +66,7 @@ func NewRouter(opts RouterOptions) (*gin.Engine, error) {
 	r.NoMethod(func(c *gin.Context) { writeAnswer(c, lookup(fault.MethodNotAllowed), nil) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", readyz(opts.Log, opts.Ready))
+	r.GET("/readyz", readyz(opts.Log, opts.Ready, opts.MoreReady))
 	if !opts.MetricsElsewhere {
 		h := opts.Metrics.Handler()
 		r.GET("/metrics", func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
@@ -103,8 +107,12 @@ func corsFor(origins []string) gin.HandlerFunc {
 
 // readyz runs every check with a deadline; failures are named in the body
 // (details go to the log, not to the caller).
-func readyz(log *slog.Logger, checks []ReadinessCheck) gin.HandlerFunc {
+func readyz(log *slog.Logger, fixed []ReadinessCheck, more func() []ReadinessCheck) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		checks := fixed
+		if more != nil {
+			checks = append(slices.Clip(fixed), more()...)
+		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 		defer cancel()
 		results := gin.H{}

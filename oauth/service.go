@@ -130,9 +130,6 @@ type Service struct {
 	authFailures *authFailures
 	jtis         AssertionJTIs
 	clientKeys   *clientKeys
-	// trustedEmail is the provisioner's TrustedEmailProviders, fixed at
-	// start like the rest of the configuration.
-	trustedEmail []string
 }
 
 // New builds the authorization server.
@@ -147,9 +144,6 @@ func New(opts Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Provisioner != nil {
-		s.trustedEmail = opts.Provisioner.TrustedEmailProviders()
 	}
 	s.registry.store = opts.Clients
 	s.registry.current.Store(&clientSnapshot{cfg: opts.Config})

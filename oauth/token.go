@@ -154,7 +154,7 @@ func (s *Service) refreshGrant(ctx context.Context, client *Client, form url.Val
 			return nil, notMemberOr(err, org)
 		}
 	}
-	redeem := tokens.RedeemOptions{TrustedEmail: s.trustedEmail,
+	redeem := tokens.RedeemOptions{TrustedEmail: s.trustedEmailProviders(),
 		OrgRoles: client.Groups != nil && client.Groups.IncludeOrgRoles}
 	// A due upstream re-check runs before the token rotates: a refusal
 	// leaves the client its token; a re-check that ran may have changed

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/fault"
@@ -97,10 +98,12 @@ const DefaultInvitationTTL = 7 * 24 * time.Hour
 // *models.Store because each login is one read-decide-write transaction
 // (Store.InTx), which a narrower interface could not express.
 type Service struct {
-	store   *models.Store
-	opts    Options
-	trusted []string // the TrustedEmail providers, sorted
-	now     func() time.Time
+	store *models.Store
+	opts  Options
+	// policy is what the configuration file sets (Options.LinkByEmail,
+	// TrustedEmail and Sync), replaced whole by SetPolicy.
+	policy atomic.Pointer[policy]
+	now    func() time.Time
 }
 
 // New returns a provisioning service.
@@ -112,30 +115,24 @@ func New(store *models.Store, opts Options) *Service {
 	if opts.InvitationTTL <= 0 {
 		opts.InvitationTTL = DefaultInvitationTTL
 	}
-	if opts.Sync.OnLeave == "" {
-		opts.Sync.OnLeave = LeaveRemove
-	}
-	var trusted []string
-	for name, ok := range opts.TrustedEmail {
-		if ok {
-			trusted = append(trusted, name)
-		}
-	}
-	slices.Sort(trusted)
-	return &Service{store: store, opts: opts, trusted: trusted, now: now}
+	s := &Service{store: store, opts: opts, now: now}
+	s.SetPolicy(Policy{LinkByEmail: opts.LinkByEmail, TrustedEmail: opts.TrustedEmail, Sync: opts.Sync})
+	return s
 }
 
 // SyncRuleTargeting returns the first org-sync rule that may place
 // people in an organization with this slug (SyncPolicy.RuleTargeting).
-func (s *Service) SyncRuleTargeting(slug string) (Rule, bool) { return s.opts.Sync.RuleTargeting(slug) }
+func (s *Service) SyncRuleTargeting(slug string) (Rule, bool) {
+	return s.policy.Load().sync.RuleTargeting(slug)
+}
 
 // TrustedEmailProviders names the providers whose verified emails count,
 // sorted.
-func (s *Service) TrustedEmailProviders() []string { return slices.Clone(s.trusted) }
+func (s *Service) TrustedEmailProviders() []string { return slices.Clone(s.policy.Load().trusted) }
 
 // TrustsEmail reports whether the provider's verified emails count
 // (config `trusted_email`).
-func (s *Service) TrustsEmail(provider string) bool { return s.opts.TrustedEmail[provider] }
+func (s *Service) TrustsEmail(provider string) bool { return s.policy.Load().trustedEmail[provider] }
 
 // EmailVerified reports whether Gatehouse states the user's email
 // verified downstream (email_verified in ID and access tokens, UserInfo
@@ -148,7 +145,7 @@ func (s *Service) EmailVerified(ctx context.Context, u *models.User) (bool, erro
 	if u.Email == "" {
 		return false, nil
 	}
-	emails, err := s.store.TrustedVerifiedEmails(ctx, u.ID, s.trusted)
+	emails, err := s.store.TrustedVerifiedEmails(ctx, u.ID, s.policy.Load().trusted)
 	return slices.Contains(emails, u.Email), err
 }
 
@@ -342,10 +339,11 @@ func (s *Service) Resume(ctx context.Context, userID string) (*Result, error) {
 // exactly one user has that email verified by a trusted provider; or it
 // creates a new user.
 func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *providers.Identity, fields models.Identity, meta Meta, now time.Time, res *Result) error {
+	pol := s.policy.Load() // one policy for the whole decision
 	var candidates []models.EmailUser
 	if id.Email != "" {
 		var err error
-		if candidates, err = tx.UsersWithVerifiedEmail(ctx, id.Email, s.trusted); err != nil {
+		if candidates, err = tx.UsersWithVerifiedEmail(ctx, id.Email, pol.trusted); err != nil {
 			return err
 		}
 	}
@@ -355,9 +353,9 @@ func (s *Service) firstLogin(ctx context.Context, tx *models.Store, id *provider
 	notLinked := ""
 	switch {
 	case len(candidates) == 0:
-	case !s.opts.LinkByEmail[id.Provider]:
+	case !pol.linkByEmail[id.Provider]:
 		notLinked = "linking by email is not enabled for this provider"
-	case !s.TrustsEmail(id.Provider):
+	case !pol.trustedEmail[id.Provider]:
 		notLinked = NotTrustedReason
 	case !id.EmailVerified:
 		notLinked = "the provider did not verify the email"
@@ -501,9 +499,10 @@ func identityFields(id *providers.Identity) models.Identity {
 // verified address away from the tokens.
 func (s *Service) refreshProfile(ctx context.Context, tx *models.Store, u *models.User, id *providers.Identity) (map[string]any, error) {
 	up := map[string]any{}
+	pol := s.policy.Load()
 	replace := id.Email != "" && (id.EmailVerified || !u.EmailVerified)
-	if replace && id.Email != u.Email && !(id.EmailVerified && s.TrustsEmail(id.Provider)) {
-		vouched, err := tx.TrustedVerifiedEmails(ctx, u.ID, s.trusted)
+	if replace && id.Email != u.Email && !(id.EmailVerified && pol.trustedEmail[id.Provider]) {
+		vouched, err := tx.TrustedVerifiedEmails(ctx, u.ID, pol.trusted)
 		if err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ import (
 // transaction and returns how many it applied. Without matching rules and
 // synced memberships it runs no query at all.
 func (s *Service) syncOrgs(ctx context.Context, tx *models.Store, user *models.User, id *providers.Identity, current []models.Membership, meta Meta, now time.Time) (int, error) {
-	policy := s.opts.Sync
+	policy := s.policy.Load().sync
 	dir, err := loadDirectory(ctx, tx, id.Provider, policy.Targets(id.Provider, id.Groups))
 	if err != nil {
 		return 0, err

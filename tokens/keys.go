@@ -97,6 +97,8 @@ type KeyManager struct {
 
 	mu  sync.Mutex // serializes Init, Reload and Rotate
 	set atomic.Pointer[keySet]
+	// retain is RetainAfterRetire, which RetainAtLeast may lengthen.
+	retain atomic.Int64
 }
 
 // keySet is an immutable snapshot of the loaded keys.
@@ -153,7 +155,9 @@ func NewKeyManager(store KeyStore, secretKey string, opts KeyOptions) (*KeyManag
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &KeyManager{store: store, encKey: DeriveKey(secretKey, signingKeysPurpose), opts: opts}, nil
+	m := &KeyManager{store: store, encKey: DeriveKey(secretKey, signingKeysPurpose), opts: opts}
+	m.retain.Store(int64(opts.RetainAfterRetire))
+	return m, nil
 }
 
 // Init loads the keys, creating the first one (active at once) when the
@@ -336,7 +340,7 @@ func (m *KeyManager) keyChange(rows []models.SigningKey, now time.Time, force bo
 			ch.Retire = append(ch.Retire, models.SigningKeyRetirement{
 				ID:          r.ID,
 				RetiredAt:   cand.ActivatesAt,
-				DeleteAfter: cand.ActivatesAt.Add(m.opts.RetainAfterRetire),
+				DeleteAfter: cand.ActivatesAt.Add(time.Duration(m.retain.Load())),
 			})
 		}
 	}
