@@ -31,10 +31,12 @@ type idpMetadata struct {
 	log                 *slog.Logger
 	now                 func() time.Time
 
-	mu         sync.Mutex
-	current    *saml.EntityDescriptor
-	fetchedAt  time.Time
-	lastTry    time.Time
+	mu        sync.Mutex
+	current   *saml.EntityDescriptor
+	fetchedAt time.Time
+	lastTry   time.Time
+	// lastErr is why the last load failed (nil after a success).
+	lastErr    error
 	refreshing bool
 	fetchMu    sync.Mutex
 }
@@ -80,8 +82,16 @@ func newIDPMetadata(s *samlSettings, env Env) (*idpMetadata, error) {
 	return m, nil
 }
 
-// load reads or fetches the metadata now.
+// load reads or fetches the metadata now, remembering why it failed.
 func (m *idpMetadata) load(ctx context.Context) error {
+	err := m.loadOnce(ctx)
+	m.mu.Lock()
+	m.lastErr = err
+	m.mu.Unlock()
+	return err
+}
+
+func (m *idpMetadata) loadOnce(ctx context.Context) error {
 	m.fetchMu.Lock()
 	defer m.fetchMu.Unlock()
 	m.mu.Lock()
