@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,13 +68,6 @@ type App struct {
 	// its client when they are shared.
 	limits handlers.Limiter
 	redis  *redis.Client
-}
-
-// NewLogger returns the JSON logger at the configured level.
-func NewLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // OpenDatabase connects to the configured database and prepares its
@@ -437,7 +429,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { a.Backchannel.Run(maintCtx); close(backchannelDone) }()
 	defer func() { stopMaint(); <-backchannelDone }()
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
-	a.banner()
+	a.banner(ln.Addr())
 	var failed error
 	pending := len(servers)
 	select {
@@ -491,19 +483,30 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// banner tells a newcomer where to go and what is on.
-func (a *App) banner() {
+// banner tells a newcomer where to go and what is on; no secret (the
+// database is named by dialect and place, never its DSN).
+func (a *App) banner(addr net.Addr) {
 	// Each provider with the address to register upstream.
 	var names []string
 	for _, m := range a.SignIn.Methods() {
 		names = append(names, m.Name+" ("+m.Type+") callback "+m.CallbackURL)
 	}
-	db, _ := dburl.Parse(a.Config.DatabaseURL)
+	mode := "development"
+	if a.Config.Production() {
+		mode = "production"
+	}
+	metrics := "/metrics on this listener"
+	if a.Config.MetricsAddr != "" {
+		metrics = "/metrics on " + a.Config.MetricsAddr + " only"
+	}
 	attrs := []any{
-		slog.String("open", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
+		slog.String("issuer", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
+		slog.String("listen", addr.String()),
+		slog.String("mode", mode),
+		slog.String("database", DatabaseSummary(a.Config.DatabaseURL)),
 		slog.Any("providers", names),
-		slog.String("database", string(db.Dialect)+" "+db.Display),
-		slog.String("env", a.Config.Env),
+		slog.Int("clients", len(a.Config.File.Clients)),
+		slog.String("metrics", metrics),
 		slog.String("rate_limits", a.rateLimitsDisplay()),
 	}
 	if _, demo := a.OAuth.Client(DemoClientID); demo && !a.Config.Production() {
@@ -513,6 +516,24 @@ func (a *App) banner() {
 		attrs = append(attrs, slog.Any("unsafe_development_defaults", a.Config.Warnings))
 	}
 	a.Log.Info("Gatehouse is ready", attrs...)
+}
+
+// DatabaseSummary names a database for people without anything secret:
+// the dialect and, for PostgreSQL, host and database name only (a URL's
+// password or query parameters such as sslkey never appear).
+func DatabaseSummary(raw string) string {
+	t, err := dburl.Parse(raw)
+	if err != nil {
+		return "invalid"
+	}
+	if t.Dialect != dburl.Postgres {
+		return string(t.Dialect) + " " + t.Display
+	}
+	u, err := url.Parse(t.DSN)
+	if err != nil || u.Host == "" {
+		return string(t.Dialect)
+	}
+	return string(t.Dialect) + " " + u.Host + u.EscapedPath()
 }
 
 // maintain reloads signing keys (scheduled rotation, retirement) and

@@ -99,7 +99,7 @@ func loadConfig(stderr io.Writer) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := app.NewLogger(stderr, cfg.LogLevel)
+	log := app.NewLoggerFormat(stderr, cfg.LogLevel, cfg.LogFormat)
 	for _, w := range warnings {
 		log.Warn("unsafe development default", "setting", w)
 	}
@@ -113,7 +113,7 @@ func serve(stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := app.NewLogger(stderr, cfg.LogLevel)
+	log := app.NewLoggerFormat(stderr, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
