@@ -200,14 +200,24 @@ func (a *App) closeRedis() {
 
 func (a *App) prepareSchema(ctx context.Context) error {
 	if !a.Config.AutoMigrate {
-		return a.migrator.CheckCurrent(ctx)
+		if err := a.migrator.CheckCurrent(ctx); err != nil {
+			return err
+		}
+	} else {
+		applied, err := a.migrator.Up(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			a.Log.Info("applied migrations", slog.Any("versions", applied))
+		}
 	}
-	applied, err := a.migrator.Up(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		a.Log.Info("applied migrations", slog.Any("versions", applied))
+	// A newer release migrated the database (a rolling upgrade): this
+	// binary runs beside it because those migrations are marked
+	// compatible, but should be replaced.
+	if ahead, err := a.migrator.Ahead(ctx); err == nil && len(ahead) > 0 {
+		a.Log.Warn("the database has migrations of a newer Gatehouse, marked compatible with this one: finish the upgrade",
+			slog.Any("versions", ahead))
 	}
 	return nil
 }
