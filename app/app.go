@@ -383,14 +383,7 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
-	for _, c := range cfg.File.Clients {
-		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
-	}
-	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
-		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
-		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
-	})
+	keys, err := newKeyManager(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +391,18 @@ func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*to
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	return keys, nil
+}
+
+// newKeyManager prepares the signing keys without touching the database.
+func newKeyManager(cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
+	longest := max(cfg.AccessTokenTTL, cfg.IDTokenTTL)
+	for _, c := range cfg.File.Clients {
+		longest = max(longest, time.Duration(c.AccessTokenTTL), time.Duration(c.IDTokenTTL))
+	}
+	return tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
+		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
+		RetainAfterRetire: longest + time.Minute, Now: nowUTC,
+	})
 }
 
 // Serve answers requests on ln until ctx is cancelled, then stops

@@ -5,6 +5,8 @@
 //	gatehouse keys rotate|list
 //	gatehouse admin grant EMAIL
 //	gatehouse users list|deactivate|reactivate|delete
+//	gatehouse doctor
+//	gatehouse healthcheck
 //	gatehouse version
 package main
 
@@ -43,6 +45,8 @@ commands:
   users deactivate USER   disable USER (an id, or an email one user has): sessions end, sign-in refused
   users reactivate USER   enable USER again
   users delete USER --yes delete USER for good (an erasure request)
+  doctor                  check the configuration against the deployment, one line per check
+  healthcheck [--url URL] exit 0 if this machine's Gatehouse answers /healthz (container HEALTHCHECK)
   version                 print the version
 
 Settings come from the environment (see .env.example).
@@ -69,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = adminCmd(args, stdout, stderr)
 	case "users":
 		err = usersCmd(args, stdout, stderr)
+	case "healthcheck":
+		err = healthcheck(args, stdout)
+	case "doctor":
+		return doctor(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 	case "help", "--help", "-h":
