@@ -152,18 +152,7 @@ func (m *idpMetadata) get(ctx context.Context) (*saml.EntityDescriptor, error) {
 	}
 	m.mu.Unlock()
 	if startRefresh {
-		go func() {
-			// Detached from the request: a sign-in must not cancel the
-			// refresh it happened to trigger.
-			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.load(rctx); err != nil {
-				m.log.Warn("SAML IdP metadata refresh failed; keeping the metadata already loaded", slog.String("error", err.Error()))
-			}
-			m.mu.Lock()
-			m.refreshing = false
-			m.mu.Unlock()
-		}()
+		m.loadDetached("SAML IdP metadata refresh failed; keeping the metadata already loaded")
 	}
 	if cur != nil {
 		return cur, nil
@@ -177,6 +166,23 @@ func (m *idpMetadata) get(ctx context.Context) (*saml.EntityDescriptor, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.current, nil
+}
+
+// loadDetached loads the metadata in the background, detached from the
+// request that asked (a sign-in or a probe must not cancel the fetch it
+// happened to trigger), logs failure on failure and clears refreshing,
+// which the caller set.
+func (m *idpMetadata) loadDetached(failure string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.load(ctx); err != nil {
+			m.log.Warn(failure, slog.String("error", err.Error()))
+		}
+		m.mu.Lock()
+		m.refreshing = false
+		m.mu.Unlock()
+	}()
 }
 
 // parseIDPMetadata reads an EntityDescriptor, or picks one IdP out of an

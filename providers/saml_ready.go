@@ -3,8 +3,6 @@ package providers
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"time"
 )
 
 // Ready reports whether the IdP's metadata is loaded: a SAML provider
@@ -27,16 +25,7 @@ func (p *samlProvider) Ready(context.Context) error {
 		return nil
 	}
 	if retry {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.load(ctx); err != nil {
-				m.log.Warn("SAML IdP metadata still not loaded", slog.String("error", err.Error()))
-			}
-			m.mu.Lock()
-			m.refreshing = false
-			m.mu.Unlock()
-		}()
+		m.loadDetached("SAML IdP metadata still not loaded")
 	}
 	if lastErr != nil {
 		return fmt.Errorf("IdP metadata not loaded: %w", lastErr)
