@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/dburl"
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
@@ -60,7 +61,8 @@ type DoctorOptions struct {
 // discovery document's issuer), the database, its migrations, the signing
 // keys, each provider's discovery or metadata (and JWKS), the callback
 // URLs to register upstream, and the clock against the upstreams' Date
-// headers. Secrets never appear in its lines.
+// headers. It changes nothing (a SQLite file that does not exist is not
+// created). Secrets never appear in its lines.
 func Doctor(ctx context.Context, cfg *config.Config, opts DoctorOptions) []DoctorCheck {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -74,8 +76,13 @@ func Doctor(ctx context.Context, cfg *config.Config, opts DoctorOptions) []Docto
 	d := &doctor{cfg: cfg, opts: opts}
 	d.issuer(ctx)
 	d.database(ctx)
+	dev := false
 	for i := range cfg.File.Providers {
 		d.provider(ctx, &cfg.File.Providers[i])
+		dev = dev || cfg.File.Providers[i].Name == DevProviderName
+	}
+	if cfg.DevLogin && !dev {
+		d.add(DoctorWarn, "provider dev (dev, GATEHOUSE_DEV_LOGIN): anyone can sign in as anyone", "set GATEHOUSE_DEV_LOGIN=false outside development")
 	}
 	d.clock()
 	return d.out
@@ -176,6 +183,13 @@ func (d *doctor) issuer(ctx context.Context) {
 
 func (d *doctor) database(ctx context.Context) {
 	name := DatabaseSummary(d.cfg.DatabaseURL)
+	// Opening a SQLite file that is not there would create it.
+	if t, err := dburl.Parse(d.cfg.DatabaseURL); err == nil && t.Dialect == dburl.SQLite {
+		if _, err := os.Stat(t.Display); errors.Is(err, os.ErrNotExist) {
+			d.add(DoctorWarn, "database "+name+" does not exist yet", "Gatehouse creates it at first start; check GATEHOUSE_DATABASE_URL if it should exist")
+			return
+		}
+	}
 	db, m, err := OpenDatabase(ctx, d.cfg)
 	if err != nil {
 		d.add(DoctorFail, "database "+name+": "+OneLine(err), "check GATEHOUSE_DATABASE_URL and that the database server runs and accepts this host")
