@@ -58,7 +58,7 @@ func isLeaf(pkg string) bool {
 // databases, whole servers): the layering rules do not apply to them, and
 // no other package may depend on them.
 var testSupportPackages = []string{"app/apptest", "models/dbtest", "providers/providertest", "providers/githubtest",
-	"providers/samltest", "ratelimit/redistest"}
+	"providers/samltest", "ratelimit/redistest", "migrations/migrationstest"}
 
 func testSupport(pkg string) bool { return slices.Contains(testSupportPackages, pkg) }
 

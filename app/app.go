@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -75,13 +74,6 @@ type App struct {
 	clientSyncDone chan struct{}
 	// reloads applies the configuration file again on SIGHUP (reload.go).
 	reloads *reloader
-}
-
-// NewLogger returns the JSON logger at the configured level.
-func NewLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // OpenDatabase connects to the configured database and prepares its
@@ -218,14 +210,24 @@ func (a *App) closeRedis() {
 
 func (a *App) prepareSchema(ctx context.Context) error {
 	if !a.Config.AutoMigrate {
-		return a.migrator.CheckCurrent(ctx)
+		if err := a.migrator.CheckCurrent(ctx); err != nil {
+			return err
+		}
+	} else {
+		applied, err := a.migrator.Up(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			a.Log.Info("applied migrations", slog.Any("versions", applied))
+		}
 	}
-	applied, err := a.migrator.Up(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		a.Log.Info("applied migrations", slog.Any("versions", applied))
+	// A newer release migrated the database (a rolling upgrade): this
+	// binary runs beside it because those migrations are marked
+	// compatible, but should be replaced.
+	if ahead, err := a.migrator.Ahead(ctx); err == nil && len(ahead) > 0 {
+		a.Log.Warn("the database has migrations of a newer Gatehouse, marked compatible with this one: finish the upgrade",
+			slog.Any("versions", ahead))
 	}
 	return nil
 }
@@ -387,10 +389,7 @@ func NewBackchannel(cfg *config.Config, store *models.Store, keys *tokens.KeyMan
 // OpenKeys loads the signing keys, creating the first one on a new
 // database. A secret key that cannot decrypt them stops start-up.
 func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
-	keys, err := tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
-		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
-		RetainAfterRetire: keyRetention(cfg), Now: nowUTC,
-	})
+	keys, err := newKeyManager(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +397,14 @@ func OpenKeys(ctx context.Context, cfg *config.Config, store *models.Store) (*to
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	return keys, nil
+}
+
+// newKeyManager prepares the signing keys without touching the database.
+func newKeyManager(cfg *config.Config, store *models.Store) (*tokens.KeyManager, error) {
+	return tokens.NewKeyManager(store, cfg.SecretKey, tokens.KeyOptions{
+		Algorithm: cfg.SigningAlg, RotationPeriod: cfg.KeyRotationPeriod, PublishLead: cfg.KeyPublishLead,
+		RetainAfterRetire: keyRetention(cfg), Now: nowUTC,
+	})
 }
 
 // Serve answers requests on ln until ctx is cancelled, reloading the
@@ -443,7 +450,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { a.Backchannel.Run(maintCtx); close(backchannelDone) }()
 	defer func() { stopMaint(); <-backchannelDone }()
 	a.Log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("issuer", a.Config.Issuer))
-	a.banner()
+	a.banner(ln.Addr())
 	var failed error
 	pending := len(servers)
 	select {
@@ -497,19 +504,30 @@ func (a *App) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// banner tells a newcomer where to go and what is on.
-func (a *App) banner() {
+// banner tells a newcomer where to go and what is on; no secret (the
+// database is named by dialect and place, never its DSN).
+func (a *App) banner(addr net.Addr) {
 	// Each provider with the address to register upstream.
 	var names []string
 	for _, m := range a.SignIn.Methods() {
 		names = append(names, m.Name+" ("+m.Type+") callback "+m.CallbackURL)
 	}
-	db, _ := dburl.Parse(a.Config.DatabaseURL)
+	mode := "development"
+	if a.Config.Production() {
+		mode = "production"
+	}
+	metrics := "/metrics on this listener"
+	if a.Config.MetricsAddr != "" {
+		metrics = "/metrics on " + a.Config.MetricsAddr + " only"
+	}
 	attrs := []any{
-		slog.String("open", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
+		slog.String("issuer", strings.TrimSuffix(a.Config.Issuer, "/")+"/"),
+		slog.String("listen", addr.String()),
+		slog.String("mode", mode),
+		slog.String("database", DatabaseSummary(a.Config.DatabaseURL)),
 		slog.Any("providers", names),
-		slog.String("database", string(db.Dialect)+" "+db.Display),
-		slog.String("env", a.Config.Env),
+		slog.Int("clients", len(a.Config.File.Clients)),
+		slog.String("metrics", metrics),
 		slog.String("rate_limits", a.rateLimitsDisplay()),
 	}
 	if _, demo := a.OAuth.Client(DemoClientID); demo && !a.Config.Production() {
@@ -519,6 +537,24 @@ func (a *App) banner() {
 		attrs = append(attrs, slog.Any("unsafe_development_defaults", a.Config.Warnings))
 	}
 	a.Log.Info("Gatehouse is ready", attrs...)
+}
+
+// DatabaseSummary names a database for people without anything secret:
+// the dialect and, for PostgreSQL, host and database name only (a URL's
+// password or query parameters such as sslkey never appear).
+func DatabaseSummary(raw string) string {
+	t, err := dburl.Parse(raw)
+	if err != nil {
+		return "invalid"
+	}
+	if t.Dialect != dburl.Postgres {
+		return string(t.Dialect) + " " + t.Display
+	}
+	u, err := url.Parse(t.DSN)
+	if err != nil || u.Host == "" {
+		return string(t.Dialect)
+	}
+	return string(t.Dialect) + " " + u.Host + u.EscapedPath()
 }
 
 // maintain reloads signing keys (scheduled rotation, retirement) and

@@ -69,6 +69,9 @@ type Config struct {
 	TrustedProxies    []string
 	CORSOrigins       []string
 	LogLevel          string
+	// LogFormat is json, text, or empty: text when stderr is a terminal,
+	// JSON otherwise (GATEHOUSE_LOG_FORMAT).
+	LogFormat string
 	// AdminAudience is the aud an access token needs for the admin API.
 	AdminAudience string
 	// DevLogin enables the built-in dev provider.
@@ -305,6 +308,7 @@ func (r *reader) read() *Config {
 		TrustedProxies:     r.list("GATEHOUSE_TRUSTED_PROXIES"),
 		CORSOrigins:        r.list("GATEHOUSE_CORS_ORIGINS"),
 		LogLevel:           strings.ToLower(r.str("GATEHOUSE_LOG_LEVEL", "info")),
+		LogFormat:          strings.ToLower(r.str("GATEHOUSE_LOG_FORMAT", "")),
 		AdminAudience:      r.str("GATEHOUSE_ADMIN_AUDIENCE", "gatehouse-admin"),
 		RateLimit:          r.integer("GATEHOUSE_RATE_LIMIT", 120, 0),
 		RedisURL:           r.str("GATEHOUSE_REDIS_URL", ""),
@@ -378,6 +382,11 @@ func validate(c *Config, r *reader) []string {
 	case "debug", "info", "warn", "error":
 	default:
 		r.fail("GATEHOUSE_LOG_LEVEL", "must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "json", "text":
+	default:
+		r.fail("GATEHOUSE_LOG_FORMAT", "must be json or text (or unset: text on a terminal, JSON otherwise), not %q", c.LogFormat)
 	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {

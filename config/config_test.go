@@ -100,6 +100,7 @@ func TestValidationRules(t *testing.T) {
 		{"bad origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "https://app.example.com/path"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
 		{"wildcard origin", map[string]string{"GATEHOUSE_CORS_ORIGINS": "*"}, "GATEHOUSE_CORS_ORIGINS", "must be an origin"},
 		{"bad log level", map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL", "debug, info, warn or error"},
+		{"bad log format", map[string]string{"GATEHOUSE_LOG_FORMAT": "pretty"}, "GATEHOUSE_LOG_FORMAT", "must be json or text"},
 		{"absolute below idle", map[string]string{"GATEHOUSE_REFRESH_IDLE_TTL": "48h", "GATEHOUSE_REFRESH_ABSOLUTE_TTL": "24h"}, "GATEHOUSE_REFRESH_ABSOLUTE_TTL", "not be shorter"},
 		{"lead below jwks age", map[string]string{"GATEHOUSE_KEY_PUBLISH_LEAD": "1m"}, "GATEHOUSE_KEY_PUBLISH_LEAD", "at least GATEHOUSE_JWKS_MAX_AGE"},
 		{"production without secret", map[string]string{"GATEHOUSE_ENV": "production", "GATEHOUSE_ISSUER": "https://auth.example.com"}, "GATEHOUSE_SECRET_KEY", "not allowed with GATEHOUSE_ENV=production"},

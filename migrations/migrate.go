@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -35,14 +36,32 @@ type Migrator struct {
 	provider *goose.Provider
 	dialect  Dialect
 	db       *sql.DB
+	// compatible holds the versions this binary knows whose files say
+	// the previous release may run against them (CompatibleMark).
+	compatible map[int64]bool
 }
 
-// New prepares a Migrator for db. On PostgreSQL every run holds a session
-// advisory lock, so replicas starting together migrate one after another.
+// New prepares a Migrator for db with the migrations embedded in this
+// binary. On PostgreSQL every run holds a session advisory lock, so
+// replicas starting together migrate one after another.
 func New(db *sql.DB, dialect Dialect) (*Migrator, error) {
-	sub, err := fs.Sub(files, string(dialect))
+	return NewFrom(db, dialect, files)
+}
+
+// Files returns the migrations embedded in this binary: one folder per
+// dialect ("sqlite", "postgres") of NNNNN_name.sql files.
+func Files() fs.FS { return files }
+
+// NewFrom is New with the migrations read from fsys (laid out as Files):
+// tests stand in an older or newer Gatehouse with fewer or more of them.
+func NewFrom(db *sql.DB, dialect Dialect, fsys fs.FS) (*Migrator, error) {
+	sub, err := fs.Sub(fsys, string(dialect))
 	if err != nil {
 		return nil, fmt.Errorf("migrations for %s: %w", dialect, err)
+	}
+	compatible, err := readMarks(sub)
+	if err != nil {
+		return nil, err
 	}
 	var opts []goose.ProviderOption
 	gooseDialect := goose.DialectSQLite3
@@ -58,7 +77,7 @@ func New(db *sql.DB, dialect Dialect) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return &Migrator{provider: p, dialect: dialect, db: db}, nil
+	return &Migrator{provider: p, dialect: dialect, db: db, compatible: compatible}, nil
 }
 
 // Latest is the highest migration version this binary knows.
@@ -94,16 +113,72 @@ func (m *Migrator) Current(ctx context.Context) (int64, error) {
 	return v.Int64, nil
 }
 
-// checkNotNewer refuses databases migrated past what this binary knows.
+// checkNotNewer refuses databases migrated past what this binary knows,
+// unless every migration it does not know is recorded as compatible with
+// the previous release (a rolling upgrade: docs/production.md).
 func (m *Migrator) checkNotNewer(ctx context.Context) error {
+	_, err := m.ahead(ctx)
+	return err
+}
+
+// ahead returns the applied versions this binary does not know, all of
+// them compatible, or ErrSchemaTooNew naming those that are not.
+func (m *Migrator) ahead(ctx context.Context) ([]int64, error) {
 	cur, err := m.Current(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if cur > m.Latest() {
-		return fmt.Errorf("%w: database is at version %d, this binary knows up to %d; upgrade Gatehouse", ErrSchemaTooNew, cur, m.Latest())
+	if cur <= m.Latest() {
+		return nil, nil
 	}
-	return nil
+	unknown, err := m.appliedAfter(ctx, m.Latest())
+	if err != nil {
+		return nil, err
+	}
+	marked, err := m.recordedCompatible(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var breaking []string
+	for _, v := range unknown {
+		if !marked[v] {
+			breaking = append(breaking, fmt.Sprintf("%05d", v))
+		}
+	}
+	if len(breaking) > 0 {
+		return nil, fmt.Errorf("%w: database is at version %d, this binary knows up to %d, and %s %s not marked compatible with older releases; run the newer Gatehouse (or roll the database back with it)",
+			ErrSchemaTooNew, cur, m.Latest(), strings.Join(breaking, ", "), plural(len(breaking), "is", "are"))
+	}
+	return unknown, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Ahead returns the migrations the database has that this binary does
+// not know (nil when it knows them all). They are all compatible with
+// this binary: otherwise the error is ErrSchemaTooNew.
+func (m *Migrator) Ahead(ctx context.Context) ([]int64, error) { return m.ahead(ctx) }
+
+func (m *Migrator) appliedAfter(ctx context.Context, v int64) ([]int64, error) {
+	rows, err := m.db.QueryContext(ctx, "SELECT DISTINCT version_id FROM goose_db_version WHERE is_applied AND version_id > "+m.param(1)+" ORDER BY version_id", v)
+	if err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read schema version: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // Up applies every pending migration and returns the versions applied.
@@ -121,6 +196,9 @@ func (m *Migrator) Up(ctx context.Context) ([]int64, error) {
 	if err != nil {
 		return applied, fmt.Errorf("apply migrations: %w", err)
 	}
+	if err := m.recordCompatibility(ctx); err != nil {
+		return applied, err
+	}
 	return applied, nil
 }
 
@@ -135,6 +213,9 @@ func (m *Migrator) Down(ctx context.Context) (int64, error) {
 			return 0, nil
 		}
 		return 0, fmt.Errorf("roll back migration: %w", err)
+	}
+	if err := m.forgetCompatibility(ctx, r.Source.Version); err != nil {
+		return r.Source.Version, err
 	}
 	return r.Source.Version, nil
 }
@@ -164,18 +245,24 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	return out, nil
 }
 
-// CheckCurrent returns nil when the database is exactly at the latest
-// version, ErrPending when migrations are missing, ErrSchemaTooNew when
-// the database is ahead.
+// CheckCurrent returns nil when the database has every migration this
+// binary knows and nothing else but migrations marked compatible with
+// older releases (a newer replica migrated it during a rolling upgrade),
+// ErrPending when migrations are missing, ErrSchemaTooNew when the
+// database is ahead by a migration not marked compatible.
 func (m *Migrator) CheckCurrent(ctx context.Context) error {
 	if err := m.checkNotNewer(ctx); err != nil {
+		return err
+	}
+	pending, err := m.pending(ctx)
+	if err != nil {
 		return err
 	}
 	cur, err := m.Current(ctx)
 	if err != nil {
 		return err
 	}
-	if cur < m.Latest() {
+	if pending > 0 {
 		return fmt.Errorf("%w: database is at version %d, latest is %d; run `gatehouse migrate up`", ErrPending, cur, m.Latest())
 	}
 	return nil

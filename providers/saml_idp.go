@@ -31,10 +31,12 @@ type idpMetadata struct {
 	log                 *slog.Logger
 	now                 func() time.Time
 
-	mu         sync.Mutex
-	current    *saml.EntityDescriptor
-	fetchedAt  time.Time
-	lastTry    time.Time
+	mu        sync.Mutex
+	current   *saml.EntityDescriptor
+	fetchedAt time.Time
+	lastTry   time.Time
+	// lastErr is why the last load failed (nil after a success).
+	lastErr    error
 	refreshing bool
 	fetchMu    sync.Mutex
 }
@@ -80,8 +82,16 @@ func newIDPMetadata(s *samlSettings, env Env) (*idpMetadata, error) {
 	return m, nil
 }
 
-// load reads or fetches the metadata now.
+// load reads or fetches the metadata now, remembering why it failed.
 func (m *idpMetadata) load(ctx context.Context) error {
+	err := m.loadOnce(ctx)
+	m.mu.Lock()
+	m.lastErr = err
+	m.mu.Unlock()
+	return err
+}
+
+func (m *idpMetadata) loadOnce(ctx context.Context) error {
 	m.fetchMu.Lock()
 	defer m.fetchMu.Unlock()
 	m.mu.Lock()
@@ -142,18 +152,7 @@ func (m *idpMetadata) get(ctx context.Context) (*saml.EntityDescriptor, error) {
 	}
 	m.mu.Unlock()
 	if startRefresh {
-		go func() {
-			// Detached from the request: a sign-in must not cancel the
-			// refresh it happened to trigger.
-			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := m.load(rctx); err != nil {
-				m.log.Warn("SAML IdP metadata refresh failed; keeping the metadata already loaded", slog.String("error", err.Error()))
-			}
-			m.mu.Lock()
-			m.refreshing = false
-			m.mu.Unlock()
-		}()
+		m.loadDetached("SAML IdP metadata refresh failed; keeping the metadata already loaded")
 	}
 	if cur != nil {
 		return cur, nil
@@ -167,6 +166,23 @@ func (m *idpMetadata) get(ctx context.Context) (*saml.EntityDescriptor, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.current, nil
+}
+
+// loadDetached loads the metadata in the background, detached from the
+// request that asked (a sign-in or a probe must not cancel the fetch it
+// happened to trigger), logs failure on failure and clears refreshing,
+// which the caller set.
+func (m *idpMetadata) loadDetached(failure string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.load(ctx); err != nil {
+			m.log.Warn(failure, slog.String("error", err.Error()))
+		}
+		m.mu.Lock()
+		m.refreshing = false
+		m.mu.Unlock()
+	}()
 }
 
 // parseIDPMetadata reads an EntityDescriptor, or picks one IdP out of an

@@ -6,6 +6,8 @@
 //	gatehouse admin grant EMAIL
 //	gatehouse users list|deactivate|reactivate|delete
 //	gatehouse clients list|show|create|update|rotate-secret|delete
+//	gatehouse doctor
+//	gatehouse healthcheck
 //	gatehouse version
 package main
 
@@ -46,6 +48,8 @@ commands:
   users delete USER --yes delete USER for good (an erasure request)
   clients list|show|create|update|rotate-secret|delete
                           manage the clients stored in the database (gatehouse clients for usage)
+  doctor                  check the configuration against the deployment, one line per check
+  healthcheck [--url URL] exit 0 if this machine's Gatehouse answers /healthz (container HEALTHCHECK)
   version                 print the version
 
 Settings come from the environment (see .env.example).
@@ -74,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = usersCmd(args, stdout, stderr)
 	case "clients":
 		err = clientsCmd(args, stdout, stderr)
+	case "healthcheck":
+		err = healthcheck(args, stdout)
+	case "doctor":
+		return doctor(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 	case "help", "--help", "-h":
@@ -104,7 +112,7 @@ func loadConfig(stderr io.Writer) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := app.NewLogger(stderr, cfg.LogLevel)
+	log := app.NewLoggerFormat(stderr, cfg.LogLevel, cfg.LogFormat)
 	for _, w := range warnings {
 		log.Warn("unsafe development default", "setting", w)
 	}
@@ -118,7 +126,7 @@ func serve(stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := app.NewLogger(stderr, cfg.LogLevel)
+	log := app.NewLoggerFormat(stderr, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err

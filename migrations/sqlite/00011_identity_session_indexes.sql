@@ -1,4 +1,5 @@
 -- +goose Up
+-- gatehouse: compatible-with-previous-release
 -- Sessions and browser sessions are looked up by the identity they came
 -- through: an upstream re-check that finds the person gone ends every
 -- one of them (EndIdentitySessions), a refresh refused by
