@@ -75,6 +75,8 @@ var settingNames = map[string]string{
 	"APIKeyTokenTTL":           "GATEHOUSE_API_KEY_TOKEN_TTL",
 	"BackchannelLogoutTimeout": "GATEHOUSE_BACKCHANNEL_LOGOUT_TIMEOUT", "BackchannelLogoutGiveUp": "GATEHOUSE_BACKCHANNEL_LOGOUT_GIVE_UP",
 	"RedisURL": "GATEHOUSE_REDIS_URL", "RedisKeyPrefix": "GATEHOUSE_REDIS_KEY_PREFIX",
+	"LogFormat": "GATEHOUSE_LOG_FORMAT", "ClientsPollInterval": "GATEHOUSE_CLIENTS_POLL_INTERVAL",
+	"Registration": "GATEHOUSE_DCR_*",
 }
 
 // SameKindSettings reports whether p and q configure the same upstream:

@@ -89,7 +89,7 @@ func TestLogFormatOnTerminal(t *testing.T) {
 	// Columns are aligned on the longest key: compare with single spaces.
 	squeezed := regexp.MustCompile(` +`).ReplaceAllString(got, " ")
 	for _, want := range []string{" INFO Gatehouse is ready\n", "\n issuer http://localhost:", "\n listen 127.0.0.1:", "\n mode development\n",
-		"\n database postgres 127.0.0.1:5432/test\n", "\n providers dev (dev) callback http://localhost:", "\n clients 1\n", "\n metrics /metrics on this listener\n"} {
+		"\n database postgres 127.0.0.1:5432/test\n", "\n providers dev (dev) callback http://localhost:", "\n clients 2\n", "\n metrics /metrics on this listener\n"} {
 		if !strings.Contains(squeezed, want) {
 			t.Fatalf("terminal log lacks %q:\n%s", want, got)
 		}
