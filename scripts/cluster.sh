@@ -12,6 +12,7 @@
 #   scripts/cluster.sh soak      # the mixed-traffic soak through HAProxy (DURATION, default 60s)
 #   scripts/cluster.sh fault NAME [seconds]
 #                                # kill-replica | restart-postgres | stop-redis | upstream-down | rotate-key
+#   scripts/cluster.sh chaos     # the soak with every fault at its time (DURATION, default 600s)
 #   scripts/cluster.sh down      # stop everything and remove the state folder
 #
 # The cluster's own PostgreSQL and Redis run on their own ports, so the
@@ -55,6 +56,8 @@ wait_for() {
 gh_env() {
   # shellcheck disable=SC1091
   source "$dir/secrets.env"
+  # shellcheck disable=SC1091
+  source "$dir/settings.env" # what `up` was given, for replicas restarted later
   export GATEHOUSE_ISSUER=$issuer GATEHOUSE_CONFIG=$dir/gatehouse.yaml \
     GATEHOUSE_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/gatehouse?sslmode=disable" \
     GATEHOUSE_REDIS_URL=redis://127.0.0.1:$redis_port/0 GATEHOUSE_RATE_LIMIT=${RATE_LIMIT:-100000} \
@@ -102,6 +105,13 @@ UPSTREAM_SECRET=$(rand)
 KB_BACKEND_SECRET=$(rand)
 ENV
   chmod 600 "$dir/secrets.env"
+  cat >"$dir/settings.env" <<ENV
+RATE_LIMIT=${RATE_LIMIT:-100000}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+DB_MAX_OPEN_CONNS=${DB_MAX_OPEN_CONNS:-20}
+KEY_PUBLISH_LEAD=${KEY_PUBLISH_LEAD:-150s}
+JWKS_MAX_AGE=${JWKS_MAX_AGE:-60s}
+ENV
 
   log "building gatehouse, fakeidp, backend and loadtest"
   if [[ -n ${GATEHOUSE_BIN:-} ]]; then cp "$GATEHOUSE_BIN" "$dir/bin/gatehouse"; else go build -o "$dir/bin/gatehouse" ./cmd/gatehouse; fi
@@ -274,20 +284,41 @@ fault() {
       note "fault stop-redis: Redis answers"
       ;;
     upstream-down)
-      note "fault upstream-down: discovery and JWKS unreachable"
+      # With RESTART_REPLICA=N, replica N restarts 10 s into the outage: it
+      # starts without the upstream's discovery (degraded) and gets it back
+      # when the upstream returns.
+      local t=${secs:-60} i r=${RESTART_REPLICA:-}
+      note "fault upstream-down: discovery and JWKS unreachable for ${t}s ($(curl -s "http://127.0.0.1:$idp_admin_port/stats"))"
       curl -sf -X POST "http://127.0.0.1:$idp_admin_port/down" >/dev/null
-      local t=${secs:-60} i
       for ((i = 0; i < t; i += 10)); do
         sleep $((t - i < 10 ? t - i : 10))
-        note "  /readyz r1: $(curl -s -m 4 "http://127.0.0.1:$(replica_port 1)/readyz")"
+        if [[ -n $r && $i == 0 ]]; then
+          note "  restarting replica $r (SIGTERM) while the upstream is down"
+          stop_pid "gatehouse-$r"
+          start_replica "$r" | tee -a "$dir/faults.log"
+        fi
+        for n in "${replicas[@]}"; do
+          note "  /readyz r$n: $(curl -s -m 4 "http://127.0.0.1:$(replica_port "$n")/readyz")"
+        done
       done
       curl -sf -X POST "http://127.0.0.1:$idp_admin_port/up" >/dev/null
-      note "fault upstream-down: discovery and JWKS back"
+      note "fault upstream-down: discovery and JWKS back ($(curl -s "http://127.0.0.1:$idp_admin_port/stats"))"
+      if [[ -n $r ]]; then
+        local w=0
+        until curl -s -m 4 "http://127.0.0.1:$(replica_port "$r")/readyz" | grep -q '"status":"ready"'; do
+          sleep 1; w=$((w + 1)); ((w < 120)) || break
+        done
+        note "  replica $r /readyz after ${w}s: $(curl -s -m 4 "http://127.0.0.1:$(replica_port "$r")/readyz")"
+      fi
       ;;
     rotate-key)
       local n=${REPLICA:-1}
       note "fault rotate-key: gatehouse keys rotate with replica $n's settings"
       (gh_env; "$dir/bin/gatehouse" keys rotate) 2>&1 | tee -a "$dir/faults.log"
+      ;;
+    backend-refusals)
+      # Not a fault: what the example backend refused, by reason.
+      note "backend refusals so far: $(grep -o '"reason":"[^"]*","description":"[^"]*"' "$dir/logs/backend.log" | sort | uniq -c | tr '\n' ';' || true)"
       ;;
     *) die "unknown fault '${name}': kill-replica, restart-postgres, stop-redis, upstream-down or rotate-key" ;;
   esac
@@ -305,7 +336,33 @@ soak() {
     -upstream-admin "http://127.0.0.1:$idp_admin_port" -user-prefix "soak-$(date +%s)" "$@"
 }
 
+# chaos: the soak for DURATION (600s) with each fault at its time, one
+# after the other; the soak's output goes to $dir/chaos.txt and the
+# faults' times to $dir/faults.log.
+chaos() {
+  [[ -d $dir ]] || die "no cluster: run '$0 up' first"
+  local d=${DURATION:-600s} t0
+  d=${d%s}
+  ((d >= 420)) || die "chaos needs DURATION of at least 420s (the faults take 6 minutes)"
+  : >"$dir/faults.log"
+  DURATION=${d}s soak "$@" >"$dir/chaos.txt" 2>&1 &
+  local soak_pid=$!
+  t0=$(date +%s)
+  at() { local s=$(($1 - ($(date +%s) - t0))); ((s > 0)) && sleep "$s"; return 0; }
+  at 45;  fault kill-replica 5
+  at 90;  fault restart-postgres 5
+  at 135; fault stop-redis 20
+  at 180; fault rotate-key
+  at 240; RESTART_REPLICA=3 fault upstream-down 60
+  at $((d - 30)); fault backend-refusals
+  wait "$soak_pid" || true
+  fault backend-refusals
+  log "chaos done: $dir/chaos.txt, $dir/faults.log"
+  grep '^RESULT' "$dir/chaos.txt" || true
+}
+
 case ${1:-} in
+  chaos) shift; chaos "$@" ;;
   up) up ;;
   down) down ;;
   status) status ;;

@@ -61,6 +61,9 @@ func (g *gatehouse) send(req *http.Request) ([]byte, string) {
 	if resp.StatusCode/100 == 2 {
 		return body, ""
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(body, []byte("No server is available")) {
+		return body, "http 503 from the load balancer: no replica ready" // HAProxy's own page
+	}
 	var e struct {
 		Error string `json:"error"`
 	}
@@ -69,6 +72,10 @@ func (g *gatehouse) send(req *http.Request) ([]byte, string) {
 }
 
 func transportKind(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the method and URL are not the kind
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "transport: timeout"

@@ -95,6 +95,8 @@ type recorder struct {
 	mu       sync.Mutex
 	interval map[string]*opStats
 	total    map[string]*opStats
+	// first and last error of the interval: how long a fault's errors lasted
+	firstErr, lastErr time.Time
 }
 
 func (r *recorder) record(op string, d time.Duration, kind string, retried bool) {
@@ -112,13 +114,23 @@ func (r *recorder) record(op string, d time.Duration, kind string, retried bool)
 		}
 	} else {
 		s.errors[kind]++
+		now := time.Now()
+		if r.firstErr.IsZero() {
+			r.firstErr = now
+		}
+		r.lastErr = now
 	}
 }
 
 // roll moves the interval's figures into the totals and returns them.
-func (r *recorder) roll() map[string]*opStats {
+func (r *recorder) roll() (map[string]*opStats, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	errSpan := ""
+	if !r.firstErr.IsZero() {
+		errSpan = fmt.Sprintf("errors from %s to %s", r.firstErr.UTC().Format("15:04:05.000"), r.lastErr.UTC().Format("15:04:05.000"))
+	}
+	r.firstErr, r.lastErr = time.Time{}, time.Time{}
 	iv := r.interval
 	r.interval = map[string]*opStats{}
 	for op, s := range iv {
@@ -127,7 +139,7 @@ func (r *recorder) roll() map[string]*opStats {
 		}
 		r.total[op].add(s)
 	}
-	return iv
+	return iv, errSpan
 }
 
 func printOps(title string, ops map[string]*opStats, wall time.Duration) {
@@ -216,8 +228,8 @@ func runMix(ctx context.Context, g *gatehouse, o options) error {
 			case <-runCtx.Done():
 				return
 			case now := <-tick.C:
-				iv := rec.roll()
-				printOps(fmt.Sprintf("-- %s  %.0fs  %s", now.UTC().Format("15:04:05"), now.Sub(start).Seconds(), loadAverage()), iv, now.Sub(last))
+				iv, errSpan := rec.roll()
+				printOps(fmt.Sprintf("-- %s  %.0fs  %s  %s", now.UTC().Format("15:04:05"), now.Sub(start).Seconds(), loadAverage(), errSpan), iv, now.Sub(last))
 				samp.sample(runCtx, now.Sub(start))
 				last = now
 			}
@@ -240,7 +252,9 @@ func runMix(ctx context.Context, g *gatehouse, o options) error {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	rec.roll()
+	if _, errSpan := rec.roll(); errSpan != "" {
+		fmt.Printf("-- last %.0fs: %s\n", wall.Seconds()-float64(int(wall/o.progressEvery))*o.progressEvery.Seconds(), errSpan)
+	}
 	samp.sample(ctx, wall)
 
 	printOps(fmt.Sprintf("== totals over %s (%s)", wall.Round(time.Second), loadAverage()), rec.total, wall)
@@ -368,7 +382,7 @@ func (m *mix) do(ctx context.Context, i int, op string) (string, bool) {
 		var made struct {
 			ID string `json:"id"`
 		}
-		name := fmt.Sprintf("soak-%d-%d", i, m.writes.Add(1))
+		name := fmt.Sprintf("%s-%d-%d", m.o.userPrefix, i, m.writes.Add(1))
 		if _, err = g.api(ctx, http.MethodPost, "/orgs/"+m.orgID+"/roles", token,
 			map[string]any{"name": name, "level": 10, "permissions": []string{"kb:read"}}, &made); err != nil {
 			return apiKind(err), false
@@ -450,11 +464,17 @@ func apiKind(err error) string {
 	if i := strings.Index(msg, ": "); i > 0 {
 		msg = msg[:i]
 	}
-	// The path names ids: keep the method, the route's first part and the status.
+	// "METHOD /path = STATUS": ids in the path become "…".
 	f := strings.Fields(msg)
-	if len(f) >= 4 {
-		parts := strings.Split(f[1], "/")
-		return fmt.Sprintf("admin %s /%s/…/%s = %s", f[0], parts[1], parts[len(parts)-1], f[3])
+	if len(f) == 4 {
+		path, _, _ := strings.Cut(f[1], "?")
+		parts := strings.Split(path, "/")
+		for i, p := range parts {
+			if strings.ContainsAny(p, "0123456789") {
+				parts[i] = "…"
+			}
+		}
+		return fmt.Sprintf("admin %s %s = %s", f[0], strings.Join(parts, "/"), f[3])
 	}
 	return "admin: " + msg
 }
@@ -641,7 +661,7 @@ func (s *sampler) report(wall time.Duration) bool {
 				half = append(half, x)
 			}
 		}
-		if len(half) < 3 {
+		if len(half) < 6 {
 			fmt.Printf("    %s: %d samples in the last half of this process: too few for a trend\n", r, len(half))
 			continue
 		}
