@@ -253,6 +253,15 @@ down() {
   log "down"
 }
 
+# fail_open: each replica's gatehouse_rate_limit_fail_open_total.
+fail_open() {
+  local n out=()
+  for n in "${replicas[@]}"; do
+    out+=("r$n $(curl -s -m 3 "http://127.0.0.1:$(replica_port "$n")/metrics" | awk '$1=="gatehouse_rate_limit_fail_open_total"{print $2}')")
+  done
+  echo "rate-limit fail-open so far: ${out[*]}"
+}
+
 # fault NAME [seconds]: one fault, logged with its times in faults.log.
 fault() {
   [[ -d $dir ]] || die "no cluster"
@@ -276,12 +285,12 @@ fault() {
       note "fault restart-postgres: PostgreSQL accepts connections"
       ;;
     stop-redis)
-      note "fault stop-redis: stopping Redis"
+      note "fault stop-redis: stopping Redis ($(fail_open))"
       redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
       sleep "${secs:-30}"
       note "fault stop-redis: starting Redis"
       start_redis
-      note "fault stop-redis: Redis answers"
+      note "fault stop-redis: Redis answers ($(fail_open))"
       ;;
     upstream-down)
       # With RESTART_REPLICA=N, replica N restarts 10 s into the outage: it
