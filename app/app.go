@@ -235,6 +235,7 @@ func (a *App) prepareSchema(ctx context.Context) error {
 func (a *App) build(ctx context.Context) error {
 	cfg := a.Config
 	a.Metrics = handlers.NewMetrics()
+	a.Metrics.WatchDB(a.DB.SQL)
 	keys, err := OpenKeys(ctx, cfg, a.Store)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"database/sql"
 	"net/http"
 	"strconv"
 	"time"
@@ -76,6 +77,13 @@ func NewMetrics() *Metrics {
 		m.BackchannelLogouts, m.BackchannelPending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WatchDB adds the database pool's statistics (go_sql_open_connections,
+// go_sql_in_use_connections, go_sql_wait_count_total, ... labelled
+// db_name="gatehouse"): what a soak watches for leaked connections.
+func (m *Metrics) WatchDB(db *sql.DB) {
+	m.Registry.MustRegister(collectors.NewDBStatsCollector(db, "gatehouse"))
 }
 
 func (m *Metrics) middleware() gin.HandlerFunc {

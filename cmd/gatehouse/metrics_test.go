@@ -54,8 +54,15 @@ func TestServeMetricsOnSeparateAddress(t *testing.T) {
 	if code, _ := status("http://" + mainAddr + "/metrics"); code != http.StatusNotFound {
 		t.Fatalf("main address /metrics = %d, want 404", code)
 	}
-	if code, body := status("http://" + metricsAddr + "/metrics"); code != http.StatusOK || !strings.Contains(body, "gatehouse_") {
+	code, body := status("http://" + metricsAddr + "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "gatehouse_") {
 		t.Fatalf("metrics address /metrics = %d:\n%.300s", code, body)
+	}
+	// What a soak samples per replica (docs/operations.md).
+	for _, series := range []string{`go_sql_open_connections{db_name="gatehouse"}`, "go_goroutines", "go_memstats_heap_alloc_bytes", "process_open_fds"} {
+		if !strings.Contains(body, series) {
+			t.Errorf("/metrics has no %s", series)
+		}
 	}
 	stopGracefully(t, cmd, stderr)
 	for _, addr := range []string{mainAddr, metricsAddr} {

@@ -23,6 +23,7 @@ type gatehouse struct {
 	base      string
 	client    string
 	secret    string
+	provider  string // the provider sign-ins go through ("dev": its form)
 	transport *http.Transport
 	http      *http.Client
 	timeout   time.Duration
@@ -30,7 +31,7 @@ type gatehouse struct {
 
 func newGatehouse(o options) *gatehouse {
 	tr := &http.Transport{MaxIdleConns: 2 * (o.concurrency + 4), MaxIdleConnsPerHost: o.concurrency + 4, IdleConnTimeout: time.Minute}
-	return &gatehouse{base: o.base, client: o.client, secret: o.secret, transport: tr, timeout: o.requestTimeout,
+	return &gatehouse{base: o.base, client: o.client, secret: o.secret, provider: o.provider, transport: tr, timeout: o.requestTimeout,
 		http: &http.Client{Transport: tr, Timeout: o.requestTimeout, CheckRedirect: noRedirects}}
 }
 
@@ -60,6 +61,9 @@ func (g *gatehouse) send(req *http.Request) ([]byte, string) {
 	if resp.StatusCode/100 == 2 {
 		return body, ""
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(body, []byte("No server is available")) {
+		return body, "http 503 from the load balancer: no replica ready" // HAProxy's own page
+	}
 	var e struct {
 		Error string `json:"error"`
 	}
@@ -68,6 +72,10 @@ func (g *gatehouse) send(req *http.Request) ([]byte, string) {
 }
 
 func transportKind(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the method and URL are not the kind
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "transport: timeout"
@@ -117,17 +125,19 @@ func (g *gatehouse) signingAlg(ctx context.Context) (string, error) {
 
 var stateField = regexp.MustCompile(`name="state" value="([^"]+)"`)
 
-// signIn runs the authorization code flow with PKCE through the dev
-// provider's form for email (in groups, with the organization hint when
-// set) at client, and exchanges the code: with client_secret_basic when
-// secret is set, as a public client otherwise.
+// signIn runs the authorization code flow with PKCE for email at client,
+// through the dev provider's form (email in groups) or, with another
+// provider, through that upstream (which signs login_hint in at once, as
+// examples/fakeidp does), with the organization hint when set, and
+// exchanges the code: with client_secret_basic when secret is set, as a
+// public client otherwise.
 func (g *gatehouse) signIn(ctx context.Context, client, secret, redirectURI, email, groups, organization string) (*tokenAnswer, error) {
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Transport: g.transport, Jar: jar, Timeout: g.timeout, CheckRedirect: noRedirects}
 	verifier := randomString(32)
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirectURI},
-		"scope": {"openid email profile"}, "state": {randomString(12)}, "provider": {"dev"},
+		"scope": {"openid email profile"}, "state": {randomString(12)}, "provider": {g.provider}, "login_hint": {email},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	if organization != "" {
 		q.Set("organization", organization)
@@ -156,25 +166,49 @@ func (g *gatehouse) signIn(ctx context.Context, client, secret, redirectURI, ema
 	if err != nil {
 		return nil, fmt.Errorf("authorize: bad Location: %w", err)
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, form.String(), nil)
-	_, page, err := step(req, http.StatusOK)
-	if err != nil {
-		return nil, err
+	var back *url.URL
+	if g.provider == "dev" {
+		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, form.String(), nil)
+		_, page, err := step(req, http.StatusOK)
+		if err != nil {
+			return nil, err
+		}
+		m := stateField.FindStringSubmatch(page)
+		if m == nil {
+			return nil, errors.New("dev form: no state field (is the dev provider enabled?)")
+		}
+		post := url.Values{"state": {m[1]}, "email": {email}, "name": {"Load " + email}, "groups": {groups}}
+		target := url.URL{Scheme: form.Scheme, Host: form.Host, Path: form.Path}
+		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(post.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, _, err = step(req, http.StatusSeeOther); err != nil {
+			return nil, err
+		}
+		back, err = url.Parse(resp.Header.Get("Location"))
+	} else {
+		// The upstream's authorization endpoint, then Gatehouse's callback:
+		// redirects until one leads to the client.
+		next := form
+		for hop := 0; hop < 5 && !strings.HasPrefix(next.String(), redirectURI); hop++ {
+			req, _ = http.NewRequestWithContext(ctx, http.MethodGet, next.String(), nil)
+			if resp, err = hc.Do(req); err != nil {
+				return nil, fmt.Errorf("sign-in at %s: %w", next.Path, err)
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+				return nil, fmt.Errorf("GET %s = %d, want a redirect: %.200s", next.Path, resp.StatusCode, body)
+			}
+			if next, err = next.Parse(resp.Header.Get("Location")); err != nil {
+				return nil, fmt.Errorf("GET %s: bad Location: %w", req.URL.Path, err)
+			}
+			if !strings.HasPrefix(next.String(), redirectURI) && !loopback(next.Hostname()) {
+				return nil, fmt.Errorf("refusing to follow %s off this machine", next.Host)
+			}
+		}
+		back = next
 	}
-	m := stateField.FindStringSubmatch(page)
-	if m == nil {
-		return nil, errors.New("dev form: no state field (is the dev provider enabled?)")
-	}
-	post := url.Values{"state": {m[1]}, "email": {email}, "name": {"Load " + email}, "groups": {groups}}
-	target := url.URL{Scheme: form.Scheme, Host: form.Host, Path: form.Path}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(post.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, _, err = step(req, http.StatusSeeOther)
-	if err != nil {
-		return nil, err
-	}
-	back, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || back.Query().Get("code") == "" {
+	if err != nil || back == nil || back.Query().Get("code") == "" {
 		return nil, fmt.Errorf("sign-in ended at %q, not the client with a code", resp.Header.Get("Location"))
 	}
 	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},

@@ -65,6 +65,8 @@ type options struct {
 	signaturesPerRefresh int
 	serverPID            int
 	postgresCPU          bool
+	provider             string
+	mix                  mixOptions
 }
 
 func main() {
@@ -91,6 +93,8 @@ func main() {
 	flag.DurationVar(&o.requestTimeout, "timeout", 10*time.Second, "timeout of one request")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "Gatehouse's process id: count its CPU time (Linux)")
 	flag.BoolVar(&o.postgresCPU, "postgres-cpu", false, "count the CPU time of every process named postgres on this machine, less what they used in the 2 s before the run (Linux)")
+	flag.StringVar(&o.provider, "provider", "dev", "provider users sign in through: dev (its form) or an upstream that signs login_hint in at once (examples/fakeidp)")
+	mixFlags(&o.mix)
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -113,6 +117,9 @@ func run(o options) error {
 	}
 	g := newGatehouse(o)
 	ctx := context.Background()
+	if o.mode == "mix" {
+		return runMix(ctx, g, o)
+	}
 	alg, err := g.signingAlg(ctx)
 	if err != nil {
 		return err
@@ -232,6 +239,8 @@ func prepare(ctx context.Context, g *gatehouse, o options) (*workload, error) {
 				_, err := g.signIn(ctx, o.client, o.secret, o.redirectURI, email, o.groups, "")
 				return kindOf(err)
 			}}, nil
+	case "mix":
+		return nil, errors.New("mix runs on its own")
 	case "jwks":
 		return &workload{describe: "GET /.well-known/jwks.json",
 			do: func(ctx context.Context, _ int) string {

@@ -44,7 +44,11 @@ func adminSetup(ctx context.Context, g *gatehouse, o options) (orgID string, per
 		}
 		orgID = made.ID
 	}
-	for i := range o.permissions {
+	if o.mode == "mix" {
+		// What the example backend (examples/backend) enforces.
+		perms = []string{"kb:read", "kb:write"}
+	}
+	for i := len(perms); i < o.permissions; i++ {
 		perms = append(perms, fmt.Sprintf("resource%02d:read", i))
 	}
 	var roles struct {
