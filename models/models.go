@@ -342,6 +342,6 @@ func All() []any {
 		&User{}, &Identity{}, &Organization{}, &OrganizationExternalID{}, &OrgSyncBinding{}, &Role{},
 		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
 		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
-		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{}, &UpstreamCheck{},
+		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{}, &UpstreamCheck{}, &DeviceAuthorization{},
 	}
 }

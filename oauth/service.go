@@ -96,23 +96,29 @@ type Options struct {
 	APIKeys APIKeys
 	// Rechecks re-checks upstream identities at refreshes; nil: never.
 	Rechecks Rechecks
-	Log      *slog.Logger
-	Hooks    Hooks
-	Now      func() time.Time
+	// Devices keeps device authorizations (RFC 8628); nil: the device
+	// grant answers every device code as invalid.
+	Devices DeviceStore
+	Log     *slog.Logger
+	Hooks   Hooks
+	Now     func() time.Time
 }
 
 // Service is the authorization server.
 type Service struct {
-	issuer       string
-	cfg          *config.Config
-	clients      map[string]*Client
-	providers    *providers.Set
-	keys         Keys
-	sessions     Sessions
-	provisioner  Provisioner
-	store        Store
-	apiKeys      APIKeys
-	rechecks     Rechecks
+	issuer      string
+	cfg         *config.Config
+	clients     map[string]*Client
+	providers   *providers.Set
+	keys        Keys
+	sessions    Sessions
+	provisioner Provisioner
+	store       Store
+	apiKeys     APIKeys
+	rechecks    Rechecks
+	devices     DeviceStore
+	// userCodeKey keys the HMAC user codes are stored as.
+	userCodeKey  []byte
 	log          *slog.Logger
 	hooks        Hooks
 	now          func() time.Time
@@ -127,6 +133,7 @@ func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Config.Issuer, cfg: opts.Config, clients: map[string]*Client{}, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
+		devices: opts.Devices, userCodeKey: tokens.DeriveKey(opts.Config.SecretKey, "device-user-code"),
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 	}
 	if s.now == nil {
