@@ -199,7 +199,7 @@ func (s *Service) DeviceSubmit(ctx context.Context, r *http.Request, meta oauth.
 	}
 	st := s.deviceStateOf(r)
 	if !s.csrfValid(st, r.PostForm.Get("csrf")) {
-		return s.deviceFormRefused(ctx, st, meta)
+		return s.deviceFormRefused(ctx, meta)
 	}
 	typed := r.PostForm.Get("user_code")
 	req, err := s.server.DeviceByUserCode(ctx, typed, meta)
@@ -215,11 +215,13 @@ func (s *Service) DeviceSubmit(ctx context.Context, r *http.Request, meta oauth.
 }
 
 // deviceFormRefused answers a device form without a valid token.
-func (s *Service) deviceFormRefused(ctx context.Context, st *deviceState, meta oauth.RequestMeta) Outcome {
+func (s *Service) deviceFormRefused(ctx context.Context, meta oauth.RequestMeta) Outcome {
 	s.audit(ctx, models.AuditEvent{Type: oauth.AuditDeviceCodeFailed, Outcome: models.OutcomeFailure, IP: meta.IP,
 		RequestID: meta.RequestID}, map[string]any{"reason": "form_token"})
-	return s.deviceEntry(st, http.StatusBadRequest, "",
-		"This form expired or did not come from this page. Enter the code again.")
+	// The browser's state is left as it is: a form posted from
+	// elsewhere must not end the person's own progress either.
+	return Outcome{Err: fault.Explain(fault.InvalidRequest,
+		"This form expired or did not come from this page. Open the page again and retry.", errDeviceForm)}
 }
 
 // parseDeviceForm reads a device form's body; ok false: out answers.
@@ -388,7 +390,7 @@ func (s *Service) DeviceDecide(ctx context.Context, r *http.Request, meta oauth.
 		return out
 	}
 	if !s.csrfValid(s.deviceStateOf(r), r.PostForm.Get("csrf")) {
-		return s.deviceFormRefused(ctx, s.deviceStateOf(r), meta)
+		return s.deviceFormRefused(ctx, meta)
 	}
 	st, req, out := s.deviceInProgress(ctx, r)
 	if out != nil {
