@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/ratelimit/redistest"
 )
 
 const deviceYAML = `
@@ -153,6 +154,7 @@ func TestDeviceFlowWithStockClient(t *testing.T) {
 				t.Fatalf("discovery = %+v", disc)
 			}
 			conf := deviceConfig(s, "cli", "")
+			conf.Endpoint = provider.Endpoint() // the device endpoint from discovery
 			da, err := conf.DeviceAuth(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -523,5 +525,37 @@ func TestDevicePageRefusals(t *testing.T) {
 				t.Fatalf("device.authorized events = %d, want 1", approved)
 			}
 		})
+	}
+}
+
+// TestDeviceCodeGuessesSharedInRedis: with the rate limits in Redis,
+// the user-code attempts of one client IP are counted across replicas,
+// apart from the general limit and from other IPs.
+func TestDeviceCodeGuessesSharedInRedis(t *testing.T) {
+	env := redisEnv(redistest.URL(t), redistest.Prefix(t), "GATEHOUSE_RATE_LIMIT", "1000", "GATEHOUSE_DEVICE_CODE_ATTEMPTS", "2")
+	a := apptest.Start(t, apptest.Options{YAML: deviceYAML, Env: env})
+	b := apptest.Start(t, apptest.Options{YAML: deviceYAML, Env: env})
+	br := newBrowser(t)
+	_, entry := br.get(a.URL + "/device")
+	token := csrfOf(t, entry)
+	enter := func(s *apptest.Server, ip, code string) int {
+		form := url.Values{"csrf": {token}, "user_code": {code}}
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/device", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, _ := br.do(req)
+		return resp.StatusCode
+	}
+	if st := enter(a, "203.0.113.20", "BBBB-BBBB"); st != 400 {
+		t.Fatalf("first wrong code = %d", st)
+	}
+	if st := enter(b, "203.0.113.20", "CCCC-CCCC"); st != 400 {
+		t.Fatalf("second wrong code, other replica = %d", st)
+	}
+	if st := enter(a, "203.0.113.20", "DDDD-DDDD"); st != http.StatusTooManyRequests {
+		t.Fatalf("third code = %d, want 429", st)
+	}
+	if st := enter(b, "203.0.113.21", "DDDD-DDDD"); st != 400 {
+		t.Fatalf("another IP = %d", st)
 	}
 }
