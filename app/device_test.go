@@ -559,3 +559,79 @@ func TestDeviceCodeGuessesSharedInRedis(t *testing.T) {
 		t.Fatalf("another IP = %d", st)
 	}
 }
+
+// TestDeviceChooserAndSessions: with several providers the device page
+// offers the chooser (its links stay under /device), a cancelled
+// upstream sign-in returns to /device, single sign-on is not used for a
+// client that may not use the session's provider, and an approval whose
+// session ended before the device polled gives no tokens.
+func TestDeviceChooserAndSessions(t *testing.T) {
+	yaml := deviceYAML + `  - id: cli-corp
+    name: Corporate CLI
+    public: true
+    grant_types: [urn:ietf:params:oauth:grant-type:device_code]
+    allowed_providers: [corp-dev]
+providers:
+  - {name: corp-dev, type: dev, display_name: Corporate test login}
+`
+	s := apptest.Start(t, apptest.Options{YAML: yaml, Env: map[string]string{"GATEHOUSE_DEVICE_POLL_INTERVAL": "1s"}})
+	ctx := context.Background()
+	conf := deviceConfig(s, "cli", "")
+	da, err := conf.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	resp, body := b.enterCode(s, da)
+	if resp.StatusCode != 200 || !strings.Contains(body, "Corporate test login") || !strings.Contains(body, "Example CLI") ||
+		!strings.Contains(body, s.URL+"/device/login?provider=corp-dev") {
+		t.Fatalf("chooser = %d %s", resp.StatusCode, body)
+	}
+	// A provider that is not one is an error page, not a redirect.
+	if resp, _ := b.get(s.URL + "/device/login?provider=nope"); resp.StatusCode < 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("unknown provider = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Cancelling at the upstream comes back to the device page.
+	resp, _ = b.get(s.URL + "/device/login?provider=corp-dev")
+	formURL, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || formURL.Path != "/auth/callback/corp-dev" {
+		t.Fatalf("chooser entry = %d → %s", resp.StatusCode, formURL)
+	}
+	resp, _ = b.get(s.URL + formURL.Path + "?state=" + url.QueryEscape(formURL.Query().Get("state")) + "&error=access_denied")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != s.URL+"/device" {
+		t.Fatalf("cancelled sign-in = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Signing in at the dev provider through the chooser.
+	resp, _ = b.get(s.URL + "/device/login?provider=dev")
+	formURL, _ = url.Parse(resp.Header.Get("Location"))
+	resp, _ = b.post(s.URL+formURL.Path, url.Values{"state": {formURL.Query().Get("state")}, "email": {"ada@example.com"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != s.URL+"/device/approve" {
+		t.Fatalf("dev sign-in = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := b.get(s.URL + "/device/approve")
+	if resp, body := b.decide(s, page, "approve"); resp.StatusCode != 200 || !strings.Contains(body, "Device approved") {
+		t.Fatalf("approve = %d %s", resp.StatusCode, body)
+	}
+	// The session ends (an admin, a logout) before the device polls.
+	var row models.DeviceAuthorization
+	if err := s.DB.Where("client_id = ? AND status = ?", "cli", models.DeviceApproved).Take(&row).Error; err != nil || row.SessionID == nil {
+		t.Fatalf("approved row: %v", err)
+	}
+	if _, err := s.Sessions.EndSession(ctx, *row.SessionID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := poll(t, s, "cli", "", da.DeviceCode); status != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("poll after the session ended = %d %v", status, out)
+	}
+
+	// The browser's sign-in was at dev: the corporate CLI, which allows
+	// corp-dev only, gets a sign-in there instead of single sign-on.
+	da, err = deviceConfig(s, "cli-corp", "").DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body = b.enterCode(s, da)
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/auth/callback/corp-dev" {
+		t.Fatalf("code entry for cli-corp = %d %s", resp.StatusCode, body)
+	}
+}
