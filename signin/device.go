@@ -287,13 +287,7 @@ func (s *Service) deviceBegin(ctx context.Context, p *oauth.AuthorizeParams, nam
 	if err != nil {
 		return Outcome{Cookies: cookies, Err: err}
 	}
-	out := Outcome{Cookies: append(cookies, cookie)}
-	if ch.Form != nil {
-		out.Status, out.Form = http.StatusOK, ch.Form
-		return out
-	}
-	out.Status, out.RedirectURL = http.StatusFound, ch.RedirectURL
-	return out
+	return upstreamOutcome(ch, append(cookies, cookie))
 }
 
 // deviceSignedIn is the person of browser session bs when it may serve

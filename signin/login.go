@@ -77,7 +77,13 @@ func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.Request
 	if err != nil {
 		return Outcome{Err: err}
 	}
-	out := Outcome{Cookies: append(cookies, cookie)}
+	return upstreamOutcome(ch, append(cookies, cookie))
+}
+
+// upstreamOutcome sends the browser upstream for challenge ch (a
+// redirect, or a form to post for SAML), setting cookies.
+func upstreamOutcome(ch *providers.Challenge, cookies []Cookie) Outcome {
+	out := Outcome{Cookies: cookies}
 	if ch.Form != nil {
 		out.Status, out.Form = http.StatusOK, ch.Form
 		return out
