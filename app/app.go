@@ -175,6 +175,21 @@ func (a *App) openRateLimits(ctx context.Context) error {
 	return nil
 }
 
+// deviceCodeLimits counts the user codes entered at /device per client
+// IP (GATEHOUSE_DEVICE_CODE_ATTEMPTS a minute, independent of
+// GATEHOUSE_RATE_LIMIT): in Redis when the rate limits are shared
+// there, else in this replica's memory; nil when the setting is 0.
+func (a *App) deviceCodeLimits() handlers.Limiter {
+	n := a.Config.DeviceCodeAttempts
+	switch {
+	case n == 0:
+		return nil
+	case a.redis != nil:
+		return ratelimit.NewRedis(a.redis, ratelimit.RedisOptions{PerMinute: n, Prefix: a.Config.RedisKeyPrefix})
+	}
+	return ratelimit.NewMemory(n)
+}
+
 // readiness lists what /readyz checks. Redis is informative: it fails
 // open, so a replica without it still serves, and every replica shares
 // it, so failing readiness would take all of them out at once.
@@ -273,7 +288,7 @@ func (a *App) build(ctx context.Context) error {
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
 		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Clients: a.Store,
-		AssertionJTIs: a.Store, Log: a.Log, Now: nowUTC,
+		AssertionJTIs: a.Store, Devices: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
 			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
@@ -315,7 +330,8 @@ func (a *App) build(ctx context.Context) error {
 		Svc: a.OAuth, Keys: keys, SigningAlg: cfg.SigningAlg, JWKSMaxAge: cfg.JWKSMaxAge,
 		Pages: pages, Log: a.Log, Limiter: limiter,
 	}).Register(engine)
-	(&handlers.SignIn{Svc: a.SignIn, Pages: pages, Log: a.Log, Limiter: limiter}).Register(engine)
+	(&handlers.SignIn{Svc: a.SignIn, Pages: pages, Log: a.Log, Limiter: limiter,
+		CodeLimiter: handlers.NewRateLimiter(a.deviceCodeLimits(), a.Log, a.Metrics)}).Register(engine)
 	guard := admin.NewGuard(a.Store, a.Sessions)
 	adminRBAC, err := a.adminGuard(ctx, guard)
 	if err != nil {
@@ -560,7 +576,8 @@ func DatabaseSummary(raw string) string {
 
 // maintain reloads signing keys (scheduled rotation, retirement) and
 // records API key use every minute, and prunes expired codes, sessions, pending logins, SAML
-// replay records and client assertion jtis every ten.
+// replay records, client assertion jtis and device authorizations (an hour after
+// they expire) every ten.
 func (a *App) maintain(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -586,6 +603,9 @@ func (a *App) maintain(ctx context.Context) {
 			}
 			if _, err := a.Store.PruneClientAssertionJTIs(ctx, nowUTC()); err != nil {
 				a.Log.Error("prune client assertion jti records", slog.String("error", err.Error()))
+			}
+			if _, err := a.Store.PruneDeviceAuthorizations(ctx, nowUTC().Add(-time.Hour)); err != nil {
+				a.Log.Error("prune device authorizations", slog.String("error", err.Error()))
 			}
 		}
 	}

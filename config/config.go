@@ -57,6 +57,13 @@ type Config struct {
 	RefreshReuseGrace  time.Duration
 	AuthCodeTTL        time.Duration
 	LoginStateTTL      time.Duration
+	// DeviceCodeTTL is how long a device authorization (RFC 8628) waits
+	// for its person; DevicePollInterval is the polling interval it
+	// answers; DeviceCodeAttempts caps user-code entries per client IP
+	// and minute at /device (0: no cap).
+	DeviceCodeTTL      time.Duration
+	DevicePollInterval time.Duration
+	DeviceCodeAttempts int
 	// SSOIdleTTL ends a browser session not used for this long;
 	// SSOAbsoluteTTL ends it this long after the upstream sign-in
 	// (single sign-on, docs/oidc-provider.md).
@@ -298,6 +305,9 @@ func (r *reader) read() *Config {
 		RefreshReuseGrace:  r.duration("GATEHOUSE_REFRESH_REUSE_GRACE", 2*time.Second),
 		AuthCodeTTL:        r.duration("GATEHOUSE_AUTH_CODE_TTL", 60*time.Second),
 		LoginStateTTL:      r.duration("GATEHOUSE_LOGIN_STATE_TTL", 10*time.Minute),
+		DeviceCodeTTL:      r.duration("GATEHOUSE_DEVICE_CODE_TTL", 10*time.Minute),
+		DevicePollInterval: r.duration("GATEHOUSE_DEVICE_POLL_INTERVAL", 5*time.Second),
+		DeviceCodeAttempts: r.integer("GATEHOUSE_DEVICE_CODE_ATTEMPTS", 10, 0),
 		SSOIdleTTL:         r.duration("GATEHOUSE_SSO_IDLE_TTL", 12*time.Hour),
 		SSOAbsoluteTTL:     r.duration("GATEHOUSE_SSO_ABSOLUTE_TTL", 7*24*time.Hour),
 		APIKeyTokenTTL:     r.duration("GATEHOUSE_API_KEY_TOKEN_TTL", 5*time.Minute),
@@ -353,6 +363,10 @@ func validate(c *Config, r *reader) []string {
 		r.fail("GATEHOUSE_ISSUER", "must be an absolute http(s) URL without query or fragment, such as https://auth.example.com")
 	} else if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
 		unsafe("GATEHOUSE_ISSUER", "plain-HTTP issuer "+c.Issuer+" outside localhost")
+	}
+	if d := c.DevicePollInterval; d%time.Second != 0 || d > time.Minute {
+		// RFC 8628 states the interval in whole seconds.
+		r.fail("GATEHOUSE_DEVICE_POLL_INTERVAL", "must be whole seconds between 1s and 60s, such as 5s")
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		r.fail("GATEHOUSE_ADDR", "must be host:port or :port, such as :8080")

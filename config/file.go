@@ -29,6 +29,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantDeviceCode is the device authorization grant (RFC 8628): a
+	// client opts in by listing it.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Client is a registered downstream application.
@@ -280,7 +283,7 @@ var providerName = slugSyntax
 
 var knownGrants = map[string]bool{
 	GrantAuthorizationCode: true, GrantRefreshToken: true,
-	GrantClientCredentials: true, GrantTokenExchange: true,
+	GrantClientCredentials: true, GrantTokenExchange: true, GrantDeviceCode: true,
 }
 
 func validateFile(c *Config, r *reader, unsafe func(field, msg string)) {

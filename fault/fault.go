@@ -44,6 +44,14 @@ const (
 	NoSuchEndpoint         Kind = "not_found"
 	MethodNotAllowed       Kind = "method_not_allowed"
 
+	// The device authorization grant's answers at the token endpoint
+	// (RFC 8628 §3.5). DeviceDenied is access_denied there, a 400 like
+	// every token endpoint error.
+	AuthorizationPending Kind = "authorization_pending"
+	SlowDown             Kind = "slow_down"
+	ExpiredToken         Kind = "expired_token"
+	DeviceDenied         Kind = "device_access_denied"
+
 	// What the request asks for, against current state (the admin API).
 	NotFound   Kind = "no_such_resource"
 	Forbidden  Kind = "insufficient_permission"
@@ -92,6 +100,7 @@ var Kinds = []Kind{
 	InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient, UnsupportedGrantType, UnsupportedResponse,
 	InvalidScope, InvalidTarget, UnsupportedToken, RequestNotSupported, RequestURINotSupported, AccessDenied, LoginRequired, InvalidToken,
 	TooLarge, RateLimited, NoSuchEndpoint, MethodNotAllowed,
+	AuthorizationPending, SlowDown, ExpiredToken, DeviceDenied,
 	NotFound, Forbidden, Conflict, NoMetadata,
 	Unavailable, Busy, UpstreamUnconfirmed,
 	MalformedSignIn, UnknownClient, UnregisteredRedirect, UnknownProvider, NoProvider, LoginExpired, OtherBrowser,

@@ -38,6 +38,7 @@ func (h *OAuth) Register(r *gin.Engine) {
 	r.GET("/.well-known/openid-configuration", h.discovery)
 	r.GET("/.well-known/jwks.json", h.jwks)
 	r.POST("/auth/token", h.Limiter.PerIP("token"), h.token)
+	r.POST("/auth/device", h.Limiter.PerIP("token"), h.deviceAuthorization)
 	r.POST("/auth/revoke", h.Limiter.PerIP("token"), h.revoke)
 	r.POST("/auth/introspect", h.Limiter.PerIP("introspect"), h.introspect)
 	r.GET("/auth/userinfo", h.userinfo)

@@ -18,6 +18,9 @@ type SignIn struct {
 	Pages   *web.Pages
 	Log     *slog.Logger
 	Limiter *RateLimiter
+	// CodeLimiter counts user codes entered at /device per client IP
+	// (nil: no limit).
+	CodeLimiter *RateLimiter
 }
 
 // Register adds the sign-in routes to r.
@@ -30,6 +33,7 @@ func (h *SignIn) Register(r *gin.Engine) {
 	r.GET("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.POST("/auth/logout", h.Limiter.PerIP("logout"), h.logout)
 	r.GET(signin.UpstreamLogoutReturnPath, h.Limiter.PerIP("logout"), h.upstreamLogoutReturn)
+	h.registerDevice(r)
 }
 
 // upstreamLogoutReturn is where an upstream sends the browser back after
@@ -106,6 +110,8 @@ func (h *SignIn) render(c *gin.Context, out signin.Outcome) {
 			"Continue": out.Chooser.Continue})
 	case out.LogoutConfirm != nil:
 		showPage(c, h.Log, h.Pages, out.Status, "logoutconfirm.html", out.LogoutConfirm)
+	case out.Device != nil:
+		showPage(c, h.Log, h.Pages, out.Status, "device.html", out.Device)
 	case out.SignedOut:
 		showPage(c, h.Log, h.Pages, out.Status, "signedout.html", nil)
 	case out.Form != nil:

@@ -356,6 +356,6 @@ func All() []any {
 		&Permission{}, &RolePermission{}, &Membership{}, &Invitation{}, &Session{},
 		&RefreshToken{}, &AuthorizationCode{}, &SigningKey{}, &APIKey{}, &AuditEvent{},
 		&SAMLReplay{}, &PendingLogin{}, &ProviderSecret{}, &UpstreamCheck{},
-		&ClientAssertionJTI{},
+		&ClientAssertionJTI{}, &DeviceAuthorization{},
 	}
 }

@@ -237,23 +237,7 @@ type IssuedCode struct {
 // sign-in's outcome is its caller's to count and audit.
 func (s *Service) IssueCode(ctx context.Context, in CodeRequest) (*IssuedCode, error) {
 	p, user := in.Request, in.Provisioned.User
-	amr := in.AMR
-	if len(amr) == 0 {
-		amr = []string{"ext"}
-	}
-	authTime := in.AuthTime
-	if authTime.IsZero() {
-		authTime = s.now()
-	}
-	var browserSession *string
-	if in.BrowserSessionID != "" {
-		browserSession = &in.BrowserSessionID
-	}
-	sess, err := s.sessions.CreateSession(ctx, tokens.NewSession{
-		UserID: user.ID, ClientID: p.ClientID, Provider: in.Provider, ActiveOrgID: initialOrg(in.Provisioned, p.Organization),
-		Scope: p.Scope, AMR: amr, ACR: in.ACR, AuthTime: authTime, BrowserSessionID: browserSession,
-		IdentityID: in.Provisioned.IdentityID,
-	})
+	sess, err := s.openSession(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +257,31 @@ func (s *Service) IssueCode(ctx context.Context, in CodeRequest) (*IssuedCode, e
 	q.Set("iss", s.issuer) // RFC 9207
 	u.RawQuery = q.Encode()
 	return &IssuedCode{RedirectURL: u.String(), SessionID: sess.ID}, nil
+}
+
+// openSession opens the app session of a completed sign-in (for an
+// authorization code, or a device's approval): its request's client and
+// scope, the requested organization active when the person is an active
+// member of it, under the browser session it came through.
+func (s *Service) openSession(ctx context.Context, in CodeRequest) (*models.Session, error) {
+	p, user := in.Request, in.Provisioned.User
+	amr := in.AMR
+	if len(amr) == 0 {
+		amr = []string{"ext"}
+	}
+	authTime := in.AuthTime
+	if authTime.IsZero() {
+		authTime = s.now()
+	}
+	var browserSession *string
+	if in.BrowserSessionID != "" {
+		browserSession = &in.BrowserSessionID
+	}
+	return s.sessions.CreateSession(ctx, tokens.NewSession{
+		UserID: user.ID, ClientID: p.ClientID, Provider: in.Provider, ActiveOrgID: initialOrg(in.Provisioned, p.Organization),
+		Scope: p.Scope, AMR: amr, ACR: in.ACR, AuthTime: authTime, BrowserSessionID: browserSession,
+		IdentityID: in.Provisioned.IdentityID,
+	})
 }
 
 // initialOrg picks the active org of a new session from the memberships

@@ -110,20 +110,26 @@ type Options struct {
 	// ClientKeysHTTP fetches the jwks_uri of private_key_jwt clients;
 	// nil: a client with a timeout that follows no redirects.
 	ClientKeysHTTP *http.Client
+	// Devices keeps device authorizations (RFC 8628); nil: the device
+	// grant answers every device code as invalid.
+	Devices DeviceStore
 }
 
 // Service is the authorization server.
 type Service struct {
-	issuer       string
-	cfg          *config.Config
-	registry     registry
-	providers    *providers.Set
-	keys         Keys
-	sessions     Sessions
-	provisioner  Provisioner
-	store        Store
-	apiKeys      APIKeys
-	rechecks     Rechecks
+	issuer      string
+	cfg         *config.Config
+	registry    registry
+	providers   *providers.Set
+	keys        Keys
+	sessions    Sessions
+	provisioner Provisioner
+	store       Store
+	apiKeys     APIKeys
+	rechecks    Rechecks
+	devices     DeviceStore
+	// userCodeKey keys the HMAC user codes are stored as.
+	userCodeKey  []byte
 	log          *slog.Logger
 	hooks        Hooks
 	now          func() time.Time
@@ -137,6 +143,7 @@ func New(opts Options) *Service {
 	s := &Service{
 		issuer: opts.Config.Issuer, cfg: opts.Config, providers: opts.Providers,
 		keys: opts.Keys, sessions: opts.Sessions, provisioner: opts.Provisioner, store: opts.Store, apiKeys: opts.APIKeys, rechecks: opts.Rechecks,
+		devices: opts.Devices, userCodeKey: tokens.DeriveKey(opts.Config.SecretKey, "device-user-code"),
 		log: opts.Log, hooks: opts.Hooks, now: opts.Now, jtis: opts.AssertionJTIs,
 	}
 	if s.now == nil {

@@ -40,7 +40,8 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 	}
 	if !client.AllowsGrant(grant) {
 		switch grant {
-		case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantTokenExchange:
+		case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantTokenExchange,
+			config.GrantDeviceCode:
 			return nil, unauthorizedClient("this client may not use grant_type %s", grant)
 		}
 		return nil, oauthErr("unsupported_grant_type", "grant_type %q is not supported", truncate(grant, 80))
@@ -58,6 +59,8 @@ func (s *Service) TokenFor(ctx context.Context, client *Client, form url.Values,
 		resp, err = s.clientCredentialsGrant(client, form)
 	case config.GrantTokenExchange:
 		resp, err = s.tokenExchangeGrant(ctx, client, form, meta)
+	case config.GrantDeviceCode:
+		resp, err = s.deviceGrant(ctx, client, form, meta)
 	default:
 		return nil, oauthErr("unsupported_grant_type", "grant_type %q is not supported yet", truncate(grant, 80))
 	}

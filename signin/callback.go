@@ -87,6 +87,10 @@ func (s *Service) upstreamRefused(ctx context.Context, ls *loginState, upstreamC
 	s.countLogin(ls.Provider, "cancelled")
 	s.audit(ctx, models.AuditEvent{Type: "login.cancelled", Outcome: models.OutcomeFailure, Provider: ls.Provider,
 		ClientID: ls.Request.ClientID, IP: meta.IP, RequestID: meta.RequestID}, map[string]any{"upstream_error": truncate(upstreamCode, 64)})
+	if ls.Device != "" {
+		// Back to the device page, which offers to start again.
+		return s.deviceURL("")
+	}
 	e := &oauth.Error{Code: "access_denied", Description: "the sign-in was cancelled or refused at the identity provider"}
 	return s.server.ErrorRedirect(&ls.Request, e).RedirectURL
 }
@@ -121,6 +125,16 @@ func (s *Service) finish(ctx context.Context, ls *loginState, id *providers.Iden
 		}
 		in.AMR, in.ACR, in.AuthTime, in.BrowserSessionID = bs.AMRValues(), bs.ACR, bs.AuthTime, bs.ID
 		cookies = append(cookies, cookie)
+	}
+	if ls.Device != "" {
+		// A device's sign-in opens no app session yet: the person
+		// approves or denies the device next, as the browser session
+		// just started.
+		s.countLogin(ls.Provider, "success")
+		s.audit(ctx, models.AuditEvent{Type: "login.success", Provider: ls.Provider, SubjectUserID: ptr(res.User.ID),
+			ActorUserID: ptr(res.User.ID), ClientID: p.ClientID, IP: meta.IP, RequestID: meta.RequestID},
+			map[string]any{"device_authorization_id": ls.Device, "browser_session_id": in.BrowserSessionID})
+		return s.deviceURL(deviceApproveStep), cookies, nil
 	}
 	issued, err := s.server.IssueCode(ctx, in)
 	if err != nil {

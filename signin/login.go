@@ -77,7 +77,13 @@ func (s *Service) Login(ctx context.Context, r *http.Request, meta oauth.Request
 	if err != nil {
 		return Outcome{Err: err}
 	}
-	out := Outcome{Cookies: append(cookies, cookie)}
+	return upstreamOutcome(ch, append(cookies, cookie))
+}
+
+// upstreamOutcome sends the browser upstream for challenge ch (a
+// redirect, or a form to post for SAML), setting cookies.
+func upstreamOutcome(ch *providers.Challenge, cookies []Cookie) Outcome {
+	out := Outcome{Cookies: cookies}
 	if ch.Form != nil {
 		out.Status, out.Form = http.StatusOK, ch.Form
 		return out
@@ -143,6 +149,12 @@ func (s *Service) continueAs(ctx context.Context, p *oauth.AuthorizeParams, q ur
 // begin starts sign-in at a provider: it returns where to send the
 // browser and the sealed login-state cookie to set.
 func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerName string) (*providers.Challenge, Cookie, error) {
+	return s.beginFor(ctx, p, providerName, "")
+}
+
+// beginFor is begin for a sign-in that returns to device authorization
+// device instead of the client (device "": begin).
+func (s *Service) beginFor(ctx context.Context, p *oauth.AuthorizeParams, providerName, device string) (*providers.Challenge, Cookie, error) {
 	client, _ := s.server.Client(p.ClientID)
 	prov, ok := s.providers.Get(providerName)
 	if !ok || client == nil || !client.AllowsProvider(providerName) {
@@ -159,7 +171,7 @@ func (s *Service) begin(ctx context.Context, p *oauth.AuthorizeParams, providerN
 		return nil, Cookie{}, providerFailure(providerName, err)
 	}
 	ls := &loginState{State: state, Provider: providerName, Saved: ch.Saved, Request: *p,
-		ExpiresAt: s.now().Add(s.loginStateTTL).Unix()}
+		ExpiresAt: s.now().Add(s.loginStateTTL).Unix(), Device: device}
 	if err := s.recordPending(ctx, prov, ls); err != nil {
 		return nil, Cookie{}, err
 	}

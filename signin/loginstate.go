@@ -24,6 +24,10 @@ type loginState struct {
 	Saved     string                `json:"v,omitempty"`
 	Request   oauth.AuthorizeParams `json:"r"`
 	ExpiresAt int64                 `json:"e"`
+	// Device is the device authorization (RFC 8628) this sign-in is
+	// for: it ends back at the device page's approval step, with no
+	// authorization code ("" for an authorization request).
+	Device string `json:"d,omitempty"`
 	// unsolicited marks an IdP-initiated sign-in, which no login state
 	// of this browser began (never sealed).
 	unsolicited bool

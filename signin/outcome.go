@@ -8,7 +8,8 @@ import "github.com/gatehouse-id/gatehouse/providers"
 //
 //   - Err: the error page or client redirect handlers/errors.go renders
 //     for it (an error with a fault kind, an *oauth.RedirectError);
-//   - Chooser, Form, DevForm or LogoutConfirm: that page, with Status;
+//   - Chooser, Form, DevForm, LogoutConfirm or Device: that page, with
+//     Status;
 //   - SignedOut: the signed-out page, with Status;
 //   - otherwise a redirect to RedirectURL with Status (302 or 303).
 type Outcome struct {
@@ -27,6 +28,8 @@ type Outcome struct {
 	DevForm *DevForm
 	// LogoutConfirm asks the person to confirm signing out.
 	LogoutConfirm *LogoutConfirm
+	// Device is the device verification page (RFC 8628).
+	Device *DevicePage
 	// SignedOut: the person is signed out, and no application asked to
 	// have them back.
 	SignedOut bool

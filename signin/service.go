@@ -27,6 +27,12 @@ type AuthorizationServer interface {
 	ErrorRedirect(p *oauth.AuthorizeParams, e *oauth.Error) *oauth.RedirectError
 	IssueCode(ctx context.Context, in oauth.CodeRequest) (*oauth.IssuedCode, error)
 	Logout(ctx context.Context, req oauth.LogoutRequest, meta oauth.RequestMeta) (*oauth.LogoutResult, error)
+
+	// The device authorization grant's approval (RFC 8628).
+	DeviceByUserCode(ctx context.Context, typed string, meta oauth.RequestMeta) (*oauth.DeviceRequest, error)
+	PendingDevice(ctx context.Context, id string) (*oauth.DeviceRequest, error)
+	ApproveDevice(ctx context.Context, id string, in oauth.CodeRequest, meta oauth.RequestMeta) error
+	DenyDevice(ctx context.Context, id, userID string, meta oauth.RequestMeta) error
 }
 
 // Provisioner turns an upstream sign-in into a user with memberships
@@ -110,6 +116,10 @@ type Service struct {
 	hooks         Hooks
 	now           func() time.Time
 	loginKey      []byte
+	// deviceKey seals the device page's cookie; deviceCSRFKey derives
+	// its forms' tokens.
+	deviceKey     []byte
+	deviceCSRFKey []byte
 	secureCookies bool
 	// sso is the browser session's cookie and lifetimes.
 	sso ssoSettings
@@ -123,6 +133,8 @@ func New(opts Options) *Service {
 		issuer: opts.Issuer, loginStateTTL: opts.LoginStateTTL, providers: opts.Providers, server: opts.Server,
 		provisioner: opts.Provisioner, rechecks: opts.Rechecks, store: opts.Store, log: opts.Log, hooks: opts.Hooks, now: opts.Now,
 		loginKey:      tokens.DeriveKey(opts.SecretKey, "login-state"),
+		deviceKey:     tokens.DeriveKey(opts.SecretKey, "device-page"),
+		deviceCSRFKey: tokens.DeriveKey(opts.SecretKey, "device-csrf"),
 		secureCookies: strings.HasPrefix(opts.Issuer, "https://"),
 		answers:       make(chan struct{}, answerSlots()),
 		sso:           newSSOSettings(opts),
