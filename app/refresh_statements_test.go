@@ -131,7 +131,7 @@ func TestRefreshStatements(t *testing.T) {
 
 // refreshOrgWithPermissions creates an organization whose own role
 // "role-load-20" carries n permissions, and returns its id.
-func refreshOrgWithPermissions(t *testing.T, s *apptest.Server, n int) string {
+func refreshOrgWithPermissions(t testing.TB, s *apptest.Server, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	store := models.NewStore(s.DB)

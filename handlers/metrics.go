@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +37,15 @@ type Metrics struct {
 	// wait in the outbox.
 	BackchannelLogouts *prometheus.CounterVec
 	BackchannelPending prometheus.Gauge
+	// observers caches requestDuration's children by their labels
+	// (methods, route patterns and statuses: a bounded set), so a request
+	// does not hash and look up its labels again.
+	observers sync.Map // observerKey → prometheus.Observer
+}
+
+type observerKey struct {
+	method, route string
+	status        int
 }
 
 // NewMetrics registers the collectors, with Go runtime and process metrics.
@@ -94,9 +104,18 @@ func (m *Metrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requestDuration.WithLabelValues(methodLabel(c.Request.Method), route, strconv.Itoa(c.Writer.Status())).
-			Observe(time.Since(start).Seconds())
+		m.observer(methodLabel(c.Request.Method), route, c.Writer.Status()).Observe(time.Since(start).Seconds())
 	}
+}
+
+// observer returns requestDuration's child of the labels.
+func (m *Metrics) observer(method, route string, status int) prometheus.Observer {
+	k := observerKey{method, route, status}
+	if o, ok := m.observers.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := m.observers.LoadOrStore(k, m.requestDuration.WithLabelValues(method, route, strconv.Itoa(status)))
+	return o.(prometheus.Observer)
 }
 
 // Handler serves the registry in the Prometheus exposition format.

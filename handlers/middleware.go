@@ -39,8 +39,10 @@ func requestID() gin.HandlerFunc {
 		id := c.GetHeader(RequestIDHeader)
 		if !validRequestID.MatchString(id) {
 			var b [12]byte
+			var out [24]byte
 			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			hex.Encode(out[:], b[:])
+			id = string(out[:])
 		}
 		c.Header(RequestIDHeader, id)
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), ctxKey{}, id))
@@ -104,26 +106,41 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 }
 
 // securityHeaders sets conservative defaults for every response; auth
-// responses are never cached (RFC 6749 §5.1).
+// responses are never cached (RFC 6749 §5.1). The values are shared by
+// every response (built once, not allocated per request): a header's
+// slice is only ever replaced or appended to (which copies it, its
+// capacity being its length), never written in place.
 func securityHeaders(hsts bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["X-Frame-Options"] = hdrDeny
+		h["Referrer-Policy"] = hdrNoReferrer
+		h["Cross-Origin-Opener-Policy"] = hdrSameOrigin
 		// No form-action: the sign-in form's POST redirects to client origins.
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		h["Content-Security-Policy"] = hdrCSP
 		if hsts {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			h["Strict-Transport-Security"] = hdrHSTS
 		}
 		if strings.HasPrefix(c.Request.URL.Path, "/auth/") || strings.HasPrefix(c.Request.URL.Path, "/api/") {
-			h.Set("Cache-Control", "no-store")
-			h.Set("Pragma", "no-cache")
+			h["Cache-Control"] = hdrNoStore
+			h["Pragma"] = hdrNoCache
 		}
 		c.Next()
 	}
 }
+
+// The values securityHeaders sets (see there why they may be shared).
+var (
+	hdrNosniff    = []string{"nosniff"}
+	hdrDeny       = []string{"DENY"}
+	hdrNoReferrer = []string{"no-referrer"}
+	hdrSameOrigin = []string{"same-origin"}
+	hdrCSP        = []string{"default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"}
+	hdrHSTS       = []string{"max-age=63072000; includeSubDomains"}
+	hdrNoStore    = []string{"no-store"}
+	hdrNoCache    = []string{"no-cache"}
+)
 
 // bodyLimit refuses bodies over max bytes with 413, whether declared by
 // Content-Length or discovered while reading.

@@ -74,8 +74,12 @@ func meta(c *gin.Context) oauth.RequestMeta {
 // postForm parses an application/x-www-form-urlencoded POST body only:
 // credentials and tokens in the query string are not accepted.
 func postForm(c *gin.Context) (url.Values, error) {
-	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if mt != "application/x-www-form-urlencoded" {
+	const form = "application/x-www-form-urlencoded"
+	mt := c.GetHeader("Content-Type")
+	if mt != form { // the common spelling needs no parsing
+		mt, _, _ = mime.ParseMediaType(mt)
+	}
+	if mt != form {
 		return nil, &oauth.Error{Code: "invalid_request",
 			Description: "the body must be application/x-www-form-urlencoded"}
 	}

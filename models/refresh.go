@@ -260,9 +260,11 @@ func refreshGrantSQL(postgres bool, trusted int, orgRoles bool) string {
 // session and user says, and a trigger (migration 00006) marks the
 // session used when the old row is rotated.
 //
-// It runs through GORM's create callbacks, as an insert of next: what
-// watches the inserts of refresh tokens (the transient-fault notes) sees
-// it.
+// It goes straight to the pool as a statement prepared once per pooled
+// connection (stmtCache): SQLite compiles the statement and its trigger
+// once instead of at every refresh. Its faults are noted as GORM's
+// statements' are (connHealth), and a unique violation is ErrConflict as
+// through GORM.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *RefreshToken, now time.Time) (*Session, error) {
 	if next.ID == "" {
 		next.ID = NewID()
@@ -278,11 +280,25 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 			next.ID, next.TokenHash, next.ClientID, next.CreatedAt, next.ExpiresAt,
 			now, next.ID}
 	}
-	res := s.db.WithContext(ctx).Raw(q, args...).Create(next)
-	if res.Error != nil {
-		return nil, mapErr(res.Error, "rotate refresh token")
+	var res sql.Result
+	var err error
+	if st := s.stmts.stmt(ctx, q); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = s.db.WithContext(ctx).Statement.ConnPool.ExecContext(ctx, q, args...)
 	}
-	if res.RowsAffected == 0 {
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		s.health.note(err)
+		if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
+			err = t.Translate(err)
+		}
+		return nil, mapErr(err, "rotate refresh token")
+	}
+	if n == 0 {
 		return nil, ErrConflict
 	}
 	return nil, nil
@@ -294,18 +310,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *Refr
 // now, session, now; now, next, old, session, now; next, session, hash,
 // client, created, expires.
 const rotatePostgres = `WITH s AS (
-	UPDATE sessions SET last_used_at = ?
-	WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
+	UPDATE sessions SET last_used_at = $1
+	WHERE id = $2 AND revoked_at IS NULL AND expires_at > $3
 	AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.disabled)
 	RETURNING id
 ), o AS (
-	UPDATE refresh_tokens SET rotated_at = ?, replaced_by = ?
-	WHERE id = ? AND session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+	UPDATE refresh_tokens SET rotated_at = $4, replaced_by = $5
+	WHERE id = $6 AND session_id = $7 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $8
 	AND EXISTS (SELECT 1 FROM s)
 	RETURNING id
 )
 INSERT INTO refresh_tokens (id, session_id, token_hash, client_id, created_at, expires_at)
-SELECT ?::text, ?::text, ?::text, ?::text, ?::timestamptz, ?::timestamptz FROM o`
+SELECT $9::text, $10::text, $11::text, $12::text, $13::timestamptz, $14::timestamptz FROM o`
 
 // rotateSQLite: live is the old token when it, its session and user may
 // rotate; the successor is inserted and the old row (inserted again with

@@ -129,6 +129,11 @@ func (e *keyEntry) sign(claims any, typ string) (string, error) {
 	if typ == "" {
 		return "", errors.New("sign token: typ is required")
 	}
+	if c, err := e.mat.compactSigner(e.kid, typ); err != nil {
+		return "", err
+	} else if c != nil {
+		return c.signClaims(claims)
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("sign token: encode claims: %w", err)
@@ -152,7 +157,8 @@ func AtHash(accessToken, alg string) string {
 	var h hash.Hash
 	switch alg {
 	case "RS256", "ES256", "PS256", "HS256":
-		h = sha256.New()
+		sum := sha256.Sum256([]byte(accessToken)) // the common case, without a hash.Hash
+		return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 	case "RS384", "ES384", "PS384", "HS384":
 		h = sha512.New384()
 	case "RS512", "ES512", "PS512", "HS512", "EdDSA", "Ed25519":

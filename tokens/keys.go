@@ -128,6 +128,7 @@ type keyMaterial struct {
 	private   crypto.Signer
 	jwk       jose.JSONWebKey // public half with kid, alg and use=sig
 	signers   sync.Map        // typ → jose.Signer
+	compact   sync.Map        // typ → *compactSigner (nil: go-jose signs)
 }
 
 // keyAlgorithms are the algorithms Gatehouse generates and accepts.
@@ -422,6 +423,9 @@ func (m *KeyManager) openKey(r models.SigningKey) (*keyMaterial, error) {
 		if _, err := mat.signer(r.ID, typ); err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
 		}
+		if _, err := mat.compactSigner(r.ID, typ); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", r.ID, err)
+		}
 	}
 	return mat, nil
 }
@@ -564,6 +568,20 @@ func (e *keyEntry) info(active *keyEntry, now time.Time) KeyInfo {
 		KID: e.kid, Algorithm: e.alg, CreatedAt: e.createdAt, ActivatesAt: e.activatesAt,
 		RetiredAt: e.retiredAt, DeleteAfter: e.deleteAfter, State: state,
 	}
+}
+
+// compactSigner returns the cached compact signer for typ, building it
+// on first use; nil when the key is of a kind only go-jose signs with.
+func (k *keyMaterial) compactSigner(kid, typ string) (*compactSigner, error) {
+	if s, ok := k.compact.Load(typ); ok {
+		return s.(*compactSigner), nil
+	}
+	s, err := newCompactSigner(k.private, k.alg, kid, typ)
+	if err != nil {
+		return nil, err
+	}
+	got, _ := k.compact.LoadOrStore(typ, s)
+	return got.(*compactSigner), nil
 }
 
 // signer returns the cached jose signer for typ, building it on first use.

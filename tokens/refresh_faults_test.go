@@ -2,15 +2,12 @@ package tokens_test
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 
 	"github.com/gatehouse-id/gatehouse/migrations"
 	"github.com/gatehouse-id/gatehouse/models"
@@ -19,47 +16,43 @@ import (
 )
 
 // TestRefreshRotationCutShortRollsBack: when the database connection
-// dies in the middle of a rotation — after the presented token was marked
-// rotated, before its successor was inserted — the redemption fails with
-// a transient error (503 at the endpoint), nothing of it remains, and the
-// client's token is still current: it redeems normally even long after
-// the reuse grace window. On PostgreSQL the rotation's own connection is
-// terminated by the server (pg_terminate_backend); SQLite has no server
-// to cut the connection, so the driver's "bad connection" is injected at
-// the same point.
+// dies in the middle of a rotation, the redemption fails with a transient
+// error (503 at the endpoint), nothing of it remains, and the client's
+// token is still current: it redeems normally even long after the reuse
+// grace window. The fault is injected at the driver (dbtest's
+// Interrupt), so it reaches the rotation however it is sent (prepared
+// once per connection, straight through the pool). On PostgreSQL the
+// rotation really starts: another transaction holds its session's row
+// lock, so the statement waits inside the server, and its backend is
+// terminated there (pg_terminate_backend) — what a restart or failover
+// does to a statement in flight. SQLite has no server to cut the
+// connection: the statement fails on its way to the library with a lost
+// connection, and the connection is discarded.
 func TestRefreshRotationCutShortRollsBack(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+	dbtest.EachCounted(t, func(t *testing.T, db *models.DB, st *dbtest.Statements) {
 		f := newSessFixture(t, db, nil)
 		u := f.user("ada")
 		s := f.session(u.ID, "spa")
 		tok := f.refresh(s.ID, "spa")
 
-		var cut atomic.Bool
-		err := db.Callback().Create().Before("gorm:create").Register("test:cut_connection", func(tx *gorm.DB) {
-			if tx.Statement.Table != "refresh_tokens" || !cut.CompareAndSwap(true, false) {
-				return
+		var met atomic.Bool
+		st.Interrupt("INSERT INTO refresh_tokens", func(ctx context.Context, pid uint32) error {
+			met.Store(true)
+			if db.Dialect != migrations.Postgres {
+				return fmt.Errorf("rotate: connection lost: %w", io.ErrUnexpectedEOF)
 			}
-			if db.Dialect == migrations.Postgres {
-				err := tx.Session(&gorm.Session{NewDB: true}).Exec("SELECT pg_terminate_backend(pg_backend_pid())").Error
-				if err == nil {
-					err = errors.New("the connection survived pg_terminate_backend")
-				}
-				_ = tx.AddError(err)
-				return
+			if pid == 0 {
+				return errors.New("no backend process id on a PostgreSQL connection")
 			}
-			_ = tx.AddError(fmt.Errorf("create refresh token: %w", driver.ErrBadConn))
+			return cutWhileWaiting(t, db, s.ID, pid)
 		})
-		if err != nil {
-			t.Fatal(err)
+		_, err := f.svc.RedeemRefreshToken(f.ctx, tok, "spa")
+		if !met.Load() {
+			t.Fatal("the rotation never reached the driver")
 		}
-
-		cut.Store(true)
-		_, err = f.svc.RedeemRefreshToken(f.ctx, tok, "spa")
+		t.Logf("the cut rotation: %v", err)
 		if err == nil || !models.IsTransient(err) || errors.Is(err, tokens.ErrGrantInvalid) {
 			t.Fatalf("redeem with the connection cut mid-rotation: %v, want a transient database error", err)
-		}
-		if cut.Load() {
-			t.Fatal("the rotation never reached its insert")
 		}
 		var rows []models.RefreshToken
 		if err := db.Where("session_id = ?", s.ID).Find(&rows).Error; err != nil {
@@ -76,6 +69,37 @@ func TestRefreshRotationCutShortRollsBack(t *testing.T) {
 			t.Fatalf("retry with the same token = %v, %v; want a normal rotation", r, err)
 		}
 	})
+}
+
+// cutWhileWaiting holds the row lock of session sessionID in a
+// transaction of its own, and terminates backend pid once it waits for
+// that lock inside a statement; then it lets the lock go. It returns at
+// once: the statement about to run on pid is the one cut.
+func cutWhileWaiting(t *testing.T, db *models.DB, sessionID string, pid uint32) error {
+	lock := db.Begin()
+	if err := lock.Exec("SELECT 1 FROM sessions WHERE id = ? FOR UPDATE", sessionID).Error; err != nil {
+		lock.Rollback()
+		return err
+	}
+	go func() {
+		defer lock.Rollback()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			var waiting int
+			if err := db.Raw("SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'", pid).
+				Scan(&waiting).Error; err != nil {
+				t.Errorf("watch backend %d: %v", pid, err)
+				return
+			}
+			if waiting == 1 {
+				if err := db.Exec("SELECT pg_terminate_backend(?)", pid).Error; err != nil {
+					t.Errorf("terminate backend %d: %v", pid, err)
+				}
+				return
+			}
+		}
+		t.Errorf("backend %d never waited for the session's lock", pid)
+	}()
+	return nil
 }
 
 // lostAnswerStore is the real store with a fault injected where a

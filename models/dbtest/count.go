@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/dburl"
@@ -24,6 +25,9 @@ import (
 type Statements struct {
 	mu  sync.Mutex
 	log []string
+	// interrupt, when set, runs beside the next statement it matches
+	// (Interrupt).
+	interrupt *interrupt
 }
 
 // Reset forgets what was recorded so far.
@@ -92,7 +96,7 @@ func (c *countConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countConn{conn, c.st}, nil
+	return &countConn{Conn: conn, st: c.st}, nil
 }
 
 // countConn records and forwards every call database/sql makes; where
@@ -102,6 +106,9 @@ func (c *countConnector) Connect(ctx context.Context) (driver.Conn, error) {
 type countConn struct {
 	driver.Conn
 	st *Statements
+	// broken: an interrupt failed a statement here; the pool discards
+	// the connection instead of reusing it.
+	broken atomic.Bool
 }
 
 func (c *countConn) Prepare(query string) (driver.Stmt, error) {
@@ -120,7 +127,7 @@ func (c *countConn) PrepareContext(ctx context.Context, query string) (driver.St
 	if err != nil {
 		return nil, err
 	}
-	return &countStmt{st, query, c.st}, nil
+	return &countStmt{st, query, c}, nil
 }
 
 func (c *countConn) Begin() (driver.Tx, error) {
@@ -147,6 +154,9 @@ func (c *countConn) ExecContext(ctx context.Context, query string, args []driver
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	if err := c.st.interrupted(ctx, c, query); err != nil {
+		return nil, err
+	}
 	res, err := e.ExecContext(ctx, query, args)
 	if err != driver.ErrSkip {
 		c.st.add(query)
@@ -158,6 +168,9 @@ func (c *countConn) QueryContext(ctx context.Context, query string, args []drive
 	q, ok := c.Conn.(driver.QueryerContext)
 	if !ok {
 		return nil, driver.ErrSkip
+	}
+	if err := c.st.interrupted(ctx, c, query); err != nil {
+		return nil, err
 	}
 	rows, err := q.QueryContext(ctx, query, args)
 	if err != driver.ErrSkip {
@@ -176,6 +189,9 @@ func (c *countConn) Ping(ctx context.Context) error {
 }
 
 func (c *countConn) ResetSession(ctx context.Context) error {
+	if c.broken.Load() {
+		return driver.ErrBadConn
+	}
 	if r, ok := c.Conn.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}
@@ -183,6 +199,9 @@ func (c *countConn) ResetSession(ctx context.Context) error {
 }
 
 func (c *countConn) IsValid() bool {
+	if c.broken.Load() {
+		return false
+	}
 	if v, ok := c.Conn.(driver.Validator); ok {
 		return v.IsValid()
 	}
@@ -207,11 +226,14 @@ func (t *countTx) Rollback() error { t.st.add("ROLLBACK"); return t.Tx.Rollback(
 type countStmt struct {
 	driver.Stmt
 	query string
-	st    *Statements
+	conn  *countConn
 }
 
 func (s *countStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	s.st.add(s.query)
+	if err := s.conn.st.interrupted(ctx, s.conn, s.query); err != nil {
+		return nil, err
+	}
+	s.conn.st.add(s.query)
 	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
 		return e.ExecContext(ctx, args)
 	}
@@ -223,7 +245,10 @@ func (s *countStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 }
 
 func (s *countStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	s.st.add(s.query)
+	if err := s.conn.st.interrupted(ctx, s.conn, s.query); err != nil {
+		return nil, err
+	}
+	s.conn.st.add(s.query)
 	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
 		return q.QueryContext(ctx, args)
 	}
