@@ -451,10 +451,6 @@ func (s *Service) checkClient(id string, fields map[string]any) (config.Client, 
 		}
 		return config.Client{}, "", err
 	}
-	if cc.BackchannelLogoutURI != "" {
-		// The back-channel dispatcher knows the file's clients only.
-		return config.Client{}, "", invalid("backchannel_logout_uri", "is not supported for clients stored in the database yet; define the client in the configuration file")
-	}
 	if m := s.clients.MaxTokenTTL; m > 0 {
 		if time.Duration(cc.AccessTokenTTL) > m {
 			return config.Client{}, "", invalid("access_token_ttl", "must not exceed %s (the longest token lifetime of the configuration)", m)

@@ -285,13 +285,17 @@ func (a *App) build(ctx context.Context) error {
 	a.Admin = admin.New(admin.NewStore(a.Store), a.Provisioning, nowUTC)
 	a.Admin.SetBrowserSessionIdleTTL(cfg.SSOIdleTTL)
 	a.Admin.SetKeyRing(keyRing{keys})
+	// Before the authorization server: its clients tell the dispatcher
+	// their back-channel logout URIs whenever they change.
+	a.Backchannel = NewBackchannel(cfg, a.Store, keys, a.Metrics, a.Log)
 	a.OAuth = oauth.New(oauth.Options{
 		Config: cfg, Providers: provSet, Keys: keys, Sessions: a.Sessions,
 		Provisioner: a.Provisioning, Store: a.Store, APIKeys: a.APIKeys, Rechecks: a.Provisioning, Clients: a.Store,
 		AssertionJTIs: a.Store, Devices: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: oauth.Hooks{
-			TokenIssued:  func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
-			RefreshReuse: func() { a.Metrics.RefreshReuse.Inc() },
+			TokenIssued:    func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
+			RefreshReuse:   func() { a.Metrics.RefreshReuse.Inc() },
+			ClientsChanged: a.Backchannel.SetEndpoints,
 		},
 	})
 	if err := a.startClientSync(ctx); err != nil {
@@ -303,7 +307,6 @@ func (a *App) build(ctx context.Context) error {
 		Server:    a.OAuth, Provisioner: a.Provisioning, Rechecks: a.Provisioning, Store: a.Store, Log: a.Log, Now: nowUTC,
 		Hooks: signin.Hooks{Login: func(p, o string) { a.Metrics.Logins.WithLabelValues(p, o).Inc() }},
 	})
-	a.Backchannel = NewBackchannel(cfg, a.Store, keys, a.Metrics, a.Log)
 	pages, err := web.Load()
 	if err != nil {
 		return err

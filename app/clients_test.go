@@ -250,3 +250,35 @@ func TestRuntimeClientInput(t *testing.T) {
 	}
 	w.mustCall("PATCH", "/api/v1/admin/clients/nope", w.root, map[string]any{"name": "x"}, 404, nil)
 }
+
+// TestStoredClientBackchannelLogout: a stored client's
+// backchannel_logout_uri reaches the dispatcher (of the replica that
+// created it at once, of the others at their next poll), so ending its
+// session delivers a logout token to it; clearing the URI stops it.
+func TestStoredClientBackchannelLogout(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			rp := newRPListener(t)
+			w1, w2 := clientReplicas(t, pg, &syncBuffer{})
+			// The second replica delivers, under its own issuer URL.
+			rp.setIssuer(w2.s.URL)
+			w1.mustCall("POST", "/api/v1/admin/clients", w1.root, map[string]any{
+				"client_id": "told-app", "public": true, // the listener expects this audience
+				"redirect_uris":                       []string{"http://127.0.0.1:9/callback"},
+				"backchannel_logout_uri":              rp.URL + "/backchannel",
+				"backchannel_logout_session_required": true,
+			}, 201, nil)
+			eventually(t, "second replica knows the client", func() bool { _, ok := w2.s.OAuth.Client("told-app"); return ok })
+			// The second replica's dispatcher delivers: it learnt the URI
+			// from its poll, not from the file.
+			runDispatcher(t, w2.s.Backchannel)
+
+			_, id := idTokenOf(t, w1.signIn("told-app", "ada@example.com", "", ""))
+			ada := w1.userID("ada@example.com")
+			w1.mustCall("DELETE", "/api/v1/admin/users/"+ada+"/sessions/"+id["sid"].(string), w1.root, nil, 204, nil)
+			if lt := rp.told(id["sid"].(string)); lt["sub"] != id["sub"] {
+				t.Fatalf("logout token sub %v, ID token sub %v", lt["sub"], id["sub"])
+			}
+		})
+	}
+}

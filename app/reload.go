@@ -220,7 +220,6 @@ func (a *App) Reload(ctx context.Context) error {
 	a.Keys.RetainAtLeast(keyRetention(&applied))
 	r.set.Replace(provs)
 	a.Provisioning.SetPolicy(provisioningPolicy(&applied))
-	a.Backchannel.SetEndpoints(backchannelEndpoints(&applied))
 	r.cfg.Store(&applied)
 	retired := built(r.gen.list, gen)
 	r.gen = gen

@@ -266,6 +266,10 @@ func (c *Cache) refreshInBackground() {
 	c.mu.Lock()
 	call := c.inflight
 	if call == nil {
+		// A background refresh counts against the refetch interval too:
+		// an unknown kid met just after it waits, rather than fetching
+		// the same keys a second time.
+		c.lastRefetch = c.now()
 		call = c.startLocked()
 	}
 	c.mu.Unlock()

@@ -60,6 +60,22 @@ func (sn *clientSnapshot) lookup(id string) (*Client, bool) {
 	return c, ok
 }
 
+// backchannelEndpoints maps every client with a backchannel_logout_uri,
+// stored or from the file (which wins on a shared id), to it.
+func (sn *clientSnapshot) backchannelEndpoints() map[string]string {
+	out := map[string]string{}
+	for _, m := range []map[string]*Client{sn.stored, sn.configured} {
+		for id, c := range m {
+			if c.BackchannelLogoutURI != "" {
+				out[id] = c.BackchannelLogoutURI
+			} else {
+				delete(out, id)
+			}
+		}
+	}
+	return out
+}
+
 // registry holds the current snapshot.
 type registry struct {
 	current atomic.Pointer[clientSnapshot]
@@ -230,6 +246,9 @@ func (s *Service) warnShadowed(sn *clientSnapshot) {
 // clients. The caller holds registry.mu.
 func (s *Service) publish(sn *clientSnapshot) {
 	s.registry.current.Store(sn)
+	if s.hooks.ClientsChanged != nil {
+		s.hooks.ClientsChanged(sn.backchannelEndpoints())
+	}
 	if s.authFailures != nil {
 		ids := make([]string, 0, len(sn.configured)+len(sn.stored))
 		for id := range sn.configured {

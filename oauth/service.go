@@ -80,6 +80,11 @@ type Rechecks interface {
 type Hooks struct {
 	TokenIssued  func(grantType string)
 	RefreshReuse func()
+	// ClientsChanged is told, after every change of the registered
+	// clients (the file's or the stored ones), each client's
+	// backchannel_logout_uri by id; it must not call back into the
+	// Service.
+	ClientsChanged func(backchannelEndpoints map[string]string)
 }
 
 // Options assemble a Service.

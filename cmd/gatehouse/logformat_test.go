@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -83,13 +84,20 @@ func startOn(t *testing.T, env map[string]string, out *os.File, r io.Reader) []s
 // providers, clients and metrics; GATEHOUSE_LOG_FORMAT=json forces JSON
 // on a terminal; off a terminal it is JSON (TestServeAndGracefulStop).
 func TestLogFormatOnTerminal(t *testing.T) {
-	dsn := strings.Replace(dbtest.PostgresTarget(t).DSN, "postgres@", "postgres:s3cret-password@", 1)
+	// A password the banner must not show, whatever the test DSN holds
+	// (trust authentication ignores it).
+	pu, err := url.Parse(dbtest.PostgresTarget(t).DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.User = url.UserPassword(pu.User.Username(), "s3cret-password")
+	dsn := pu.String()
 	master, term := openPTY(t)
 	got := strings.Join(startOn(t, map[string]string{"GATEHOUSE_DATABASE_URL": dsn}, term, master), "\n")
 	// Columns are aligned on the longest key: compare with single spaces.
 	squeezed := regexp.MustCompile(` +`).ReplaceAllString(got, " ")
 	for _, want := range []string{" INFO Gatehouse is ready\n", "\n issuer http://localhost:", "\n listen 127.0.0.1:", "\n mode development\n",
-		"\n database postgres 127.0.0.1:5432/test\n", "\n providers dev (dev) callback http://localhost:", "\n clients 2\n", "\n metrics /metrics on this listener\n"} {
+		"\n database postgres " + dbHostAndName(t, dsn) + "\n", "\n providers dev (dev) callback http://localhost:", "\n clients 2\n", "\n metrics /metrics on this listener\n"} {
 		if !strings.Contains(squeezed, want) {
 			t.Fatalf("terminal log lacks %q:\n%s", want, got)
 		}
@@ -104,4 +112,15 @@ func TestLogFormatOnTerminal(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &entry); err != nil || entry.Mode != "development" || entry.Database != "sqlite ./gatehouse.db" {
 		t.Fatalf("GATEHOUSE_LOG_FORMAT=json on a terminal: %q (%v)", lines, err)
 	}
+}
+
+// dbHostAndName is the host and database name of a PostgreSQL URL, as
+// the banner shows them.
+func dbHostAndName(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host + u.Path
 }
