@@ -194,6 +194,8 @@ type Provisioner interface {
 	// SyncRuleTargeting returns the first org-sync rule that may place
 	// people in an organization with this slug.
 	SyncRuleTargeting(slug string) (provisioning.Rule, bool)
+	// SyncRulesFor lists the org-sync rules that place people in org.
+	SyncRulesFor(ctx context.Context, org *models.Organization) ([]provisioning.RuleTarget, error)
 }
 
 // Service runs the admin API's operations.

@@ -114,6 +114,36 @@ func (s *Service) GetOrg(ctx context.Context, orgID string) (Org, error) {
 	return orgView(*o), nil
 }
 
+// OrgSyncRule is an org-sync rule of the configuration file that places
+// people in an organization, and why (`via`: `bound`, `slug`,
+// `upstream_org` or `slug_pattern`).
+type OrgSyncRule struct {
+	Index    int    `json:"index"`
+	Match    string `json:"match"`
+	Org      string `json:"org"`
+	Role     string `json:"role"`
+	Provider string `json:"provider,omitempty"`
+	Via      string `json:"via"`
+}
+
+// OrgSyncRules lists the org-sync rules that place people in the
+// organization, in the file's order.
+func (s *Service) OrgSyncRules(ctx context.Context, orgID string) (List[OrgSyncRule], error) {
+	o, err := s.store.FindOrganization(ctx, orgID)
+	if err != nil {
+		return List[OrgSyncRule]{}, err
+	}
+	rules, err := s.prov.SyncRulesFor(ctx, o)
+	if err != nil {
+		return List[OrgSyncRule]{}, err
+	}
+	out := List[OrgSyncRule]{Items: make([]OrgSyncRule, 0, len(rules))}
+	for _, r := range rules {
+		out.Items = append(out.Items, OrgSyncRule{Index: r.Index, Match: r.Match, Org: r.Org, Role: r.Role, Provider: r.Provider, Via: r.Via})
+	}
+	return out, nil
+}
+
 // syncTargetSlug refuses a slug an org-sync rule may place people in
 // (provisioning.SyncPolicy.RuleTargeting) to an actor who is not a
 // Gatehouse administrator: an organization's admin who took `finance`

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,6 +73,52 @@ func TestAdminSyncTargetSlugs(t *testing.T) {
 			w.mustCall("GET", "/api/v1/admin/orgs/"+fin.ID+"/members", w.root, nil, 200, &finMembers)
 			if len(finMembers.Items) != 1 || finMembers.Items[0].Email != "fay@example.com" {
 				t.Fatalf("finance's members = %+v", finMembers.Items)
+			}
+		})
+	}
+}
+
+// TestAdminOrgSyncRules: GET /orgs/{org_id}/sync-rules names the rules
+// that place people in an organization and why — bound by id (after a
+// rename too), by slug before any binding, by an {org} pattern's slug —
+// for the organization's admins and Gatehouse administrators, and for
+// nobody else's organization.
+func TestAdminOrgSyncRules(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			w := newWorldWith(t, pg, syncTargetYAML)
+			acme := "/api/v1/admin/orgs/" + w.acme
+			lead := w.signIn("admin-console", "lea@example.com", "leads", "").AccessToken // admin of acme
+			rules := func(path, token string) string {
+				t.Helper()
+				var out admin.List[admin.OrgSyncRule]
+				w.mustCall("GET", path+"/sync-rules", token, nil, 200, &out)
+				var got []string
+				for _, r := range out.Items {
+					got = append(got, fmt.Sprintf("%d:%s", r.Index, r.Via))
+				}
+				return strings.Join(got, ",")
+			}
+			before := rules(acme, lead)
+			if !strings.Contains(before, ":bound") {
+				t.Fatalf("acme's rules = %q, want a bound one (lea was placed by sync)", before)
+			}
+			w.mustCall("PATCH", acme, lead, map[string]any{"slug": "acme-corp"}, 200, nil)
+			if after := rules(acme, w.root); after != before {
+				t.Errorf("acme's rules after a rename = %q, want %q", after, before)
+			}
+			var fin, sq admin.Org
+			w.mustCall("POST", "/api/v1/admin/orgs", w.root, map[string]any{"slug": "finance"}, 201, &fin)
+			w.mustCall("POST", "/api/v1/admin/orgs", w.root, map[string]any{"slug": "sq-payments"}, 201, &sq)
+			if got := rules("/api/v1/admin/orgs/"+fin.ID, w.root); got != "5:slug" {
+				t.Errorf("finance's rules = %q, want 5:slug", got)
+			}
+			if got := rules("/api/v1/admin/orgs/"+sq.ID, w.root); got != "6:slug_pattern" {
+				t.Errorf("sq-payments' rules = %q, want 6:slug_pattern", got)
+			}
+			// acme's admin cannot read another organization's rules.
+			if status, body := w.call("GET", "/api/v1/admin/orgs/"+fin.ID+"/sync-rules", lead, nil, nil); status != 403 {
+				t.Errorf("acme's admin reads finance's rules = %d %s, want 403", status, body)
 			}
 		})
 	}

@@ -170,6 +170,13 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.WaitVisible(`tr[data-member="ivy@example.com"]`, chromedp.ByQuery),
 	)
 	c.shot("organization")
+	// The org-sync tab (this file has no rules: it says so).
+	c.run("org sync", chromedp.Navigate(c.url+"/admin/"+acme+"/sync"))
+	c.waitFor("acme's org-sync rules", `document.querySelector("main").textContent.includes("No org-sync rule places people in this organization")`)
+	c.run("members again",
+		chromedp.Navigate(c.url+"/admin/"+acme+"/members"),
+		chromedp.WaitVisible(`tr[data-member="ivy@example.com"]`, chromedp.ByQuery),
+	)
 	c.run("change role",
 		chromedp.SetValue(`tr[data-member="ivy@example.com"] select`, "viewer", chromedp.ByQuery),
 		chromedp.Click(`tr[data-member="ivy@example.com"] td:nth-child(3) button`, chromedp.ByQuery),

@@ -39,6 +39,7 @@ func (h *Admin) Register(r *gin.Engine) {
 	api.GET("/orgs", instance("orgs-read"), h.listOrgs)
 	api.POST("/orgs", instance("orgs-write"), h.createOrg)
 	api.GET("/orgs/:org_id", org("orgs-read"), h.getOrg)
+	api.GET("/orgs/:org_id/sync-rules", org("orgs-read"), h.orgSyncRules)
 	api.PATCH("/orgs/:org_id", org("orgs-write"), h.updateOrg)
 	api.DELETE("/orgs/:org_id", org("orgs-delete"), h.deleteOrg)
 
@@ -174,6 +175,11 @@ func (h *Admin) createOrg(c *gin.Context) {
 
 func (h *Admin) getOrg(c *gin.Context) {
 	out, err := h.Svc.GetOrg(c.Request.Context(), c.Param("org_id"))
+	h.answer(c, http.StatusOK, out, err)
+}
+
+func (h *Admin) orgSyncRules(c *gin.Context) {
+	out, err := h.Svc.OrgSyncRules(c.Request.Context(), c.Param("org_id"))
 	h.answer(c, http.StatusOK, out, err)
 }
 

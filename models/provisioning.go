@@ -257,6 +257,26 @@ func (s *Store) FindOrganizationExternalIDs(ctx context.Context, provider string
 	return out, mapErr(err, "find organization external ids")
 }
 
+// OrgSyncLinks returns what ties an organization to org-sync rules: the
+// organizations the literal targets are bound to (target → organization
+// id) and the providers whose upstream organizations map to orgID.
+func (s *Store) OrgSyncLinks(ctx context.Context, orgID string, targets []string) (map[string]string, []string, error) {
+	bindings := map[string]string{}
+	if len(targets) > 0 {
+		var rows []OrgSyncBinding
+		if err := s.db.WithContext(ctx).Where("target IN ?", targets).Find(&rows).Error; err != nil {
+			return nil, nil, mapErr(err, "find org sync bindings")
+		}
+		for _, r := range rows {
+			bindings[r.Target] = r.OrganizationID
+		}
+	}
+	var providers []string
+	err := s.db.WithContext(ctx).Model(&OrganizationExternalID{}).Where("organization_id = ?", orgID).
+		Distinct().Order("provider").Pluck("provider", &providers).Error
+	return bindings, providers, mapErr(err, "find organization external ids")
+}
+
 // SyncOrganizations is what org sync reads about organizations for one
 // sign-in (FindSyncOrganizations).
 type SyncOrganizations struct {

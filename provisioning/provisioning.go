@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/fault"
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 	"github.com/gatehouse-id/gatehouse/providers"
 )
@@ -124,6 +125,23 @@ func New(store *models.Store, opts Options) *Service {
 // people in an organization with this slug (SyncPolicy.RuleTargeting).
 func (s *Service) SyncRuleTargeting(slug string) (Rule, bool) {
 	return s.policy.Load().sync.RuleTargeting(slug)
+}
+
+// SyncRulesFor lists the org-sync rules that place people in org
+// (SyncPolicy.RulesFor), with its bindings and upstream mappings read now.
+func (s *Service) SyncRulesFor(ctx context.Context, org *models.Organization) ([]RuleTarget, error) {
+	p := s.policy.Load().sync
+	var targets []string
+	for _, r := range p.Rules {
+		if !strings.Contains(r.Org, config.OrgPlaceholder) {
+			targets = append(targets, r.Org)
+		}
+	}
+	bindings, mapped, err := s.store.OrgSyncLinks(ctx, org.ID, targets)
+	if err != nil {
+		return nil, err
+	}
+	return p.RulesFor(*org, bindings, mapped), nil
 }
 
 // TrustedEmailProviders names the providers whose verified emails count,

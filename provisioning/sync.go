@@ -605,3 +605,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// Rule targets' reasons, as RuleTarget.Via says them.
+const (
+	// TargetBound: the rule's literal target was bound to the
+	// organization when sync first created or found it.
+	TargetBound = "bound"
+	// TargetSlug: the literal target is bound to no organization yet;
+	// the next sign-in the rule matches binds it to the organization with
+	// that slug, this one.
+	TargetSlug = "slug"
+	// TargetUpstreamOrg: an {org} rule; the organization is mapped to an
+	// upstream organization of a provider the rule applies to.
+	TargetUpstreamOrg = "upstream_org"
+	// TargetSlugPattern: an {org} rule whose pattern yields this slug,
+	// with auto_create_orgs off (the rule would place people in it).
+	TargetSlugPattern = "slug_pattern"
+)
+
+// RuleTarget is an org-sync rule that places people in an organization,
+// and why.
+type RuleTarget struct {
+	Rule
+	Via string
+}
+
+// RulesFor lists the rules that place people in org, in rule order:
+// literal targets by the organization they are bound to (bindings maps a
+// target to its organization's id; a target bound nowhere goes by slug),
+// {org} targets by the upstream organizations org is mapped to
+// (mappedProviders names their providers) or, without auto_create_orgs,
+// by the slug pattern.
+func (p SyncPolicy) RulesFor(org models.Organization, bindings map[string]string, mappedProviders []string) []RuleTarget {
+	var out []RuleTarget
+	for _, r := range p.Rules {
+		via := ""
+		switch {
+		case !strings.Contains(r.Org, config.OrgPlaceholder):
+			if id, ok := bindings[r.Org]; ok {
+				if id == org.ID {
+					via = TargetBound
+				}
+			} else if r.Org == org.Slug {
+				via = TargetSlug
+			}
+		case slices.ContainsFunc(mappedProviders, func(p string) bool { return r.Provider == "" || r.Provider == p }):
+			via = TargetUpstreamOrg
+		case !p.AutoCreateOrgs && patternProduces(r.Org, org.Slug):
+			via = TargetSlugPattern
+		}
+		if via != "" {
+			out = append(out, RuleTarget{Rule: r, Via: via})
+		}
+	}
+	return out
+}

@@ -491,3 +491,44 @@ func TestRuleTargeting(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesFor: literal targets go by their binding (a bound target
+// follows its organization whatever slugs are now), else by slug; {org}
+// targets by the providers whose upstream organizations map to the
+// organization, else by the slug pattern without auto_create_orgs.
+func TestRulesFor(t *testing.T) {
+	rules := []provisioning.Rule{
+		{Index: 0, Match: "github:org:acme", Org: "finance", Role: "member"},
+		{Index: 1, Match: "github:org:*", Org: "gh-{org}", Role: "viewer", Provider: "github"},
+		{Index: 2, Match: "oidc:group:*", Org: "{org}-team", Role: "viewer"},
+		{Index: 3, Match: "okta:group:ops", Org: "ops", Role: "admin"},
+	}
+	off := provisioning.SyncPolicy{Rules: rules}
+	on := provisioning.SyncPolicy{Rules: rules, AutoCreateOrgs: true}
+	cases := []struct {
+		name     string
+		policy   provisioning.SyncPolicy
+		org      models.Organization
+		bindings map[string]string
+		mapped   []string
+		want     string // index:via, comma-separated
+	}{
+		{"bound, renamed", off, models.Organization{ID: "o1", Slug: "money"}, map[string]string{"finance": "o1"}, nil, "0:bound"},
+		{"slug taken by another after binding", off, models.Organization{ID: "o2", Slug: "finance"}, map[string]string{"finance": "o1"}, nil, ""},
+		{"not bound yet", off, models.Organization{ID: "o2", Slug: "finance"}, nil, nil, "0:slug"},
+		{"mapped for github", on, models.Organization{ID: "o3", Slug: "whatever"}, nil, []string{"github"}, "1:upstream_org,2:upstream_org"},
+		{"mapped for okta only", on, models.Organization{ID: "o3", Slug: "whatever"}, nil, []string{"okta"}, "2:upstream_org"},
+		{"pattern by slug, auto-create off", off, models.Organization{ID: "o4", Slug: "gh-acme"}, nil, nil, "1:slug_pattern"},
+		{"pattern by slug, auto-create on", on, models.Organization{ID: "o4", Slug: "gh-acme"}, nil, nil, ""},
+		{"none", off, models.Organization{ID: "o5", Slug: "marketing"}, map[string]string{"ops": "o6"}, nil, ""},
+	}
+	for _, tc := range cases {
+		var got []string
+		for _, r := range tc.policy.RulesFor(tc.org, tc.bindings, tc.mapped) {
+			got = append(got, fmt.Sprintf("%d:%s", r.Index, r.Via))
+		}
+		if s := strings.Join(got, ","); s != tc.want {
+			t.Errorf("%s: RulesFor = %q, want %q", tc.name, s, tc.want)
+		}
+	}
+}

@@ -502,7 +502,7 @@ async function orgsPage(view, [id, tab]) {
 async function orgDetail(view, id, tab) {
   const org = await api("GET", "/orgs/" + encodeURIComponent(id));
   const base = "#/orgs/" + encodeURIComponent(id) + "/";
-  const tabs = [["members", "Members"], ["invitations", "Invitations"], ["roles", "Roles"], ["api-keys", "API keys"], ["audit", "Audit"]];
+  const tabs = [["members", "Members"], ["invitations", "Invitations"], ["roles", "Roles"], ["sync", "Org sync"], ["api-keys", "API keys"], ["audit", "Audit"]];
   view.append(heading(org.name || org.slug, h("code", {}, org.slug)),
     h("nav", { class: "tabs", "aria-label": "Organization" }, tabs.map(([k, t]) =>
       h("a", { href: base + k, "aria-current": k === tab ? "page" : null }, t))));
@@ -513,6 +513,7 @@ async function orgDetail(view, id, tab) {
   case "members": return membersTab(panel, org, roles);
   case "invitations": return invitationsTab(panel, org, roles);
   case "roles": return rolesTab(panel, org, roles);
+  case "sync": return syncTab(panel, org);
   case "api-keys": return apiKeysFor(panel, org.id);
   case "audit": return auditTable(panel, { org_id: org.id }, `/orgs/${encodeURIComponent(org.id)}/audit-events`);
   }
@@ -591,6 +592,24 @@ function invitationsTab(panel, org, roles) {
           toast("Invitation revoked."); route();
         }
       } }, "Revoke") : ""))), ["Email", "Role", "Status", "Expires", "Sent", ""], "Invitations"));
+}
+
+// syncReasons says why a rule places people here (the API's `via`).
+const syncReasons = {
+  bound: "bound to this organization when sync first placed people here",
+  slug: "its organization slug; bound here at the next sign-in it matches",
+  upstream_org: "this organization is mapped to an upstream organization",
+  slug_pattern: "its pattern makes this slug (auto_create_orgs is off)",
+};
+
+async function syncTab(panel, org) {
+  const rules = (await api("GET", `/orgs/${encodeURIComponent(org.id)}/sync-rules`)).items;
+  panel.append(h("h2", {}, "Org-sync rules that place people here"),
+    h("p", { class: "muted" }, "From the configuration file's org_sync.rules. Members they add show the source “synced by” their provider; manual changes stop sync from touching a membership."),
+    rules.length ? table(["Rule", "Match", "Target", "Role", "Provider", "Why"], rules.map((r) => h("tr", {},
+      h("td", {}, "org_sync.rules[" + r.index + "]"), h("td", {}, h("code", {}, r.match)), h("td", {}, h("code", {}, r.org)),
+      h("td", {}, r.role), h("td", {}, r.provider || "any"), h("td", {}, syncReasons[r.via] || r.via))), "Org-sync rules")
+      : h("p", {}, "No org-sync rule places people in this organization."));
 }
 
 function rolesTab(panel, org, roles) {
