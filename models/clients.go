@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -142,6 +143,21 @@ func (s *Store) DeleteStoredClient(ctx context.Context, id, reason string, now t
 		return tx.bumpClientsVersion()
 	})
 	return ended, err
+}
+
+// LockStoredClients makes the changes of stored clients run one at a
+// time, from this call to the end of the caller's transaction (it must
+// be called in one: InTx): it moves the version row, whose lock every
+// other change then waits for (the row lock on PostgreSQL; SQLite
+// serializes write transactions anyway). A read-modify-write of a client
+// (an update, a secret rotation) or a count before an insert (the
+// registration limit) done after it sees every change committed before
+// and none in between, so none is lost and no limit is overrun.
+func (s *Store) LockStoredClients(ctx context.Context) error {
+	if !s.inTx {
+		return errors.New("lock stored clients: not in a transaction")
+	}
+	return s.bumpClientsVersion()
 }
 
 func (s *Store) bumpClientsVersion() error {
