@@ -189,3 +189,44 @@ func TestRegistrationReportsItsAuthMethod(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentClientDeleteAndChanges: a stored client deleted while
+// it is being updated and rotated (from other replicas, say) ends
+// deleted, and every change either happened before the deletion or is
+// told the client is gone: no change fails otherwise (changes take the
+// clients' change lock before any client row, so none waits for
+// another in a deadlock), and none brings the client back.
+func TestConcurrentClientDeleteAndChanges(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		svc, store := clientService(t, db, 10)
+		for i := range 8 {
+			if _, err := svc.ConsoleCreateClient(ctx, map[string]any{"client_id": "gone", "grant_types": []any{"client_credentials"}}); err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, 4)
+			var wg sync.WaitGroup
+			for j, op := range []func() error{
+				func() error { _, err := svc.ConsoleUpdateClient(ctx, "gone", map[string]any{"name": "x"}); return err },
+				func() error { _, err := svc.ConsoleRotateClientSecret(ctx, "gone", time.Hour); return err },
+				func() error { _, err := svc.ConsoleDeleteClient(ctx, "gone"); return err },
+				func() error { _, err := svc.ConsoleUpdateClient(ctx, "gone", map[string]any{"name": "y"}); return err },
+			} {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[j] = op() }()
+			}
+			wg.Wait()
+			for j, err := range errs {
+				if err != nil && !errors.Is(err, models.ErrNotFound) {
+					t.Fatalf("round %d, change %d: %v", i, j, err)
+				}
+			}
+			if errs[2] != nil {
+				t.Fatalf("round %d: the deletion failed: %v", i, errs[2])
+			}
+			if _, err := store.FindStoredClient(ctx, "gone"); !errors.Is(err, models.ErrNotFound) {
+				t.Fatalf("round %d: the client is still stored after its deletion (%v)", i, err)
+			}
+		}
+	})
+}
