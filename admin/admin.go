@@ -162,6 +162,7 @@ type Store interface {
 
 	ListStoredClients(ctx context.Context) ([]models.StoredClient, error)
 	CountStoredClients(ctx context.Context, origin string) (int64, error)
+	LockStoredClients(ctx context.Context) error
 	FindStoredClient(ctx context.Context, id string) (*models.StoredClient, error)
 	CreateStoredClient(ctx context.Context, c *models.StoredClient) error
 	UpdateStoredClient(ctx context.Context, c *models.StoredClient) error

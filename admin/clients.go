@@ -183,17 +183,22 @@ func (s *Service) CreateClient(ctx context.Context, a Actor, fields map[string]a
 	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return nil, err
 	}
-	return s.createClient(ctx, a, fields, models.ClientOriginAdmin, "")
+	return s.createClient(ctx, a, fields, models.ClientOriginAdmin, "", 0)
 }
 
 // ConsoleCreateClient is CreateClient for the console.
 func (s *Service) ConsoleCreateClient(ctx context.Context, fields map[string]any) (*ClientSecret, error) {
-	return s.createClient(ctx, Actor{}, fields, models.ClientOriginConsole, "")
+	return s.createClient(ctx, Actor{}, fields, models.ClientOriginConsole, "", 0)
 }
 
+// errClientLimit: the clients of an origin reached their limit.
+var errClientLimit = errors.New("admin: the limit of clients of this origin is reached")
+
 // createClient stores a client; registrationTokenHash is set for one
-// registered through DCR (origin registration).
-func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]any, origin, registrationTokenHash string) (*ClientSecret, error) {
+// registered through DCR (origin registration). limit > 0 bounds the
+// stored clients of origin (errClientLimit), counted under the clients'
+// change lock so that concurrent creations cannot overrun it.
+func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]any, origin, registrationTokenHash string, limit int64) (*ClientSecret, error) {
 	if err := s.clientsReady(); err != nil {
 		return nil, err
 	}
@@ -220,7 +225,22 @@ func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]a
 		secret = randomSecret(32)
 		row.SecretHash = hashSecret(secret)
 	}
-	if err := s.store.CreateStoredClient(ctx, row); err != nil {
+	err = s.store.InTx(ctx, func(tx Store) error {
+		if err := tx.LockStoredClients(ctx); err != nil {
+			return err
+		}
+		if limit > 0 {
+			n, err := tx.CountStoredClients(ctx, origin)
+			if err != nil {
+				return err
+			}
+			if n >= limit {
+				return errClientLimit
+			}
+		}
+		return tx.CreateStoredClient(ctx, row)
+	})
+	if err != nil {
 		if errors.Is(err, models.ErrConflict) {
 			return nil, conflict("a client with id %q exists", id)
 		}
@@ -253,39 +273,92 @@ func (s *Service) ConsoleUpdateClient(ctx context.Context, id string, fields map
 }
 
 func (s *Service) updateClient(ctx context.Context, a Actor, id string, fields map[string]any) (*ClientSecret, error) {
-	row, err := s.storedForChange(ctx, id)
-	if err != nil {
+	if _, err := s.storedForChange(ctx, id); err != nil {
 		return nil, err
 	}
-	return s.updateStored(ctx, a, row, fields)
+	return s.updateStored(ctx, a, id, fields, nil)
 }
 
-func (s *Service) updateStored(ctx context.Context, a Actor, row *models.StoredClient, fields map[string]any) (*ClientSecret, error) {
-	id := row.ID
+// changeStored runs change on stored client id as it is now, under the
+// clients' change lock, and writes what change left in the row: two
+// changes of one client (an update and a rotation, say) never work from
+// the same old row, so neither undoes the other (a rotation's new secret
+// is never overwritten by the old one). same, when set, must accept the
+// row read under the lock (it is the client the caller checked).
+func (s *Service) changeStored(ctx context.Context, id string, same func(*models.StoredClient) error,
+	change func(row *models.StoredClient) error) (*models.StoredClient, error) {
+	var out *models.StoredClient
+	err := s.store.InTx(ctx, func(tx Store) error {
+		if err := tx.LockStoredClients(ctx); err != nil {
+			return err
+		}
+		row, err := tx.FindStoredClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		if same != nil {
+			if err := same(row); err != nil {
+				return err
+			}
+		}
+		if err := change(row); err != nil {
+			return err
+		}
+		out = row
+		return tx.UpdateStoredClient(ctx, row)
+	})
+	return out, err
+}
+
+// updateStored changes the given fields of stored client id (same: as
+// for changeStored).
+func (s *Service) updateStored(ctx context.Context, a Actor, id string, fields map[string]any,
+	same func(*models.StoredClient) error) (*ClientSecret, error) {
 	fields = maps.Clone(fields)
 	if newID, err := takeClientID(fields); err != nil {
 		return nil, err
 	} else if newID != "" && newID != id {
 		return nil, invalid("client_id", "cannot change; create a new client instead")
 	}
+	var secret string
+	changed := make([]string, 0, len(fields))
+	for k := range fields {
+		changed = append(changed, k)
+	}
+	sort.Strings(changed)
+	row, err := s.changeStored(ctx, id, same, func(row *models.StoredClient) error {
+		var err error
+		secret, err = s.mergeStored(row, fields)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.auditClient(ctx, a, AuditClientUpdated, id, map[string]any{"fields": changed, "secret_generated": secret != ""})
+	s.changed(ctx)
+	return &ClientSecret{Client: s.storedView(*row), Secret: secret}, nil
+}
+
+// mergeStored applies fields to row (a field set to null returns to its
+// default) and returns the secret generated when the client became one
+// that authenticates with a secret ("" otherwise).
+func (s *Service) mergeStored(row *models.StoredClient, fields map[string]any) (string, error) {
+	id := row.ID
 	var merged map[string]any
 	if err := json.Unmarshal([]byte(row.Settings), &merged); err != nil {
-		return nil, fmt.Errorf("stored client %s: %w", id, err)
+		return "", fmt.Errorf("stored client %s: %w", id, err)
 	}
 	wasPublic, _ := merged["public"].(bool)
-	changed := make([]string, 0, len(fields))
 	for k, v := range fields {
-		changed = append(changed, k)
 		if v == nil {
 			delete(merged, k)
 			continue
 		}
 		merged[k] = v
 	}
-	sort.Strings(changed)
 	cc, settings, err := s.checkClient(id, merged)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	row.Settings, row.UpdatedAt = settings, s.now()
 	var secret string
@@ -296,12 +369,7 @@ func (s *Service) updateStored(ctx context.Context, a Actor, row *models.StoredC
 		secret = randomSecret(32)
 		row.SecretHash = hashSecret(secret)
 	}
-	if err := s.store.UpdateStoredClient(ctx, row); err != nil {
-		return nil, err
-	}
-	s.auditClient(ctx, a, AuditClientUpdated, id, map[string]any{"fields": changed, "secret_generated": secret != ""})
-	s.changed(ctx)
-	return &ClientSecret{Client: s.storedView(*row), Secret: secret}, nil
+	return secret, nil
 }
 
 // RotateClientSecret gives a stored confidential client a new generated
@@ -336,22 +404,24 @@ func (s *Service) rotateClientSecret(ctx context.Context, a Actor, id string, ov
 	if overlap < 0 || overlap > MaxSecretOverlap {
 		return nil, invalid("overlap", "must be a duration from 0s to %s, such as 24h", MaxSecretOverlap)
 	}
-	row, err := s.storedForChange(ctx, id)
-	if err != nil {
+	if _, err := s.storedForChange(ctx, id); err != nil {
 		return nil, err
-	}
-	if row.SecretHash == "" {
-		return nil, conflict("client %q has no secret: it is public or authenticates with private_key_jwt", id)
 	}
 	now := s.now()
 	until := now.Add(overlap)
-	row.PreviousSecretHash, row.PreviousSecretExpiresAt = row.SecretHash, &until
-	if overlap == 0 {
-		row.PreviousSecretHash, row.PreviousSecretExpiresAt = "", nil
-	}
 	secret := randomSecret(32)
-	row.SecretHash, row.UpdatedAt = hashSecret(secret), now
-	if err := s.store.UpdateStoredClient(ctx, row); err != nil {
+	row, err := s.changeStored(ctx, id, nil, func(row *models.StoredClient) error {
+		if row.SecretHash == "" {
+			return conflict("client %q has no secret: it is public or authenticates with private_key_jwt", id)
+		}
+		row.PreviousSecretHash, row.PreviousSecretExpiresAt = row.SecretHash, &until
+		if overlap == 0 {
+			row.PreviousSecretHash, row.PreviousSecretExpiresAt = "", nil
+		}
+		row.SecretHash, row.UpdatedAt = hashSecret(secret), now
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	s.auditClient(ctx, a, AuditClientSecretRotated, id, map[string]any{"overlap": overlap.String(), "previous_secret_expires_at": until})

@@ -96,17 +96,15 @@ func (s *Service) RegisterClient(ctx context.Context, a Actor, initialToken, iss
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.store.CountStoredClients(ctx, models.ClientOriginRegistration)
-	if err != nil {
-		return nil, err
-	}
-	if n >= int64(reg.MaxClients) {
-		return nil, &RegistrationError{403, "access_denied", "the limit of registered clients is reached"}
-	}
 	fields["client_id"] = "dcr-" + randomSecret(16)
 	token := randomSecret(32)
 	a.Via = "registration"
-	res, err := s.createClient(ctx, a, fields, models.ClientOriginRegistration, hashSecret(token))
+	// The limit is counted where the client is inserted, under the
+	// clients' change lock: concurrent registrations cannot overrun it.
+	res, err := s.createClient(ctx, a, fields, models.ClientOriginRegistration, hashSecret(token), int64(max(reg.MaxClients, 1)))
+	if errors.Is(err, errClientLimit) {
+		return nil, &RegistrationError{403, "access_denied", "the limit of registered clients is reached"}
+	}
 	if err != nil {
 		return nil, registrationRefusal(err)
 	}
@@ -140,13 +138,20 @@ func (s *Service) UpdateRegistration(ctx context.Context, a Actor, id, token, is
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"name", "post_logout_redirect_uris"} {
+	for _, k := range []string{"name", "post_logout_redirect_uris", "token_endpoint_auth_method"} {
 		if _, ok := fields[k]; !ok {
 			fields[k] = nil
 		}
 	}
 	a.Via = "registration"
-	res, err := s.updateStored(ctx, a, row, fields)
+	// The client must still be the one whose token was checked.
+	same := func(now *models.StoredClient) error {
+		if now.RegistrationTokenHash != row.RegistrationTokenHash {
+			return errBadRegistrationToken
+		}
+		return nil
+	}
+	res, err := s.updateStored(ctx, a, id, fields, same)
 	if err != nil {
 		return nil, registrationRefusal(err)
 	}
@@ -282,7 +287,13 @@ func registeredView(v ClientView, issuer string, public bool) *RegisteredClient 
 	out.GrantTypes = strList(v["grant_types"])
 	out.ResponseTypes = []string{"code"}
 	out.ClientName, _ = v["name"].(string)
-	out.TokenEndpointAuthMethod = "client_secret_basic"
+	// The method in force: a confidential client registered without one
+	// may use either secret method; client_secret_basic is the default
+	// RFC 7591 §2 names.
+	out.TokenEndpointAuthMethod, _ = v["token_endpoint_auth_method"].(string)
+	if out.TokenEndpointAuthMethod == "" {
+		out.TokenEndpointAuthMethod = config.AuthClientSecretBasic
+	}
 	if public {
 		out.TokenEndpointAuthMethod = "none"
 	} else {

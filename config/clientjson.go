@@ -139,7 +139,8 @@ func (c *Config) ValidateClient(cl *Client) error {
 // ValidateConfiguredClients checks the YAML clients of c again (as a
 // reload does before swapping them in): every client's rules and unique
 // ids. c must come from Load, which hashed the secrets: a confidential
-// client needs its SecretHash.
+// client needs its SecretHash, except a private_key_jwt one, which has
+// no secret.
 func (c *Config) ValidateConfiguredClients() error {
 	r := &reader{}
 	seen := map[string]bool{}
@@ -150,7 +151,8 @@ func (c *Config) ValidateConfiguredClients() error {
 			r.fail(field+"id", "%q is used by another client", cl.ID)
 		}
 		seen[cl.ID] = true
-		if !cl.Public && cl.SecretHash == ([32]byte{}) && cl.Secret == "" {
+		keys := cl.TokenEndpointAuthMethod == AuthPrivateKeyJWT // no secret: validateClientAuth refuses one
+		if !cl.Public && !keys && cl.SecretHash == ([32]byte{}) && cl.Secret == "" {
 			r.fail(field+"secret", "a confidential client needs a secret of at least 16 characters")
 		}
 		// The secret is already hashed: check the rest as a managed one.

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -87,6 +88,11 @@ func (s *Store) FindStoredClient(ctx context.Context, id string) (*StoredClient,
 // already taken is ErrConflict.
 func (s *Store) CreateStoredClient(ctx context.Context, c *StoredClient) error {
 	return s.InTx(ctx, func(tx *Store) error {
+		// The version first: every change takes the clients' change lock
+		// before any client row, so that two never wait for each other.
+		if err := tx.bumpClientsVersion(); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.db.Model(&StoredClient{}).Where("id = ?", c.ID).Count(&n).Error; err != nil {
 			return mapErr(err, "create client")
@@ -94,10 +100,7 @@ func (s *Store) CreateStoredClient(ctx context.Context, c *StoredClient) error {
 		if n > 0 {
 			return mapErr(gorm.ErrDuplicatedKey, "create client")
 		}
-		if err := tx.db.Create(c).Error; err != nil {
-			return mapErr(err, "create client")
-		}
-		return tx.bumpClientsVersion()
+		return mapErr(tx.db.Create(c).Error, "create client")
 	})
 }
 
@@ -105,6 +108,9 @@ func (s *Store) CreateStoredClient(ctx context.Context, c *StoredClient) error {
 // the version; ErrNotFound when it is gone.
 func (s *Store) UpdateStoredClient(ctx context.Context, c *StoredClient) error {
 	return s.InTx(ctx, func(tx *Store) error {
+		if err := tx.bumpClientsVersion(); err != nil { // the lock first, as in CreateStoredClient
+			return err
+		}
 		res := tx.db.Model(&StoredClient{}).Where("id = ?", c.ID).Updates(map[string]any{
 			"settings": c.Settings, "secret_hash": c.SecretHash, "previous_secret_hash": c.PreviousSecretHash,
 			"previous_secret_expires_at": c.PreviousSecretExpiresAt, "registration_token_hash": c.RegistrationTokenHash,
@@ -113,10 +119,7 @@ func (s *Store) UpdateStoredClient(ctx context.Context, c *StoredClient) error {
 		if res.Error == nil && res.RowsAffected == 0 {
 			return mapErr(gorm.ErrRecordNotFound, "update client")
 		}
-		if res.Error != nil {
-			return mapErr(res.Error, "update client")
-		}
-		return tx.bumpClientsVersion()
+		return mapErr(res.Error, "update client")
 	})
 }
 
@@ -127,6 +130,9 @@ func (s *Store) UpdateStoredClient(ctx context.Context, c *StoredClient) error {
 func (s *Store) DeleteStoredClient(ctx context.Context, id, reason string, now time.Time) (int64, error) {
 	var ended int64
 	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.bumpClientsVersion(); err != nil { // the lock first, as in CreateStoredClient
+			return err
+		}
 		res := tx.db.Where("id = ?", id).Delete(&StoredClient{})
 		if res.Error == nil && res.RowsAffected == 0 {
 			return mapErr(gorm.ErrRecordNotFound, "delete client")
@@ -135,13 +141,25 @@ func (s *Store) DeleteStoredClient(ctx context.Context, id, reason string, now t
 			return mapErr(res.Error, "delete client")
 		}
 		n, err := tx.revokeSessions(ctx, reason, now, "client_id = ?", id)
-		if err != nil {
-			return err
-		}
 		ended = n
-		return tx.bumpClientsVersion()
+		return err
 	})
 	return ended, err
+}
+
+// LockStoredClients makes the changes of stored clients run one at a
+// time, from this call to the end of the caller's transaction (it must
+// be called in one: InTx): it moves the version row, whose lock every
+// other change then waits for (the row lock on PostgreSQL; SQLite
+// serializes write transactions anyway). A read-modify-write of a client
+// (an update, a secret rotation) or a count before an insert (the
+// registration limit) done after it sees every change committed before
+// and none in between, so none is lost and no limit is overrun.
+func (s *Store) LockStoredClients(ctx context.Context) error {
+	if !s.inTx {
+		return errors.New("lock stored clients: not in a transaction")
+	}
+	return s.bumpClientsVersion()
 }
 
 func (s *Store) bumpClientsVersion() error {
