@@ -54,6 +54,11 @@ type DoctorOptions struct {
 	MaxSkew time.Duration
 	// Now is the local clock.
 	Now func() time.Time
+	// DBTimeout bounds the database checks together (connection,
+	// migrations, signing keys): a server that stops answering, or a
+	// table locked by a running migration, fails the check instead of
+	// hanging the command (15 s).
+	DBTimeout time.Duration
 }
 
 // Doctor checks a configuration against its deployment, running or
@@ -72,6 +77,9 @@ func Doctor(ctx context.Context, cfg *config.Config, opts DoctorOptions) []Docto
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.DBTimeout == 0 {
+		opts.DBTimeout = 15 * time.Second
 	}
 	d := &doctor{cfg: cfg, opts: opts}
 	d.issuer(ctx)
@@ -182,6 +190,8 @@ func (d *doctor) issuer(ctx context.Context) {
 }
 
 func (d *doctor) database(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.DBTimeout)
+	defer cancel()
 	name := DatabaseSummary(d.cfg.DatabaseURL)
 	// Opening a SQLite file that is not there would create it.
 	if t, err := dburl.Parse(d.cfg.DatabaseURL); err == nil && t.Dialect == dburl.SQLite {

@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mattn/go-isatty"
 )
@@ -124,7 +127,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 		ts = time.Now()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-5s %s", ts.Format("15:04:05"), r.Level.String(), r.Message)
+	fmt.Fprintf(&b, "%s %-5s %s", ts.Format("15:04:05"), r.Level.String(), escape(r.Message))
 	line := b.String()
 	block, width := false, len(line)
 	var pairs []string
@@ -132,7 +135,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 		if items, ok := listOf(a.Value); ok && len(items) > 0 {
 			block = true
 		}
-		p := a.Key + "=" + quote(textOf(a.Value))
+		p := escape(a.Key) + "=" + quote(textOf(a.Value))
 		pairs = append(pairs, p)
 		width += 1 + len(p)
 	}
@@ -146,7 +149,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteByte('\n')
 	keyWidth := 0
 	for _, a := range attrs {
-		keyWidth = max(keyWidth, len(a.Key))
+		keyWidth = max(keyWidth, len(escape(a.Key)))
 	}
 	for _, a := range attrs {
 		items, ok := listOf(a.Value)
@@ -157,11 +160,11 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 			items = []string{"(none)"}
 		}
 		for i, it := range items {
-			key := a.Key
+			key := escape(a.Key)
 			if i > 0 {
 				key = ""
 			}
-			fmt.Fprintf(&b, "    %-*s  %s\n", keyWidth, key, it)
+			fmt.Fprintf(&b, "    %-*s  %s\n", keyWidth, key, escape(it))
 		}
 	}
 	return h.write(b.String())
@@ -199,8 +202,30 @@ func textOf(v slog.Value) string {
 // quote keeps a value with spaces, quotes or control characters on one
 // line and readable.
 func quote(s string) string {
-	if s == "" || strings.ContainsAny(s, " \"=\t\r\n") {
-		return fmt.Sprintf("%q", s)
+	if s == "" || strings.ContainsAny(s, " \"=") || !printable(s) {
+		return strconv.Quote(s)
 	}
 	return s
+}
+
+// escape quotes text that is not plainly printable (a newline, a
+// carriage return, a terminal escape, invalid UTF-8), so that what a
+// message, key or block line holds — perhaps from a request — cannot
+// forge a line or drive the terminal; printable text stays as it is.
+func escape(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printable reports whether s is valid UTF-8 of printable characters
+// (spaces included), without line or paragraph separators.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+			return false
+		}
+	}
+	return true
 }

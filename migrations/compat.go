@@ -65,11 +65,18 @@ func (m *Migrator) param(n int) string {
 }
 
 // recordCompatibility writes the mark of every known migration the
-// database has applied, so that older binaries can decide.
+// database has applied, so that older binaries can decide. It runs after
+// goose released its advisory lock, so replicas starting together may
+// create the table at once: PostgreSQL's CREATE TABLE IF NOT EXISTS then
+// fails in one of them (a unique violation in its catalog, or "already
+// exists"), which is fine when the table is there afterwards. The
+// upserts are safe side by side.
 func (m *Migrator) recordCompatibility(ctx context.Context) error {
 	if _, err := m.db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+compatTable+
 		" (version_id BIGINT PRIMARY KEY, compatible BOOLEAN NOT NULL)"); err != nil {
-		return fmt.Errorf("record migration compatibility: %w", err)
+		if ok, _ := m.hasCompatTable(ctx); !ok {
+			return fmt.Errorf("record migration compatibility: %w", err)
+		}
 	}
 	applied, err := m.appliedAfter(ctx, 0)
 	if err != nil {

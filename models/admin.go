@@ -256,8 +256,12 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter, p Page) ([]User, er
 		q = q.Where("disabled = ?", *f.Disabled)
 	}
 	if f.Search != "" {
+		// SQLite's LOWER folds ASCII only: the text as typed is matched
+		// too, so a name like "Émilie" is found there when typed so.
 		like := "%" + likeEscaper.Replace(strings.ToLower(f.Search)) + "%"
-		q = q.Where(`(LOWER(email) LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\')`, like, like)
+		typed := "%" + likeEscaper.Replace(f.Search) + "%"
+		q = q.Where(`(LOWER(email) LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\' OR email LIKE ? ESCAPE '\' OR name LIKE ? ESCAPE '\')`,
+			like, like, typed, typed)
 	}
 	err := keyset(q, "created_at", "id", p).Find(&out).Error
 	return out, mapErr(err, "list users")

@@ -97,6 +97,7 @@ up() {
   fi
   mkdir -p "$dir"/{bin,pids,logs,pgsock}
   chmod 755 "$dir"
+  touch "$dir/.gatehouse-cluster" # what `down` checks before removing $dir
   rand() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
   cat >"$dir/secrets.env" <<ENV
 GATEHOUSE_SECRET_KEY=$(rand)$(rand)
@@ -245,6 +246,10 @@ stop_pid() {
 
 down() {
   [[ -d $dir ]] || { echo "no cluster ($dir missing)"; return 0; }
+  # CLUSTER_DIR is removed whole: only a directory `up` made (the marker,
+  # or the layout of a cluster started before it).
+  [[ -f $dir/.gatehouse-cluster || (-f $dir/secrets.env && -f $dir/settings.env && -d $dir/pids) ]] ||
+    die "$dir was not made by '$0 up' (no .gatehouse-cluster in it): not removing it"
   for name in backend haproxy gatehouse-1 gatehouse-2 gatehouse-3 fakeidp; do stop_pid "$name"; done
   redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   stop_pid redis
