@@ -202,7 +202,9 @@ func StoredClient(cfg *config.Config, row models.StoredClient) (*Client, error) 
 	}
 	c := newClient(cc, cfg)
 	c.Source = ClientSourceDatabase
-	if !cc.Public {
+	// A private_key_jwt client has no secret (admin.usesSecret): its
+	// row carries no hash, and an all-zero SecretHash matches nothing.
+	if !cc.Public && cc.TokenEndpointAuthMethod != config.AuthPrivateKeyJWT {
 		h, err := hex.DecodeString(row.SecretHash)
 		if err != nil || len(h) != sha256.Size {
 			return nil, fmt.Errorf("client %s has no valid secret hash", row.ID)

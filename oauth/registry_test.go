@@ -120,3 +120,43 @@ func TestRegistrySources(t *testing.T) {
 		}
 	})
 }
+
+// TestStoredKeyClientLoads: a stored private_key_jwt client (which has
+// no secret, so its row carries no secret hash) is loaded by the
+// registry, authenticates with a client assertion and is refused a
+// secret, on both databases.
+func TestStoredKeyClientLoads(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		store := models.NewStore(db)
+		k := newTestKey(t, "k")
+		settings, err := config.ClientJSON(config.Client{TokenEndpointAuthMethod: config.AuthPrivateKeyJWT,
+			JWKS: config.JWKS(jwksDoc(t, k)), GrantTypes: []string{config.GrantClientCredentials}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if err := store.CreateStoredClient(ctx, &models.StoredClient{ID: "svc", Settings: string(settings),
+			Origin: models.ClientOriginAdmin, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		s := New(Options{Config: &config.Config{Issuer: "https://auth.example.com"}, Store: store, Clients: store, AssertionJTIs: store})
+		if err := s.SyncClients(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := s.Client("svc"); !ok || c.Source != ClientSourceDatabase {
+			t.Fatal("the stored private_key_jwt client is not loaded")
+		}
+		c, err := s.AuthenticateClient(ctx, ClientCredentials{AssertionType: ClientAssertionType,
+			Assertion: k.assertion(t, "svc", s.issuer, time.Now())}, RequestMeta{})
+		if err != nil || c.ID != "svc" {
+			t.Fatalf("assertion refused: %v", err)
+		}
+		// The zero secret hash matches no secret, the empty one included.
+		for _, secret := range []string{"", "anything-0123456789"} {
+			if _, err := s.AuthenticateClient(ctx, ClientCredentials{ID: "svc", Secret: secret, Basic: true}, RequestMeta{}); err == nil {
+				t.Fatalf("secret %q accepted", secret)
+			}
+		}
+	})
+}
