@@ -228,10 +228,20 @@ func (s *Service) warnShadowed(sn *clientSnapshot) {
 	}
 }
 
-// publish swaps sn in and lets the failure counters follow the set of
-// clients. The caller holds registry.mu.
+// publish swaps sn in and lets the failure counters (and the signing
+// keys' retention, Hooks.ClientsLoaded) follow the set of clients. The
+// caller holds registry.mu.
 func (s *Service) publish(sn *clientSnapshot) {
 	s.registry.current.Store(sn)
+	if f := s.hooks.ClientsLoaded; f != nil {
+		var longest time.Duration
+		for _, m := range []map[string]*Client{sn.configured, sn.stored} {
+			for _, c := range m {
+				longest = max(longest, c.AccessTTL, c.IDTokenTTL)
+			}
+		}
+		f(longest)
+	}
 	if s.authFailures != nil {
 		ids := make([]string, 0, len(sn.configured)+len(sn.stored))
 		for id := range sn.configured {

@@ -160,3 +160,38 @@ func TestStoredKeyClientLoads(t *testing.T) {
 		}
 	})
 }
+
+// TestClientsLoadedReportsLongestLifetime: each published set of clients
+// reports its longest token lifetime, a stored client's included, so
+// the signing keys outlive the tokens of a stored client whose lifetime
+// the file in force no longer allows (a file changed since it was
+// saved).
+func TestClientsLoadedReportsLongestLifetime(t *testing.T) {
+	db := dbtest.SQLite(t)
+	ctx := context.Background()
+	store := models.NewStore(db)
+	now := time.Now().UTC()
+	if err := store.CreateStoredClient(ctx, &models.StoredClient{ID: "long", Origin: models.ClientOriginAdmin, CreatedAt: now, UpdatedAt: now,
+		Settings: `{"public":true,"redirect_uris":["https://s.example/cb"],"access_token_ttl":"12h"}`}); err != nil {
+		t.Fatal(err)
+	}
+	var got []time.Duration
+	cfg := &config.Config{Issuer: "https://id.example", AccessTokenTTL: 5 * time.Minute, IDTokenTTL: 10 * time.Minute}
+	s := New(Options{Config: cfg, Clients: store, Hooks: Hooks{ClientsLoaded: func(d time.Duration) { got = append(got, d) }}})
+	if err := s.SyncClients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The file has no clients: nothing before the sync.
+	if len(got) != 2 || got[0] != 0 || got[1] != 12*time.Hour {
+		t.Fatalf("longest lifetimes reported = %v, want [0s 12h]", got)
+	}
+	if _, err := store.DeleteStoredClient(ctx, "long", "client_deleted", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncClients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got[len(got)-1] != 0 {
+		t.Fatalf("after the deletion: %v", got)
+	}
+}

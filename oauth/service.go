@@ -80,6 +80,13 @@ type Rechecks interface {
 type Hooks struct {
 	TokenIssued  func(grantType string)
 	RefreshReuse func()
+	// ClientsLoaded is told, each time the set of clients changes (the
+	// file's at start-up and at a reload, the stored ones at a sync), the
+	// longest access or ID token lifetime any of them has, so that
+	// signing keys stay published at least that long after they retire
+	// (a stored client may have been allowed a lifetime the file in
+	// force no longer has).
+	ClientsLoaded func(longestTokenTTL time.Duration)
 }
 
 // Options assemble a Service.
