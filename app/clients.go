@@ -20,12 +20,16 @@ func (a *App) startClientSync(ctx context.Context) error {
 	if err := a.OAuth.SyncClients(ctx); err != nil {
 		return fmt.Errorf("stored clients: %w", err)
 	}
-	a.Admin.SetClients(ClientOptions(a.Config, a.OAuth.ConfiguredClients, func(ctx context.Context) {
+	opts := ClientOptions(a.Config, a.OAuth.ConfiguredClients, func(ctx context.Context) {
 		// This replica follows at once; the others at their next poll.
 		if err := a.OAuth.SyncClients(context.WithoutCancel(ctx)); err != nil {
 			a.Log.WarnContext(ctx, "stored clients not reloaded after a change; the next poll retries", slog.String("error", err.Error()))
 		}
-	}))
+	})
+	// A stored client names the providers of the file in force, which a
+	// reload may have changed.
+	opts.Current = a.CurrentConfig
+	a.Admin.SetClients(opts)
 	syncCtx, stop := context.WithCancel(context.Background())
 	a.stopClientSync, a.clientSyncDone = stop, make(chan struct{})
 	go func() {

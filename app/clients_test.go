@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,31 @@ func TestRuntimeClientInput(t *testing.T) {
 		t.Errorf("removing every redirect URI = %d %s, want 400", status, body)
 	}
 	w.mustCall("PATCH", "/api/v1/admin/clients/nope", w.root, map[string]any{"name": "x"}, 404, nil)
+}
+
+// TestRuntimeClientProvidersFollowReload: a stored client is checked
+// against the providers of the file in force: after a reload that adds
+// a provider it may name it, after one that removes a provider it may
+// no longer.
+func TestRuntimeClientProvidersFollowReload(t *testing.T) {
+	w := newWorld(t, false)
+	body := func(id, provider string) map[string]any {
+		return map[string]any{"client_id": id, "public": true, "redirect_uris": []string{"http://127.0.0.1:9/callback"},
+			"allowed_providers": []string{provider}}
+	}
+	if err := os.WriteFile(w.s.Config.ConfigFile, []byte(strings.Replace(rbacYAML,
+		"  - {name: lax, type: dev, trusted_email: false}\n", "  - {name: later, type: dev}\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.mustCall("POST", "/api/v1/admin/clients", w.root, body("uses-later", "later"), 201, nil)
+	if status, out := w.call("POST", "/api/v1/admin/clients", w.root, body("uses-lax", "lax"), nil); status != 400 ||
+		!strings.Contains(out, "not a configured provider") {
+		t.Fatalf("a provider the reload removed = %d %s, want 400", status, out)
+	}
+	if _, ok := w.s.OAuth.Client("uses-later"); !ok {
+		t.Fatal("the stored client naming the new provider is not served")
+	}
 }
