@@ -65,8 +65,12 @@ type registry struct {
 	current atomic.Pointer[clientSnapshot]
 	// mu serializes writers, so that a sync and a reload never publish
 	// snapshots built from each other's stale parts.
-	mu    sync.Mutex
-	store ClientStore
+	mu sync.Mutex
+	// syncMu runs one SyncClients at a time, from its version read to
+	// its publish: a sync that read older rows cannot publish them after
+	// a later one (say, the one following a change made here).
+	syncMu sync.Mutex
+	store  ClientStore
 }
 
 // Client returns a registered client: a YAML client, or else a stored
@@ -131,6 +135,8 @@ func (s *Service) SyncClients(ctx context.Context) error {
 	if st == nil {
 		return nil
 	}
+	s.registry.syncMu.Lock()
+	defer s.registry.syncMu.Unlock()
 	// Read the version before the rows: a change between the two is
 	// either in the rows or moves the version again for the next poll.
 	v, err := st.ClientsVersion(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,5 +194,67 @@ func TestClientsLoadedReportsLongestLifetime(t *testing.T) {
 	}
 	if got[len(got)-1] != 0 {
 		t.Fatalf("after the deletion: %v", got)
+	}
+}
+
+// pausingStore is a real store whose first ListStoredClients waits for
+// release once it has read, so a test can run a second sync in between.
+type pausingStore struct {
+	*models.Store
+	paused, release chan struct{}
+	calls           atomic.Int32
+}
+
+func (p *pausingStore) ListStoredClients(ctx context.Context) ([]models.StoredClient, error) {
+	rows, err := p.Store.ListStoredClients(ctx)
+	if p.calls.Add(1) == 1 {
+		close(p.paused)
+		<-p.release
+	}
+	return rows, err
+}
+
+// TestClientSyncNeverStepsBack: a sync that read the stored clients
+// before a change cannot publish them over the rows a later sync (the
+// one a change made on this replica runs) published: the new client
+// stays served.
+func TestClientSyncNeverStepsBack(t *testing.T) {
+	db := dbtest.SQLite(t)
+	ctx := context.Background()
+	store := &pausingStore{Store: models.NewStore(db), paused: make(chan struct{}), release: make(chan struct{})}
+	s := New(Options{Config: &config.Config{Issuer: "https://id.example"}, Clients: store})
+	first := make(chan error, 1)
+	go func() { first <- s.SyncClients(ctx) }() // the poll, before the change
+	<-store.paused
+	now := time.Now().UTC()
+	if err := store.CreateStoredClient(ctx, &models.StoredClient{ID: "new", Origin: models.ClientOriginAdmin, CreatedAt: now, UpdatedAt: now,
+		Settings: `{"public":true,"redirect_uris":["https://s.example/cb"]}`}); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- s.SyncClients(ctx) }() // the one after the change
+	// Without the serialization the second sync finishes here, before
+	// the first publishes; with it, it waits for the first. Either way
+	// the outcome must be the same (the wait only gives a wrong order
+	// its chance; it decides nothing).
+	var secondErr error
+	secondDone := false
+	select {
+	case secondErr = <-second:
+		secondDone = true
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(store.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if !secondDone {
+		secondErr = <-second
+	}
+	if secondErr != nil {
+		t.Fatal(secondErr)
+	}
+	if _, ok := s.Client("new"); !ok {
+		t.Fatal("an older sync published over a newer one: the new client is not served")
 	}
 }
