@@ -102,7 +102,8 @@ func (s *Service) IsConfiguredClient(id string) bool {
 // the new one. cfg's clients are checked again first (unique ids, each
 // client's rules); on error nothing changes. Stored clients stay; one
 // whose id a YAML client now takes is hidden behind it (the file is
-// authoritative) and logged.
+// authoritative) and logged. The stored clients are checked again under
+// cfg at the next SyncClients (call it after this to apply at once).
 func (s *Service) SetConfiguredClients(cfg *config.Config) error {
 	if err := cfg.ValidateConfiguredClients(); err != nil {
 		return err
@@ -115,8 +116,12 @@ func (s *Service) setConfiguredClients(cfg *config.Config) {
 	s.registry.mu.Lock()
 	defer s.registry.mu.Unlock()
 	old := s.registry.current.Load()
+	// The stored clients were checked against the previous file (the
+	// providers they may name): loaded false makes the next sync read
+	// and check them again under this one, bringing back one the old
+	// file left out and leaving out one this file no longer allows.
 	next := &clientSnapshot{cfg: cfg, configured: make(map[string]*Client, len(cfg.File.Clients)),
-		stored: old.stored, version: old.version, loaded: old.loaded}
+		stored: old.stored, version: old.version}
 	for _, c := range cfg.File.Clients {
 		cl := newClient(c, cfg)
 		cl.Source = ClientSourceConfig

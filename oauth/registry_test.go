@@ -258,3 +258,44 @@ func TestClientSyncNeverStepsBack(t *testing.T) {
 		t.Fatal("an older sync published over a newer one: the new client is not served")
 	}
 }
+
+// TestStoredClientsCheckedAgainAfterReload: a stored client left out
+// because the file had no provider it names is served once a reload
+// adds the provider, and left out again once a reload removes it,
+// without any change to the stored clients.
+func TestStoredClientsCheckedAgainAfterReload(t *testing.T) {
+	db := dbtest.SQLite(t)
+	ctx := context.Background()
+	store := models.NewStore(db)
+	now := time.Now().UTC()
+	if err := store.CreateStoredClient(ctx, &models.StoredClient{ID: "named", Origin: models.ClientOriginAdmin, CreatedAt: now, UpdatedAt: now,
+		Settings: `{"public":true,"redirect_uris":["https://s.example/cb"],"allowed_providers":["later"]}`}); err != nil {
+		t.Fatal(err)
+	}
+	file := func(providers ...string) *config.Config {
+		cfg := &config.Config{Issuer: "https://id.example"}
+		for _, p := range providers {
+			cfg.File.Providers = append(cfg.File.Providers, config.Provider{Name: p, Type: "dev"})
+		}
+		return cfg
+	}
+	s := New(Options{Config: file("first"), Clients: store})
+	served := func(when string, want bool) {
+		t.Helper()
+		if err := s.SyncClients(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Client("named"); ok != want {
+			t.Fatalf("%s: served = %v, want %v", when, ok, want)
+		}
+	}
+	served("without its provider", false)
+	if err := s.SetConfiguredClients(file("first", "later")); err != nil {
+		t.Fatal(err)
+	}
+	served("after a reload adding its provider", true)
+	if err := s.SetConfiguredClients(file("first")); err != nil {
+		t.Fatal(err)
+	}
+	served("after a reload removing it", false)
+}
