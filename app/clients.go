@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/admin"
@@ -42,8 +43,20 @@ func (a *App) startClientSync(ctx context.Context) error {
 // ClientOptions are the admin service's client settings for cfg: its
 // validation, the bound on token lifetimes the signing keys' retention
 // allows (MaxTokenTTL), the file's clients in force (configured, nil:
-// cfg's) and what to do after a change.
+// cfg's with the console and demo clients the server adds) and what to
+// do after a change.
 func ClientOptions(cfg *config.Config, configured func() []config.Client, changed func(context.Context)) admin.ClientOptions {
+	if configured == nil {
+		// The console and demo clients the server adds are the file's
+		// too (gatehouse clients works on a configuration as loaded):
+		// listed, read-only, and no stored client may take their ids.
+		withBuiltIn := *cfg
+		withBuiltIn.File.Clients = slices.Clone(cfg.File.Clients)
+		addDemoClient(&withBuiltIn)
+		addConsoleClient(&withBuiltIn)
+		list := withBuiltIn.File.Clients
+		configured = func() []config.Client { return list }
+	}
 	return admin.ClientOptions{Config: cfg, Configured: configured, MaxTokenTTL: longestTokenTTL(cfg), Changed: changed}
 }
 

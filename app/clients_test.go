@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 )
 
@@ -276,5 +278,23 @@ func TestRuntimeClientProvidersFollowReload(t *testing.T) {
 	}
 	if _, ok := w.s.OAuth.Client("uses-later"); !ok {
 		t.Fatal("the stored client naming the new provider is not served")
+	}
+}
+
+// TestClientOptionsKnowBuiltInClients: gatehouse clients (which builds
+// its options from the file as loaded) treats the console and demo
+// clients the server adds as the file's: no stored client may take
+// their ids.
+func TestClientOptionsKnowBuiltInClients(t *testing.T) {
+	cfg := &config.Config{Issuer: "https://id.example", AdminAudience: "gatehouse-admin"}
+	ids := map[string]bool{}
+	for _, c := range app.ClientOptions(cfg, nil, nil).Configured() {
+		ids[c.ID] = true
+	}
+	if !ids[app.ConsoleClientID] || !ids[app.DemoClientID] {
+		t.Fatalf("configured clients = %v, want the console's and the demo's", ids)
+	}
+	if len(cfg.File.Clients) != 0 {
+		t.Fatal("the configuration given was changed")
 	}
 }
