@@ -298,3 +298,33 @@ func TestClientOptionsKnowBuiltInClients(t *testing.T) {
 		t.Fatal("the configuration given was changed")
 	}
 }
+
+// TestRuntimeKeyClient: a private_key_jwt client created through the
+// admin API gets no secret, is served at once, authenticates with a
+// signed assertion (client_credentials) and never with a secret; its
+// secret cannot be rotated, and a device-grant-only key client created
+// the same way may start the device flow with an assertion.
+func TestRuntimeKeyClient(t *testing.T) {
+	w := newWorld(t, false)
+	k := newECKey(t, "k1")
+	var created map[string]any
+	w.mustCall("POST", "/api/v1/admin/clients", w.root, map[string]any{"client_id": "svc-stored",
+		"grant_types": []string{"client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks": json.RawMessage(jwksOf(t, k))}, 201, &created)
+	if _, ok := created["client_secret"]; ok {
+		t.Fatalf("a private_key_jwt client was given a secret: %v", created)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if status, out := tokenPost(t, w.s, assertionForm(form, k.sign(t, assertionClaims("svc-stored", w.s.URL+"/auth/token"))), "", ""); status != 200 {
+		t.Fatalf("client_credentials with an assertion = %d %v", status, out)
+	}
+	if status, _ := tokenPost(t, w.s, form, "svc-stored", "any-secret-0123456789"); status != 401 {
+		t.Fatalf("client_credentials with a secret = %d, want 401", status)
+	}
+	if status, out := formPost(t, w.s.URL+"/auth/device", assertionForm(url.Values{}, k.sign(t, assertionClaims("svc-stored", w.s.URL+"/auth/token"))), "", ""); status != 200 || out["device_code"] == nil {
+		t.Fatalf("device authorization with an assertion = %d %v", status, out)
+	}
+	if status, body := w.call("POST", "/api/v1/admin/clients/svc-stored/rotate-secret", w.root, nil, nil); status != 409 || !strings.Contains(body, "private_key_jwt") {
+		t.Fatalf("rotate-secret of a key client = %d %s, want 409", status, body)
+	}
+}
