@@ -49,8 +49,12 @@ const RevokeReasonClientDeleted = "client_deleted"
 // ClientOptions connect the service to the client registry.
 type ClientOptions struct {
 	// Config checks a stored client as the YAML file's are checked
-	// (config.Config.ValidateClient).
+	// (config.Config.ValidateClient) and holds the registration settings.
 	Config *config.Config
+	// Current returns the configuration in force, whose file a reload
+	// may have replaced since Config (its providers are the ones a
+	// stored client may name); nil: Config.
+	Current func() *config.Config
 	// Configured returns the YAML file's clients in force; nil: Config's.
 	Configured func() []config.Client
 	// MaxTokenTTL bounds a stored client's access_token_ttl and
@@ -509,7 +513,11 @@ func (s *Service) checkClient(id string, fields map[string]any) (config.Client, 
 		return config.Client{}, "", invalid("body", "%v", err)
 	}
 	cc.ID = id
-	if err := s.clients.Config.ValidateClient(&cc); err != nil {
+	cfg := s.clients.Config
+	if s.clients.Current != nil {
+		cfg = s.clients.Current()
+	}
+	if err := cfg.ValidateClient(&cc); err != nil {
 		var ve *config.ValidationError
 		if errors.As(err, &ve) && len(ve.Problems) > 0 {
 			p := ve.Problems[0]

@@ -92,7 +92,7 @@ func (s *Service) RegisterClient(ctx context.Context, a Actor, initialToken, iss
 	if md.ClientID != "" {
 		return nil, metadataError("client_id is assigned by Gatehouse")
 	}
-	fields, public, err := registrationFields(reg, md)
+	fields, err := registrationFields(reg, md)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (s *Service) RegisterClient(ctx context.Context, a Actor, initialToken, iss
 	if err != nil {
 		return nil, registrationRefusal(err)
 	}
-	out := registeredView(res.Client, issuer, public)
+	out := registeredView(res.Client, issuer)
 	out.ClientSecret, out.RegistrationAccessToken = res.Secret, token
 	return out, nil
 }
@@ -120,7 +120,7 @@ func (s *Service) ReadRegistration(ctx context.Context, id, token, issuer string
 	if err != nil {
 		return nil, err
 	}
-	return registeredView(s.storedView(*row), issuer, row.SecretHash == ""), nil
+	return registeredView(s.storedView(*row), issuer), nil
 }
 
 // UpdateRegistration replaces a registered client's metadata (RFC 7592
@@ -134,7 +134,7 @@ func (s *Service) UpdateRegistration(ctx context.Context, a Actor, id, token, is
 	if md.ClientID != id {
 		return nil, metadataError("client_id must be the client's")
 	}
-	fields, public, err := registrationFields(&s.clients.Config.Registration, md)
+	fields, err := registrationFields(&s.clients.Config.Registration, md)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (s *Service) UpdateRegistration(ctx context.Context, a Actor, id, token, is
 	if err != nil {
 		return nil, registrationRefusal(err)
 	}
-	out := registeredView(res.Client, issuer, public)
+	out := registeredView(res.Client, issuer)
 	out.ClientSecret = res.Secret
 	return out, nil
 }
@@ -196,23 +196,23 @@ func (s *Service) registered(ctx context.Context, id, token string) (*models.Sto
 }
 
 // registrationFields turns metadata into a stored client's fields within
-// the configured limits, and says whether the client is public.
-func registrationFields(reg *config.Registration, md ClientMetadata) (map[string]any, bool, error) {
+// the configured limits.
+func registrationFields(reg *config.Registration, md ClientMetadata) (map[string]any, error) {
 	public := false
 	switch md.TokenEndpointAuthMethod {
 	case "none":
 		public = true
 	case "", "client_secret_basic", "client_secret_post":
 	default:
-		return nil, false, metadataError("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+		return nil, metadataError("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
 	}
 	if len(md.RedirectURIs) == 0 {
-		return nil, false, redirectError("redirect_uris is required")
+		return nil, redirectError("redirect_uris is required")
 	}
 	for _, list := range [][]string{md.RedirectURIs, md.PostLogoutRedirectURIs} {
 		for _, u := range list {
 			if err := checkRegisteredURI(reg, u); err != nil {
-				return nil, false, err
+				return nil, err
 			}
 		}
 	}
@@ -222,19 +222,19 @@ func registrationFields(reg *config.Registration, md ClientMetadata) (map[string
 	}
 	for _, g := range grants {
 		if !slices.Contains(reg.GrantTypes, g) {
-			return nil, false, metadataError("grant type %q may not be registered here (allowed: %s)", g, strings.Join(reg.GrantTypes, ", "))
+			return nil, metadataError("grant type %q may not be registered here (allowed: %s)", g, strings.Join(reg.GrantTypes, ", "))
 		}
 	}
 	if !slices.Contains(grants, config.GrantAuthorizationCode) {
-		return nil, false, metadataError("grant_types must include authorization_code")
+		return nil, metadataError("grant_types must include authorization_code")
 	}
 	for _, rt := range md.ResponseTypes {
 		if rt != "code" {
-			return nil, false, metadataError("response_types may only be code")
+			return nil, metadataError("response_types may only be code")
 		}
 	}
 	if len(md.ClientName) > 200 {
-		return nil, false, metadataError("client_name is longer than 200 characters")
+		return nil, metadataError("client_name is longer than 200 characters")
 	}
 	fields := map[string]any{"public": public, "redirect_uris": toAny(md.RedirectURIs), "grant_types": toAny(grants)}
 	if m := md.TokenEndpointAuthMethod; m == config.AuthClientSecretBasic || m == config.AuthClientSecretPost {
@@ -247,7 +247,7 @@ func registrationFields(reg *config.Registration, md ClientMetadata) (map[string
 	if len(md.PostLogoutRedirectURIs) > 0 {
 		fields["post_logout_redirect_uris"] = toAny(md.PostLogoutRedirectURIs)
 	}
-	return fields, public, nil
+	return fields, nil
 }
 
 // checkRegisteredURI: an https URL (http only to a loopback host) on an
@@ -278,7 +278,9 @@ func registrationRefusal(err error) error {
 	return err
 }
 
-func registeredView(v ClientView, issuer string, public bool) *RegisteredClient {
+// registeredView answers with the client's metadata as stored, its
+// token_endpoint_auth_method included (the one it must use).
+func registeredView(v ClientView, issuer string) *RegisteredClient {
 	id := fmt.Sprint(v["client_id"])
 	out := &RegisteredClient{RegistrationClientURI: strings.TrimSuffix(issuer, "/") + "/auth/register/" + url.PathEscape(id)}
 	out.ClientID = id
@@ -287,16 +289,16 @@ func registeredView(v ClientView, issuer string, public bool) *RegisteredClient 
 	out.GrantTypes = strList(v["grant_types"])
 	out.ResponseTypes = []string{"code"}
 	out.ClientName, _ = v["name"].(string)
-	// The method in force: a confidential client registered without one
-	// may use either secret method; client_secret_basic is the default
-	// RFC 7591 §2 names.
+	public, _ := v["public"].(bool)
 	out.TokenEndpointAuthMethod, _ = v["token_endpoint_auth_method"].(string)
-	if out.TokenEndpointAuthMethod == "" {
-		out.TokenEndpointAuthMethod = config.AuthClientSecretBasic
-	}
-	if public {
+	switch {
+	case public:
 		out.TokenEndpointAuthMethod = "none"
-	} else {
+	case out.TokenEndpointAuthMethod == "":
+		// Either secret method works; basic is RFC 7591's default.
+		out.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if !public && out.TokenEndpointAuthMethod != config.AuthPrivateKeyJWT {
 		never := int64(0)
 		out.ClientSecretExpiresAt = &never
 	}

@@ -296,6 +296,10 @@ func (a *App) build(ctx context.Context) error {
 			TokenIssued:    func(g string) { a.Metrics.TokensIssued.WithLabelValues(g).Inc() },
 			RefreshReuse:   func() { a.Metrics.RefreshReuse.Inc() },
 			ClientsChanged: a.Backchannel.SetEndpoints,
+			// A stored client's token lifetime was bounded by the file
+			// in force when it was saved; keys outlive it even if the
+			// file has changed since.
+			ClientsLoaded: func(longest time.Duration) { keys.RetainAtLeast(longest + time.Minute) },
 		},
 	})
 	if err := a.startClientSync(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/admin"
@@ -20,12 +21,16 @@ func (a *App) startClientSync(ctx context.Context) error {
 	if err := a.OAuth.SyncClients(ctx); err != nil {
 		return fmt.Errorf("stored clients: %w", err)
 	}
-	a.Admin.SetClients(ClientOptions(a.Config, a.OAuth.ConfiguredClients, func(ctx context.Context) {
+	opts := ClientOptions(a.Config, a.OAuth.ConfiguredClients, func(ctx context.Context) {
 		// This replica follows at once; the others at their next poll.
 		if err := a.OAuth.SyncClients(context.WithoutCancel(ctx)); err != nil {
 			a.Log.WarnContext(ctx, "stored clients not reloaded after a change; the next poll retries", slog.String("error", err.Error()))
 		}
-	}))
+	})
+	// A stored client names the providers of the file in force, which a
+	// reload may have changed.
+	opts.Current = a.CurrentConfig
+	a.Admin.SetClients(opts)
 	syncCtx, stop := context.WithCancel(context.Background())
 	a.stopClientSync, a.clientSyncDone = stop, make(chan struct{})
 	go func() {
@@ -38,8 +43,20 @@ func (a *App) startClientSync(ctx context.Context) error {
 // ClientOptions are the admin service's client settings for cfg: its
 // validation, the bound on token lifetimes the signing keys' retention
 // allows (MaxTokenTTL), the file's clients in force (configured, nil:
-// cfg's) and what to do after a change.
+// cfg's with the console and demo clients the server adds) and what to
+// do after a change.
 func ClientOptions(cfg *config.Config, configured func() []config.Client, changed func(context.Context)) admin.ClientOptions {
+	if configured == nil {
+		// The console and demo clients the server adds are the file's
+		// too (gatehouse clients works on a configuration as loaded):
+		// listed, read-only, and no stored client may take their ids.
+		withBuiltIn := *cfg
+		withBuiltIn.File.Clients = slices.Clone(cfg.File.Clients)
+		addDemoClient(&withBuiltIn)
+		addConsoleClient(&withBuiltIn)
+		list := withBuiltIn.File.Clients
+		configured = func() []config.Client { return list }
+	}
 	return admin.ClientOptions{Config: cfg, Configured: configured, MaxTokenTTL: longestTokenTTL(cfg), Changed: changed}
 }
 

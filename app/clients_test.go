@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-id/gatehouse/app"
 	"github.com/gatehouse-id/gatehouse/app/apptest"
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/models"
 )
 
@@ -280,5 +283,80 @@ func TestStoredClientBackchannelLogout(t *testing.T) {
 				t.Fatalf("logout token sub %v, ID token sub %v", lt["sub"], id["sub"])
 			}
 		})
+	}
+}
+
+// TestRuntimeClientProvidersFollowReload: a stored client is checked
+// against the providers of the file in force: after a reload that adds
+// a provider it may name it, after one that removes a provider it may
+// no longer.
+func TestRuntimeClientProvidersFollowReload(t *testing.T) {
+	w := newWorld(t, false)
+	body := func(id, provider string) map[string]any {
+		return map[string]any{"client_id": id, "public": true, "redirect_uris": []string{"http://127.0.0.1:9/callback"},
+			"allowed_providers": []string{provider}}
+	}
+	if err := os.WriteFile(w.s.Config.ConfigFile, []byte(strings.Replace(rbacYAML,
+		"  - {name: lax, type: dev, trusted_email: false}\n", "  - {name: later, type: dev}\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.mustCall("POST", "/api/v1/admin/clients", w.root, body("uses-later", "later"), 201, nil)
+	if status, out := w.call("POST", "/api/v1/admin/clients", w.root, body("uses-lax", "lax"), nil); status != 400 ||
+		!strings.Contains(out, "not a configured provider") {
+		t.Fatalf("a provider the reload removed = %d %s, want 400", status, out)
+	}
+	if _, ok := w.s.OAuth.Client("uses-later"); !ok {
+		t.Fatal("the stored client naming the new provider is not served")
+	}
+}
+
+// TestClientOptionsKnowBuiltInClients: gatehouse clients (which builds
+// its options from the file as loaded) treats the console and demo
+// clients the server adds as the file's: no stored client may take
+// their ids.
+func TestClientOptionsKnowBuiltInClients(t *testing.T) {
+	cfg := &config.Config{Issuer: "https://id.example", AdminAudience: "gatehouse-admin"}
+	ids := map[string]bool{}
+	for _, c := range app.ClientOptions(cfg, nil, nil).Configured() {
+		ids[c.ID] = true
+	}
+	if !ids[app.ConsoleClientID] || !ids[app.DemoClientID] {
+		t.Fatalf("configured clients = %v, want the console's and the demo's", ids)
+	}
+	if len(cfg.File.Clients) != 0 {
+		t.Fatal("the configuration given was changed")
+	}
+}
+
+// TestRuntimeKeyClient: a private_key_jwt client created through the
+// admin API gets no secret, is served at once, authenticates with a
+// signed assertion (client_credentials) and never with a secret; its
+// secret cannot be rotated, and a device-grant-only key client created
+// the same way may start the device flow with an assertion.
+func TestRuntimeKeyClient(t *testing.T) {
+	w := newWorld(t, false)
+	k := newECKey(t, "k1")
+	var created map[string]any
+	w.mustCall("POST", "/api/v1/admin/clients", w.root, map[string]any{"client_id": "svc-stored",
+		"grant_types": []string{"client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks": json.RawMessage(jwksOf(t, k))}, 201, &created)
+	if _, ok := created["client_secret"]; ok {
+		t.Fatalf("a private_key_jwt client was given a secret: %v", created)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if status, out := tokenPost(t, w.s, assertionForm(form, k.sign(t, assertionClaims("svc-stored", w.s.URL+"/auth/token"))), "", ""); status != 200 {
+		t.Fatalf("client_credentials with an assertion = %d %v", status, out)
+	}
+	if status, _ := tokenPost(t, w.s, form, "svc-stored", "any-secret-0123456789"); status != 401 {
+		t.Fatalf("client_credentials with a secret = %d, want 401", status)
+	}
+	if status, out := formPost(t, w.s.URL+"/auth/device", assertionForm(url.Values{}, k.sign(t, assertionClaims("svc-stored", w.s.URL+"/auth/token"))), "", ""); status != 200 || out["device_code"] == nil {
+		t.Fatalf("device authorization with an assertion = %d %v", status, out)
+	}
+	if status, body := w.call("POST", "/api/v1/admin/clients/svc-stored/rotate-secret", w.root, nil, nil); status != 409 || !strings.Contains(body, "private_key_jwt") {
+		t.Fatalf("rotate-secret of a key client = %d %s, want 409", status, body)
 	}
 }

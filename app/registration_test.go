@@ -199,3 +199,37 @@ func strList(v any) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// TestDynamicClientRegistrationAuthMethods: the answers name the
+// token_endpoint_auth_method the client must use (client_secret_post
+// when it registered that one), and an RFC 7592 update that leaves the
+// method out returns it to the default, so a confidential client can
+// be made public and back.
+func TestDynamicClientRegistrationAuthMethods(t *testing.T) {
+	s := apptest.Start(t, apptest.Options{YAML: rbacYAML, Env: map[string]string{
+		"GATEHOUSE_DCR_ENABLED": "true", "GATEHOUSE_DCR_INITIAL_ACCESS_TOKEN": dcrToken,
+		"GATEHOUSE_DCR_REDIRECT_HOSTS": "127.0.0.1",
+	}})
+	uris := []string{"http://127.0.0.1:9/dcr/callback"}
+	status, _, reg := register(t, s, "POST", "/auth/register", dcrToken, map[string]any{"redirect_uris": uris,
+		"token_endpoint_auth_method": "client_secret_post"})
+	if status != 201 || reg["token_endpoint_auth_method"] != "client_secret_post" {
+		t.Fatalf("register with client_secret_post = %d %v", status, reg)
+	}
+	id, regToken := reg["client_id"].(string), reg["registration_access_token"].(string)
+	path := "/auth/register/" + id
+	if status, _, out := register(t, s, "GET", path, regToken, nil); status != 200 || out["token_endpoint_auth_method"] != "client_secret_post" {
+		t.Fatalf("read = %d %v", status, out)
+	}
+	if status, _, out := register(t, s, "PUT", path, regToken, map[string]any{"client_id": id, "redirect_uris": uris,
+		"token_endpoint_auth_method": "none"}); status != 200 || out["token_endpoint_auth_method"] != "none" || out["client_secret"] != nil {
+		t.Fatalf("made public = %d %v", status, out)
+	}
+	status, _, out := register(t, s, "PUT", path, regToken, map[string]any{"client_id": id, "redirect_uris": uris})
+	if status != 200 || out["token_endpoint_auth_method"] != "client_secret_basic" || out["client_secret"] == nil {
+		t.Fatalf("made confidential again = %d %v", status, out)
+	}
+	if c, ok := s.OAuth.Client(id); !ok || c.Public || c.TokenEndpointAuthMethod != "" {
+		t.Fatalf("served client = %+v, %v", c, ok)
+	}
+}

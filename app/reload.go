@@ -215,6 +215,12 @@ func (a *App) Reload(ctx context.Context) error {
 		closeProviders(built(provs, r.gen))
 		return a.refuseReload(ctx, cur, err)
 	}
+	// The stored clients are checked again against the new file (the
+	// providers they name); should the database not answer, the next
+	// poll does it.
+	if err := a.OAuth.SyncClients(ctx); err != nil {
+		a.Log.WarnContext(ctx, "stored clients not checked against the reloaded file yet; the next poll retries", slog.String("error", err.Error()))
+	}
 	// Keys retired from now on outlive the longest token the new
 	// lifetimes allow (never less than before: tokens already signed).
 	a.Keys.RetainAtLeast(keyRetention(&applied))

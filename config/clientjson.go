@@ -139,8 +139,7 @@ func (c *Config) ValidateClient(cl *Client) error {
 // ValidateConfiguredClients checks the YAML clients of c again (as a
 // reload does before swapping them in): every client's rules and unique
 // ids. c must come from Load, which hashed the secrets: a confidential
-// client needs its SecretHash, except a private_key_jwt one, which has
-// no secret.
+// client needs its SecretHash (a private_key_jwt one has none).
 func (c *Config) ValidateConfiguredClients() error {
 	r := &reader{}
 	seen := map[string]bool{}
@@ -151,8 +150,7 @@ func (c *Config) ValidateConfiguredClients() error {
 			r.fail(field+"id", "%q is used by another client", cl.ID)
 		}
 		seen[cl.ID] = true
-		keys := cl.TokenEndpointAuthMethod == AuthPrivateKeyJWT // no secret: validateClientAuth refuses one
-		if !cl.Public && !keys && cl.SecretHash == ([32]byte{}) && cl.Secret == "" {
+		if !cl.Public && cl.TokenEndpointAuthMethod != AuthPrivateKeyJWT && cl.SecretHash == ([32]byte{}) && cl.Secret == "" {
 			r.fail(field+"secret", "a confidential client needs a secret of at least 16 characters")
 		}
 		// The secret is already hashed: check the rest as a managed one.

@@ -76,8 +76,9 @@ var settingNames = map[string]string{
 	"BackchannelLogoutTimeout": "GATEHOUSE_BACKCHANNEL_LOGOUT_TIMEOUT", "BackchannelLogoutGiveUp": "GATEHOUSE_BACKCHANNEL_LOGOUT_GIVE_UP",
 	"RedisURL": "GATEHOUSE_REDIS_URL", "RedisKeyPrefix": "GATEHOUSE_REDIS_KEY_PREFIX",
 	"LogFormat": "GATEHOUSE_LOG_FORMAT", "ClientsPollInterval": "GATEHOUSE_CLIENTS_POLL_INTERVAL",
-	"Registration": "GATEHOUSE_DCR_*", "DeviceCodeTTL": "GATEHOUSE_DEVICE_CODE_TTL",
-	"DevicePollInterval": "GATEHOUSE_DEVICE_POLL_INTERVAL", "DeviceCodeAttempts": "GATEHOUSE_DEVICE_CODE_ATTEMPTS",
+	"Registration":  "GATEHOUSE_DCR_*",
+	"DeviceCodeTTL": "GATEHOUSE_DEVICE_CODE_TTL", "DevicePollInterval": "GATEHOUSE_DEVICE_POLL_INTERVAL",
+	"DeviceCodeAttempts": "GATEHOUSE_DEVICE_CODE_ATTEMPTS",
 }
 
 // SameKindSettings reports whether p and q configure the same upstream:

@@ -115,3 +115,26 @@ func TestProviderSameKindSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestConfiguredClientsCheckedAgain: the check a reload makes before it
+// swaps the file's clients in accepts what Load accepted, a
+// private_key_jwt client (which has no secret) included, and still
+// refuses a confidential secret client without a secret.
+func TestConfiguredClientsCheckedAgain(t *testing.T) {
+	file := writeYAML(t, "clients:\n"+
+		"  - {id: app, secret: app-secret-0123456789, grant_types: [client_credentials]}\n"+
+		"  - {id: web, public: true, redirect_uris: ['http://localhost:3000/cb']}\n"+
+		"  - id: svc\n    grant_types: [client_credentials]\n    token_endpoint_auth_method: private_key_jwt\n"+
+		"    jwks_uri: https://svc.example.com/jwks.json\n")
+	cfg, _, err := load(t, map[string]string{"GATEHOUSE_CONFIG": file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateConfiguredClients(); err != nil {
+		t.Fatalf("a file Load accepted is refused at reload: %v", err)
+	}
+	cfg.File.Clients[0].SecretHash = [32]byte{}
+	if err := cfg.ValidateConfiguredClients(); err == nil || !strings.Contains(err.Error(), "clients[0].secret") {
+		t.Fatalf("a secret client without its secret: %v", err)
+	}
+}

@@ -81,8 +81,12 @@ type registry struct {
 	current atomic.Pointer[clientSnapshot]
 	// mu serializes writers, so that a sync and a reload never publish
 	// snapshots built from each other's stale parts.
-	mu    sync.Mutex
-	store ClientStore
+	mu sync.Mutex
+	// syncMu runs one SyncClients at a time, from its version read to
+	// its publish: a sync that read older rows cannot publish them after
+	// a later one (say, the one following a change made here).
+	syncMu sync.Mutex
+	store  ClientStore
 }
 
 // Client returns a registered client: a YAML client, or else a stored
@@ -114,7 +118,8 @@ func (s *Service) IsConfiguredClient(id string) bool {
 // the new one. cfg's clients are checked again first (unique ids, each
 // client's rules); on error nothing changes. Stored clients stay; one
 // whose id a YAML client now takes is hidden behind it (the file is
-// authoritative) and logged.
+// authoritative) and logged. The stored clients are checked again under
+// cfg at the next SyncClients (call it after this to apply at once).
 func (s *Service) SetConfiguredClients(cfg *config.Config) error {
 	if err := cfg.ValidateConfiguredClients(); err != nil {
 		return err
@@ -127,8 +132,12 @@ func (s *Service) setConfiguredClients(cfg *config.Config) {
 	s.registry.mu.Lock()
 	defer s.registry.mu.Unlock()
 	old := s.registry.current.Load()
+	// The stored clients were checked against the previous file (the
+	// providers they may name): loaded false makes the next sync read
+	// and check them again under this one, bringing back one the old
+	// file left out and leaving out one this file no longer allows.
 	next := &clientSnapshot{cfg: cfg, configured: make(map[string]*Client, len(cfg.File.Clients)),
-		stored: old.stored, version: old.version, loaded: old.loaded}
+		stored: old.stored, version: old.version}
 	for _, c := range cfg.File.Clients {
 		cl := newClient(c, cfg)
 		cl.Source = ClientSourceConfig
@@ -147,6 +156,8 @@ func (s *Service) SyncClients(ctx context.Context) error {
 	if st == nil {
 		return nil
 	}
+	s.registry.syncMu.Lock()
+	defer s.registry.syncMu.Unlock()
 	// Read the version before the rows: a change between the two is
 	// either in the rows or moves the version again for the next poll.
 	v, err := st.ClientsVersion(ctx)
@@ -218,8 +229,8 @@ func StoredClient(cfg *config.Config, row models.StoredClient) (*Client, error) 
 	}
 	c := newClient(cc, cfg)
 	c.Source = ClientSourceDatabase
-	// A private_key_jwt client has no secret (its keys prove it), so only
-	// the clients that authenticate with one need its hash.
+	// A private_key_jwt client has no secret (admin.usesSecret): its
+	// row carries no hash, and an all-zero SecretHash matches nothing.
 	if !cc.Public && cc.TokenEndpointAuthMethod != config.AuthPrivateKeyJWT {
 		h, err := hex.DecodeString(row.SecretHash)
 		if err != nil || len(h) != sha256.Size {
@@ -244,12 +255,22 @@ func (s *Service) warnShadowed(sn *clientSnapshot) {
 	}
 }
 
-// publish swaps sn in and lets the failure counters follow the set of
-// clients. The caller holds registry.mu.
+// publish swaps sn in and lets the failure counters (and the signing
+// keys' retention, Hooks.ClientsLoaded) follow the set of clients. The
+// caller holds registry.mu.
 func (s *Service) publish(sn *clientSnapshot) {
 	s.registry.current.Store(sn)
 	if s.hooks.ClientsChanged != nil {
 		s.hooks.ClientsChanged(sn.backchannelEndpoints())
+	}
+	if f := s.hooks.ClientsLoaded; f != nil {
+		var longest time.Duration
+		for _, m := range []map[string]*Client{sn.configured, sn.stored} {
+			for _, c := range m {
+				longest = max(longest, c.AccessTTL, c.IDTokenTTL)
+			}
+		}
+		f(longest)
 	}
 	if s.authFailures != nil {
 		ids := make([]string, 0, len(sn.configured)+len(sn.stored))

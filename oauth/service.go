@@ -85,6 +85,13 @@ type Hooks struct {
 	// backchannel_logout_uri by id; it must not call back into the
 	// Service.
 	ClientsChanged func(backchannelEndpoints map[string]string)
+	// ClientsLoaded is told, each time the set of clients changes (the
+	// file's at start-up and at a reload, the stored ones at a sync), the
+	// longest access or ID token lifetime any of them has, so that
+	// signing keys stay published at least that long after they retire
+	// (a stored client may have been allowed a lifetime the file in
+	// force no longer has).
+	ClientsLoaded func(longestTokenTTL time.Duration)
 }
 
 // Options assemble a Service.
