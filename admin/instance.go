@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/models"
+	"github.com/gatehouse-id/gatehouse/tokens"
 )
 
 // Instance-wide views the admin console reads: sign-in activity
@@ -181,7 +182,10 @@ func (s *Service) SigningKeys(ctx context.Context, a Actor) (List[SigningKey], e
 
 // RotateSigningKey makes a new signing key, as `gatehouse keys rotate`
 // does (published now, signing after the publish lead), and records
-// signing_key.rotated (Gatehouse administrators only).
+// signing_key.rotated (Gatehouse administrators only). While the key of
+// an earlier rotation is still pending it refuses (ErrConflict): every
+// rotation keeps the earlier keys published until their tokens expire,
+// and rotations in a row would grow the JWKS past what verifiers read.
 func (s *Service) RotateSigningKey(ctx context.Context, a Actor) (SigningKey, error) {
 	if _, err := s.asAdministrator(ctx, s.store, a); err != nil {
 		return SigningKey{}, err
@@ -190,6 +194,11 @@ func (s *Service) RotateSigningKey(ctx context.Context, a Actor) (SigningKey, er
 		return SigningKey{}, errNoKeyRing
 	}
 	k, err := s.keys.RotateSigningKey(ctx)
+	var pending *tokens.PendingKeyError
+	if errors.As(err, &pending) {
+		return SigningKey{}, conflict("signing key %s was published by an earlier rotation and signs from %s; rotate again after that",
+			pending.KID, pending.ActivatesAt.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		return SigningKey{}, err
 	}

@@ -58,7 +58,9 @@ func (r keyRing) SigningKeys(ctx context.Context) ([]admin.SigningKey, error) {
 	return out, err
 }
 
+// RotateSigningKey refuses while a key is pending (see
+// tokens.KeyManager.RotateIfNonePending); `gatehouse keys rotate` does not.
 func (r keyRing) RotateSigningKey(ctx context.Context) (admin.SigningKey, error) {
-	k, err := r.keys.Rotate(ctx)
+	k, err := r.keys.RotateIfNonePending(ctx)
 	return signingKeyView(k), err
 }

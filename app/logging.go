@@ -127,7 +127,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 		ts = time.Now()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-5s %s", ts.Format("15:04:05"), r.Level.String(), escape(r.Message))
+	fmt.Fprintf(&b, "%s %-5s %s", ts.Format("15:04:05"), r.Level.String(), printable(r.Message))
 	line := b.String()
 	block, width := false, len(line)
 	var pairs []string
@@ -135,7 +135,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 		if items, ok := listOf(a.Value); ok && len(items) > 0 {
 			block = true
 		}
-		p := escape(a.Key) + "=" + quote(textOf(a.Value))
+		p := printable(a.Key) + "=" + quote(textOf(a.Value))
 		pairs = append(pairs, p)
 		width += 1 + len(p)
 	}
@@ -149,7 +149,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteByte('\n')
 	keyWidth := 0
 	for _, a := range attrs {
-		keyWidth = max(keyWidth, len(escape(a.Key)))
+		keyWidth = max(keyWidth, len(printable(a.Key)))
 	}
 	for _, a := range attrs {
 		items, ok := listOf(a.Value)
@@ -160,11 +160,11 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 			items = []string{"(none)"}
 		}
 		for i, it := range items {
-			key := escape(a.Key)
+			key := printable(a.Key)
 			if i > 0 {
 				key = ""
 			}
-			fmt.Fprintf(&b, "    %-*s  %s\n", keyWidth, key, escape(it))
+			fmt.Fprintf(&b, "    %-*s  %s\n", keyWidth, key, printable(it))
 		}
 	}
 	return h.write(b.String())
@@ -202,28 +202,36 @@ func textOf(v slog.Value) string {
 // quote keeps a value with spaces, quotes or control characters on one
 // line and readable.
 func quote(s string) string {
-	if s == "" || strings.ContainsAny(s, " \"=") || !printable(s) {
+	if s == "" || strings.ContainsAny(s, " \"=") || !isPrintable(s) {
 		return strconv.Quote(s)
 	}
 	return s
 }
 
-// escape quotes text that is not plainly printable (a newline, a
-// carriage return, a terminal escape, invalid UTF-8), so that what a
-// message, key or block line holds — perhaps from a request — cannot
-// forge a line or drive the terminal; printable text stays as it is.
-func escape(s string) string {
-	if printable(s) {
+// printable returns s as it is when every character of it prints, else
+// quoted with Go's escapes. Values in the block form and messages are
+// often request data (a path, an upstream's error): a raw newline there
+// would let a caller forge a log line, and an escape sequence would
+// drive the terminal that reads the text form.
+func printable(s string) string {
+	if isPrintable(s) {
 		return s
 	}
 	return strconv.Quote(s)
 }
 
-// printable reports whether s is valid UTF-8 of printable characters
-// (spaces included), without line or paragraph separators.
-func printable(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+// isPrintable reports whether s is valid UTF-8 made of printable
+// characters and spaces only: no control character (newlines, tabs,
+// ESC), no invisible formatting character (bidirectional overrides, line
+// separators).
+func isPrintable(s string) bool {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return false
+			}
+		}
+		if r != ' ' && !unicode.IsPrint(r) {
 			return false
 		}
 	}

@@ -54,6 +54,7 @@ func Parse(raw string) (Target, error) {
 		if _, has := display.User.Password(); has {
 			display.User = url.UserPassword(display.User.Username(), "redacted")
 		}
+		display.RawQuery = redactQuery(display.RawQuery)
 		return Target{Dialect: Postgres, DSN: raw, Display: display.Redacted()}, nil
 	case strings.Contains(raw, "host=") || strings.Contains(raw, "dbname="):
 		return Target{Dialect: Postgres, DSN: raw, Display: "postgres (key=value DSN)"}, nil
@@ -81,4 +82,22 @@ func Parse(raw string) (Target, error) {
 		dsn = path + sep + sqlitePragmas
 	}
 	return Target{Dialect: SQLite, DSN: dsn, Display: display}, nil
+}
+
+// redactQuery replaces the values of the query parameters that carry a
+// secret (password and sslpassword, which libpq and pgx accept in the
+// URL's query as well as in its user information) with xxxxx, keeping
+// the parameters' order.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if name, err := url.QueryUnescape(k); err != nil || strings.Contains(strings.ToLower(name), "password") {
+			parts[i] = k + "=xxxxx"
+		}
+	}
+	return strings.Join(parts, "&")
 }

@@ -16,6 +16,13 @@ func TestParse(t *testing.T) {
 	}{
 		{raw: "postgres://gh:s3cret@db:5432/gatehouse?sslmode=disable", want: dburl.Target{Dialect: dburl.Postgres,
 			DSN: "postgres://gh:s3cret@db:5432/gatehouse?sslmode=disable", Display: "postgres://gh:xxxxx@db:5432/gatehouse?sslmode=disable"}},
+		// libpq and pgx take the password in the query too.
+		{raw: "postgres://gh@db/g?sslmode=verify-full&password=s3cret&sslpassword=s3cret&Pass%77ord=s3cret&application_name=gh",
+			want: dburl.Target{Dialect: dburl.Postgres,
+				DSN:     "postgres://gh@db/g?sslmode=verify-full&password=s3cret&sslpassword=s3cret&Pass%77ord=s3cret&application_name=gh",
+				Display: "postgres://gh@db/g?sslmode=verify-full&password=xxxxx&sslpassword=xxxxx&Pass%77ord=xxxxx&application_name=gh"}},
+		{raw: "postgres://gh:s3cret@db/g?password=s3cret", want: dburl.Target{Dialect: dburl.Postgres,
+			DSN: "postgres://gh:s3cret@db/g?password=s3cret", Display: "postgres://gh:xxxxx@db/g?password=xxxxx"}},
 		{raw: "  PostgreSQL://db/g  ", want: dburl.Target{Dialect: dburl.Postgres, DSN: "PostgreSQL://db/g", Display: "postgresql://db/g"}},
 		{raw: "host=db dbname=g password=s3cret", want: dburl.Target{Dialect: dburl.Postgres,
 			DSN: "host=db dbname=g password=s3cret", Display: "postgres (key=value DSN)"}},

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,7 @@ type Admin struct {
 func (h *Admin) Register(r *gin.Engine) {
 	org := func(action string) gin.HandlerFunc { return h.authorize(admin.OrgRoute(action)) }
 	instance := func(action string) gin.HandlerFunc { return h.authorize(admin.InstanceRoute(action)) }
-	api := r.Group("/api/v1/admin", ginrbac.New(h.RBAC).Authenticate())
+	api := r.Group("/api/v1/admin", ginrbac.New(h.RBAC).Authenticate(), h.plainTextInput)
 
 	api.GET("/orgs", instance("orgs-read"), h.listOrgs)
 	api.POST("/orgs", instance("orgs-write"), h.createOrg)
@@ -117,9 +118,13 @@ func pageOf(c *gin.Context) admin.PageRequest {
 // readJSON decodes a JSON object body into v; unknown fields and type
 // mismatches are input errors naming the field.
 func readJSON(c *gin.Context, v any) error {
-	dec := json.NewDecoder(c.Request.Body)
+	raw, err := checkBodyText(c.Request.Body)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:

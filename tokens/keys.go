@@ -186,6 +186,34 @@ func (m *KeyManager) Reload(ctx context.Context) error {
 // Rotate publishes a new key now that signs after PublishLead (at once if
 // there was no key), scheduling every current key's retirement for then.
 func (m *KeyManager) Rotate(ctx context.Context) (KeyInfo, error) {
+	return m.rotate(ctx, false)
+}
+
+// PendingKeyError refuses a rotation while the key an earlier rotation
+// published has not started signing yet.
+type PendingKeyError struct {
+	KID         string
+	ActivatesAt time.Time
+}
+
+func (e *PendingKeyError) Error() string {
+	return fmt.Sprintf("signing key %s is published and signs from %s: rotate again after that",
+		e.KID, e.ActivatesAt.UTC().Format(time.RFC3339))
+}
+
+// RotateIfNonePending is Rotate, refused with a *PendingKeyError while a
+// key is pending (published, not signing yet). Each rotation keeps every
+// earlier key published until the tokens it signed expire, so rotations
+// in a row would pile keys into the JWKS until it outgrows what verifiers
+// accept (the rbac package reads at most 1 MiB): one pending key at a
+// time bounds it to about one key per GATEHOUSE_KEY_PUBLISH_LEAD. The
+// check runs in the rotation's serialized transaction, so concurrent
+// calls on any replica add one key.
+func (m *KeyManager) RotateIfNonePending(ctx context.Context) (KeyInfo, error) {
+	return m.rotate(ctx, true)
+}
+
+func (m *KeyManager) rotate(ctx context.Context, unlessPending bool) (KeyInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := keyTime(m.opts.Now())
@@ -198,6 +226,14 @@ func (m *KeyManager) Rotate(ctx context.Context) (KeyInfo, error) {
 		return KeyInfo{}, err
 	}
 	err = m.store.UpdateSigningKeys(ctx, func(current []models.SigningKey) (models.SigningKeyChange, error) {
+		if unlessPending {
+			for _, r := range current {
+				live := r.DeleteAfter == nil || now.Before(*r.DeleteAfter)
+				if live && r.ActivatesAt.After(now) {
+					return models.SigningKeyChange{}, &PendingKeyError{KID: r.ID, ActivatesAt: r.ActivatesAt}
+				}
+			}
+		}
 		ch, _ := m.keyChange(current, now, true, cand)
 		return ch, nil
 	})

@@ -741,3 +741,43 @@ func TestKeyReplicasAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyRotateIfNonePending: while a rotated-in key waits for its
+// publish lead, RotateIfNonePending refuses with a *PendingKeyError
+// naming it and changes nothing; once it signs, the next rotation is
+// accepted. Rotate (the operator's command) is not bounded.
+func TestKeyRotateIfNonePending(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		clock := newKTClock()
+		m := ktNew(t, models.NewStore(db), "EdDSA", clock)
+		first := ktActive(t, m)
+		second, err := m.RotateIfNonePending(ctx)
+		if err != nil || second.State != KeyPending {
+			t.Fatalf("first rotation = %+v, %v", second, err)
+		}
+		clock.Add(time.Minute)
+		for range 3 {
+			_, err := m.RotateIfNonePending(ctx)
+			var pending *PendingKeyError
+			if !errors.As(err, &pending) || pending.KID != second.KID || !pending.ActivatesAt.Equal(second.ActivatesAt) {
+				t.Fatalf("rotation while %s is pending: %v", second.KID, err)
+			}
+		}
+		infos, _ := m.List(ctx)
+		if len(infos) != 2 || len(m.JWKS().Keys) != 2 {
+			t.Fatalf("refused rotations left %d keys, %d published", len(infos), len(m.JWKS().Keys))
+		}
+		if r := infos[1].RetiredAt; infos[1].KID != first.KID || r == nil || !r.Equal(second.ActivatesAt) {
+			t.Fatalf("the active key's retirement moved: %+v", infos[1])
+		}
+		clock.Add(ktLead)
+		third, err := m.RotateIfNonePending(ctx)
+		if err != nil || third.State != KeyPending {
+			t.Fatalf("rotation once %s signs = %+v, %v", second.KID, third, err)
+		}
+		if _, err := m.Rotate(ctx); err != nil {
+			t.Fatalf("Rotate while a key is pending: %v", err)
+		}
+	})
+}

@@ -138,8 +138,11 @@ async function finishSignIn(params) {
   const saved = JSON.parse(store.getItem("console-pkce") || "null");
   store.removeItem("console-pkce");
   history.replaceState(null, "", redirectURI() + (saved?.back || ""));
-  if (params.get("error")) throw new Error("Sign-in did not complete: " + (params.get("error_description") || params.get("error")));
+  // The state comes first: an answer this tab did not ask for (a link
+  // anyone can craft, with an error_description of their choosing) is
+  // never shown, only refused.
   if (!saved || params.get("state") !== saved.state) throw new Error("This sign-in answer was not started here; please sign in again.");
+  if (params.get("error")) throw new Error("Sign-in did not complete: " + (params.get("error_description") || params.get("error")));
   if (params.get("iss") && params.get("iss") !== discovery.issuer) throw new Error("The sign-in answer came from an unexpected issuer.");
   const t = await tokenRequest({ grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectURI(), code_verifier: saved.verifier });
   if (decodeJWT(t.id_token).nonce !== saved.nonce) throw new Error("ID token nonce mismatch.");
