@@ -242,7 +242,15 @@ func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]a
 				return errClientLimit
 			}
 		}
-		return tx.CreateStoredClient(ctx, row)
+		if err := tx.CreateStoredClient(ctx, row); err != nil {
+			return err
+		}
+		typ := AuditClientCreated
+		if origin == models.ClientOriginRegistration {
+			typ = AuditClientRegistered
+		}
+		return s.auditClient(ctx, tx, a, typ, id, map[string]any{"public": cc.Public, "grant_types": cc.GrantTypes,
+			"redirect_uris": cc.RedirectURIs, "origin": origin})
 	})
 	if err != nil {
 		if errors.Is(err, models.ErrConflict) {
@@ -250,12 +258,6 @@ func (s *Service) createClient(ctx context.Context, a Actor, fields map[string]a
 		}
 		return nil, err
 	}
-	typ := AuditClientCreated
-	if origin == models.ClientOriginRegistration {
-		typ = AuditClientRegistered
-	}
-	s.auditClient(ctx, a, typ, id, map[string]any{"public": cc.Public, "grant_types": cc.GrantTypes,
-		"redirect_uris": cc.RedirectURIs, "origin": origin})
 	s.changed(ctx)
 	return &ClientSecret{Client: s.storedView(*row), Secret: secret}, nil
 }
@@ -290,7 +292,7 @@ func (s *Service) updateClient(ctx context.Context, a Actor, id string, fields m
 // is never overwritten by the old one). same, when set, must accept the
 // row read under the lock (it is the client the caller checked).
 func (s *Service) changeStored(ctx context.Context, id string, same func(*models.StoredClient) error,
-	change func(row *models.StoredClient) error) (*models.StoredClient, error) {
+	change func(row *models.StoredClient) error, audit func(tx Store) error) (*models.StoredClient, error) {
 	var out *models.StoredClient
 	err := s.store.InTx(ctx, func(tx Store) error {
 		if err := tx.LockStoredClients(ctx); err != nil {
@@ -309,7 +311,10 @@ func (s *Service) changeStored(ctx context.Context, id string, same func(*models
 			return err
 		}
 		out = row
-		return tx.UpdateStoredClient(ctx, row)
+		if err := tx.UpdateStoredClient(ctx, row); err != nil {
+			return err
+		}
+		return audit(tx)
 	})
 	return out, err
 }
@@ -334,11 +339,12 @@ func (s *Service) updateStored(ctx context.Context, a Actor, id string, fields m
 		var err error
 		secret, err = s.mergeStored(row, fields)
 		return err
+	}, func(tx Store) error {
+		return s.auditClient(ctx, tx, a, AuditClientUpdated, id, map[string]any{"fields": changed, "secret_generated": secret != ""})
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.auditClient(ctx, a, AuditClientUpdated, id, map[string]any{"fields": changed, "secret_generated": secret != ""})
 	s.changed(ctx)
 	return &ClientSecret{Client: s.storedView(*row), Secret: secret}, nil
 }
@@ -424,11 +430,16 @@ func (s *Service) rotateClientSecret(ctx context.Context, a Actor, id string, ov
 		}
 		row.SecretHash, row.UpdatedAt = hashSecret(secret), now
 		return nil
+	}, func(tx Store) error {
+		details := map[string]any{"overlap": overlap.String()}
+		if overlap > 0 {
+			details["previous_secret_expires_at"] = until
+		}
+		return s.auditClient(ctx, tx, a, AuditClientSecretRotated, id, details)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.auditClient(ctx, a, AuditClientSecretRotated, id, map[string]any{"overlap": overlap.String(), "previous_secret_expires_at": until})
 	s.changed(ctx)
 	return &ClientSecret{Client: s.storedView(*row), Secret: secret, PreviousSecretExpiresAt: row.PreviousSecretExpiresAt}, nil
 }
@@ -461,11 +472,17 @@ func (s *Service) deleteClient(ctx context.Context, a Actor, id string) (*Delete
 	if _, err := s.storedForChange(ctx, id); err != nil {
 		return nil, err
 	}
-	n, err := s.store.DeleteStoredClient(ctx, id, RevokeReasonClientDeleted, s.now())
+	var n int64
+	err := s.store.InTx(ctx, func(tx Store) error {
+		var err error
+		if n, err = tx.DeleteStoredClient(ctx, id, RevokeReasonClientDeleted, s.now()); err != nil {
+			return err
+		}
+		return s.auditClient(ctx, tx, a, AuditClientDeleted, id, map[string]any{"sessions_ended": n})
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.auditClient(ctx, a, AuditClientDeleted, id, map[string]any{"sessions_ended": n})
 	s.changed(ctx)
 	return &DeletedClient{ClientID: id, SessionsEnded: n}, nil
 }
@@ -544,7 +561,9 @@ func (s *Service) checkClient(id string, fields map[string]any) (config.Client, 
 	return cc, string(data), nil
 }
 
-func (s *Service) auditClient(ctx context.Context, a Actor, typ, id string, details map[string]any) {
+// auditClient records a change of a stored client in st, the change's
+// own transaction: the change and its audit event commit together.
+func (s *Service) auditClient(ctx context.Context, st Store, a Actor, typ, id string, details map[string]any) error {
 	details["client_id"] = id
 	if a.UserID == "" {
 		details["by"] = "console"
@@ -556,8 +575,7 @@ func (s *Service) auditClient(ctx context.Context, a Actor, typ, id string, deta
 	if a.UserID != "" {
 		e.ActorUserID = &a.UserID
 	}
-	// The change is made; a failed audit write must not report it failed.
-	_ = s.store.RecordAudit(ctx, &e, details)
+	return st.RecordAudit(ctx, &e, details)
 }
 
 func (s *Service) changed(ctx context.Context) {
