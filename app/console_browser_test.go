@@ -310,6 +310,21 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	c.shot("clients")
+	// Made public, it would lose its secrets: asked first; the API refuses
+	// (a public client cannot use client_credentials) and the dialog
+	// stays open with its words.
+	c.run("make public",
+		chromedp.SetValue(`select[name="type"]`, "public", chromedp.ByQuery),
+		chromedp.Click(`form.client-form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-ok", chromedp.ByID),
+		chromedp.Click("#confirm-ok", chromedp.ByID),
+	)
+	c.waitFor("refused in the dialog", `!document.getElementById("confirm-error").hidden &&
+		document.getElementById("confirm-error").textContent.includes("a public client cannot use client_credentials")`)
+	c.run("cancel", chromedp.Click("#confirm-cancel", chromedp.ByID), chromedp.WaitNotVisible("#confirm", chromedp.ByID))
+	if cl, _ := w.s.OAuth.Client("reports"); cl == nil || cl.Public {
+		t.Fatalf("the refused change reached the client: %+v", cl)
+	}
 	var question string
 	c.run("delete client",
 		chromedp.Click("#delete-client", chromedp.ByID),
