@@ -280,6 +280,13 @@ func TestConsoleInChromium(t *testing.T) {
 	if st := clientCredentials(t, w, "reports", secret); st != 200 {
 		t.Fatalf("the secret shown = %d at the token endpoint", st)
 	}
+	// Shown, not kept: not in the tab's storage, the URL or the history.
+	var kept bool
+	c.run("secret not kept", chromedp.Evaluate(fmt.Sprintf(`((s) => JSON.stringify({...sessionStorage, ...localStorage}).includes(s) ||
+		location.href.includes(s) || JSON.stringify(history.state ?? "").includes(s))(%q)`, secret), &kept))
+	if kept {
+		t.Fatal("the client secret is kept in the browser's storage or URL")
+	}
 	c.run("edit client",
 		chromedp.SetValue(`input[name="name"]`, "Monthly reports", chromedp.ByQuery),
 		chromedp.SetValue(`input[name="audience"]`, "reports-api", chromedp.ByQuery),
