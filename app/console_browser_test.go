@@ -115,8 +115,9 @@ func (c *console) shot(name string) {
 // makes them a member) and, holding no admin permission, sees the refusal
 // page; the administrator finds them among the members, changes their
 // role, creates an API key and uses it against the example backend, ends
-// the user's session, rotates the signing key, and finds each of those
-// actions in the audit page. A failure saves a screenshot under
+// the user's session, rotates the signing key, creates a client (its
+// secret shown once), changes it, rotates its secret and deletes it, and
+// finds each of those actions in the audit page. A failure saves a screenshot under
 // test-artifacts/.
 func TestConsoleInChromium(t *testing.T) {
 	ctx := browserContext(t)
@@ -245,6 +246,113 @@ func TestConsoleInChromium(t *testing.T) {
 	c.waitFor("rotated", `document.querySelectorAll("#view table")[1]?.tBodies[0].rows.length === 2`)
 	c.shot("instance")
 
+	// Clients: the administrator creates one; a refused field shows the
+	// API's words under the form; the secret is shown once and works; a
+	// change, a rotation (both secrets work during the overlap) and the
+	// deletion each reach the API. A client of the file is read-only.
+	c.run("new client",
+		// The rotation's notification (fixed at the bottom right) would
+		// cover the button once it is scrolled into view.
+		chromedp.Evaluate(`document.getElementById("toast").hidden = true`, nil),
+		chromedp.Click("#new-client", chromedp.ByID),
+		chromedp.WaitVisible(`input[name="client_id"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="client_id"]`, "reports", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="name"]`, "Reports", chromedp.ByQuery),
+		chromedp.SendKeys(`textarea[name="redirect_uris"]`, "reports/callback", chromedp.ByQuery),
+		chromedp.Click(`input[value="client_credentials"]`, chromedp.ByQuery),
+		chromedp.Click(`form.client-form button[type="submit"]`, chromedp.ByQuery),
+	)
+	c.waitFor("refused redirect URI", `[...document.querySelectorAll("form .error")].some((e) => !e.hidden && e.textContent.includes("is not an absolute URL")) &&
+		document.querySelector('textarea[name="redirect_uris"]').getAttribute("aria-invalid") === "true"`)
+	if _, ok := w.s.OAuth.Client("reports"); ok {
+		t.Fatal("a refused client exists")
+	}
+	var secret string
+	c.run("create client",
+		chromedp.SetValue(`textarea[name="redirect_uris"]`, "http://127.0.0.1:9/reports/callback", chromedp.ByQuery),
+		chromedp.Click(`form.client-form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#client-secret", chromedp.ByID),
+		chromedp.Text("#client-secret", &secret, chromedp.ByID),
+	)
+	if cl, ok := w.s.OAuth.Client("reports"); !ok || cl.Name != "Reports" || !cl.AllowsGrant("client_credentials") {
+		t.Fatalf("the created client = %+v, %v", cl, ok)
+	}
+	if st := clientCredentials(t, w, "reports", secret); st != 200 {
+		t.Fatalf("the secret shown = %d at the token endpoint", st)
+	}
+	// Shown, not kept: not in the tab's storage, the URL or the history.
+	var kept bool
+	c.run("secret not kept", chromedp.Evaluate(fmt.Sprintf(`((s) => JSON.stringify({...sessionStorage, ...localStorage}).includes(s) ||
+		location.href.includes(s) || JSON.stringify(history.state ?? "").includes(s))(%q)`, secret), &kept))
+	if kept {
+		t.Fatal("the client secret is kept in the browser's storage or URL")
+	}
+	c.run("edit client",
+		chromedp.SetValue(`input[name="name"]`, "Monthly reports", chromedp.ByQuery),
+		chromedp.SetValue(`input[name="audience"]`, "reports-api", chromedp.ByQuery),
+		chromedp.Click(`form.client-form button[type="submit"]`, chromedp.ByQuery),
+	)
+	c.waitFor("saved", `document.querySelector("h1")?.textContent.includes("Monthly reports") && document.getElementById("client-secret") === null`)
+	if cl, _ := w.s.OAuth.Client("reports"); cl == nil || cl.Name != "Monthly reports" || strings.Join(cl.Client.Audience, " ") != "reports-api" {
+		t.Fatalf("the changed client = %+v", cl)
+	}
+	var rotated, previous string
+	c.run("rotate secret",
+		chromedp.Click("#rotate-secret", chromedp.ByID),
+		chromedp.WaitVisible("#rotate-overlap", chromedp.ByID),
+		chromedp.SetValue("#rotate-overlap", "1h", chromedp.ByID),
+	)
+	c.confirm()
+	c.run("new secret",
+		chromedp.WaitVisible("#client-secret", chromedp.ByID),
+		chromedp.Text("#client-secret", &rotated, chromedp.ByID),
+		chromedp.Text("#previous-secret", &previous, chromedp.ByID),
+	)
+	if rotated == "" || rotated == secret || !strings.Contains(previous, "keeps working until") {
+		t.Fatalf("after rotation the page shows %q, %q", rotated, previous)
+	}
+	for _, s := range []string{secret, rotated} {
+		if st := clientCredentials(t, w, "reports", s); st != 200 {
+			t.Errorf("a secret during the overlap = %d, want 200", st)
+		}
+	}
+	c.shot("clients")
+	// Made public, it would lose its secrets: asked first; the API refuses
+	// (a public client cannot use client_credentials) and the dialog
+	// stays open with its words.
+	c.run("make public",
+		chromedp.SetValue(`select[name="type"]`, "public", chromedp.ByQuery),
+		chromedp.Click(`form.client-form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-ok", chromedp.ByID),
+		chromedp.Click("#confirm-ok", chromedp.ByID),
+	)
+	c.waitFor("refused in the dialog", `!document.getElementById("confirm-error").hidden &&
+		document.getElementById("confirm-error").textContent.includes("a public client cannot use client_credentials")`)
+	c.run("cancel", chromedp.Click("#confirm-cancel", chromedp.ByID), chromedp.WaitNotVisible("#confirm", chromedp.ByID))
+	if cl, _ := w.s.OAuth.Client("reports"); cl == nil || cl.Public {
+		t.Fatalf("the refused change reached the client: %+v", cl)
+	}
+	var question string
+	c.run("delete client",
+		chromedp.Click("#delete-client", chromedp.ByID),
+		chromedp.WaitVisible("#confirm-text", chromedp.ByID),
+		chromedp.Text("#confirm-text", &question, chromedp.ByID),
+	)
+	if !strings.Contains(question, "Every session of Monthly reports (reports) ends now") {
+		t.Errorf("the deletion's question: %q", question)
+	}
+	c.confirm()
+	c.waitFor("deleted", `document.getElementById("toast").textContent.includes("reports deleted: 0 session(s) ended") && document.getElementById("rotate-key") !== null`)
+	if _, ok := w.s.OAuth.Client("reports"); ok {
+		t.Fatal("the deleted client is still known")
+	}
+	w.mustCall("GET", "/api/v1/admin/clients/reports", w.root, nil, 404, nil)
+	c.run("a file's client",
+		chromedp.Navigate(c.url+"/admin/#/instance/clients/kb-backend"),
+		chromedp.WaitVisible("#config-client", chromedp.ByID),
+	)
+	c.waitFor("read-only", `document.getElementById("delete-client") === null && document.getElementById("rotate-secret") === null && document.querySelector("form.client-form") === null`)
+
 	// Activity: counted by the admin API, drawn by the console; a forged
 	// callback is a failed sign-in.
 	if resp, _ := newBrowser(t).get(w.s.URL + "/auth/callback/dev?state=forged"); resp.StatusCode < 400 {
@@ -265,7 +373,8 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// Every action is in the audit page.
 	c.run("audit", chromedp.Navigate(c.url+"/admin/#/audit"), chromedp.WaitVisible(`tr[data-type]`, chromedp.ByQuery))
-	for _, typ := range []string{"invitation.created", "invitation.accepted", "membership.updated", "api_key.created", "session.revoked", "signing_key.rotated"} {
+	for _, typ := range []string{"invitation.created", "invitation.accepted", "membership.updated", "api_key.created", "session.revoked", "signing_key.rotated",
+		"client.created", "client.updated", "client.secret_rotated", "client.deleted"} {
 		c.waitFor("audit has "+typ, fmt.Sprintf(`document.querySelector('tr[data-type="%s"]') !== null`, typ))
 	}
 	c.run("details", chromedp.Click(`tr[data-type="api_key.created"] button`, chromedp.ByQuery))

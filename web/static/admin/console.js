@@ -235,10 +235,13 @@ const qs = (o) => {
 // confirmAction asks before a destructive action; action runs on confirm,
 // and its refusal (the API's error text) shows in the dialog, which stays
 // open. Resolves true once the action succeeded.
-function confirmAction({ title, text, ok = "Confirm", action }) {
+// extra, when given, is a node of choices shown under the text (removed
+// when the dialog closes).
+function confirmAction({ title, text, ok = "Confirm", action, extra }) {
   const dlg = $("confirm");
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
+  if (extra) $("confirm-text").after(extra);
   $("confirm-ok").textContent = ok;
   $("confirm-error").hidden = true;
   return new Promise((resolve) => {
@@ -246,6 +249,7 @@ function confirmAction({ title, text, ok = "Confirm", action }) {
       $("confirm-form").removeEventListener("submit", onSubmit);
       $("confirm-cancel").removeEventListener("click", onCancel);
       dlg.removeEventListener("cancel", onCancel);
+      extra?.remove();
       if (dlg.open) dlg.close();
       resolve(v);
     };
@@ -291,7 +295,7 @@ function form({ fields, submit, onSubmit, cls = "" }) {
     } catch (ex) {
       err.textContent = ex.message;
       err.hidden = false;
-      const name = ex.body?.field;
+      const name = ex.body?.field?.split(".").pop().replace(/\[\d+\]$/, "");
       const input = name && f.querySelector(`[name="${CSS.escape(name)}"]`);
       if (input) {
         input.setAttribute("aria-invalid", "true");
@@ -667,22 +671,7 @@ async function apiKeysFor(panel, orgID) {
       if (v.expires_at) body.expires_at = new Date(v.expires_at + "T00:00:00Z").toISOString();
       const k = await api("POST", path, body);
       f.reset();
-      const code = h("code", { id: "new-key" }, k.key);
-      const copy = h("button", { type: "button", class: "small", id: "copy-key" }, "Copy");
-      copy.addEventListener("click", async () => {
-        try {
-          await navigator.clipboard.writeText(k.key);
-          copy.textContent = "Copied";
-        } catch {
-          const r = document.createRange();
-          r.selectNodeContents(code);
-          getSelection().removeAllRanges();
-          getSelection().addRange(r);
-          copy.textContent = "Selected: press Ctrl+C";
-        }
-      });
-      shown.replaceChildren(h("div", { class: "secret", role: "alert" },
-        h("p", {}, h("strong", {}, "Copy this key now: "), "it is shown once and cannot be recovered."), h("div", { class: "row" }, code, copy)));
+      shown.replaceChildren(shownOnce(k.key, "new-key", "copy-key", "Copy this key now: "));
       list.replaceWith(list = keyList());
     },
   }), shown, h("h2", {}, "Keys"));
@@ -707,6 +696,28 @@ async function apiKeysFor(panel, orgID) {
       } }, "Delete"))))), ["Name", "Prefix", "Permissions", "Status", "Last use", "Expires", ""], "API keys");
   let list = keyList();
   panel.append(list);
+}
+
+// shownOnce is the box for a secret Gatehouse shows this once (an API
+// key, a client secret), with a copy button that falls back to selecting
+// the text where the clipboard is not available.
+function shownOnce(value, codeID, copyID, lead, ...more) {
+  const code = h("code", { id: codeID }, value);
+  const copy = h("button", { type: "button", class: "small", id: copyID }, "Copy");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      copy.textContent = "Copied";
+    } catch {
+      const r = document.createRange();
+      r.selectNodeContents(code);
+      getSelection().removeAllRanges();
+      getSelection().addRange(r);
+      copy.textContent = "Selected: press Ctrl+C";
+    }
+  });
+  return h("div", { class: "secret", role: "alert" },
+    h("p", {}, h("strong", {}, lead), "it is shown once and cannot be recovered."), h("div", { class: "row" }, code, copy), ...more);
 }
 
 async function auditPage(view) {
@@ -852,7 +863,8 @@ function chart(title, buckets, points, keyOf, bucket) {
 
 // --- Instance --------------------------------------------------------------------------
 
-async function instancePage(view) {
+async function instancePage(view, [sub, id]) {
+  if (sub === "clients" && id) return id === "new" ? newClientPage(view) : clientPage(view, id);
   view.append(heading("Instance"));
   // Providers' health comes from /readyz (public, no token needed).
   const health = h("section", { class: "card", "aria-labelledby": "h-providers" }, h("h2", { id: "h-providers" }, "Health"));
@@ -887,18 +899,211 @@ async function instancePage(view) {
     keys.append(errorBox(err));
   }
 
-  const clients = h("section", { class: "card", "aria-labelledby": "h-clients" }, h("h2", { id: "h-clients" }, "Clients"));
-  view.append(clients);
+  view.append(await clientsCard());
+}
+
+// --- Clients ---------------------------------------------------------------------------
+
+// The grant types a client may be given (config/file.go's Grant… constants).
+const GRANTS = [
+  ["authorization_code", "authorization code"],
+  ["refresh_token", "refresh token"],
+  ["client_credentials", "client credentials (confidential only)"],
+  ["urn:ietf:params:oauth:grant-type:token-exchange", "token exchange"],
+  ["urn:ietf:params:oauth:grant-type:device_code", "device code"],
+];
+// The fields the client form has controls for; any other goes in the
+// advanced JSON. Gatehouse sets the read-only ones itself.
+const CLIENT_FIELDS = ["name", "public", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "audience"];
+const CLIENT_READ_ONLY = ["client_id", "source", "origin", "created_at", "updated_at", "previous_secret_expires_at", "client_secret"];
+// The secret a creation, rotation or change just answered: shown on the
+// client's page once, then forgotten.
+let freshSecret;
+
+async function clientsCard() {
+  const card = h("section", { class: "card", "aria-labelledby": "h-clients" });
+  const create = h("a", { href: "#/instance/clients/new", class: "button", id: "new-client" }, "New client");
+  card.append(h("div", { class: "page-head" }, h("h2", { id: "h-clients" }, "Clients"), create));
   try {
     const list = await api("GET", "/clients" + qs({ limit: 200 }));
-    clients.append(table(["Client id", "Name", "Source", "Type", "Grants", "Redirect URIs"], list.items.map((c) => h("tr", {},
-      h("td", {}, h("code", {}, c.client_id)), h("td", {}, c.name || "—"), h("td", {}, c.source || "—"),
+    card.append(table(["Client id", "Name", "Source", "Type", "Grants", "Redirect URIs"], list.items.map((c) => h("tr", { "data-client": c.client_id },
+      h("td", {}, h("a", { href: "#/instance/clients/" + encodeURIComponent(c.client_id) }, h("code", {}, c.client_id))), h("td", {}, c.name || "—"),
+      h("td", {}, c.source === "config" ? badge("configuration file") : badge("stored", "good")),
       h("td", {}, c.public ? "public" : "confidential"), h("td", {}, (c.grant_types || []).join(", ") || "—"),
       h("td", {}, (c.redirect_uris || []).map((u) => h("div", {}, h("code", {}, u)))))), "Clients"),
-    h("p", { class: "muted small" }, "Read-only here; change clients through the admin API or the configuration file."));
+    h("p", { class: "muted small" }, "Stored clients are created and changed here (or with gatehouse clients); those of the configuration file are read-only here."));
   } catch (err) {
-    clients.append(err.status === 404 ? h("p", { class: "muted", id: "clients-unavailable" }, "Listing clients is not available in this version of Gatehouse.") : errorBox(err));
+    create.remove();
+    card.append(err.status === 404 ? h("p", { class: "muted", id: "clients-unavailable" }, "Listing clients is not available in this version of Gatehouse.") : errorBox(err));
   }
+  return card;
+}
+
+// words splits a list typed one per line, or separated by commas or spaces.
+const words = (s) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+
+function textArea({ name, label, value = "", hint, rows = 3, cls = "" }) {
+  const id = "f" + (++fieldSeq);
+  return h("div", { class: "field " + cls }, h("label", { for: id }, label),
+    h("textarea", { id, name, rows, spellcheck: "false", autocomplete: "off" }, value), hint ? h("small", { class: "muted" }, hint) : null);
+}
+
+// clientForm has the common fields of a client (c: its current values,
+// or a new one's defaults) and the other fields as JSON.
+function clientForm(c, { isNew, submit, onSubmit }) {
+  const others = Object.fromEntries(Object.entries(c).filter(([k, v]) => !CLIENT_FIELDS.includes(k) && !CLIENT_READ_ONLY.includes(k) && !isDefault(k, v)));
+  const granted = c.grant_types || ["authorization_code", "refresh_token"];
+  const grants = h("fieldset", { class: "field checks" }, h("legend", {}, "Grant types"),
+    GRANTS.map(([g, t]) => h("label", {}, h("input", { type: "checkbox", name: "grant_types", value: g, checked: granted.includes(g) }), " ", t)));
+  return form({
+    cls: "client-form",
+    fields: [
+      isNew ? { name: "client_id", label: "Client id (optional)", placeholder: "reports", hint: "letters, digits, . _ : -; generated when empty" } : null,
+      { name: "name", label: "Name", value: c.name || "", placeholder: "Reports" },
+      { name: "type", label: "Type", value: c.public ? "public" : "confidential",
+        options: [["confidential", "confidential (a server: gets a secret)"], ["public", "public (a browser or mobile app: PKCE, no secret)"]] },
+      textArea({ name: "redirect_uris", label: "Redirect URIs", value: (c.redirect_uris || []).join("\n"), hint: "one per line; needed for the authorization code grant" }),
+      textArea({ name: "post_logout_redirect_uris", label: "Post-logout redirect URIs", value: (c.post_logout_redirect_uris || []).join("\n"), rows: 2, hint: "one per line" }),
+      grants,
+      { name: "scopes", label: "Scopes", value: (c.scopes || []).join(" "), placeholder: "kb:read", hint: "beyond openid, profile, email and offline_access; separated by spaces" },
+      { name: "audience", label: "Audience", value: (c.audience || []).join(" "), placeholder: "reports-api", hint: "the aud of its access tokens, separated by spaces; empty: the client id" },
+      textArea({ name: "advanced", label: "Other fields (JSON)", value: JSON.stringify(others, null, 2), rows: 4,
+        hint: "any other field of a client, with the configuration file's names, e.g. {\"access_token_ttl\": \"10m\"}" }),
+    ].filter(Boolean),
+    submit,
+    onSubmit: async (v, f) => {
+      let extra;
+      try {
+        extra = JSON.parse(v.advanced.trim() || "{}");
+      } catch (err) {
+        throw new Error("Other fields: not valid JSON (" + err.message + ")");
+      }
+      if (!extra || typeof extra !== "object" || Array.isArray(extra)) throw new Error("Other fields: a JSON object is needed, like {}");
+      const list = (s) => (words(s).length ? words(s) : null);
+      const body = {
+        name: v.name.trim() || null,
+        public: v.type === "public",
+        redirect_uris: list(v.redirect_uris),
+        post_logout_redirect_uris: list(v.post_logout_redirect_uris),
+        grant_types: [...f.querySelectorAll("input[name=grant_types]:checked")].map((i) => i.value),
+        scopes: list(v.scopes),
+        audience: list(v.audience),
+      };
+      if (!body.grant_types.length) body.grant_types = null;
+      if (isNew) {
+        if (v.client_id.trim()) body.client_id = v.client_id.trim();
+        for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+        return onSubmit({ ...body, ...extra });
+      }
+      // A change sends only what differs; a field left out of the JSON
+      // returns to its default (null).
+      const patch = {};
+      for (const k of Object.keys(others)) if (!(k in extra)) patch[k] = null;
+      for (const [k, x] of Object.entries({ ...body, ...extra })) {
+        if (JSON.stringify(x ?? null) !== JSON.stringify(c[k] ?? null)) patch[k] = x;
+      }
+      if (k0(patch)) return toast("Nothing changed.");
+      return onSubmit(patch);
+    },
+  });
+}
+
+const k0 = (o) => Object.keys(o).length === 0;
+
+// isDefault: a stored client's field at its default, left out of the
+// "other fields" JSON so that it shows only what was set (leaving one out
+// there keeps it as it is). id_token_on_refresh defaults to true.
+function isDefault(k, v) {
+  if (v === null || v === "" || v === "0s" || (Array.isArray(v) && !v.length) || (typeof v === "object" && v && k0(v))) return true;
+  return v === false && k !== "id_token_on_refresh";
+}
+
+async function newClientPage(view) {
+  view.append(heading("New client", h("a", { href: "#/instance" }, "Back to the instance")),
+    h("p", { class: "muted" }, "A stored client: every replica follows within the clients' poll interval. Fields are checked as the configuration file's are."),
+    clientForm({}, { isNew: true, submit: "Create client", onSubmit: async (body) => {
+      const c = await api("POST", "/clients", body);
+      freshSecret = { client_id: c.client_id, secret: c.client_secret };
+      toast("Client " + c.client_id + " created.");
+      location.hash = "#/instance/clients/" + encodeURIComponent(c.client_id);
+    } }));
+}
+
+async function clientPage(view, id) {
+  const c = await api("GET", "/clients/" + encodeURIComponent(id));
+  const path = "/clients/" + encodeURIComponent(id);
+  const fresh = freshSecret?.client_id === id && freshSecret.secret ? freshSecret : null;
+  freshSecret = undefined;
+  const stored = c.source === "database";
+  const label = c.name ? c.name + " (" + c.client_id + ")" : c.client_id;
+  const actions = h("div", { class: "row" });
+  if (stored && !c.public) {
+    const rotate = h("button", { type: "button", class: "secondary", id: "rotate-secret" }, "Rotate secret");
+    rotate.addEventListener("click", async () => {
+      const overlap = h("select", { id: "rotate-overlap", name: "overlap" },
+        [["0s", "none: the current secret stops now"], ["1h", "1 hour"], ["24h", "24 hours"], ["168h", "7 days"], ["720h", "30 days"]]
+          .map(([v, t]) => h("option", { value: v, selected: v === "24h" }, t)));
+      const extra = h("div", { class: "field" }, h("label", { for: "rotate-overlap" }, "The current secret keeps working for"), overlap);
+      if (await confirmAction({ title: "Rotate the secret of " + label + "?",
+        text: "A new secret is generated and shown once. Until the overlap ends, both work; then only the new one. Rotating again within the overlap ends the oldest secret at once.",
+        ok: "Rotate secret", extra,
+        action: async () => {
+          const r = await api("POST", path + "/rotate-secret", { overlap: overlap.value });
+          freshSecret = { client_id: id, secret: r.client_secret, previous_secret_expires_at: r.previous_secret_expires_at, rotated: true };
+        } })) {
+        toast("Secret rotated.");
+        route();
+      }
+    });
+    actions.append(rotate);
+  }
+  if (stored) {
+    const del = h("button", { type: "button", class: "danger", id: "delete-client" }, "Delete client");
+    del.addEventListener("click", async () => {
+      let ended = 0;
+      if (await confirmAction({ title: "Delete the client " + label + "?",
+        text: "Every session of " + label + " ends now (reason client_deleted): everyone signed in to it is signed out, and its refresh tokens and codes stop working. " +
+          "Access tokens it already holds stay valid until they expire at backends that verify them locally. The client cannot be restored.",
+        ok: "Delete client",
+        action: async () => { ended = (await api("DELETE", path)).sessions_ended; } })) {
+        toast("Client " + c.client_id + " deleted: " + ended + " session(s) ended.");
+        location.hash = "#/instance";
+      }
+    });
+    actions.append(del);
+  }
+  view.append(heading(label, actions), h("p", {}, h("a", { href: "#/instance" }, "Back to the instance")));
+  if (fresh) {
+    view.append(shownOnce(fresh.secret, "client-secret", "copy-secret", fresh.rotated ? "Copy the new secret now: " : "Copy the client secret now: ",
+      fresh.previous_secret_expires_at ? h("p", { id: "previous-secret" }, "The previous secret keeps working until " + when(fresh.previous_secret_expires_at) + ".")
+        : fresh.rotated ? h("p", { id: "previous-secret" }, "The previous secret no longer works.") : null));
+  }
+  view.append(h("dl", { class: "facts" },
+    h("dt", {}, "Client id"), h("dd", {}, h("code", {}, c.client_id)),
+    h("dt", {}, "Source"), h("dd", {}, stored ? "stored" + (c.origin ? " (created by " + c.origin + ")" : "") : "the configuration file"),
+    h("dt", {}, "Type"), h("dd", {}, c.public ? "public" : "confidential"),
+    stored ? [h("dt", {}, "Created"), h("dd", {}, when(c.created_at)), h("dt", {}, "Updated"), h("dd", {}, when(c.updated_at))] : null,
+    c.previous_secret_expires_at ? [h("dt", {}, "Previous secret works until"), h("dd", { id: "previous-expires" }, when(c.previous_secret_expires_at))] : null));
+  if (!stored) {
+    view.append(h("p", { class: "note", id: "config-client" }, "Defined in the configuration file: read-only here. Change it in the file's clients list (a SIGHUP reloads the file)."),
+      h("pre", {}, JSON.stringify(c, null, 2)));
+    return;
+  }
+  view.append(h("h2", {}, "Settings"), clientForm(c, { submit: "Save changes", onSubmit: async (patch) => {
+    const save = async () => {
+      const r = await api("PATCH", path, patch);
+      if (r.client_secret) freshSecret = { client_id: id, secret: r.client_secret };
+    };
+    // Made public, the client loses its secrets: that is asked first.
+    if (patch.public === true && !c.public) {
+      if (!await confirmAction({ title: "Make " + label + " a public client?",
+        text: "Its secrets stop working at once: a server still authenticating with one is refused until it is changed.", ok: "Make public", action: save })) return;
+    } else {
+      await save();
+    }
+    toast("Client " + c.client_id + " saved.");
+    route();
+  } }));
 }
 
 // --- Shell -------------------------------------------------------------------------------
