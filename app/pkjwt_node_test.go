@@ -3,8 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/app/apptest"
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
@@ -37,35 +36,8 @@ func requireOpenIDClient(t *testing.T) string {
 		}
 		t.Skip(msg)
 	}
-	npmCI(t, npm, openidClientDir)
+	apptest.NPMCI(t, npm, openidClientDir)
 	return node
-}
-
-// npmCI installs the locked dependencies of the npm package in dir with
-// npm ci when node_modules is missing or was installed from another
-// package-lock.json (a stamp in node_modules records the lock's hash).
-func npmCI(t *testing.T, npm, dir string) {
-	t.Helper()
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("package-lock.json: %v", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(dir, "node_modules", ".gatehouse-lock-sha256")
-	if got, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(got)) == want {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestPrivateKeyJWTWithOpenIDClient: openid-client (Node.js), unchanged,

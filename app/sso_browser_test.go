@@ -44,7 +44,7 @@ func oidcClientTSBundle(t *testing.T) []byte {
 		}
 		t.Skip(msg)
 	}
-	npmCI(t, npm, spaDir)
+	apptest.NPMCI(t, npm, spaDir)
 	bundle, err := os.ReadFile(filepath.Join(spaDir, "node_modules", "oidc-client-ts", "dist", "browser", "oidc-client-ts.min.js"))
 	if err != nil {
 		t.Fatalf("oidc-client-ts browser bundle: %v", err)
