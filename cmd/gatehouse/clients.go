@@ -45,15 +45,9 @@ func clientsCmd(args []string, stdout, stderr io.Writer) error {
 	inline := fs.String("json", "", "")
 	overlap := fs.String("overlap", "", "")
 	yes := fs.Bool("yes", false, "")
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, clientsUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args, clientsUsage)
+	if err != nil {
+		return err
 	}
 	wantArgs := map[string]int{"list": 0, "create": 0, "show": 1, "update": 1, "rotate-secret": 1, "delete": 1}
 	n, known := wantArgs[sub]

@@ -39,15 +39,9 @@ func usersCmd(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("limit", 100, "")
 	yes := fs.Bool("yes", false, "")
 	// Flags may come before or after the user.
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, usersUsage)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args, usersUsage)
+	if err != nil {
+		return err
 	}
 	ctx := context.Background()
 	switch sub {
@@ -132,4 +126,20 @@ func orDash(s string) string {
 		return strconv.QuoteToASCII(s)
 	}
 	return s
+}
+
+// parseInterspersed parses fs's flags wherever they stand among args
+// and returns the other arguments in order; an error carries usage.
+func parseInterspersed(fs *flag.FlagSet, args []string, usage string) ([]string, error) {
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%v\n%s", err, usage)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	}
+	return rest, nil
 }
