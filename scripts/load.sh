@@ -15,7 +15,8 @@
 # (16), PERMISSIONS (20: the users' role in organization "load"), PORT
 # (18090), LOAD_POSTGRES_DSN (PostgreSQL server for a private schema per
 # run; else SQLite in a temporary folder), GATEHOUSE_BIN (else built from
-# this tree), SERVER_ENV (more GATEHOUSE_* settings, space-separated).
+# this tree), LOADTEST_BIN (else built from this tree), SERVER_ENV (more
+# GATEHOUSE_* settings, space-separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALGS=${ALGS:-RS256 ES256 EdDSA}
@@ -56,7 +57,11 @@ if [[ -z $bin ]]; then
   go build -o "$work/gatehouse" ./cmd/gatehouse
   bin=$work/gatehouse
 fi
-go build -o "$work/loadtest" ./examples/loadtest
+lt=${LOADTEST_BIN:-}
+if [[ -z $lt ]]; then
+  go build -o "$work/loadtest" ./examples/loadtest
+  lt=$work/loadtest
+fi
 
 export LOAD_SECRET=$secret
 results=()
@@ -88,7 +93,7 @@ for alg in $ALGS; do
   echo "=== $alg on $dbname, $(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
   for mode in $MODES; do
     pgcpu=false; [[ -n ${LOAD_POSTGRES_DSN:-} ]] && pgcpu=true
-    "$work/loadtest" -url "http://127.0.0.1:$PORT" -client load -secret "$secret" -mode "$mode" \
+    "$lt" -url "http://127.0.0.1:$PORT" -client load -secret "$secret" -mode "$mode" \
       -duration "$DURATION" -concurrency "$CONCURRENCY" -permissions "$PERMISSIONS" \
       -user-prefix "load-$alg-$mode" -server-pid "$pid" -postgres-cpu=$pgcpu | tee "$work/out.txt" || true
     results+=("$(grep '^RESULT' "$work/out.txt" || echo "RESULT mode=$mode alg=$alg failed")")

@@ -27,12 +27,17 @@ type gatehouse struct {
 	transport *http.Transport
 	http      *http.Client
 	timeout   time.Duration
+	// token posts to the token endpoint with client_secret_basic; nil
+	// when the server is not plain HTTP.
+	token *leanClient
 }
 
 func newGatehouse(o options) *gatehouse {
 	tr := &http.Transport{MaxIdleConns: 2 * (o.concurrency + 4), MaxIdleConnsPerHost: o.concurrency + 4, IdleConnTimeout: time.Minute}
-	return &gatehouse{base: o.base, client: o.client, secret: o.secret, provider: o.provider, transport: tr, timeout: o.requestTimeout,
+	g := &gatehouse{base: o.base, client: o.client, secret: o.secret, provider: o.provider, transport: tr, timeout: o.requestTimeout,
 		http: &http.Client{Transport: tr, Timeout: o.requestTimeout, CheckRedirect: noRedirects}}
+	g.token = newLeanClient(g, "/auth/token", o.concurrency+4)
+	return g
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -90,6 +95,25 @@ func transportKind(err error) string {
 // tokenRequest posts form to the token endpoint as the client
 // (client_secret_basic when basic, else client_id in the form).
 func (g *gatehouse) tokenRequest(ctx context.Context, form string, basic bool) (*tokenAnswer, string) {
+	if basic && g.token != nil {
+		var a *tokenAnswer
+		kind := g.token.post(ctx, form, func(body []byte, kind string) string {
+			if kind != "" {
+				a = &tokenAnswer{}
+				_ = json.Unmarshal(body, a)
+				return kind
+			}
+			var err error
+			if a, err = tokenFields(body); err != nil {
+				return "answer is not JSON"
+			}
+			return ""
+		})
+		if a == nil {
+			a = &tokenAnswer{}
+		}
+		return a, kind
+	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/auth/token", strings.NewReader(form))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic {
