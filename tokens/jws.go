@@ -92,10 +92,13 @@ func newCompactSigner(priv crypto.Signer, alg jose.SignatureAlgorithm, kid, typ 
 	return &compactSigner{header: append(header, '.'), sign: sign, sigLen: sigLen}, nil
 }
 
-// claimsBuffers hold encoded claims between encoding and signing.
+// claimsBuffers hold encoded claims and the token being built between
+// encoding and signing.
 var claimsBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// signClaims encodes claims as JSON and returns the compact JWS.
+// signClaims encodes claims as JSON and returns the compact JWS. The
+// token's one allocation is the returned string (besides the signature
+// algorithm's own).
 func (c *compactSigner) signClaims(claims any) (string, error) {
 	buf := claimsBuffers.Get().(*bytes.Buffer)
 	defer claimsBuffers.Put(buf)
@@ -106,8 +109,11 @@ func (c *compactSigner) signClaims(claims any) (string, error) {
 	}
 	payload := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}) // Encode's
 	enc64 := base64.RawURLEncoding
-	out := make([]byte, 0, len(c.header)+enc64.EncodedLen(len(payload))+1+enc64.EncodedLen(c.sigLen))
-	out = append(out, c.header...)
+	tok := claimsBuffers.Get().(*bytes.Buffer)
+	defer claimsBuffers.Put(tok)
+	tok.Reset()
+	tok.Grow(len(c.header) + enc64.EncodedLen(len(payload)) + 1 + enc64.EncodedLen(c.sigLen))
+	out := append(tok.AvailableBuffer(), c.header...)
 	out = enc64.AppendEncode(out, payload)
 	sig, err := c.sign(out)
 	if err != nil {
