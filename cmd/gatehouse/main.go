@@ -119,29 +119,11 @@ func loadConfig(stderr io.Writer) (*config.Config, error) {
 	return cfg, nil
 }
 
-// serverGCPercent is the garbage collector's target for `gatehouse
-// serve` when the operator sets no GOGC: Gatehouse's live heap is a few
-// megabytes, so Go's default (100) collects many times a second under
-// load; 400 lets the heap reach five times the live data between
-// collections. Measured in docs/performance.md.
-const serverGCPercent = 400
-
-// tuneGC sets the server's garbage collector target unless GOGC is set
-// (lookup is os.LookupEnv); it reports the percent it set, or 0.
-func tuneGC(lookup func(string) (string, bool)) int {
-	if _, set := lookup("GOGC"); set {
-		return 0
-	}
-	debug.SetGCPercent(serverGCPercent)
-	return serverGCPercent
-}
-
 func serve(stderr io.Writer) error {
 	cfg, err := loadConfig(stderr)
 	if err != nil {
 		return err
 	}
-	tuneGC(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := app.NewLoggerFormat(stderr, cfg.LogLevel, cfg.LogFormat)

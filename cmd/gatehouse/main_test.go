@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -241,35 +240,5 @@ func TestAdminGrant(t *testing.T) {
 		if (err == nil) != tc.ok || !strings.Contains(string(out), tc.want) {
 			t.Fatalf("gatehouse %v = %s, %v; want ok=%v and %q", tc.args, out, err, tc.ok, tc.want)
 		}
-	}
-}
-
-// TestTuneGC: the server's collector target applies only when the
-// operator sets no GOGC.
-func TestTuneGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want int
-	}{
-		{"GOGC unset", map[string]string{}, serverGCPercent},
-		{"GOGC set", map[string]string{"GOGC": "100"}, 0},
-		{"GOGC off", map[string]string{"GOGC": "off"}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			debug.SetGCPercent(100)
-			got := tuneGC(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
-			if got != tc.want {
-				t.Fatalf("tuneGC = %d, want %d", got, tc.want)
-			}
-			want := 100
-			if tc.want != 0 {
-				want = tc.want
-			}
-			if now := debug.SetGCPercent(100); now != want {
-				t.Fatalf("GC percent after tuneGC = %d, want %d", now, want)
-			}
-		})
 	}
 }
