@@ -63,17 +63,22 @@ func (g *gatehouse) send(req *http.Request) ([]byte, string) {
 	if err != nil {
 		return nil, transportKind(err)
 	}
-	if resp.StatusCode/100 == 2 {
-		return body, ""
+	return body, answerKind(resp.StatusCode, body)
+}
+
+// answerKind is "" for a 2xx answer, else "http STATUS [oauth error]".
+func answerKind(status int, body []byte) string {
+	if status/100 == 2 {
+		return ""
 	}
-	if resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(body, []byte("No server is available")) {
-		return body, "http 503 from the load balancer: no replica ready" // HAProxy's own page
+	if status == http.StatusServiceUnavailable && bytes.Contains(body, []byte("No server is available")) {
+		return "http 503 from the load balancer: no replica ready" // HAProxy's own page
 	}
 	var e struct {
 		Error string `json:"error"`
 	}
 	_ = json.Unmarshal(body, &e)
-	return body, strings.TrimSpace(fmt.Sprintf("http %d %s", resp.StatusCode, e.Error))
+	return strings.TrimSpace(fmt.Sprintf("http %d %s", status, e.Error))
 }
 
 func transportKind(err error) string {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -59,9 +58,10 @@ func newLeanClient(g *gatehouse, path string, slots int) *leanClient {
 		timeout: g.timeout, idle: make(chan *leanConn, slots)}
 }
 
-// post sends form and returns the answer's body and, as gatehouse.send
-// does, "" for a 2xx answer, else what went wrong. The body is valid
-// until the next post on the same connection: callers copy what they keep.
+// post sends form and returns what do makes of the answer, or the
+// transport's failure ("transport: …") when there is no answer. do gets
+// the body and answerKind's verdict on it; the body is valid only during
+// the call: do copies what it keeps.
 func (c *leanClient) post(ctx context.Context, form string, do func(body []byte, kind string) string) string {
 	var conn *leanConn
 	select {
@@ -121,18 +121,7 @@ func (c *leanClient) roundTrip(conn *leanConn, form string) (kind string, keep b
 	if err != nil {
 		return transportKind(err), false
 	}
-	keep = !resp.Close
-	if resp.StatusCode/100 == 2 {
-		return "", keep
-	}
-	if resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(conn.buf.Bytes(), []byte("No server is available")) {
-		return "http 503 from the load balancer: no replica ready", keep // HAProxy's own page
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	_ = json.Unmarshal(conn.buf.Bytes(), &e)
-	return strings.TrimSpace(fmt.Sprintf("http %d %s", resp.StatusCode, e.Error)), keep
+	return answerKind(resp.StatusCode, conn.buf.Bytes()), !resp.Close
 }
 
 // errNotPlain says a JSON string value held an escape: the caller decodes
