@@ -7,7 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -104,4 +107,68 @@ func flipLast(s string) string {
 		repl = 'B'
 	}
 	return s[:len(s)-2] + string(repl) + s[len(s)-1:]
+}
+
+// TestCompactSignerConcurrentTokensStayApart: tokens signed at once from
+// many goroutines, of sizes that make the pooled buffers grow, each
+// verify and carry their own claims: no token holds bytes of another.
+func TestCompactSignerConcurrentTokensStayApart(t *testing.T) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg jose.SignatureAlgorithm
+		key crypto.Signer
+		n   int
+	}{{jose.ES256, ecKey, 200}, {jose.EdDSA, edKey, 200}, {jose.RS256, rsaKey, 20}} {
+		t.Run(string(tc.alg), func(t *testing.T) {
+			c, err := newCompactSigner(tc.key, tc.alg, "kid", TypAccessToken)
+			if err != nil || c == nil {
+				t.Fatalf("compact signer = %v, %v", c, err)
+			}
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Go(func() {
+					for i := range tc.n {
+						sub := fmt.Sprintf("user-%d-%d", w, i)
+						// 0 to 39 permissions: payloads from tiny to a few KB.
+						perms := make([]string, (w*tc.n+i)%40)
+						for j := range perms {
+							perms[j] = fmt.Sprintf("resource%02d:read-%s", j, sub)
+						}
+						tok, err := c.signClaims(claims.Access{Subject: sub, Permissions: perms})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						obj, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{tc.alg})
+						if err != nil {
+							t.Errorf("token %s: %v", sub, err)
+							return
+						}
+						payload, err := obj.Verify(tc.key.Public())
+						if err != nil {
+							t.Errorf("token %s does not verify: %v", sub, err)
+							return
+						}
+						var got claims.Access
+						if err := json.Unmarshal(payload, &got); err != nil || got.Subject != sub || len(got.Permissions) != len(perms) {
+							t.Errorf("token signed for %s with %d permissions carries %q with %d (%v)", sub, len(perms), got.Subject, len(got.Permissions), err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
 }
