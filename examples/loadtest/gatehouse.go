@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -86,8 +88,12 @@ func transportKind(err error) string {
 	if errors.As(err, &ue) {
 		err = ue.Err // the method and URL are not the kind
 	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = fmt.Errorf("%s: %w", oe.Op, oe.Err) // nor the connection's ports
+	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "transport: timeout"
 	case strings.Contains(err.Error(), "connection refused"):
 		return "transport: connection refused"

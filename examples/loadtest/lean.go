@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -36,10 +35,15 @@ type leanClient struct {
 // leanConn is one kept-alive connection, used by one worker at a time.
 type leanConn struct {
 	net.Conn
-	r   *bufio.Reader
-	req []byte
-	buf bytes.Buffer
+	r    *bufio.Reader
+	req  []byte
+	buf  bytes.Buffer
+	used time.Time
 }
+
+// leanIdle: an idle connection older than this is not reused (HAProxy's
+// timeout client is 30 s, Gatehouse's IdleTimeout 120 s).
+var leanIdle = 10 * time.Second
 
 // newLeanClient returns a client posting to path of g's server as g's
 // client (client_secret_basic), or nil when g's server is not plain HTTP
@@ -54,7 +58,7 @@ func newLeanClient(g *gatehouse, path string, slots int) *leanClient {
 		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(g.client)+":"+url.QueryEscape(g.secret)))
-	return &leanClient{addr: addr, host: u.Host, path: strings.TrimSuffix(u.Path, "/") + path, auth: auth,
+	return &leanClient{addr: addr, host: u.Host, path: strings.TrimSuffix(u.EscapedPath(), "/") + path, auth: auth,
 		timeout: g.timeout, idle: make(chan *leanConn, slots)}
 }
 
@@ -66,7 +70,13 @@ func (c *leanClient) post(ctx context.Context, form string, do func(body []byte,
 	var conn *leanConn
 	select {
 	case conn = <-c.idle:
+		if time.Since(conn.used) > leanIdle {
+			conn.Close()
+			conn = nil
+		}
 	default:
+	}
+	if conn == nil {
 		raw, err := (&net.Dialer{Timeout: c.timeout}).DialContext(ctx, "tcp", c.addr)
 		if err != nil {
 			return transportKind(err)
@@ -78,6 +88,7 @@ func (c *leanClient) post(ctx context.Context, form string, do func(body []byte,
 	// workers see the run is over.
 	_ = conn.SetDeadline(time.Now().Add(c.timeout))
 	kind, keep := c.roundTrip(conn, form)
+	conn.used = time.Now()
 	if kind == "" || strings.HasPrefix(kind, "http ") {
 		kind = do(conn.buf.Bytes(), kind)
 	}
@@ -112,64 +123,71 @@ func (c *leanClient) roundTrip(conn *leanConn, form string) (kind string, keep b
 		return transportKind(err), false
 	}
 	resp, err := http.ReadResponse(conn.r, nil)
+	for err == nil && resp.StatusCode/100 == 1 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(conn.r, nil) // 1xx: the answer follows
+	}
 	if err != nil {
 		return transportKind(err), false
 	}
 	conn.buf.Reset()
-	_, err = conn.buf.ReadFrom(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	lr := &io.LimitedReader{R: resp.Body, N: 1 << 20}
+	_, err = conn.buf.ReadFrom(lr)
 	if err != nil {
+		resp.Body.Close()
 		return transportKind(err), false
 	}
-	return answerKind(resp.StatusCode, conn.buf.Bytes()), !resp.Close
+	keep = !resp.Close && lr.N > 0 && resp.StatusCode != http.StatusSwitchingProtocols // body read to its end
+	if resp.Body.Close() != nil || conn.r.Buffered() > 0 {
+		keep = false
+	}
+	return answerKind(resp.StatusCode, conn.buf.Bytes()), keep
 }
 
-// errNotPlain says a JSON string value held an escape: the caller decodes
-// the answer in full instead.
-var errNotPlain = errors.New("escaped JSON string")
-
-// jsonString returns the value of the first member named name in a JSON
-// object whose string values hold no escapes (token answers: base64url,
-// dots and words), "" when there is none, and errNotPlain when the value
-// holds a backslash.
-func jsonString(body []byte, name string) (string, error) {
-	key := `"` + name + `":"`
-	i := bytes.Index(body, []byte(key))
-	if i < 0 {
-		return "", nil
-	}
-	rest := body[i+len(key):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return "", errNotPlain
-	}
-	if bytes.IndexByte(rest[:j], '\\') >= 0 {
-		return "", errNotPlain
-	}
-	return string(rest[:j]), nil
-}
-
-// tokenFields reads the access, refresh and ID tokens of a token answer,
-// decoding the JSON in full only when it is not of the plain shape
-// Gatehouse writes (no access token found, or an escaped value).
+// tokenFields reads the access, refresh and ID tokens of a token answer.
+// The shape Gatehouse writes (compact JSON, access_token first, each
+// member once, no escapes in the tokens) is read by a scan; anything else
+// is decoded in full.
 func tokenFields(body []byte) (*tokenAnswer, error) {
-	var a tokenAnswer
-	var err error
-	for _, f := range []struct {
-		name string
-		to   *string
-	}{{"access_token", &a.AccessToken}, {"refresh_token", &a.RefreshToken}, {"id_token", &a.IDToken}} {
-		if *f.to, err = jsonString(body, f.name); err != nil {
-			break
-		}
-	}
 	body = bytes.TrimSpace(body)
-	if err == nil && a.AccessToken != "" && len(body) > 1 && body[0] == '{' && body[len(body)-1] == '}' {
-		return &a, nil
+	if a, ok := plainTokenFields(body); ok {
+		return a, nil
 	}
-	a = tokenAnswer{}
+	var a tokenAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, err
 	}
 	return &a, nil
+}
+
+// plainTokenFields scans body for the tokens; ok is false when body is
+// not of the plain shape, and the caller decodes it in full.
+func plainTokenFields(body []byte) (a *tokenAnswer, ok bool) {
+	if !bytes.HasPrefix(body, []byte(`{"access_token":"`)) || !bytes.HasSuffix(body, []byte("}")) {
+		return nil, false
+	}
+	a = &tokenAnswer{}
+	for _, f := range [...]struct {
+		name string
+		to   *string
+	}{{"access_token", &a.AccessToken}, {"refresh_token", &a.RefreshToken}, {"id_token", &a.IDToken}} {
+		name := []byte(`"` + f.name + `"`)
+		switch bytes.Count(body, name) {
+		case 0:
+			continue
+		case 1:
+		default:
+			return nil, false // a repeated member: the decoder's rules decide
+		}
+		i := bytes.Index(body, append(name, ':', '"'))
+		if i < 0 {
+			return nil, false // another spacing or a value that is not a string
+		}
+		rest := body[i+len(name)+2:]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+			return nil, false
+		}
+		*f.to = string(rest[:j])
+	}
+	return a, true
 }
