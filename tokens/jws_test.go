@@ -25,18 +25,7 @@ import (
 // public key; a token with its payload or signature changed does not
 // verify.
 func TestCompactSignerMatchesJose(t *testing.T) {
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaKey, ecKey, edKey := signingTestKeys(t)
 	ok := true
 	cl := claims.Access{Issuer: "https://id.example.com", Subject: "u-1", Audience: []string{"api"}, Expiry: 2000000000,
 		IssuedAt: 1900000000, ID: "jti-<&>", ClientID: "spa", Scope: "openid email", Email: "ada@example.com",
@@ -100,6 +89,25 @@ func TestCompactSignerMatchesJose(t *testing.T) {
 	}
 }
 
+// signingTestKeys returns a fresh key of each kind the compact signer
+// signs with.
+func signingTestKeys(t *testing.T) (*rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey) {
+	t.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rsaKey, ecKey, edKey
+}
+
 func flipLast(s string) string {
 	last := s[len(s)-2]
 	repl := byte('A')
@@ -113,18 +121,7 @@ func flipLast(s string) string {
 // many goroutines, of sizes that make the pooled buffers grow, each
 // verify and carry their own claims: no token holds bytes of another.
 func TestCompactSignerConcurrentTokensStayApart(t *testing.T) {
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaKey, ecKey, edKey := signingTestKeys(t)
 	for _, tc := range []struct {
 		alg jose.SignatureAlgorithm
 		key crypto.Signer
